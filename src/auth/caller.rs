@@ -1,0 +1,168 @@
+//! The authenticated caller, extracted from `Authorization: Bearer …` (a JWT access token
+//! or an `sfk_` API key). The user row is read on every request, so a deactivated user
+//! or a changed role takes effect at once rather than when the token expires.
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use super::api_keys::{self, Scope};
+use super::visibility::Visibility;
+use crate::domain::user::Role;
+use crate::error::{AppError, AppResult};
+use crate::startup::AppState;
+use crate::storage::{self, api_keys as key_store, users};
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub team_id: Option<String>,
+    /// For managers: the ids of their team's members (themselves included).
+    pub team_members: Vec<String>,
+    /// `Some` for API keys: the only scopes the key may use. `None` for people, whose
+    /// rights come from their role alone.
+    pub scopes: Option<Vec<Scope>>,
+}
+
+impl Caller {
+    pub fn visibility(&self) -> Visibility {
+        match self.role {
+            Role::Admin => Visibility::All,
+            Role::Manager => match &self.team_id {
+                Some(team) => Visibility::Team {
+                    team_id: team.clone(),
+                    members: self.team_members.clone(),
+                },
+                None => Visibility::Own(self.user_id.clone()),
+            },
+            Role::Rep => Visibility::Own(self.user_id.clone()),
+        }
+    }
+
+    pub fn require_role(&self, allowed: &[Role]) -> AppResult<()> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "This action needs one of the roles: {}.",
+                allowed
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+
+    pub fn require_admin(&self) -> AppResult<()> {
+        self.require_role(&[Role::Admin])?;
+        self.require_person()
+    }
+
+    /// Refuses API keys for actions that only people may take (user and key admin).
+    pub fn require_person(&self) -> AppResult<()> {
+        match self.scopes {
+            None => Ok(()),
+            Some(_) => Err(AppError::Forbidden(
+                "API keys cannot do this; sign in as a user.".into(),
+            )),
+        }
+    }
+
+    /// An API key must carry `scope`; people pass.
+    pub fn require_scope(&self, scope: Scope) -> AppResult<()> {
+        match &self.scopes {
+            Some(scopes) if !scopes.contains(&scope) => Err(AppError::Forbidden(format!(
+                "The API key lacks the {} scope.",
+                serde_json::to_value(scope)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn unauthorized(why: &str) -> AppError {
+    AppError::Unauthorized(why.to_owned())
+}
+
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+            let token = match auth {
+                None => return Err(unauthorized("Send Authorization: Bearer <token>.")),
+                Some(Err(_)) => {
+                    return Err(unauthorized("The Authorization header is not valid text."))
+                }
+                Some(Ok(value)) => match value.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                        token.trim().to_owned()
+                    }
+                    _ => return Err(unauthorized("Use the Bearer scheme.")),
+                },
+            };
+            if token.starts_with("sfk_") {
+                return from_api_key(&state, token).await;
+            }
+            let claims = state.jwt.verify(&token)?;
+            storage::run(&state.pool, move |conn| {
+                let user = users::find(conn, &claims.sub)?
+                    .filter(|u| u.active)
+                    .ok_or_else(|| unauthorized("The account does not exist or is deactivated."))?;
+                caller_of(conn, user, None)
+            })
+            .await
+        })
+    }
+}
+
+async fn from_api_key(state: &AppState, token: String) -> AppResult<Caller> {
+    storage::run(&state.pool, move |conn| {
+        let invalid = || unauthorized("The API key is invalid or revoked.");
+        let (prefix, secret) = api_keys::parse(&token).ok_or_else(invalid)?;
+        let key = key_store::find_by_prefix(conn, prefix)?
+            .filter(|k| k.revoked_at.is_none())
+            .filter(|k| api_keys::secret_matches(secret, &k.secret_hash))
+            .ok_or_else(invalid)?;
+        let user = users::find(conn, &key.user_id)?
+            .filter(|u| u.active)
+            .ok_or_else(invalid)?;
+        let scopes: Vec<Scope> = serde_json::from_str(&key.scopes).map_err(AppError::internal)?;
+        key_store::touch(conn, &key)?;
+        caller_of(conn, user, Some(scopes))
+    })
+    .await
+}
+
+fn caller_of(
+    conn: &mut storage::DbConn,
+    user: users::UserRow,
+    scopes: Option<Vec<Scope>>,
+) -> AppResult<Caller> {
+    let role =
+        Role::parse(&user.role).ok_or_else(|| AppError::internal("unknown role in database"))?;
+    let team_members = match (&user.team_id, role) {
+        (Some(team), Role::Manager) => users::member_ids(conn, team)?,
+        _ => Vec::new(),
+    };
+    Ok(Caller {
+        role,
+        team_members,
+        user_id: user.id,
+        email: user.email,
+        team_id: user.team_id,
+        scopes,
+    })
+}

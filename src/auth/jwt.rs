@@ -1,0 +1,142 @@
+//! HS256 access tokens with a pinned algorithm and required `exp`, `nbf`, `iss`, `aud`, `sub`.
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, AppResult};
+
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub role: String,
+    pub team_id: Option<String>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    pub ttl_secs: i64,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], issuer: &str, audience: &str, ttl_secs: i64) -> Result<Self, String> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the JWT secret must be at least {MIN_SECRET_BYTES} bytes (got {})",
+                secret.len()
+            ));
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        Ok(JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl_secs,
+        })
+    }
+
+    pub fn issue(&self, user_id: &str, role: &str, team_id: Option<&str>) -> AppResult<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            role: role.to_owned(),
+            team_id: team_id.map(str::to_owned),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_secs,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    /// Verifies signature, algorithm and claims; any failure is one opaque 401.
+    pub fn verify(&self, token: &str) -> AppResult<Claims> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "token rejected");
+                AppError::Unauthorized("The access token is invalid or expired.".into())
+            })
+    }
+
+    /// Signs arbitrary claims with this key (tests build bad tokens with it).
+    pub fn sign_raw(&self, claims: &serde_json::Value) -> AppResult<String> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(AppError::internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(&[7u8; 32], "stageflow", "stageflow-api", 60).unwrap()
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(JwtKeys::new(&[1u8; 31], "i", "a", 60).is_err());
+    }
+
+    #[test]
+    fn issued_tokens_verify() {
+        let k = keys();
+        let t = k.issue("u1", "rep", Some("t1")).unwrap();
+        let c = k.verify(&t).unwrap();
+        assert_eq!(
+            (c.sub.as_str(), c.role.as_str(), c.team_id.as_deref()),
+            ("u1", "rep", Some("t1"))
+        );
+    }
+
+    #[test]
+    fn missing_or_wrong_claims_fail() {
+        let k = keys();
+        let now = chrono::Utc::now().timestamp();
+        let good = serde_json::json!({"sub":"u","role":"rep","iat":now,"nbf":now,"exp":now+60,"iss":"stageflow","aud":"stageflow-api"});
+        assert!(k.verify(&k.sign_raw(&good).unwrap()).is_ok());
+        for (key, value) in [
+            ("aud", serde_json::json!("other")),
+            ("iss", serde_json::json!("other")),
+            ("exp", serde_json::json!(now - 120)),
+            ("nbf", serde_json::json!(now + 600)),
+        ] {
+            let mut c = good.clone();
+            c[key] = value;
+            assert!(
+                k.verify(&k.sign_raw(&c).unwrap()).is_err(),
+                "{key} accepted"
+            );
+        }
+        for key in ["exp", "aud", "iss", "sub", "nbf"] {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove(key);
+            assert!(
+                k.verify(&k.sign_raw(&c).unwrap()).is_err(),
+                "missing {key} accepted"
+            );
+        }
+        let other = JwtKeys::new(&[8u8; 32], "stageflow", "stageflow-api", 60).unwrap();
+        assert!(k.verify(&other.issue("u", "rep", None).unwrap()).is_err());
+    }
+}

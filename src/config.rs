@@ -1,0 +1,226 @@
+//! Settings: defaults, then an optional `stageflow.toml`, then `STAGEFLOW_*` environment
+//! variables. Secrets are wrapped so they never reach a log line or a `Debug` print.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A value that must never be printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind: String,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Lifetime of access tokens, in seconds.
+    pub token_ttl_secs: i64,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub cors_origins: Vec<String>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub default_currency: String,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub pool_size: u32,
+    /// Attempts per minute on `/auth/token`, per client IP and per email.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://stageflow.db".into(),
+            bind: "127.0.0.1:8080".into(),
+            jwt_secret: None,
+            jwt_issuer: "stageflow".into(),
+            jwt_audience: "stageflow-api".into(),
+            token_ttl_secs: 3600,
+            admin_email: None,
+            admin_password: None,
+            cors_origins: Vec::new(),
+            log: "info".into(),
+            log_format: LogFormat::Pretty,
+            default_currency: "CNY".into(),
+            max_body_bytes: 1024 * 1024,
+            pool_size: 8,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid {path}: {source}")]
+    Toml {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("invalid {var}: {why}")]
+    Env { var: &'static str, why: String },
+}
+
+impl Settings {
+    /// Loads from `STAGEFLOW_CONFIG` (or `./stageflow.toml` when it exists), then the
+    /// environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let explicit = std::env::var("STAGEFLOW_CONFIG").ok();
+        let path = explicit.clone().unwrap_or_else(|| "stageflow.toml".into());
+        let mut settings = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Toml {
+                path: path.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                Settings::default()
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
+    /// Overrides fields from `STAGEFLOW_*` variables read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let text = |var: &str| get(var).filter(|v| !v.trim().is_empty());
+        if let Some(v) = text("STAGEFLOW_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = text("STAGEFLOW_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = text("STAGEFLOW_JWT_SECRET") {
+            self.jwt_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = text("STAGEFLOW_JWT_ISSUER") {
+            self.jwt_issuer = v;
+        }
+        if let Some(v) = text("STAGEFLOW_JWT_AUDIENCE") {
+            self.jwt_audience = v;
+        }
+        if let Some(v) = text("STAGEFLOW_ADMIN_EMAIL") {
+            self.admin_email = Some(v);
+        }
+        if let Some(v) = text("STAGEFLOW_ADMIN_PASSWORD") {
+            self.admin_password = Some(Secret::new(v));
+        }
+        if let Some(v) = text("STAGEFLOW_CORS_ORIGINS") {
+            self.cors_origins = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = text("STAGEFLOW_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = text("STAGEFLOW_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "STAGEFLOW_LOG_FORMAT",
+                        why: "expected pretty or json".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = text("STAGEFLOW_DEFAULT_CURRENCY") {
+            self.default_currency = v;
+        }
+        parse_num(&text, "STAGEFLOW_TOKEN_TTL_SECS", &mut self.token_ttl_secs)?;
+        parse_num(&text, "STAGEFLOW_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
+        parse_num(&text, "STAGEFLOW_POOL_SIZE", &mut self.pool_size)?;
+        parse_num(
+            &text,
+            "STAGEFLOW_LOGIN_ATTEMPTS_PER_MINUTE",
+            &mut self.login_attempts_per_minute,
+        )?;
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(
+    text: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    slot: &mut T,
+) -> Result<(), ConfigError> {
+    if let Some(v) = text(var) {
+        *slot = v.trim().parse().map_err(|_| ConfigError::Env {
+            var,
+            why: format!("{v:?} is not a number"),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults_and_secrets_stay_hidden() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "STAGEFLOW_JWT_SECRET" => Some("x".repeat(40)),
+            "STAGEFLOW_CORS_ORIGINS" => Some("https://a.example, https://b.example".into()),
+            "STAGEFLOW_POOL_SIZE" => Some("3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            s.cors_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(s.pool_size, 3);
+        assert!(!format!("{s:?}").contains("xxxx"));
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(|k| (k == "STAGEFLOW_POOL_SIZE").then(|| "many".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("STAGEFLOW_POOL_SIZE"));
+    }
+}

@@ -1,0 +1,322 @@
+//! The one error type of the service and the only place that chooses an HTTP status.
+//! Every error leaves as RFC 9457 `application/problem+json` with a stable `code`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One offending member of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Dotted name of the member, e.g. `stages[2].probability`.
+    pub field: String,
+    /// JSON Pointer of the member (RFC 6901), e.g. `/stages/2/probability`.
+    pub pointer: String,
+    /// Stable machine code, e.g. `required`, `out_of_range`, `unknown_value`.
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    /// `field` uses dots and `[i]` for indexes; the pointer is derived from it.
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        let field = field.into();
+        FieldError {
+            pointer: pointer_of(&field),
+            field,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `stages[2].name` → `/stages/2/name`.
+pub fn pointer_of(field: &str) -> String {
+    if field.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in field.split('.') {
+        let mut rest = part;
+        while let Some(open) = rest.find('[') {
+            push_segment(&mut out, &rest[..open]);
+            let close = rest[open..].find(']').map_or(rest.len(), |c| open + c);
+            push_segment(&mut out, &rest[open + 1..close]);
+            rest = rest.get(close + 1..).unwrap_or("");
+        }
+        push_segment(&mut out, rest);
+    }
+    out
+}
+
+fn push_segment(out: &mut String, segment: &str) {
+    if !segment.is_empty() {
+        out.push('/');
+        out.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    }
+}
+
+/// RFC 9457 problem document, as served.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Id of an existing record a conflict refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
+    /// Current version of the record, on `version_conflict`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i32>,
+    /// Request id, also found in the logs (always present on 5xx).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<FieldError>),
+    #[error("{code}: {detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("not found")]
+    NotFound,
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{code}: {detail}")]
+    Conflict {
+        code: &'static str,
+        detail: String,
+        existing_id: Option<String>,
+    },
+    #[error("version conflict (current {current})")]
+    VersionConflict { current: i32 },
+    #[error("payload too large (limit {0} bytes)")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        AppError::Internal(err.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Validation(_) => "validation_failed",
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::NotFound => "not_found",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::VersionConflict { .. } => "version_conflict",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            AppError::Validation(errors) => match errors.as_slice() {
+                [one] => format!("{}: {}", one.field, one.message),
+                _ => format!("{} fields are invalid", errors.len()),
+            },
+            AppError::BadRequest { detail, .. } | AppError::Conflict { detail, .. } => {
+                detail.clone()
+            }
+            AppError::NotFound => "The resource does not exist or is not visible to you.".into(),
+            AppError::Unauthorized(why) | AppError::Forbidden(why) => why.clone(),
+            AppError::VersionConflict { current } => format!(
+                "The record was changed by someone else; its current version is {current}. Reload it and retry with If-Match."
+            ),
+            AppError::PayloadTooLarge(limit) => {
+                format!("The request body is larger than the {limit} bytes allowed.")
+            }
+            AppError::UnsupportedMediaType(why) => why.clone(),
+            AppError::RateLimited { retry_after_secs } => {
+                format!("Too many requests; retry in {retry_after_secs} s.")
+            }
+            AppError::Unavailable(_) => "The service is temporarily unavailable.".into(),
+            AppError::Internal(_) => "An unexpected error occurred.".into(),
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status_code();
+        let (errors, existing_id, current_version) = match self {
+            AppError::Validation(errors) | AppError::BadRequest { errors, .. } => {
+                (errors.clone(), None, None)
+            }
+            AppError::Conflict { existing_id, .. } => (Vec::new(), existing_id.clone(), None),
+            AppError::VersionConflict { current } => (Vec::new(), None, Some(*current)),
+            _ => (Vec::new(), None, None),
+        };
+        let request_id = crate::telemetry::current_request_id()
+            .filter(|_| status.is_server_error() || matches!(self, AppError::Unavailable(_)));
+        Problem {
+            type_: problem_type(self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
+            errors,
+            existing_id,
+            current_version,
+            request_id,
+        }
+    }
+}
+
+pub fn problem_type(code: &str) -> String {
+    format!("urn:stageflow:problem:{code}")
+}
+
+/// Renders a problem document for a status that did not come from an `AppError`
+/// (unknown route, wrong method, errors raised by middleware).
+pub fn problem_for_status(status: StatusCode) -> Problem {
+    let (code, detail) = match status.as_u16() {
+        400 => ("bad_request", "The request could not be understood."),
+        401 => ("unauthorized", "Authentication is required."),
+        403 => ("forbidden", "You may not do this."),
+        404 => ("not_found", "No such resource."),
+        405 => (
+            "method_not_allowed",
+            "This method is not allowed on this path; see the Allow header.",
+        ),
+        406 => (
+            "not_acceptable",
+            "The requested media type cannot be produced.",
+        ),
+        413 => ("payload_too_large", "The request body is too large."),
+        415 => (
+            "unsupported_media_type",
+            "The request body has an unsupported media type.",
+        ),
+        429 => ("rate_limited", "Too many requests."),
+        s if s >= 500 => ("internal_error", "An unexpected error occurred."),
+        _ => ("error", "The request failed."),
+    };
+    Problem {
+        type_: problem_type(code),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+        errors: Vec::new(),
+        existing_id: None,
+        current_version: None,
+        request_id: None,
+    }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            AppError::Internal(msg) => tracing::error!(error = %msg, "internal error"),
+            AppError::Unavailable(msg) => tracing::warn!(error = %msg, "service unavailable"),
+            _ => {}
+        }
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.content_type(PROBLEM_JSON);
+        match self {
+            AppError::Unauthorized(_) => {
+                builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::RateLimited { retry_after_secs } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        builder.json(self.to_problem())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::NotFound => AppError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::Conflict {
+                code: "conflict",
+                detail: "A record with the same unique value already exists.".into(),
+                existing_id: None,
+            },
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AppError::Unavailable("serialization failure; retry".into())
+            }
+            other => AppError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for AppError {
+    fn from(err: diesel::r2d2::PoolError) -> Self {
+        AppError::Unavailable(format!("database pool: {err}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        AppError::Internal(format!("blocking task: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_follow_rfc6901() {
+        assert_eq!(pointer_of("name"), "/name");
+        assert_eq!(pointer_of("stages[2].probability"), "/stages/2/probability");
+        assert_eq!(pointer_of("bant.budget"), "/bant/budget");
+        assert_eq!(pointer_of("a/b"), "/a~1b");
+        assert_eq!(pointer_of(""), "");
+    }
+}

@@ -1,0 +1,243 @@
+//! Request extractors that fail with problem+json naming the offending field, instead of
+//! actix's plain-text defaults: JSON bodies, query strings and `If-Match`.
+
+use actix_web::http::header;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+use crate::startup::AppState;
+
+/// A JSON body, read up to the configured size limit.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(1024 * 1024, |s| s.settings.max_body_bytes);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mime = content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            if mime != "application/json" && !mime.ends_with("+json") {
+                return Err(AppError::UnsupportedMediaType(
+                    "Send the body as application/json.".into(),
+                ));
+            }
+            if declared_len.is_some_and(|n| n > limit) {
+                return Err(AppError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| AppError::BadRequest {
+                    code: "body_unreadable",
+                    detail: format!("The request body could not be read: {e}"),
+                    errors: Vec::new(),
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(AppError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(ApiJson)
+        })
+    }
+}
+
+/// Parses JSON, turning serde's message into a field error with a pointer.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return AppError::BadRequest {
+                code: "malformed_json",
+                detail: format!("The body is not valid JSON: {inner}"),
+                errors: Vec::new(),
+            };
+        }
+        AppError::Validation(vec![serde_field_error(&path, &inner.to_string())])
+    })?;
+    de.end().map_err(|e| AppError::BadRequest {
+        code: "malformed_json",
+        detail: format!("The body is not valid JSON: {e}"),
+        errors: Vec::new(),
+    })?;
+    Ok(value)
+}
+
+/// Maps a serde data error at `path` to a field error (shared by bodies and queries).
+pub fn serde_field_error(path: &str, message: &str) -> FieldError {
+    // serde_json appends " at line X column Y"; clients do not need it.
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    let base = if path == "." { "" } else { path };
+    let quoted = message.split('`').nth(1).unwrap_or("");
+    let join = |name: &str| {
+        if base.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{base}.{name}")
+        }
+    };
+    let (field, code) = if message.starts_with("missing field") {
+        (join(quoted), "required")
+    } else if message.starts_with("unknown field") {
+        let f = if base.ends_with(quoted) {
+            base.to_owned()
+        } else {
+            join(quoted)
+        };
+        (f, "unknown_field")
+    } else if message.starts_with("unknown variant") {
+        (base.to_owned(), "unknown_value")
+    } else if message.starts_with("invalid type") {
+        (base.to_owned(), "invalid_type")
+    } else {
+        (base.to_owned(), "invalid")
+    };
+    FieldError::new(field, code, message)
+}
+
+/// A query string parsed into `T`; errors are 400 with the parameter named.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(ApiQuery))
+    }
+}
+
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let fe = serde_field_error(&path, &err.into_inner().to_string());
+        AppError::BadRequest {
+            code: "invalid_parameter",
+            detail: format!("Query parameter {}: {}", fe.field, fe.message),
+            errors: vec![fe],
+        }
+    })
+}
+
+/// The version named by `If-Match` (`"3"`, `W/"3"`); `None` without the header or for `*`.
+pub struct IfMatch(pub Option<i32>);
+
+impl FromRequest for IfMatch {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = match req.headers().get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(v) => match v.to_str().map(str::trim) {
+                Ok("*") => Ok(IfMatch(None)),
+                Ok(s) => s
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse::<i32>()
+                    .map(|n| IfMatch(Some(n)))
+                    .map_err(|_| AppError::BadRequest {
+                        code: "invalid_if_match",
+                        detail: "If-Match must be an ETag from this API, e.g. \"3\".".into(),
+                        errors: Vec::new(),
+                    }),
+                Err(_) => Err(AppError::BadRequest {
+                    code: "invalid_if_match",
+                    detail: "If-Match is not valid text.".into(),
+                    errors: Vec::new(),
+                }),
+            },
+        };
+        std::future::ready(parsed)
+    }
+}
+
+/// The strong ETag of a record at `version`.
+pub fn etag(version: i32) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        kind: crate::domain::pipeline::StageKind,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        stages: Vec<Inner>,
+    }
+
+    fn field_of(body: &str) -> (String, String) {
+        match parse_json::<Outer>(body.as_bytes()) {
+            Err(AppError::Validation(e)) => (e[0].pointer.clone(), e[0].code.clone()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_point_at_the_member() {
+        assert_eq!(
+            field_of(r#"{"stages":[]}"#),
+            ("/name".into(), "required".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name":"x","stages":[{"kind":"open"},{"kind":"maybe"}]}"#),
+            ("/stages/1/kind".into(), "unknown_value".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name":1,"stages":[]}"#),
+            ("/name".into(), "invalid_type".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name":"x","stages":[],"extra":1}"#),
+            ("/extra".into(), "unknown_field".into())
+        );
+        assert!(matches!(
+            parse_json::<Outer>(b"{\"name\":"),
+            Err(AppError::BadRequest {
+                code: "malformed_json",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,89 @@
+//! The OpenAPI 3.1 document, built from the handlers' annotations. The committed copy in
+//! `openapi/openapi.json` must equal it (a test checks; `stageflow openapi` regenerates).
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{api_keys, auth, health, pipelines, teams, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stageflow",
+        description = "Sales-pipeline backend: leads, opportunities moving through gated stages, \
+                       and funnel analytics. Errors are RFC 9457 problem+json with a stable `code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        health::live,
+        health::ready,
+        auth::create_token,
+        users::find_me,
+        users::list_users,
+        users::create_user,
+        users::find_user,
+        users::update_user,
+        teams::list_teams,
+        teams::create_team,
+        api_keys::list_api_keys,
+        api_keys::create_api_key,
+        api_keys::delete_api_key,
+        pipelines::list_pipelines,
+        pipelines::create_pipeline,
+        pipelines::create_pipeline_from_template,
+        pipelines::find_pipeline,
+        pipelines::update_pipeline,
+        pipelines::delete_pipeline,
+        pipelines::create_stage,
+        pipelines::update_stage_order,
+        pipelines::update_stage,
+        pipelines::delete_stage,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Probes"),
+        (name = "auth", description = "Tokens and API keys"),
+        (name = "users", description = "Users and teams"),
+        (name = "pipelines", description = "Pipelines and their stages"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT or sfk_ API key".into());
+        scheme.description = Some(
+            "A JWT from POST /api/v1/auth/token, or an API key (sfk_…) from POST /api/v1/api-keys."
+                .into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The document as served and committed: pretty JSON with a trailing newline.
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut text = doc.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Swagger UI at /docs (assets built in, no network needed) reading /openapi.json.
+pub fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json"))
+}
+
+/// `GET /openapi.json`: byte for byte the committed document.
+pub async fn serve_document() -> actix_web::HttpResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOC.get_or_init(document).clone())
+}

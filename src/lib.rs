@@ -1,0 +1,10 @@
+//! stageflow: a sales-pipeline (CRM) backend.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

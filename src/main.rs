@@ -1,0 +1,116 @@
+//! The `stageflow` command: `serve` (default), `migrate`, `create-user`, `openapi`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stageflow::config::Settings;
+use stageflow::domain::user::{check_password, Email, Role};
+use stageflow::domain::Problems;
+use stageflow::startup::{self, Bootstrap};
+use stageflow::{storage, telemetry};
+
+#[derive(Parser)]
+#[command(name = "stageflow", version, about = "Sales-pipeline (CRM) backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a user.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "STAGEFLOW_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, value_parser = ["admin", "manager", "rep"])]
+        role: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Print the OpenAPI document (regenerate the committed copy with
+    /// `cargo run -- openapi > openapi/openapi.json`).
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", stageflow::http::openapi::document());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    telemetry::init(&settings);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => storage::connect(&settings.database_url, 1).map(|_| {
+            println!("migrations are up to date");
+        }),
+        Command::CreateUser {
+            email,
+            password,
+            role,
+            name,
+        } => create_user(settings, &email, &password, &role, &name),
+        Command::Openapi => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("stageflow: {message}");
+    ExitCode::FAILURE
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    let state = startup::build_state(settings)?;
+    match startup::bootstrap_admin(&state)? {
+        Bootstrap::AlreadyHasUsers => {}
+        Bootstrap::Created { email } => tracing::info!(%email, "created the first admin"),
+        Bootstrap::Generated { email, password } => {
+            // Printed once, to the terminal only; never logged.
+            println!("\n  First start: created admin {email} with password {password}\n  Sign in with POST /api/v1/auth/token and change it.\n");
+        }
+    }
+    actix_web::rt::System::new()
+        .block_on(startup::serve(state))
+        .map_err(|e| format!("server error: {e}"))
+}
+
+fn create_user(
+    settings: Settings,
+    email: &str,
+    password: &str,
+    role: &str,
+    name: &str,
+) -> Result<(), String> {
+    let email = Email::parse(email).map_err(|m| format!("--email {m}"))?;
+    let mut p = Problems::default();
+    check_password(&mut p, "password", password);
+    if let Some(e) = p.0.first() {
+        return Err(format!("--password {}", e.message));
+    }
+    let role = Role::parse(role).ok_or("--role must be admin, manager or rep")?;
+    let (pool, _) = storage::connect(&settings.database_url, 1)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let name = if name.is_empty() {
+        email.as_str()
+    } else {
+        name
+    };
+    startup::create_user(&mut conn, email.as_str(), password, name, role)
+        .map_err(|e| e.to_string())?;
+    println!("created {} {}", role.as_str(), email.as_str());
+    Ok(())
+}

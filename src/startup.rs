@@ -1,0 +1,223 @@
+//! Builds the application: state (pool, keys, limits), the actix `App` (used by `main`
+//! and by the tests), first-start admin creation, and the server loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password;
+use crate::auth::rate_limit::AttemptLimiter;
+use crate::config::Settings;
+use crate::domain::user::{Email, Role, MIN_PASSWORD_LEN};
+use crate::http;
+use crate::storage::{self, users, Backend, DbPool};
+
+pub struct AppState {
+    pub pool: DbPool,
+    pub backend: Backend,
+    pub settings: Arc<Settings>,
+    pub jwt: Arc<JwtKeys>,
+    pub login_limiter: Arc<AttemptLimiter>,
+}
+
+/// Connects, migrates and loads the signing key. Refuses weak or missing secrets where
+/// they matter.
+pub fn build_state(settings: Settings) -> Result<AppState, String> {
+    let (pool, backend) = storage::connect(&settings.database_url, settings.pool_size)?;
+    let secret = jwt_secret(&settings, &pool, backend)?;
+    let jwt = JwtKeys::new(
+        secret.as_bytes(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        settings.token_ttl_secs,
+    )?;
+    Ok(AppState {
+        pool,
+        backend,
+        login_limiter: Arc::new(AttemptLimiter::new(
+            settings.login_attempts_per_minute,
+            Duration::from_secs(60),
+        )),
+        jwt: Arc::new(jwt),
+        settings: Arc::new(settings),
+    })
+}
+
+/// PostgreSQL deployments must configure `STAGEFLOW_JWT_SECRET` (replicas share it).
+/// A zero-configuration SQLite install generates one and keeps it in its database, so
+/// tokens survive restarts.
+fn jwt_secret(settings: &Settings, pool: &DbPool, backend: Backend) -> Result<String, String> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.expose().to_owned());
+    }
+    if backend == Backend::Postgres {
+        return Err("STAGEFLOW_JWT_SECRET is required with PostgreSQL (at least 32 bytes)".into());
+    }
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let fresh = password::random_token(48).map_err(|e| e.to_string())?;
+    let stored = storage::settings::get_or_insert(&mut conn, "jwt_secret", &fresh)
+        .map_err(|e| e.to_string())?;
+    if stored == fresh {
+        tracing::warn!(
+            "no STAGEFLOW_JWT_SECRET set: generated one and stored it in the SQLite database"
+        );
+    }
+    Ok(stored)
+}
+
+/// What the first start did about the first admin.
+pub enum Bootstrap {
+    AlreadyHasUsers,
+    Created {
+        email: String,
+    },
+    /// No credentials were configured: the generated password, to print once.
+    Generated {
+        email: String,
+        password: String,
+    },
+}
+
+/// Creates the first admin when the database has no user yet.
+pub fn bootstrap_admin(state: &AppState) -> Result<Bootstrap, String> {
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    if users::count(&mut conn).map_err(|e| e.to_string())? > 0 {
+        return Ok(Bootstrap::AlreadyHasUsers);
+    }
+    let s = &state.settings;
+    let (email, password, generated) = match (&s.admin_email, &s.admin_password) {
+        (Some(e), Some(p)) => (e.clone(), p.expose().to_owned(), false),
+        (None, None) => (
+            "admin@localhost".to_owned(),
+            password::random_token(20).map_err(|e| e.to_string())?,
+            true,
+        ),
+        _ => {
+            return Err(
+                "set both STAGEFLOW_ADMIN_EMAIL and STAGEFLOW_ADMIN_PASSWORD, or neither".into(),
+            )
+        }
+    };
+    let email = Email::parse(&email).map_err(|m| format!("STAGEFLOW_ADMIN_EMAIL {m}"))?;
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(format!(
+            "STAGEFLOW_ADMIN_PASSWORD must be at least {MIN_PASSWORD_LEN} characters"
+        ));
+    }
+    match create_user(
+        &mut conn,
+        email.as_str(),
+        &password,
+        "Administrator",
+        Role::Admin,
+    ) {
+        Ok(()) => {}
+        // Another replica created it first.
+        Err(crate::error::AppError::Conflict { .. }) => return Ok(Bootstrap::AlreadyHasUsers),
+        Err(e) => return Err(e.to_string()),
+    }
+    let email = email.into_inner();
+    Ok(if generated {
+        Bootstrap::Generated { email, password }
+    } else {
+        Bootstrap::Created { email }
+    })
+}
+
+/// Creates an active user (CLI and first start).
+pub fn create_user(
+    conn: &mut storage::DbConn,
+    email: &str,
+    password_text: &str,
+    name: &str,
+    role: Role,
+) -> crate::error::AppResult<()> {
+    let now = storage::now();
+    let row = users::UserRow {
+        id: storage::new_id(),
+        email: email.to_owned(),
+        name: name.to_owned(),
+        password_hash: password::hash(password_text)?,
+        role: role.as_str().to_owned(),
+        team_id: None,
+        active: true,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        created_by: None,
+        updated_by: None,
+    };
+    storage::write_tx(conn, |conn| users::insert(conn, &row))
+}
+
+fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::ACCEPT,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600);
+    for origin in &settings.cors_origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+/// The whole application for one worker.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let cors = cors(&state.settings);
+    App::new()
+        .app_data(state)
+        .configure(http::routes)
+        .default_service(web::to(http::not_found))
+        .wrap(cors)
+        .wrap(from_fn(http::middleware::request_context))
+}
+
+pub async fn serve(state: AppState) -> std::io::Result<()> {
+    let bind = state.settings.bind.clone();
+    let state = web::Data::new(state);
+    tracing::info!(%bind, backend = ?state.backend, "stageflow listening");
+    HttpServer::new(move || app(state.clone()))
+        .bind(&bind)?
+        .run()
+        .await
+}

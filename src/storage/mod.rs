@@ -1,0 +1,259 @@
+//! Storage: one diesel connection type over PostgreSQL and SQLite, the pool, write
+//! transactions, migrations. Repositories live in one file per resource.
+
+pub mod api_keys;
+pub mod pipelines;
+pub mod schema;
+pub mod settings;
+pub mod teams;
+pub mod users;
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{AppError, AppResult};
+
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// A connection to whichever backend the database URL names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Db = <DbConn as Connection>::Backend;
+pub type DbPool = Pool<ConnectionManager<DbConn>>;
+pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Turns `sqlite://path` into the path SQLite's driver expects; PostgreSQL URLs pass through.
+pub fn driver_url(url: &str) -> (Backend, String) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (Backend::Postgres, url.to_owned())
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        (Backend::Sqlite, path.to_owned())
+    }
+}
+
+/// SQLite needs per-connection pragmas: WAL for readers beside a writer, a busy timeout
+/// so writers queue instead of failing, and foreign keys (off by default in SQLite).
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            diesel::sql_query(
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .execute(c)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the pool and runs the embedded migrations of the backend.
+pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), String> {
+    let (backend, driver) = driver_url(url);
+    if backend == Backend::Sqlite {
+        if let Some(dir) = std::path::Path::new(&driver).parent() {
+            if !dir.as_os_str().is_empty() && driver != ":memory:" {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
+            }
+        }
+    }
+    let manager = ConnectionManager::<DbConn>::new(driver);
+    let pool = Pool::builder()
+        .max_size(size.max(1))
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(manager)
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    run_migrations(&mut conn)?;
+    Ok((pool, backend))
+}
+
+pub fn run_migrations(conn: &mut DbConn) -> Result<(), String> {
+    let applied = match conn {
+        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    }
+    .map_err(|e| format!("migrations failed: {e}"))?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(())
+}
+
+/// Runs `f` in a write transaction. On SQLite it begins with `BEGIN IMMEDIATE`, so the
+/// write lock is taken up front: a deferred transaction that reads and then writes can
+/// fail with SQLITE_BUSY when another writer got there first.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let DbConn::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) =
+                <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Runs blocking database work on the blocking pool with a pooled connection.
+pub async fn run<T, F>(pool: &DbPool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// Like [`run`], inside a write transaction.
+pub async fn run_tx<T, F>(pool: &DbPool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |conn| write_tx(conn, f)).await
+}
+
+/// True when the error is a unique-constraint violation (used to turn races on unique
+/// keys into a clean 409 rather than a 500).
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Current UTC time at microsecond precision (what both backends store).
+pub fn now() -> chrono::NaiveDateTime {
+    let t = chrono::Utc::now().naive_utc();
+    t - chrono::Duration::nanoseconds(i64::from(t.and_utc().timestamp_subsec_nanos() % 1000))
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Checks the database answers (readiness probe).
+pub fn ping(conn: &mut DbConn) -> AppResult<()> {
+    diesel::sql_query("SELECT 1")
+        .execute(conn)
+        .map(|_| ())
+        .map_err(|e| AppError::Unavailable(format!("database: {e}")))
+}
+
+/// Where a keyset page starts: the sort value and id of the last row already seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct After {
+    pub value: String,
+    pub id: String,
+}
+
+/// One page request, already checked by the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// Name of the sort column (without the `-`).
+    pub sort: String,
+    pub desc: bool,
+    pub after: Option<After>,
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<After>,
+}
+
+impl<T> Page<T> {
+    /// `rows` was loaded with `limit + 1`; the extra row only says another page exists.
+    pub fn from_rows(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> After) -> Page<T> {
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(key)
+        } else {
+            None
+        };
+        Page { items: rows, next }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next: self.next,
+        }
+    }
+}
+
+/// Text form of a timestamp inside a cursor (sorts like the timestamp itself).
+pub fn ts_key(t: &chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+pub fn parse_ts_key(s: &str) -> AppResult<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.6f").map_err(|_| invalid_cursor())
+}
+
+pub fn invalid_cursor() -> AppError {
+    AppError::field(
+        "cursor",
+        "invalid_cursor",
+        "the cursor is malformed or belongs to another sort order",
+    )
+}
+
+/// Orders a boxed query by `(col, id)` and, when a cursor is given, keeps the rows after it.
+#[macro_export]
+macro_rules! keyset {
+    ($query:expr, $col:expr, $id:expr, $desc:expr, $after:expr) => {{
+        let q = $query;
+        match ($desc, $after) {
+            (false, None) => q.order(($col.asc(), $id.asc())),
+            (true, None) => q.order(($col.desc(), $id.desc())),
+            (false, Some((v, id))) => q
+                .filter($col.gt(v.clone()).or($col.eq(v).and($id.gt(id))))
+                .order(($col.asc(), $id.asc())),
+            (true, Some((v, id))) => q
+                .filter($col.lt(v.clone()).or($col.eq(v).and($id.lt(id))))
+                .order(($col.desc(), $id.desc())),
+        }
+    }};
+}

@@ -1,0 +1,63 @@
+//! Teams repository.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::teams;
+use super::{DbConn, Page, PageRequest};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = teams)]
+pub struct TeamRow {
+    pub id: String,
+    pub name: String,
+    pub manager_id: Option<String>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<TeamRow>> {
+    Ok(teams::table
+        .find(id)
+        .select(TeamRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut DbConn, row: &TeamRow) -> AppResult<()> {
+    match diesel::insert_into(teams::table).values(row).execute(conn) {
+        Ok(_) => Ok(()),
+        Err(e) if super::is_unique_violation(&e) => {
+            let existing = teams::table
+                .select(teams::id)
+                .filter(teams::name.eq(&row.name))
+                .first::<String>(conn)
+                .optional()?;
+            Err(AppError::Conflict {
+                code: "team_name_taken",
+                detail: format!("A team named {:?} already exists.", row.name),
+                existing_id: existing,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Teams are few and visible to every signed-in user; ordered by name.
+pub fn list(conn: &mut DbConn, page: &PageRequest) -> AppResult<Page<TeamRow>> {
+    let query = teams::table.select(TeamRow::as_select()).into_boxed();
+    let after = page.after.as_ref().map(|a| (a.value.clone(), a.id.clone()));
+    let rows = crate::keyset!(query, teams::name, teams::id, page.desc, after)
+        .limit(page.limit as i64 + 1)
+        .load(conn)?;
+    Ok(Page::from_rows(rows, page.limit, |t: &TeamRow| {
+        super::After {
+            value: t.name.clone(),
+            id: t.id.clone(),
+        }
+    }))
+}

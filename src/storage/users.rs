@@ -1,0 +1,156 @@
+//! Users repository.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
+use crate::auth::visibility::{owner_filter, Visibility};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: String,
+    pub team_id: Option<String>,
+    pub active: bool,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: Option<String>,
+    pub team_id: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+pub fn count(conn: &mut DbConn) -> AppResult<i64> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<UserRow>> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<UserRow>> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A user the caller may see (themselves, their team, or anyone for admins).
+pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<UserRow> {
+    users::table
+        .find(id)
+        .filter(owner_filter(vis, users::id))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+fn email_taken(conn: &mut DbConn, email: &str) -> AppError {
+    AppError::Conflict {
+        code: "email_taken",
+        detail: format!("A user with email {email} already exists."),
+        existing_id: find_by_email(conn, email).ok().flatten().map(|u| u.id),
+    }
+}
+
+pub fn insert(conn: &mut DbConn, row: &UserRow) -> AppResult<()> {
+    match diesel::insert_into(users::table).values(row).execute(conn) {
+        Ok(_) => Ok(()),
+        Err(e) if super::is_unique_violation(&e) => Err(email_taken(conn, &row.email)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies `changes` when the stored version equals `expected` (if given).
+pub fn update(
+    conn: &mut DbConn,
+    id: &str,
+    expected: Option<i32>,
+    changes: &UserChanges,
+    actor: &str,
+) -> AppResult<UserRow> {
+    let current = find(conn, id)?.ok_or(AppError::NotFound)?;
+    let version = expected.unwrap_or(current.version);
+    if version != current.version {
+        return Err(AppError::VersionConflict {
+            current: current.version,
+        });
+    }
+    let result = diesel::update(users::table.find(id).filter(users::version.eq(version)))
+        .set((
+            changes,
+            users::version.eq(version + 1),
+            users::updated_at.eq(super::now()),
+            users::updated_by.eq(actor),
+        ))
+        .execute(conn);
+    match result {
+        Ok(0) => Err(AppError::VersionConflict {
+            current: version + 1,
+        }),
+        Ok(_) => find(conn, id)?.ok_or(AppError::NotFound),
+        Err(e) if super::is_unique_violation(&e) => Err(email_taken(
+            conn,
+            changes.email.as_deref().unwrap_or_default(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn list(conn: &mut DbConn, vis: &Visibility, page: &PageRequest) -> AppResult<Page<UserRow>> {
+    let query = users::table
+        .filter(owner_filter(vis, users::id))
+        .select(UserRow::as_select())
+        .into_boxed();
+    let after = page.after.as_ref().map(|a| (a.value.clone(), a.id.clone()));
+    let query = match page.sort.as_str() {
+        "email" => crate::keyset!(query, users::email, users::id, page.desc, after),
+        _ => {
+            let after = match after {
+                Some((v, id)) => Some((parse_ts_key(&v)?, id)),
+                None => None,
+            };
+            crate::keyset!(query, users::created_at, users::id, page.desc, after)
+        }
+    };
+    let rows = query.limit(page.limit as i64 + 1).load(conn)?;
+    let sort = page.sort.clone();
+    Ok(Page::from_rows(rows, page.limit, |u: &UserRow| After {
+        value: if sort == "email" {
+            u.email.clone()
+        } else {
+            ts_key(&u.created_at)
+        },
+        id: u.id.clone(),
+    }))
+}
+
+/// Ids of the members of a team.
+pub fn member_ids(conn: &mut DbConn, team_id: &str) -> AppResult<Vec<String>> {
+    Ok(users::table
+        .select(users::id)
+        .filter(users::team_id.eq(team_id))
+        .load(conn)?)
+}
