@@ -67,25 +67,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 
 /// Parses JSON, turning serde's message into a field error with a pointer.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return AppError::BadRequest {
-                code: "malformed_json",
-                detail: format!("The body is not valid JSON: {inner}"),
-                errors: Vec::new(),
-            };
-        }
-        AppError::Validation(vec![serde_field_error(&path, &inner.to_string())])
-    })?;
-    de.end().map_err(|e| AppError::BadRequest {
+    // Syntax first, so that a broken document is always a 400 whatever its content.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
         code: "malformed_json",
         detail: format!("The body is not valid JSON: {e}"),
         errors: Vec::new(),
     })?;
-    Ok(value)
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        AppError::Validation(vec![serde_field_error(&path, &err.into_inner().to_string())])
+    })
 }
 
 /// Maps a serde data error at `path` to a field error (shared by bodies and queries).

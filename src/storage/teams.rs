@@ -28,21 +28,26 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<TeamRow>> {
         .optional()?)
 }
 
+fn name_taken(name: &str, existing_id: Option<String>) -> AppError {
+    AppError::Conflict {
+        code: "team_name_taken",
+        detail: format!("A team named {name:?} already exists."),
+        existing_id,
+    }
+}
+
 pub fn insert(conn: &mut DbConn, row: &TeamRow) -> AppResult<()> {
+    let existing = teams::table
+        .select(teams::id)
+        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)").eq(row.name.to_lowercase()))
+        .first::<String>(conn)
+        .optional()?;
+    if existing.is_some() {
+        return Err(name_taken(&row.name, existing));
+    }
     match diesel::insert_into(teams::table).values(row).execute(conn) {
         Ok(_) => Ok(()),
-        Err(e) if super::is_unique_violation(&e) => {
-            let existing = teams::table
-                .select(teams::id)
-                .filter(teams::name.eq(&row.name))
-                .first::<String>(conn)
-                .optional()?;
-            Err(AppError::Conflict {
-                code: "team_name_taken",
-                detail: format!("A team named {:?} already exists.", row.name),
-                existing_id: existing,
-            })
-        }
+        Err(e) if super::is_unique_violation(&e) => Err(name_taken(&row.name, None)),
         Err(e) => Err(e.into()),
     }
 }

@@ -67,18 +67,29 @@ pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<
         .ok_or(AppError::NotFound)
 }
 
-fn email_taken(conn: &mut DbConn, email: &str) -> AppError {
+fn email_taken(email: &str, existing_id: Option<String>) -> AppError {
     AppError::Conflict {
         code: "email_taken",
         detail: format!("A user with email {email} already exists."),
-        existing_id: find_by_email(conn, email).ok().flatten().map(|u| u.id),
+        existing_id,
+    }
+}
+
+/// Looks before writing: on PostgreSQL a failed statement aborts the transaction, so
+/// the existing id could not be read after the unique violation.
+fn check_email_free(conn: &mut DbConn, email: &str, except: Option<&str>) -> AppResult<()> {
+    match find_by_email(conn, email)? {
+        Some(u) if Some(u.id.as_str()) != except => Err(email_taken(email, Some(u.id))),
+        _ => Ok(()),
     }
 }
 
 pub fn insert(conn: &mut DbConn, row: &UserRow) -> AppResult<()> {
+    check_email_free(conn, &row.email, None)?;
     match diesel::insert_into(users::table).values(row).execute(conn) {
         Ok(_) => Ok(()),
-        Err(e) if super::is_unique_violation(&e) => Err(email_taken(conn, &row.email)),
+        // A concurrent insert of the same email won the race.
+        Err(e) if super::is_unique_violation(&e) => Err(email_taken(&row.email, None)),
         Err(e) => Err(e.into()),
     }
 }
@@ -111,10 +122,7 @@ pub fn update(
             current: version + 1,
         }),
         Ok(_) => find(conn, id)?.ok_or(AppError::NotFound),
-        Err(e) if super::is_unique_violation(&e) => Err(email_taken(
-            conn,
-            changes.email.as_deref().unwrap_or_default(),
-        )),
+        Err(e) if super::is_unique_violation(&e) => Err(email_taken(changes.email.as_deref().unwrap_or_default(), None)),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,0 +1,348 @@
+//! Test harness: every test gets the real application over a fresh database, on SQLite
+//! (a new file in a temp dir) or PostgreSQL (a new database, dropped afterwards).
+
+use std::rc::Rc;
+
+use actix_web::body::{to_bytes, BoxBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{test, web};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use futures_util::future::LocalBoxFuture;
+use serde_json::{json, Value};
+use stageflow::config::{Secret, Settings};
+use stageflow::domain::user::Role;
+use stageflow::startup::{self, AppState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[actix_web::test]` per backend for each `async fn name(app: TestApp)`.
+#[macro_export]
+macro_rules! api_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+type CallFn = Rc<dyn Fn(actix_http::Request) -> LocalBoxFuture<'static, ServiceResponse<BoxBody>>>;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub struct TestApp {
+    call: CallFn,
+    pub state: web::Data<AppState>,
+    pub admin_token: String,
+    _db: TestDb,
+}
+
+enum TestDb {
+    Sqlite(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self {
+            TestDb::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            TestDb::Postgres { admin_url, name } => {
+                if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn);
+                }
+            }
+        }
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("STAGEFLOW_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{db}?{q}"),
+        None => format!("{host_part}/{db}"),
+    }
+}
+
+impl TestDb {
+    /// `None` when PostgreSQL is unreachable outside CI; in CI that is a failure.
+    fn create(backend: Backend) -> Option<(TestDb, String)> {
+        let name = format!("sf_test_{}", uuid::Uuid::now_v7().simple());
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let url = format!("sqlite://{}", dir.join("test.db").display());
+                Some((TestDb::Sqlite(dir), url))
+            }
+            Backend::Postgres => {
+                let admin_url = pg_admin_url();
+                let mut conn = match PgConnection::establish(&admin_url) {
+                    Ok(c) => c,
+                    Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                        panic!("PostgreSQL at {admin_url} is unreachable in CI: {e}")
+                    }
+                    Err(e) => {
+                        eprintln!("skipping a PostgreSQL test: {admin_url} unreachable ({e})");
+                        return None;
+                    }
+                };
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let url = with_database(&admin_url, &name);
+                Some((TestDb::Postgres { admin_url, name }, url))
+            }
+        }
+    }
+}
+
+pub fn test_settings(database_url: String) -> Settings {
+    let mut s = Settings::default();
+    s.database_url = database_url;
+    s.jwt_secret = Some(Secret::new("test-secret-that-is-long-enough-0123456789"));
+    s.admin_email = Some(ADMIN_EMAIL.into());
+    s.admin_password = Some(Secret::new(PASSWORD));
+    s.pool_size = 4;
+    s.cors_origins = vec!["https://app.example.com".into()];
+    s.login_attempts_per_minute = 1000;
+    s
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        let (db, url) = TestDb::create(backend)?;
+        let mut settings = test_settings(url);
+        tweak(&mut settings);
+        let state = web::block(move || {
+            let state = startup::build_state(settings).expect("state");
+            startup::bootstrap_admin(&state).expect("first admin");
+            state
+        })
+        .await
+        .expect("blocking");
+        let state = web::Data::new(state);
+        let service = Rc::new(test::init_service(startup::app(state.clone())).await);
+        let call: CallFn = Rc::new(move |req| {
+            let service = service.clone();
+            Box::pin(async move { test::call_service(&*service, req).await.map_into_boxed_body() })
+        });
+        let mut app = TestApp {
+            call,
+            state,
+            admin_token: String::new(),
+            _db: db,
+        };
+        app.admin_token = app.login(ADMIN_EMAIL, PASSWORD).await;
+        Some(app)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> Req<'_> {
+        Req {
+            app: self,
+            inner: test::TestRequest::default().method(method).uri(path),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Req<'_> {
+        self.req(Method::GET, path)
+    }
+    pub fn post(&self, path: &str) -> Req<'_> {
+        self.req(Method::POST, path)
+    }
+    pub fn patch(&self, path: &str) -> Req<'_> {
+        self.req(Method::PATCH, path)
+    }
+    pub fn put(&self, path: &str) -> Req<'_> {
+        self.req(Method::PUT, path)
+    }
+    pub fn delete(&self, path: &str) -> Req<'_> {
+        self.req(Method::DELETE, path)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self
+            .post("/api/v1/auth/token")
+            .json(json!({"email": email, "password": password}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "login failed: {}", res.body);
+        res.body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a user through the API as admin and returns `(id, token)`.
+    pub async fn user(&self, email: &str, role: Role, team_id: Option<&str>) -> (String, String) {
+        let res = self
+            .post("/api/v1/users")
+            .token(&self.admin_token)
+            .json(json!({"email": email, "password": PASSWORD, "name": email, "role": role, "team_id": team_id}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let id = res.body["id"].as_str().unwrap().to_owned();
+        (id, self.login(email, PASSWORD).await)
+    }
+
+    pub async fn team(&self, name: &str, manager_id: Option<&str>) -> String {
+        let res = self
+            .post("/api/v1/teams")
+            .token(&self.admin_token)
+            .json(json!({"name": name, "manager_id": manager_id}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn pipeline_from_template(&self, template: &str) -> Value {
+        let res = self
+            .post("/api/v1/pipelines/from-template")
+            .token(&self.admin_token)
+            .json(json!({"template": template}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body
+    }
+}
+
+pub struct Req<'a> {
+    app: &'a TestApp,
+    inner: test::TestRequest,
+}
+
+impl Req<'_> {
+    pub fn token(mut self, token: &str) -> Self {
+        self.inner = self
+            .inner
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        self
+    }
+
+    pub fn admin(self) -> Self {
+        let token = self.app.admin_token.clone();
+        self.token(&token)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.inner = self.inner.insert_header((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.inner = self.inner.set_json(body);
+        self
+    }
+
+    pub fn raw(mut self, content_type: &str, body: impl Into<web::Bytes>) -> Self {
+        self.inner = self
+            .inner
+            .insert_header((header::CONTENT_TYPE, content_type.to_owned()))
+            .set_payload(body.into());
+        self
+    }
+
+    pub async fn send(self) -> Res {
+        let res = (self.app.call)(self.inner.to_request()).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = to_bytes(res.into_body()).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Res {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Res {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with `status` and `code`; returns the body.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.text);
+        assert_eq!(self.body["status"], status);
+        &self.body
+    }
+
+    /// The `field`s named in a problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[::core::prelude::v1::test]
+fn database_names_are_swapped_in_urls() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
