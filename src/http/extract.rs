@@ -68,14 +68,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 /// Parses JSON, turning serde's message into a field error with a pointer.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     // Syntax first, so that a broken document is always a 400 whatever its content.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
-        code: "malformed_json",
-        detail: format!("The body is not valid JSON: {e}"),
-        errors: Vec::new(),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
+            code: "malformed_json",
+            detail: format!("The body is not valid JSON: {e}"),
+            errors: Vec::new(),
+        })?;
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        AppError::Validation(vec![serde_field_error(&path, &err.into_inner().to_string())])
+        AppError::Validation(vec![serde_field_error(
+            &path,
+            &err.into_inner().to_string(),
+        )])
     })
 }
 

@@ -39,7 +39,9 @@ fn name_taken(name: &str, existing_id: Option<String>) -> AppError {
 pub fn insert(conn: &mut DbConn, row: &TeamRow) -> AppResult<()> {
     let existing = teams::table
         .select(teams::id)
-        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)").eq(row.name.to_lowercase()))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)").eq(row.name.to_lowercase()),
+        )
         .first::<String>(conn)
         .optional()?;
     if existing.is_some() {

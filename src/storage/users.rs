@@ -122,7 +122,10 @@ pub fn update(
             current: version + 1,
         }),
         Ok(_) => find(conn, id)?.ok_or(AppError::NotFound),
-        Err(e) if super::is_unique_violation(&e) => Err(email_taken(changes.email.as_deref().unwrap_or_default(), None)),
+        Err(e) if super::is_unique_violation(&e) => Err(email_taken(
+            changes.email.as_deref().unwrap_or_default(),
+            None,
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -33,7 +33,12 @@ fn good_claims(app: &TestApp, sub: &str) -> Value {
 }
 
 async fn me_status(app: &TestApp, token: &str) -> u16 {
-    app.get("/api/v1/users/me").token(token).send().await.status.as_u16()
+    app.get("/api/v1/users/me")
+        .token(token)
+        .send()
+        .await
+        .status
+        .as_u16()
 }
 
 async fn admin_id(app: &TestApp) -> String {
@@ -78,7 +83,11 @@ async fn wrong_password_and_unknown_email_get_the_same_401(app: TestApp) {
     wrong.problem(401, "unauthorized");
     unknown.problem(401, "unauthorized");
     assert_eq!(wrong.body["detail"], unknown.body["detail"]);
-    let missing = app.post("/api/v1/auth/token").json(json!({"email": ADMIN_EMAIL})).send().await;
+    let missing = app
+        .post("/api/v1/auth/token")
+        .json(json!({"email": ADMIN_EMAIL}))
+        .send()
+        .await;
     missing.problem(422, "validation_failed");
     assert_eq!(missing.error_fields(), ["password"]);
 }
@@ -87,7 +96,11 @@ async fn requests_without_a_token_are_401(app: TestApp) {
     let res = app.get("/api/v1/pipelines").send().await;
     res.problem(401, "unauthorized");
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
-    let res = app.get("/api/v1/pipelines").header("authorization", "Basic YTpi").send().await;
+    let res = app
+        .get("/api/v1/pipelines")
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await;
     res.problem(401, "unauthorized");
     let res = app.get("/api/v1/pipelines").token("not.a.jwt").send().await;
     res.problem(401, "unauthorized");
@@ -96,15 +109,24 @@ async fn requests_without_a_token_are_401(app: TestApp) {
 async fn expired_tokens_are_refused(app: TestApp) {
     let id = admin_id(&app).await;
     let mut claims = good_claims(&app, &id);
-    assert_eq!(me_status(&app, &app.state.jwt.sign_raw(&claims).unwrap()).await, 200);
+    assert_eq!(
+        me_status(&app, &app.state.jwt.sign_raw(&claims).unwrap()).await,
+        200
+    );
     let past = chrono::Utc::now().timestamp() - 3600;
     claims["exp"] = json!(past);
     claims["iat"] = json!(past - 60);
     claims["nbf"] = json!(past - 60);
-    assert_eq!(me_status(&app, &app.state.jwt.sign_raw(&claims).unwrap()).await, 401);
+    assert_eq!(
+        me_status(&app, &app.state.jwt.sign_raw(&claims).unwrap()).await,
+        401
+    );
     let mut future = good_claims(&app, &id);
     future["nbf"] = json!(chrono::Utc::now().timestamp() + 3600);
-    assert_eq!(me_status(&app, &app.state.jwt.sign_raw(&future).unwrap()).await, 401);
+    assert_eq!(
+        me_status(&app, &app.state.jwt.sign_raw(&future).unwrap()).await,
+        401
+    );
 }
 
 async fn tokens_for_another_audience_or_issuer_are_refused(app: TestApp) {
@@ -112,7 +134,11 @@ async fn tokens_for_another_audience_or_issuer_are_refused(app: TestApp) {
     for (claim, value) in [("aud", "someone-else"), ("iss", "another-issuer")] {
         let mut claims = good_claims(&app, &id);
         claims[claim] = json!(value);
-        assert_eq!(me_status(&app, &app.state.jwt.sign_raw(&claims).unwrap()).await, 401, "{claim}");
+        assert_eq!(
+            me_status(&app, &app.state.jwt.sign_raw(&claims).unwrap()).await,
+            401,
+            "{claim}"
+        );
     }
     for claim in ["aud", "exp", "iss", "sub"] {
         let mut claims = good_claims(&app, &id);
@@ -129,18 +155,25 @@ async fn unsigned_alg_none_tokens_are_refused(app: TestApp) {
     let id = admin_id(&app).await;
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(good_claims(&app, &id).to_string());
-    for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}"),
+    ] {
         assert_eq!(me_status(&app, &token).await, 401);
     }
     // HS256 header but the signature stripped.
     let real = app.admin_token.clone();
     let stripped: Vec<&str> = real.split('.').take(2).collect();
-    assert_eq!(me_status(&app, &format!("{}.", stripped.join("."))).await, 401);
+    assert_eq!(
+        me_status(&app, &format!("{}.", stripped.join("."))).await,
+        401
+    );
 }
 
 async fn tokens_signed_with_another_secret_are_refused(app: TestApp) {
     let id = admin_id(&app).await;
-    let other = stageflow::auth::jwt::JwtKeys::new(&[9u8; 40], "stageflow", "stageflow-api", 600).unwrap();
+    let other =
+        stageflow::auth::jwt::JwtKeys::new(&[9u8; 40], "stageflow", "stageflow-api", 600).unwrap();
     let token = other.sign_raw(&good_claims(&app, &id)).unwrap();
     assert_eq!(me_status(&app, &token).await, 401);
 }
@@ -179,10 +212,20 @@ async fn api_keys_are_shown_once_scoped_and_revocable(app: TestApp) {
 
     let listed = app.get("/api/v1/api-keys").admin().send().await;
     assert_eq!(listed.status, StatusCode::OK);
-    assert!(!listed.text.contains(&secret[15..]), "the secret must not be listed");
+    assert!(
+        !listed.text.contains(&secret[15..]),
+        "the secret must not be listed"
+    );
     assert_eq!(listed.body["data"][0]["scopes"], json!(["pipelines:read"]));
 
-    assert_eq!(app.get("/api/v1/pipelines").token(&secret).send().await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/pipelines")
+            .token(&secret)
+            .send()
+            .await
+            .status,
+        StatusCode::OK
+    );
     let create = app
         .post("/api/v1/pipelines/from-template")
         .token(&secret)
@@ -190,13 +233,29 @@ async fn api_keys_are_shown_once_scoped_and_revocable(app: TestApp) {
         .send()
         .await;
     create.problem(403, "forbidden");
-    app.get("/api/v1/users").token(&secret).send().await.problem(403, "forbidden");
+    app.get("/api/v1/users")
+        .token(&secret)
+        .send()
+        .await
+        .problem(403, "forbidden");
     let tampered = format!("{}x", &secret[..secret.len() - 1]);
-    app.get("/api/v1/pipelines").token(&tampered).send().await.problem(401, "unauthorized");
+    app.get("/api/v1/pipelines")
+        .token(&tampered)
+        .send()
+        .await
+        .problem(401, "unauthorized");
 
-    let revoked = app.delete(&format!("/api/v1/api-keys/{id}")).admin().send().await;
+    let revoked = app
+        .delete(&format!("/api/v1/api-keys/{id}"))
+        .admin()
+        .send()
+        .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
-    app.get("/api/v1/pipelines").token(&secret).send().await.problem(401, "unauthorized");
+    app.get("/api/v1/pipelines")
+        .token(&secret)
+        .send()
+        .await
+        .problem(401, "unauthorized");
 
     let bad = app
         .post("/api/v1/api-keys")
@@ -217,7 +276,11 @@ async fn only_admins_manage_api_keys(app: TestApp) {
         .send()
         .await;
     res.problem(403, "forbidden");
-    app.get("/api/v1/api-keys").token(&manager).send().await.problem(403, "forbidden");
+    app.get("/api/v1/api-keys")
+        .token(&manager)
+        .send()
+        .await
+        .problem(403, "forbidden");
 }
 
 #[actix_web::test]

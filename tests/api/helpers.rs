@@ -72,8 +72,10 @@ impl Drop for TestDb {
             }
             TestDb::Postgres { admin_url, name } => {
                 if let Ok(mut conn) = PgConnection::establish(admin_url) {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut conn);
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut conn);
                 }
             }
         }
@@ -136,15 +138,16 @@ impl TestDb {
 }
 
 pub fn test_settings(database_url: String) -> Settings {
-    let mut s = Settings::default();
-    s.database_url = database_url;
-    s.jwt_secret = Some(Secret::new("test-secret-that-is-long-enough-0123456789"));
-    s.admin_email = Some(ADMIN_EMAIL.into());
-    s.admin_password = Some(Secret::new(PASSWORD));
-    s.pool_size = 4;
-    s.cors_origins = vec!["https://app.example.com".into()];
-    s.login_attempts_per_minute = 1000;
-    s
+    Settings {
+        database_url,
+        jwt_secret: Some(Secret::new("test-secret-that-is-long-enough-0123456789")),
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(Secret::new(PASSWORD)),
+        pool_size: 4,
+        cors_origins: vec!["https://app.example.com".into()],
+        login_attempts_per_minute: 1000,
+        ..Settings::default()
+    }
 }
 
 impl TestApp {
@@ -152,7 +155,10 @@ impl TestApp {
         Self::spawn_with(backend, |_| {}).await
     }
 
-    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    pub async fn spawn_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
         let (db, url) = TestDb::create(backend)?;
         let mut settings = test_settings(url);
         tweak(&mut settings);
@@ -167,7 +173,11 @@ impl TestApp {
         let service = Rc::new(test::init_service(startup::app(state.clone())).await);
         let call: CallFn = Rc::new(move |req| {
             let service = service.clone();
-            Box::pin(async move { test::call_service(&*service, req).await.map_into_boxed_body() })
+            Box::pin(async move {
+                test::call_service(&*service, req)
+                    .await
+                    .map_into_boxed_body()
+            })
         });
         let mut app = TestApp {
             call,
@@ -267,7 +277,9 @@ impl Req<'_> {
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.inner = self.inner.insert_header((name.to_owned(), value.to_owned()));
+        self.inner = self
+            .inner
+            .insert_header((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -332,7 +344,11 @@ impl Res {
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_owned()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -343,6 +359,9 @@ fn database_names_are_swapped_in_urls() {
         with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
         "postgres://postgres@127.0.0.1:5432/x"
     );
-    assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(
+        with_database("postgres://u@h/db?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

@@ -20,7 +20,10 @@ async fn served_spec_equals_the_committed_file() {
     );
     let spec: Value = serde_json::from_str(COMMITTED).unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
-    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 }
 
 /// Every documented operation is routed: answering 404/405 would mean the spec promises
@@ -37,7 +40,9 @@ async fn every_documented_operation_is_routed() {
             let res = app.req(m, &concrete).send().await;
             assert!(
                 res.status != StatusCode::METHOD_NOT_ALLOWED
-                    && !(res.status == StatusCode::NOT_FOUND && res.body["code"] == "not_found" && !path.contains("{id}")),
+                    && !(res.status == StatusCode::NOT_FOUND
+                        && res.body["code"] == "not_found"
+                        && !path.contains("{id}")),
                 "{method} {path} is documented but answered {}",
                 res.status
             );
@@ -56,7 +61,11 @@ async fn swagger_ui_is_served_offline() {
     let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite");
     let res = app.get("/docs/").send().await;
     assert_eq!(res.status, StatusCode::OK);
-    assert!(res.text.contains("swagger"), "{}", &res.text[..200.min(res.text.len())]);
+    assert!(
+        res.text.contains("swagger"),
+        "{}",
+        &res.text[..200.min(res.text.len())]
+    );
     let redirect = app.get("/docs").send().await;
     assert_eq!(redirect.header("location"), Some("/docs/"));
 }

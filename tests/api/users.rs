@@ -44,13 +44,33 @@ async fn visibility_follows_roles(app: TestApp) {
     assert_eq!(ids(&rep_sees.body), vec![rep_a.clone()]);
 
     // Invisible records are 404, not 403.
-    app.get(&format!("/api/v1/users/{rep_b}")).token(&rep_a_token).send().await.problem(404, "not_found");
-    app.get(&format!("/api/v1/users/{rep_b}")).token(&manager_token).send().await.problem(404, "not_found");
-    app.get(&format!("/api/v1/users/{rep_a}")).token(&rep_b_token).send().await.problem(404, "not_found");
-    let ok = app.get(&format!("/api/v1/users/{rep_a}")).token(&manager_token).send().await;
+    app.get(&format!("/api/v1/users/{rep_b}"))
+        .token(&rep_a_token)
+        .send()
+        .await
+        .problem(404, "not_found");
+    app.get(&format!("/api/v1/users/{rep_b}"))
+        .token(&manager_token)
+        .send()
+        .await
+        .problem(404, "not_found");
+    app.get(&format!("/api/v1/users/{rep_a}"))
+        .token(&rep_b_token)
+        .send()
+        .await
+        .problem(404, "not_found");
+    let ok = app
+        .get(&format!("/api/v1/users/{rep_a}"))
+        .token(&manager_token)
+        .send()
+        .await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.body["team_id"], team.as_str());
-    let own = app.get(&format!("/api/v1/users/{rep_b}")).token(&rep_b_token).send().await;
+    let own = app
+        .get(&format!("/api/v1/users/{rep_b}"))
+        .token(&rep_b_token)
+        .send()
+        .await;
     assert_eq!(own.status, StatusCode::OK);
 }
 
@@ -83,7 +103,11 @@ async fn user_input_is_validated_field_by_field(app: TestApp) {
     res.problem(422, "validation_failed");
     assert_eq!(res.error_fields(), ["team_id"]);
     let list = app.get("/api/v1/users").admin().send().await;
-    assert_eq!(list.body["data"].as_array().unwrap().len(), 1, "nothing half-written");
+    assert_eq!(
+        list.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing half-written"
+    );
 }
 
 async fn duplicate_emails_conflict_with_the_existing_id(app: TestApp) {
@@ -99,8 +123,13 @@ async fn duplicate_emails_conflict_with_the_existing_id(app: TestApp) {
 }
 
 async fn clients_cannot_set_server_owned_fields(app: TestApp) {
-    for (field, value) in [("id", json!("mine")), ("version", json!(7)), ("created_by", json!("x"))] {
-        let mut body = json!({"email": "x@example.com", "password": PASSWORD, "name": "X", "role": "rep"});
+    for (field, value) in [
+        ("id", json!("mine")),
+        ("version", json!(7)),
+        ("created_by", json!("x")),
+    ] {
+        let mut body =
+            json!({"email": "x@example.com", "password": PASSWORD, "name": "X", "role": "rep"});
         body[field] = value;
         let res = app.post("/api/v1/users").admin().json(body).send().await;
         res.problem(422, "validation_failed");
@@ -147,21 +176,38 @@ async fn stale_if_match_is_412_and_fresh_one_succeeds(app: TestApp) {
 async fn reps_and_managers_cannot_administer_users(app: TestApp) {
     let (_, rep) = app.user("r@example.com", Role::Rep, None).await;
     let (manager_id, manager) = app.user("m@example.com", Role::Manager, None).await;
-    let body = json!({"email": "new@example.com", "password": PASSWORD, "name": "N", "role": "admin"});
-    app.post("/api/v1/users").token(&rep).json(body.clone()).send().await.problem(403, "forbidden");
-    app.post("/api/v1/users").token(&manager).json(body).send().await.problem(403, "forbidden");
+    let body =
+        json!({"email": "new@example.com", "password": PASSWORD, "name": "N", "role": "admin"});
+    app.post("/api/v1/users")
+        .token(&rep)
+        .json(body.clone())
+        .send()
+        .await
+        .problem(403, "forbidden");
+    app.post("/api/v1/users")
+        .token(&manager)
+        .json(body)
+        .send()
+        .await
+        .problem(403, "forbidden");
     app.patch(&format!("/api/v1/users/{manager_id}"))
         .token(&manager)
         .json(json!({"role": "admin"}))
         .send()
         .await
         .problem(403, "forbidden");
-    app.post("/api/v1/teams").token(&manager).json(json!({"name": "t"})).send().await.problem(403, "forbidden");
+    app.post("/api/v1/teams")
+        .token(&manager)
+        .json(json!({"name": "t"}))
+        .send()
+        .await
+        .problem(403, "forbidden");
 }
 
 async fn user_lists_paginate_with_cursors(app: TestApp) {
     for i in 0..4 {
-        app.user(&format!("u{i}@example.com"), Role::Rep, None).await;
+        app.user(&format!("u{i}@example.com"), Role::Rep, None)
+            .await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
