@@ -89,6 +89,13 @@ pub enum AppError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// A business rule refused a well-formed request (422 with its own code).
+    #[error("{code}: {detail}")]
+    Rule {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("not found")]
     NotFound,
     #[error("unauthorized: {0}")]
@@ -129,7 +136,9 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Validation(_) => "validation_failed",
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Rule { code, .. } => code,
             AppError::NotFound => "not_found",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
@@ -148,9 +157,9 @@ impl AppError {
                 [one] => format!("{}: {}", one.field, one.message),
                 _ => format!("{} fields are invalid", errors.len()),
             },
-            AppError::BadRequest { detail, .. } | AppError::Conflict { detail, .. } => {
-                detail.clone()
-            }
+            AppError::BadRequest { detail, .. }
+            | AppError::Conflict { detail, .. }
+            | AppError::Rule { detail, .. } => detail.clone(),
             AppError::NotFound => "The resource does not exist or is not visible to you.".into(),
             AppError::Unauthorized(why) | AppError::Forbidden(why) => why.clone(),
             AppError::VersionConflict { current } => format!(
@@ -171,9 +180,9 @@ impl AppError {
     pub fn to_problem(&self) -> Problem {
         let status = self.status_code();
         let (errors, existing_id, current_version) = match self {
-            AppError::Validation(errors) | AppError::BadRequest { errors, .. } => {
-                (errors.clone(), None, None)
-            }
+            AppError::Validation(errors)
+            | AppError::BadRequest { errors, .. }
+            | AppError::Rule { errors, .. } => (errors.clone(), None, None),
             AppError::Conflict { existing_id, .. } => (Vec::new(), existing_id.clone(), None),
             AppError::VersionConflict { current } => (Vec::new(), None, Some(*current)),
             _ => (Vec::new(), None, None),
@@ -241,7 +250,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Validation(_) | AppError::Rule { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

@@ -24,11 +24,11 @@ pub enum Visibility {
 }
 
 impl Visibility {
-    /// True when a record owned by `owner_id` (whose team is `owner_team`) is visible.
-    pub fn allows(&self, owner_id: &str, owner_team: Option<&str>) -> bool {
+    /// True when a record owned by `owner_id` is visible.
+    pub fn allows(&self, owner_id: &str) -> bool {
         match self {
             Visibility::All => true,
-            Visibility::Team { team_id, .. } => owner_team == Some(team_id.as_str()),
+            Visibility::Team { members, .. } => members.iter().any(|m| m == owner_id),
             Visibility::Own(user) => owner_id == user,
         }
     }

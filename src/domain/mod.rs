@@ -1,5 +1,8 @@
 //! Plain types and rules. Nothing here knows HTTP or SQL.
 
+pub mod lead;
+pub mod money;
+pub mod opportunity;
 pub mod pipeline;
 pub mod templates;
 pub mod user;

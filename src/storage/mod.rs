@@ -1,9 +1,14 @@
 //! Storage: one diesel connection type over PostgreSQL and SQLite, the pool, write
 //! transactions, migrations. Repositories live in one file per resource.
 
+pub mod accounts;
+pub mod activities;
 pub mod api_keys;
+pub mod leads;
+pub mod opportunities;
 pub mod pipelines;
 pub mod schema;
+pub mod scoring;
 pub mod settings;
 pub mod teams;
 pub mod users;
@@ -256,4 +261,154 @@ macro_rules! keyset {
                 .order(($col.desc(), $id.desc())),
         }
     }};
+}
+
+/// Like [`run_tx`], but with `dry_run` the transaction is rolled back after `f`
+/// succeeds: the caller gets exactly the answer a real run would give, and nothing
+/// is written.
+pub async fn run_tx_maybe_dry<T, F>(pool: &DbPool, dry_run: bool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    enum Abort<T> {
+        Failed(AppError),
+        DryRun(T),
+    }
+    impl<T> From<diesel::result::Error> for Abort<T> {
+        fn from(e: diesel::result::Error) -> Self {
+            Abort::Failed(e.into())
+        }
+    }
+    run(pool, move |conn| {
+        let outcome = write_tx(conn, |c| match f(c) {
+            Ok(v) if dry_run => Err(Abort::DryRun(v)),
+            Ok(v) => Ok(v),
+            Err(e) => Err(Abort::Failed(e)),
+        });
+        match outcome {
+            Ok(v) | Err(Abort::DryRun(v)) => Ok(v),
+            Err(Abort::Failed(e)) => Err(e),
+        }
+    })
+    .await
+}
+
+/// Loads one row by id, taking its row lock on PostgreSQL (`FOR UPDATE`); SQLite
+/// write transactions already hold the database's write lock.
+#[macro_export]
+macro_rules! lock_row {
+    ($conn:expr, $table:path, $row:ty, $id:expr) => {{
+        use diesel::prelude::*;
+        use $table as t;
+        match $conn {
+            $crate::storage::DbConn::Pg(c) => t::table
+                .find($id)
+                .select(<$row>::as_select())
+                .for_update()
+                .first::<$row>(c)
+                .optional(),
+            $crate::storage::DbConn::Sqlite(c) => t::table
+                .find($id)
+                .select(<$row>::as_select())
+                .first::<$row>(c)
+                .optional(),
+        }
+    }};
+}
+
+/// Writes every column of `row` when the stored version is `row.version - 1`;
+/// otherwise answers 412 with the current version.
+#[macro_export]
+macro_rules! save_versioned {
+    ($conn:expr, $table:path, $row:expr) => {{
+        use diesel::prelude::*;
+        use $table as t;
+        let row = $row;
+        let n = diesel::update(t::table.find(&row.id).filter(t::version.eq(row.version - 1)))
+            .set(row)
+            .execute($conn)?;
+        if n == 0 {
+            let current: Option<i32> = t::table
+                .find(&row.id)
+                .select(t::version)
+                .first($conn)
+                .optional()?;
+            Err(match current {
+                Some(current) => $crate::error::AppError::VersionConflict { current },
+                None => $crate::error::AppError::NotFound,
+            })
+        } else {
+            Ok(())
+        }
+    }};
+}
+
+/// Checks `If-Match` against the stored version.
+pub fn check_version(expected: Option<i32>, current: i32) -> AppResult<()> {
+    match expected {
+        Some(v) if v != current => Err(AppError::VersionConflict { current }),
+        _ => Ok(()),
+    }
+}
+
+/// Shared list filters: a `LIKE` pattern for case-insensitive substring search, and
+/// one for a tag inside a JSON array of strings.
+pub fn contains_pattern(text: &str) -> String {
+    format!("%{}%", pipelines::escape_like(&text.to_lowercase()))
+}
+
+pub fn tag_pattern(tag: &str) -> String {
+    let quoted = serde_json::to_string(tag).unwrap_or_default();
+    format!("%{}%", pipelines::escape_like(&quoted))
+}
+
+/// The operations every owned record shares: visible lookup, locked lookup, insert,
+/// versioned save and delete. `$table` is the schema module, which has `owner_id`.
+#[macro_export]
+macro_rules! owned_repo {
+    ($table:ident, $row:ty) => {
+        /// The record, if the caller may see it.
+        pub fn find_visible(
+            conn: &mut $crate::storage::DbConn,
+            vis: &$crate::auth::Visibility,
+            id: &str,
+        ) -> $crate::error::AppResult<$row> {
+            use diesel::prelude::*;
+            $table::table
+                .find(id)
+                .filter($crate::auth::visibility::owner_filter(vis, $table::owner_id))
+                .select(<$row>::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or($crate::error::AppError::NotFound)
+        }
+
+        /// The record, row-locked, if the caller may see it.
+        pub fn lock_visible(
+            conn: &mut $crate::storage::DbConn,
+            vis: &$crate::auth::Visibility,
+            id: &str,
+        ) -> $crate::error::AppResult<$row> {
+            $crate::lock_row!(conn, $crate::storage::schema::$table, $row, id)?
+                .filter(|r| vis.allows(&r.owner_id))
+                .ok_or($crate::error::AppError::NotFound)
+        }
+
+        pub fn insert_row(conn: &mut $crate::storage::DbConn, row: &$row) -> $crate::error::AppResult<()> {
+            use diesel::prelude::*;
+            diesel::insert_into($table::table).values(row).execute(conn)?;
+            Ok(())
+        }
+
+        pub fn save_row(conn: &mut $crate::storage::DbConn, row: &$row) -> $crate::error::AppResult<()> {
+            $crate::save_versioned!(conn, $crate::storage::schema::$table, row)
+        }
+
+        pub fn delete_row(conn: &mut $crate::storage::DbConn, id: &str) -> $crate::error::AppResult<()> {
+            use diesel::prelude::*;
+            diesel::delete($table::table.find(id)).execute(conn)?;
+            Ok(())
+        }
+    };
 }

@@ -86,9 +86,175 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scoring_rules (id) {
+        id -> Text,
+        position -> Integer,
+        field -> Text,
+        value -> Text,
+        points -> Integer,
+        label -> Text,
+    }
+}
+
+diesel::table! {
+    leads (id) {
+        id -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        company -> Nullable<Text>,
+        job_title -> Nullable<Text>,
+        industry -> Nullable<Text>,
+        company_size -> Nullable<Text>,
+        region -> Nullable<Text>,
+        country -> Nullable<Text>,
+        source -> Text,
+        source_detail -> Nullable<Text>,
+        interest -> Nullable<Text>,
+        status -> Text,
+        bant -> Text,
+        score -> Integer,
+        score_breakdown -> Text,
+        tags -> Text,
+        owner_id -> Text,
+        next_follow_up_at -> Nullable<Timestamp>,
+        last_activity_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        converted_at -> Nullable<Timestamp>,
+        converted_opportunity_id -> Nullable<Text>,
+        disqualified_reason -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        name -> Text,
+        industry -> Nullable<Text>,
+        company_size -> Nullable<Text>,
+        region -> Nullable<Text>,
+        website -> Nullable<Text>,
+        owner_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        owner_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    loss_reasons (id) {
+        id -> Text,
+        label -> Text,
+        active -> Bool,
+        position -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    opportunities (id) {
+        id -> Text,
+        name -> Text,
+        pipeline_id -> Text,
+        stage_id -> Text,
+        status -> Text,
+        amount_minor -> Nullable<BigInt>,
+        currency -> Text,
+        probability -> Nullable<Integer>,
+        expected_close_date -> Nullable<Date>,
+        account_id -> Nullable<Text>,
+        contact_id -> Nullable<Text>,
+        lead_id -> Nullable<Text>,
+        owner_id -> Text,
+        source -> Nullable<Text>,
+        industry -> Nullable<Text>,
+        company_size -> Nullable<Text>,
+        region -> Nullable<Text>,
+        tags -> Text,
+        next_action_text -> Nullable<Text>,
+        next_action_due_at -> Nullable<Timestamp>,
+        lost_reason_id -> Nullable<Text>,
+        lost_note -> Nullable<Text>,
+        stage_entered_at -> Timestamp,
+        last_activity_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    stage_transitions (id) {
+        id -> Text,
+        opportunity_id -> Text,
+        pipeline_id -> Text,
+        from_stage_id -> Nullable<Text>,
+        to_stage_id -> Text,
+        entered_at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        channel -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    activities (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        subject -> Text,
+        body -> Nullable<Text>,
+        lead_id -> Nullable<Text>,
+        opportunity_id -> Nullable<Text>,
+        due_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+        owner_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> teams (team_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(stages -> pipelines (pipeline_id));
+diesel::joinable!(opportunities -> stages (stage_id));
+diesel::joinable!(contacts -> accounts (account_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     server_settings,
@@ -96,5 +262,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_keys,
     pipelines,
-    stages
+    stages,
+    scoring_rules,
+    leads,
+    accounts,
+    contacts,
+    loss_reasons,
+    opportunities,
+    stage_transitions,
+    activities,
 );

@@ -1,0 +1,134 @@
+//! Activities repository.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::activities;
+use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
+use crate::auth::visibility::{owner_filter, Visibility};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = activities, treat_none_as_null = true)]
+pub struct ActivityRow {
+    pub id: String,
+    pub type_: String,
+    pub subject: String,
+    pub body: Option<String>,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub due_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    pub outcome: Option<String>,
+    pub owner_id: String,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+crate::owned_repo!(activities, ActivityRow);
+
+#[derive(Debug, Default, Clone)]
+pub struct ActivityFilter {
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub type_: Option<String>,
+    pub owner_id: Option<String>,
+    /// `true`: not completed yet; `false`: completed.
+    pub open: Option<bool>,
+    pub due_before: Option<NaiveDateTime>,
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    f: &ActivityFilter,
+    page: &PageRequest,
+) -> AppResult<Page<ActivityRow>> {
+    let mut q = activities::table
+        .filter(owner_filter(vis, activities::owner_id))
+        .select(ActivityRow::as_select())
+        .into_boxed();
+    if let Some(v) = &f.lead_id {
+        q = q.filter(activities::lead_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.opportunity_id {
+        q = q.filter(activities::opportunity_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.type_ {
+        q = q.filter(activities::type_.eq(v.clone()));
+    }
+    if let Some(v) = &f.owner_id {
+        q = q.filter(activities::owner_id.eq(v.clone()));
+    }
+    match f.open {
+        Some(true) => q = q.filter(activities::completed_at.is_null()),
+        Some(false) => q = q.filter(activities::completed_at.is_not_null()),
+        None => {}
+    }
+    if let Some(v) = f.due_before {
+        q = q.filter(activities::due_at.lt(v));
+    }
+    let after = page
+        .after
+        .as_ref()
+        .map(|a| Ok::<_, AppError>((parse_ts_key(&a.value)?, a.id.clone())))
+        .transpose()?;
+    let rows = crate::keyset!(q, activities::created_at, activities::id, page.desc, after)
+        .limit(page.limit as i64 + 1)
+        .load(conn)?;
+    Ok(Page::from_rows(rows, page.limit, |a: &ActivityRow| After {
+        value: ts_key(&a.created_at),
+        id: a.id.clone(),
+    }))
+}
+
+/// The latest completed activity time of a lead or an opportunity.
+pub fn last_completed(conn: &mut DbConn, lead_id: Option<&str>, opportunity_id: Option<&str>) -> AppResult<Option<NaiveDateTime>> {
+    let mut q = activities::table
+        .select(diesel::dsl::max(activities::completed_at))
+        .into_boxed();
+    if let Some(id) = lead_id {
+        q = q.filter(activities::lead_id.eq(id.to_owned()));
+    }
+    if let Some(id) = opportunity_id {
+        q = q.filter(activities::opportunity_id.eq(id.to_owned()));
+    }
+    Ok(q.first(conn)?)
+}
+
+/// Open activities with a due date, soonest first, for the follow-up queue.
+pub fn open_due(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    owner_id: Option<&str>,
+    before: Option<NaiveDateTime>,
+    limit: i64,
+) -> AppResult<Vec<ActivityRow>> {
+    let mut q = activities::table
+        .filter(owner_filter(vis, activities::owner_id))
+        .filter(activities::completed_at.is_null())
+        .filter(activities::due_at.is_not_null())
+        .select(ActivityRow::as_select())
+        .into_boxed();
+    if let Some(owner) = owner_id {
+        q = q.filter(activities::owner_id.eq(owner.to_owned()));
+    }
+    if let Some(before) = before {
+        q = q.filter(activities::due_at.lt(before));
+    }
+    Ok(q.order((activities::due_at.asc(), activities::id.asc())).limit(limit).load(conn)?)
+}
+
+/// Deletes the activities of an opportunity being deleted.
+pub fn delete_for_opportunity(conn: &mut DbConn, opportunity_id: &str) -> AppResult<()> {
+    diesel::delete(activities::table.filter(activities::opportunity_id.eq(opportunity_id))).execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_for_lead(conn: &mut DbConn, lead_id: &str) -> AppResult<()> {
+    diesel::delete(activities::table.filter(activities::lead_id.eq(lead_id))).execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Leads repository.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::schema::leads;
+use super::{contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest};
+use crate::auth::visibility::{owner_filter, Visibility};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = leads, treat_none_as_null = true)]
+pub struct LeadRow {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    pub industry: Option<String>,
+    pub company_size: Option<String>,
+    pub region: Option<String>,
+    pub country: Option<String>,
+    pub source: String,
+    pub source_detail: Option<String>,
+    pub interest: Option<String>,
+    pub status: String,
+    /// JSON object `{budget, authority, need, timeline}`.
+    pub bant: String,
+    pub score: i32,
+    /// JSON array of score items.
+    pub score_breakdown: String,
+    /// JSON array of strings.
+    pub tags: String,
+    pub owner_id: String,
+    pub next_follow_up_at: Option<NaiveDateTime>,
+    pub last_activity_at: Option<NaiveDateTime>,
+    pub external_id: Option<String>,
+    /// JSON object.
+    pub custom: String,
+    pub converted_at: Option<NaiveDateTime>,
+    pub converted_opportunity_id: Option<String>,
+    pub disqualified_reason: Option<String>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LeadFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+    pub industry: Option<String>,
+    pub company_size: Option<String>,
+    pub region: Option<String>,
+    pub owner_id: Option<String>,
+    pub tag: Option<String>,
+    pub min_score: Option<i32>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+    pub q: Option<String>,
+}
+
+pub fn insert(conn: &mut DbConn, row: &LeadRow) -> AppResult<()> {
+    check_unique(conn, row)?;
+    insert_row(conn, row)
+}
+
+pub fn save(conn: &mut DbConn, row: &LeadRow) -> AppResult<()> {
+    check_unique(conn, row)?;
+    save_row(conn, row)
+}
+
+fn duplicate(existing_id: Option<String>, what: &str) -> AppError {
+    AppError::Conflict {
+        code: "duplicate_lead",
+        detail: format!("A lead with the same {what} already exists."),
+        existing_id,
+    }
+}
+
+/// Duplicate detection by email and by external id (before writing: on PostgreSQL a
+/// failed insert would abort the transaction).
+fn check_unique(conn: &mut DbConn, row: &LeadRow) -> AppResult<()> {
+    if let Some(email) = &row.email {
+        let other: Option<String> = leads::table
+            .select(leads::id)
+            .filter(leads::email.eq(email))
+            .filter(leads::id.ne(&row.id))
+            .first(conn)
+            .optional()?;
+        if other.is_some() {
+            return Err(duplicate(other, "email"));
+        }
+    }
+    if let Some(external_id) = &row.external_id {
+        let other: Option<String> = leads::table
+            .select(leads::id)
+            .filter(leads::external_id.eq(external_id))
+            .filter(leads::id.ne(&row.id))
+            .first(conn)
+            .optional()?;
+        if other.is_some() {
+            return Err(duplicate(other, "external_id"));
+        }
+    }
+    Ok(())
+}
+
+crate::owned_repo!(leads, LeadRow);
+
+pub fn list(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    f: &LeadFilter,
+    page: &PageRequest,
+) -> AppResult<Page<LeadRow>> {
+    let mut q = leads::table
+        .filter(owner_filter(vis, leads::owner_id))
+        .select(LeadRow::as_select())
+        .into_boxed();
+    if let Some(v) = &f.status {
+        q = q.filter(leads::status.eq(v.clone()));
+    }
+    if let Some(v) = &f.source {
+        q = q.filter(leads::source.eq(v.clone()));
+    }
+    if let Some(v) = &f.industry {
+        q = q.filter(leads::industry.eq(v.clone()));
+    }
+    if let Some(v) = &f.company_size {
+        q = q.filter(leads::company_size.eq(v.clone()));
+    }
+    if let Some(v) = &f.region {
+        q = q.filter(leads::region.eq(v.clone()));
+    }
+    if let Some(v) = &f.owner_id {
+        q = q.filter(leads::owner_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.tag {
+        q = q.filter(leads::tags.like(tag_pattern(v)).escape('\\'));
+    }
+    if let Some(v) = f.min_score {
+        q = q.filter(leads::score.ge(v));
+    }
+    if let Some(v) = f.created_from {
+        q = q.filter(leads::created_at.ge(v));
+    }
+    if let Some(v) = f.created_to {
+        q = q.filter(leads::created_at.lt(v));
+    }
+    if let Some(text) = &f.q {
+        let pattern = contains_pattern(text);
+        let searchable = "lower(coalesce(leads.first_name, '') || ' ' || coalesce(leads.last_name, '') || ' ' || \
+                          coalesce(leads.email, '') || ' ' || coalesce(leads.company, ''))";
+        q = q.filter(sql::<Text>(searchable).like(pattern).escape('\\'));
+    }
+    let after = page.after.as_ref().map(|a| (a.value.clone(), a.id.clone()));
+    let q = match page.sort.as_str() {
+        "score" => {
+            let after = after
+                .map(|(v, id)| v.parse::<i32>().map(|v| (v, id)).map_err(|_| super::invalid_cursor()))
+                .transpose()?;
+            crate::keyset!(q, leads::score, leads::id, page.desc, after)
+        }
+        "updated_at" => {
+            let after = after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose()?;
+            crate::keyset!(q, leads::updated_at, leads::id, page.desc, after)
+        }
+        _ => {
+            let after = after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose()?;
+            crate::keyset!(q, leads::created_at, leads::id, page.desc, after)
+        }
+    };
+    let rows = q.limit(page.limit as i64 + 1).load(conn)?;
+    let sort = page.sort.clone();
+    Ok(Page::from_rows(rows, page.limit, |l: &LeadRow| After {
+        value: match sort.as_str() {
+            "score" => l.score.to_string(),
+            "updated_at" => ts_key(&l.updated_at),
+            _ => ts_key(&l.created_at),
+        },
+        id: l.id.clone(),
+    }))
+}
+
+/// All leads not yet converted, for rescoring after the rules change.
+pub fn unconverted(conn: &mut DbConn) -> AppResult<Vec<LeadRow>> {
+    Ok(leads::table
+        .filter(leads::status.ne("converted"))
+        .select(LeadRow::as_select())
+        .load(conn)?)
+}
+
+pub fn set_score(conn: &mut DbConn, id: &str, score: i32, breakdown: &str) -> AppResult<()> {
+    diesel::update(leads::table.find(id))
+        .set((leads::score.eq(score), leads::score_breakdown.eq(breakdown)))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) -> AppResult<()> {
+    diesel::update(leads::table.find(id))
+        .set(leads::last_activity_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! Opportunities, their stage changes and the append-only stage log.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::dsl::sql;
+use diesel::expression::BoxableExpression;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
+use serde_json::{json, Value};
+
+use super::pipelines::StageRow;
+use super::schema::{opportunities, stage_transitions, stages};
+use super::{contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page, PageRequest};
+use crate::auth::visibility::{owner_filter, Visibility};
+use crate::domain::money::format_amount;
+use crate::domain::opportunity::{missing_required_fields, Channel};
+use crate::domain::pipeline::StageKind;
+use crate::error::{AppError, AppResult, FieldError};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = opportunities, treat_none_as_null = true)]
+pub struct OpportunityRow {
+    pub id: String,
+    pub name: String,
+    pub pipeline_id: String,
+    pub stage_id: String,
+    pub status: String,
+    pub amount_minor: Option<i64>,
+    pub currency: String,
+    pub probability: Option<i32>,
+    pub expected_close_date: Option<NaiveDate>,
+    pub account_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub lead_id: Option<String>,
+    pub owner_id: String,
+    pub source: Option<String>,
+    pub industry: Option<String>,
+    pub company_size: Option<String>,
+    pub region: Option<String>,
+    /// JSON array of strings.
+    pub tags: String,
+    pub next_action_text: Option<String>,
+    pub next_action_due_at: Option<NaiveDateTime>,
+    pub lost_reason_id: Option<String>,
+    pub lost_note: Option<String>,
+    pub stage_entered_at: NaiveDateTime,
+    pub last_activity_at: Option<NaiveDateTime>,
+    /// When the deal was won or lost (the status says which).
+    pub closed_at: Option<NaiveDateTime>,
+    pub external_id: Option<String>,
+    /// JSON object.
+    pub custom: String,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+crate::owned_repo!(opportunities, OpportunityRow);
+
+/// One row of the stage log. There is deliberately no update or delete for it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = stage_transitions)]
+pub struct TransitionRow {
+    pub id: String,
+    pub opportunity_id: String,
+    pub pipeline_id: String,
+    pub from_stage_id: Option<String>,
+    pub to_stage_id: String,
+    pub entered_at: NaiveDateTime,
+    pub actor_id: Option<String>,
+    pub channel: String,
+    pub note: Option<String>,
+}
+
+pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()> {
+    diesel::insert_into(stage_transitions::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+/// The log of one opportunity, oldest first.
+pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<TransitionRow>> {
+    Ok(stage_transitions::table
+        .filter(stage_transitions::opportunity_id.eq(opportunity_id))
+        .order((stage_transitions::entered_at.asc(), stage_transitions::id.asc()))
+        .select(TransitionRow::as_select())
+        .load(conn)?)
+}
+
+pub fn insert(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
+    check_external_id(conn, row)?;
+    insert_row(conn, row)
+}
+
+pub fn save(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
+    check_external_id(conn, row)?;
+    save_row(conn, row)
+}
+
+fn check_external_id(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
+    let Some(external_id) = &row.external_id else { return Ok(()) };
+    let other: Option<String> = opportunities::table
+        .select(opportunities::id)
+        .filter(opportunities::external_id.eq(external_id))
+        .filter(opportunities::id.ne(&row.id))
+        .first(conn)
+        .optional()?;
+    match other {
+        Some(id) => Err(AppError::Conflict {
+            code: "duplicate_opportunity",
+            detail: "An opportunity with the same external_id already exists.".into(),
+            existing_id: Some(id),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The opportunity's fields under their API names, as the stage gate reads them.
+pub fn gate_view(o: &OpportunityRow) -> Value {
+    let parse = |t: &str, empty: Value| serde_json::from_str::<Value>(t).unwrap_or(empty);
+    json!({
+        "name": o.name,
+        "amount": o.amount_minor.map(format_amount),
+        "currency": o.currency,
+        "probability": o.probability,
+        "expected_close_date": o.expected_close_date.map(|d| d.to_string()),
+        "account_id": o.account_id,
+        "contact_id": o.contact_id,
+        "lead_id": o.lead_id,
+        "owner_id": o.owner_id,
+        "source": o.source,
+        "industry": o.industry,
+        "company_size": o.company_size,
+        "region": o.region,
+        "tags": parse(&o.tags, json!([])),
+        "next_action": o.next_action_text.as_ref().map(|t| json!({"text": t, "due_at": o.next_action_due_at})),
+        "external_id": o.external_id,
+        "custom": parse(&o.custom, json!({})),
+    })
+}
+
+/// How a stage change is recorded.
+pub struct StageChange<'a> {
+    pub actor: &'a str,
+    pub channel: Channel,
+    pub note: Option<String>,
+    pub at: NaiveDateTime,
+    /// The request set `next_action` itself; do not default it from the stage.
+    pub keep_next_action: bool,
+}
+
+pub fn stage_kind(stage: &StageRow) -> StageKind {
+    StageKind::parse(&stage.kind).unwrap_or(StageKind::Open)
+}
+
+/// Checks the target stage's gate against `opp` (already carrying the request's other
+/// changes); on success moves it there, keeps status, timestamps and next action in
+/// step, and appends one row to the stage log. The caller saves `opp` in the same
+/// transaction.
+pub fn enter_stage(
+    conn: &mut DbConn,
+    opp: &mut OpportunityRow,
+    from_stage_id: Option<String>,
+    target: &StageRow,
+    change: &StageChange<'_>,
+) -> AppResult<()> {
+    if target.pipeline_id != opp.pipeline_id {
+        return Err(AppError::field("stage_id", "wrong_pipeline", "the stage belongs to another pipeline"));
+    }
+    if from_stage_id.as_deref() == Some(target.id.as_str()) {
+        return Err(AppError::field("stage_id", "same_stage", "the opportunity is already in this stage"));
+    }
+    let kind = stage_kind(target);
+    if kind == StageKind::Lost && opp.lost_reason_id.is_none() {
+        return Err(AppError::field(
+            "loss_reason_id",
+            "required",
+            "a lost deal needs a loss reason (see /loss-reasons)",
+        ));
+    }
+    let required: Vec<String> = serde_json::from_str(&target.required_fields).unwrap_or_default();
+    let missing = missing_required_fields(&gate_view(opp), &required);
+    if !missing.is_empty() {
+        return Err(AppError::Rule {
+            code: "stage_requirements_unmet",
+            detail: format!("Stage {:?} requires: {}.", target.name, missing.join(", ")),
+            errors: missing
+                .iter()
+                .map(|f| FieldError::new(f.as_str(), "required_by_stage", format!("required to enter stage {:?}", target.name)))
+                .collect(),
+        });
+    }
+    opp.stage_id = target.id.clone();
+    opp.stage_entered_at = change.at;
+    match kind {
+        StageKind::Open => {
+            opp.status = "open".into();
+            opp.closed_at = None;
+            opp.lost_reason_id = None;
+            opp.lost_note = None;
+            if let (false, Some(days)) = (change.keep_next_action, target.next_action_within_days) {
+                let actions: Vec<String> = serde_json::from_str(&target.suggested_actions).unwrap_or_default();
+                opp.next_action_text = Some(actions.into_iter().next().unwrap_or_else(|| format!("推进：{}", target.name)));
+                opp.next_action_due_at = Some(change.at + chrono::Duration::days(i64::from(days)));
+            }
+        }
+        StageKind::Won | StageKind::Lost => {
+            opp.status = kind.as_str().into();
+            opp.closed_at = Some(change.at);
+            opp.next_action_text = None;
+            opp.next_action_due_at = None;
+            if kind == StageKind::Won {
+                opp.lost_reason_id = None;
+                opp.lost_note = None;
+            }
+        }
+    }
+    append_transition(
+        conn,
+        &TransitionRow {
+            id: super::new_id(),
+            opportunity_id: opp.id.clone(),
+            pipeline_id: opp.pipeline_id.clone(),
+            from_stage_id,
+            to_stage_id: target.id.clone(),
+            entered_at: change.at,
+            actor_id: Some(change.actor.to_owned()),
+            channel: change.channel.as_str().to_owned(),
+            note: change.note.clone(),
+        },
+    )
+}
+
+pub fn count_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<i64> {
+    Ok(opportunities::table
+        .filter(opportunities::stage_id.eq(stage_id))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64> {
+    Ok(opportunities::table
+        .filter(opportunities::pipeline_id.eq(pipeline_id))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Moves every deal of a stage being deleted into `target`, logging each move as a
+/// system change (gates do not apply: the deals did not choose to move).
+pub fn evacuate_stage(conn: &mut DbConn, from: &StageRow, target: &StageRow, actor: &str) -> AppResult<usize> {
+    let ids: Vec<String> = opportunities::table
+        .select(opportunities::id)
+        .filter(opportunities::stage_id.eq(&from.id))
+        .load(conn)?;
+    let at = now();
+    let status = stage_kind(target).as_str();
+    for id in &ids {
+        diesel::update(opportunities::table.find(id))
+            .set((
+                opportunities::stage_id.eq(&target.id),
+                opportunities::stage_entered_at.eq(at),
+                opportunities::status.eq(status),
+                opportunities::version.eq(opportunities::version + 1),
+                opportunities::updated_at.eq(at),
+                opportunities::updated_by.eq(actor),
+            ))
+            .execute(conn)?;
+        append_transition(
+            conn,
+            &TransitionRow {
+                id: super::new_id(),
+                opportunity_id: id.clone(),
+                pipeline_id: from.pipeline_id.clone(),
+                from_stage_id: Some(from.id.clone()),
+                to_stage_id: target.id.clone(),
+                entered_at: at,
+                actor_id: Some(actor.to_owned()),
+                channel: Channel::System.as_str().to_owned(),
+                note: Some(format!("stage {:?} deleted", from.name)),
+            },
+        )?;
+    }
+    Ok(ids.len())
+}
+
+pub fn backend_of(conn: &DbConn) -> Backend {
+    match conn {
+        DbConn::Pg(_) => Backend::Postgres,
+        DbConn::Sqlite(_) => Backend::Sqlite,
+    }
+}
+
+/// The stalled rule as SQL over `opportunities` joined with `stages`: an open deal
+/// whose stage has a `stalled_after_days` threshold and that has been in the stage, or
+/// without activity (since creation when there was none), longer than that. The same
+/// rule in Rust is `domain::opportunity::stall_reasons`.
+pub fn stalled_condition<'a, QS: 'a>(
+    backend: Backend,
+    at: NaiveDateTime,
+) -> Box<dyn BoxableExpression<QS, Db, SqlType = Bool> + 'a> {
+    let (entered, idle, tail) = match backend {
+        Backend::Postgres => (
+            "(opportunities.status = 'open' AND stages.stalled_after_days IS NOT NULL AND \
+             (opportunities.stage_entered_at + stages.stalled_after_days * INTERVAL '1 day' < ",
+            " OR COALESCE(opportunities.last_activity_at, opportunities.created_at) + stages.stalled_after_days * INTERVAL '1 day' < ",
+            "))",
+        ),
+        Backend::Sqlite => (
+            "(opportunities.status = 'open' AND stages.stalled_after_days IS NOT NULL AND \
+             (julianday(opportunities.stage_entered_at) + stages.stalled_after_days < julianday(",
+            ") OR julianday(COALESCE(opportunities.last_activity_at, opportunities.created_at)) + stages.stalled_after_days < julianday(",
+            ")))",
+        ),
+    };
+    Box::new(
+        sql::<Bool>(entered)
+            .bind::<Timestamp, _>(at)
+            .sql(idle)
+            .bind::<Timestamp, _>(at)
+            .sql(tail),
+    )
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct OpportunityFilter {
+    pub pipeline_id: Option<String>,
+    pub stage_id: Option<String>,
+    pub status: Option<String>,
+    pub owner_id: Option<String>,
+    pub tag: Option<String>,
+    pub source: Option<String>,
+    pub industry: Option<String>,
+    pub stalled: Option<bool>,
+    pub close_from: Option<NaiveDate>,
+    pub close_to: Option<NaiveDate>,
+    pub amount_min: Option<i64>,
+    pub amount_max: Option<i64>,
+    pub q: Option<String>,
+}
+
+fn amount_key() -> diesel::expression::SqlLiteral<BigInt> {
+    sql::<BigInt>("COALESCE(opportunities.amount_minor, -1)")
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    f: &OpportunityFilter,
+    page: &PageRequest,
+) -> AppResult<Page<(OpportunityRow, i32)>> {
+    let backend = backend_of(conn);
+    let mut q = opportunities::table
+        .inner_join(stages::table)
+        .filter(owner_filter(vis, opportunities::owner_id))
+        .select((OpportunityRow::as_select(), stages::probability))
+        .into_boxed();
+    if let Some(v) = &f.pipeline_id {
+        q = q.filter(opportunities::pipeline_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.stage_id {
+        q = q.filter(opportunities::stage_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.status {
+        q = q.filter(opportunities::status.eq(v.clone()));
+    }
+    if let Some(v) = &f.owner_id {
+        q = q.filter(opportunities::owner_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.tag {
+        q = q.filter(opportunities::tags.like(tag_pattern(v)).escape('\\'));
+    }
+    if let Some(v) = &f.source {
+        q = q.filter(opportunities::source.eq(v.clone()));
+    }
+    if let Some(v) = &f.industry {
+        q = q.filter(opportunities::industry.eq(v.clone()));
+    }
+    match f.stalled {
+        Some(true) => q = q.filter(stalled_condition(backend, now())),
+        Some(false) => q = q.filter(diesel::dsl::not(stalled_condition(backend, now()))),
+        None => {}
+    }
+    if let Some(v) = f.close_from {
+        q = q.filter(opportunities::expected_close_date.ge(v));
+    }
+    if let Some(v) = f.close_to {
+        q = q.filter(opportunities::expected_close_date.le(v));
+    }
+    if let Some(v) = f.amount_min {
+        q = q.filter(opportunities::amount_minor.ge(v));
+    }
+    if let Some(v) = f.amount_max {
+        q = q.filter(opportunities::amount_minor.le(v));
+    }
+    if let Some(text) = &f.q {
+        q = q.filter(sql::<Text>("lower(opportunities.name)").like(contains_pattern(text)).escape('\\'));
+    }
+    let after = page.after.as_ref().map(|a| (a.value.clone(), a.id.clone()));
+    let ts_after = |after: Option<(String, String)>| after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose();
+    let q = match page.sort.as_str() {
+        "name" => crate::keyset!(q, opportunities::name, opportunities::id, page.desc, after),
+        "amount" => {
+            let after = after
+                .map(|(v, id)| v.parse::<i64>().map(|v| (v, id)).map_err(|_| super::invalid_cursor()))
+                .transpose()?;
+            crate::keyset!(q, amount_key(), opportunities::id, page.desc, after)
+        }
+        "updated_at" => crate::keyset!(q, opportunities::updated_at, opportunities::id, page.desc, ts_after(after)?),
+        "stage_entered_at" => {
+            crate::keyset!(q, opportunities::stage_entered_at, opportunities::id, page.desc, ts_after(after)?)
+        }
+        _ => crate::keyset!(q, opportunities::created_at, opportunities::id, page.desc, ts_after(after)?),
+    };
+    let rows = q.limit(page.limit as i64 + 1).load::<(OpportunityRow, i32)>(conn)?;
+    let sort = page.sort.clone();
+    Ok(Page::from_rows(rows, page.limit, |(o, _): &(OpportunityRow, i32)| After {
+        value: match sort.as_str() {
+            "name" => o.name.clone(),
+            "amount" => o.amount_minor.unwrap_or(-1).to_string(),
+            "updated_at" => ts_key(&o.updated_at),
+            "stage_entered_at" => ts_key(&o.stage_entered_at),
+            _ => ts_key(&o.created_at),
+        },
+        id: o.id.clone(),
+    }))
+}
+
+/// Open deals whose next action is due before `before`, for the follow-up queue.
+pub fn due_next_actions(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    owner_id: Option<&str>,
+    before: Option<NaiveDateTime>,
+    limit: i64,
+) -> AppResult<Vec<OpportunityRow>> {
+    let mut q = opportunities::table
+        .filter(owner_filter(vis, opportunities::owner_id))
+        .filter(opportunities::status.eq("open"))
+        .filter(opportunities::next_action_due_at.is_not_null())
+        .select(OpportunityRow::as_select())
+        .into_boxed();
+    if let Some(owner) = owner_id {
+        q = q.filter(opportunities::owner_id.eq(owner.to_owned()));
+    }
+    if let Some(before) = before {
+        q = q.filter(opportunities::next_action_due_at.lt(before));
+    }
+    Ok(q.order((opportunities::next_action_due_at.asc(), opportunities::id.asc()))
+        .limit(limit)
+        .load(conn)?)
+}
+
+pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) -> AppResult<()> {
+    diesel::update(opportunities::table.find(id))
+        .set(opportunities::last_activity_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
