@@ -191,7 +191,10 @@ impl ScoringRule {
             "company_size" => eq(facts.company_size.as_deref()),
             "region" => eq(facts.region.as_deref()),
             "country" => eq(facts.country.as_deref()),
-            "tag" => facts.tags.iter().any(|t| t.eq_ignore_ascii_case(&self.value)),
+            "tag" => facts
+                .tags
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&self.value)),
             "has_email" => flag(facts.has_email),
             "has_phone" => flag(facts.has_phone),
             _ => false,
@@ -249,7 +252,10 @@ mod tests {
         };
         let (s, items) = score(&facts, &rules);
         assert_eq!(s, 50);
-        assert_eq!(items.iter().map(|i| i.rule_id.as_str()).collect::<Vec<_>>(), ["b", "ref"]);
+        assert_eq!(
+            items.iter().map(|i| i.rule_id.as_str()).collect::<Vec<_>>(),
+            ["b", "ref"]
+        );
         facts.bant.authority = Authority::DecisionMaker;
         facts.bant.need = Need::High;
         assert_eq!(score(&facts, &rules).0, 100, "clamped at 100");
@@ -257,7 +263,11 @@ mod tests {
         facts.source = None;
         facts.tags = vec!["Competitor".into()];
         let (s, items) = score(&facts, &rules);
-        assert_eq!((s, items.len()), (0, 1), "clamped at 0, the rule still shows");
+        assert_eq!(
+            (s, items.len()),
+            (0, 1),
+            "clamped at 0, the rule still shows"
+        );
     }
 
     #[test]

@@ -14,14 +14,19 @@ pub fn parse_amount(text: &str) -> Result<i64, &'static str> {
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return Err("must be a non-negative decimal string such as \"12500.00\"");
     }
-    if frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) || (t.contains('.') && frac.is_empty()) {
+    if frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || (t.contains('.') && frac.is_empty())
+    {
         return Err("must have at most two decimals");
     }
     if whole.len() > 14 {
         return Err("is too large");
     }
     let whole: i64 = whole.parse().map_err(|_| "is not a number")?;
-    let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| "is not a number")?;
+    let frac: i64 = format!("{frac:0<2}")
+        .parse()
+        .map_err(|_| "is not a number")?;
     let minor = whole * 100 + frac;
     if minor > MAX_MINOR {
         return Err("is too large");
@@ -57,7 +62,17 @@ mod tests {
         assert_eq!(parse_amount(" 42 "), Ok(4200));
         assert_eq!(format_amount(1_250_050), "12500.50");
         assert_eq!(format_amount(7), "0.07");
-        for bad in ["", "-1", "1.234", "1e5", "1,000", "abc", ".5", "5.", "99999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "1.234",
+            "1e5",
+            "1,000",
+            "abc",
+            ".5",
+            "5.",
+            "99999999999999999",
+        ] {
             assert!(parse_amount(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -99,24 +99,52 @@ mod tests {
     fn gate_lists_each_missing_field() {
         let record = json!({"amount": null, "expected_close_date": "2026-12-01", "tags": [],
                             "account_id": "", "custom": {"po": "A-1", "empty": null}, "probability": 0});
-        let required: Vec<String> = ["amount", "expected_close_date", "tags", "account_id", "custom.po", "custom.empty", "custom.none", "probability"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let required: Vec<String> = [
+            "amount",
+            "expected_close_date",
+            "tags",
+            "account_id",
+            "custom.po",
+            "custom.empty",
+            "custom.none",
+            "probability",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(
             missing_required_fields(&record, &required),
-            ["amount", "tags", "account_id", "custom.empty", "custom.none"]
+            [
+                "amount",
+                "tags",
+                "account_id",
+                "custom.empty",
+                "custom.none"
+            ]
         );
         assert!(missing_required_fields(&record, &[]).is_empty());
     }
 
     #[test]
     fn stalled_needs_a_threshold_and_counts_whole_periods() {
-        let t = |d: i64| chrono::DateTime::from_timestamp(d * 86_400, 0).unwrap().naive_utc();
+        let t = |d: i64| {
+            chrono::DateTime::from_timestamp(d * 86_400, 0)
+                .unwrap()
+                .naive_utc()
+        };
         assert!(stall_reasons(None, t(0), t(0), t(100)).is_empty());
-        assert!(stall_reasons(Some(10), t(0), t(0), t(10)).is_empty(), "exactly at the threshold is not stalled");
-        assert_eq!(stall_reasons(Some(10), t(0), t(5), t(11)), [StallReason::InStageTooLong]);
-        assert_eq!(stall_reasons(Some(10), t(5), t(0), t(11)), [StallReason::NoRecentActivity]);
+        assert!(
+            stall_reasons(Some(10), t(0), t(0), t(10)).is_empty(),
+            "exactly at the threshold is not stalled"
+        );
+        assert_eq!(
+            stall_reasons(Some(10), t(0), t(5), t(11)),
+            [StallReason::InStageTooLong]
+        );
+        assert_eq!(
+            stall_reasons(Some(10), t(5), t(0), t(11)),
+            [StallReason::NoRecentActivity]
+        );
         assert_eq!(stall_reasons(Some(10), t(0), t(0), t(11)).len(), 2);
     }
 }

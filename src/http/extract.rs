@@ -74,6 +74,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             detail: format!("The body is not valid JSON: {e}"),
             errors: Vec::new(),
         })?;
+    from_value(value)
+}
+
+/// Maps a JSON value onto `T`; a mismatch is a 422 naming the member.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         AppError::Validation(vec![serde_field_error(

@@ -1,11 +1,16 @@
 //! The HTTP layer: thin handlers, request/response shapes, the route table, OpenAPI.
 
+pub mod accounts;
+pub mod activities;
 pub mod api_keys;
 pub mod auth;
 pub mod extract;
+pub mod fields;
 pub mod health;
+pub mod leads;
 pub mod middleware;
 pub mod openapi;
+pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
 pub mod teams;
@@ -77,6 +82,101 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("/stages/{id}")
                         .route(web::patch().to(pipelines::update_stage))
                         .route(web::delete().to(pipelines::delete_stage)),
+                )
+                .service(
+                    web::resource("/scoring-rules")
+                        .route(web::get().to(leads::list_scoring_rules))
+                        .route(web::put().to(leads::replace_scoring_rules)),
+                )
+                .service(
+                    web::resource("/leads")
+                        .route(web::get().to(leads::list_leads))
+                        .route(web::post().to(leads::create_lead)),
+                )
+                .service(
+                    web::resource("/leads/{id}")
+                        .route(web::get().to(leads::find_lead))
+                        .route(web::patch().to(leads::update_lead))
+                        .route(web::delete().to(leads::delete_lead)),
+                )
+                .service(
+                    web::resource("/leads/{id}/convert").route(web::post().to(leads::convert_lead)),
+                )
+                .service(
+                    web::resource("/leads/{id}/disqualify")
+                        .route(web::post().to(leads::disqualify_lead)),
+                )
+                .service(
+                    web::resource("/accounts")
+                        .route(web::get().to(accounts::list_accounts))
+                        .route(web::post().to(accounts::create_account)),
+                )
+                .service(
+                    web::resource("/accounts/{id}")
+                        .route(web::get().to(accounts::find_account))
+                        .route(web::patch().to(accounts::update_account))
+                        .route(web::delete().to(accounts::delete_account)),
+                )
+                .service(
+                    web::resource("/contacts")
+                        .route(web::get().to(accounts::list_contacts))
+                        .route(web::post().to(accounts::create_contact)),
+                )
+                .service(
+                    web::resource("/contacts/{id}")
+                        .route(web::get().to(accounts::find_contact))
+                        .route(web::patch().to(accounts::update_contact))
+                        .route(web::delete().to(accounts::delete_contact)),
+                )
+                .service(
+                    web::resource("/opportunities")
+                        .route(web::get().to(opportunities::list_opportunities))
+                        .route(web::post().to(opportunities::create_opportunity)),
+                )
+                .service(
+                    web::resource("/opportunities/{id}")
+                        .route(web::get().to(opportunities::find_opportunity))
+                        .route(web::patch().to(opportunities::update_opportunity))
+                        .route(web::delete().to(opportunities::delete_opportunity)),
+                )
+                .service(
+                    web::resource("/opportunities/{id}/move")
+                        .route(web::post().to(opportunities::move_opportunity)),
+                )
+                .service(
+                    web::resource("/opportunities/{id}/win")
+                        .route(web::post().to(opportunities::win_opportunity)),
+                )
+                .service(
+                    web::resource("/opportunities/{id}/lose")
+                        .route(web::post().to(opportunities::lose_opportunity)),
+                )
+                .service(
+                    web::resource("/opportunities/{id}/reopen")
+                        .route(web::post().to(opportunities::reopen_opportunity)),
+                )
+                .service(
+                    web::resource("/opportunities/{id}/history")
+                        .route(web::get().to(opportunities::opportunity_history)),
+                )
+                .service(
+                    web::resource("/loss-reasons")
+                        .route(web::get().to(opportunities::list_loss_reasons))
+                        .route(web::post().to(opportunities::create_loss_reason)),
+                )
+                .service(
+                    web::resource("/activities")
+                        .route(web::get().to(activities::list_activities))
+                        .route(web::post().to(activities::create_activity)),
+                )
+                .service(
+                    web::resource("/activities/{id}")
+                        .route(web::get().to(activities::find_activity))
+                        .route(web::patch().to(activities::update_activity))
+                        .route(web::delete().to(activities::delete_activity)),
+                )
+                .service(
+                    web::resource("/follow-ups").route(web::get().to(activities::list_follow_ups)),
                 ),
         )
         .service(web::resource("/openapi.json").route(web::get().to(openapi::serve_document)))

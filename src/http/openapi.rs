@@ -5,7 +5,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{api_keys, auth, health, pipelines, teams, users};
+use super::{
+    accounts, activities, api_keys, auth, health, leads, opportunities, pipelines, teams, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +41,43 @@ use super::{api_keys, auth, health, pipelines, teams, users};
         pipelines::update_stage_order,
         pipelines::update_stage,
         pipelines::delete_stage,
+        leads::list_scoring_rules,
+        leads::replace_scoring_rules,
+        leads::list_leads,
+        leads::create_lead,
+        leads::find_lead,
+        leads::update_lead,
+        leads::delete_lead,
+        leads::convert_lead,
+        leads::disqualify_lead,
+        accounts::list_accounts,
+        accounts::create_account,
+        accounts::find_account,
+        accounts::update_account,
+        accounts::delete_account,
+        accounts::list_contacts,
+        accounts::create_contact,
+        accounts::find_contact,
+        accounts::update_contact,
+        accounts::delete_contact,
+        opportunities::list_opportunities,
+        opportunities::create_opportunity,
+        opportunities::find_opportunity,
+        opportunities::update_opportunity,
+        opportunities::delete_opportunity,
+        opportunities::move_opportunity,
+        opportunities::win_opportunity,
+        opportunities::lose_opportunity,
+        opportunities::reopen_opportunity,
+        opportunities::opportunity_history,
+        opportunities::list_loss_reasons,
+        opportunities::create_loss_reason,
+        activities::list_activities,
+        activities::create_activity,
+        activities::find_activity,
+        activities::update_activity,
+        activities::delete_activity,
+        activities::list_follow_ups,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -47,6 +86,10 @@ use super::{api_keys, auth, health, pipelines, teams, users};
         (name = "auth", description = "Tokens and API keys"),
         (name = "users", description = "Users and teams"),
         (name = "pipelines", description = "Pipelines and their stages"),
+        (name = "leads", description = "Leads, scoring and conversion"),
+        (name = "accounts", description = "Accounts and contacts"),
+        (name = "opportunities", description = "Opportunities, stage moves and the stage log"),
+        (name = "activities", description = "Activities and the follow-up queue"),
     )
 )]
 pub struct ApiDoc;

@@ -374,10 +374,12 @@ pub async fn update_pipeline(
     Ok(pipeline_response(StatusCode::OK, updated))
 }
 
-/// Deletes a pipeline and its stages.
+/// Deletes a pipeline and its stages; refused (409) while it holds opportunities.
 #[utoipa::path(delete, path = "/api/v1/pipelines/{id}", tag = "pipelines", operation_id = "delete_pipeline",
     security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem)))]
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem, description = "the pipeline holds opportunities"),
+        (status = 412, body = crate::error::Problem)))]
 pub async fn delete_pipeline(
     state: web::Data<AppState>,
     caller: Caller,
@@ -387,6 +389,16 @@ pub async fn delete_pipeline(
     can_configure(&caller)?;
     storage::run_tx(&state.pool, move |conn| {
         store::touch(conn, &id, if_match.0, &caller.user_id)?;
+        let deals = crate::storage::opportunities::count_in_pipeline(conn, &id)?;
+        if deals > 0 {
+            return Err(AppError::Conflict {
+                code: "pipeline_not_empty",
+                detail: format!(
+                    "The pipeline holds {deals} opportunities; move or delete them first."
+                ),
+                existing_id: None,
+            });
+        }
         store::delete(conn, &id)
     })
     .await?;
@@ -519,6 +531,14 @@ pub async fn update_stage(
         let mut p = Problems::default();
         let draft = StageDraft::check(&input, "", &mut p);
         p.into_result()?;
+        if kind != out.kind && crate::storage::opportunities::count_in_stage(conn, &current.id)? > 0
+        {
+            return Err(AppError::Conflict {
+                code: "stage_not_empty",
+                detail: "Deals sit in this stage; its kind cannot change until they move.".into(),
+                existing_id: None,
+            });
+        }
         let mut row = StageRow::from_draft(
             &current.pipeline_id,
             current.position,
@@ -550,6 +570,7 @@ pub async fn update_stage(
     responses(
         (status = 204),
         (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem, description = "deals are in the stage and no move_to was given"),
         (status = 422, body = crate::error::Problem),
     ))]
 pub async fn delete_stage(
@@ -576,6 +597,30 @@ pub async fn delete_stage(
         }
         stages.retain(|s| s.id != id);
         check_set_after(&stages, "id")?;
+        let deals = crate::storage::opportunities::count_in_stage(conn, &id)?;
+        match (&move_to, deals) {
+            (_, 0) => {}
+            (Some(target), _) => {
+                let target = stages
+                    .iter()
+                    .find(|s| &s.id == target)
+                    .cloned()
+                    .ok_or(AppError::NotFound)?;
+                crate::storage::opportunities::evacuate_stage(
+                    conn,
+                    &current,
+                    &target,
+                    &caller.user_id,
+                )?;
+            }
+            (None, n) => return Err(AppError::Conflict {
+                code: "stage_not_empty",
+                detail: format!(
+                    "{n} opportunities are in this stage; pass move_to=<stage id> to move them."
+                ),
+                existing_id: None,
+            }),
+        }
         store::delete_stage(conn, &id)?;
         store::set_positions(
             conn,

@@ -55,7 +55,11 @@ pub mod contact {
 }
 
 /// A visible account with this name (case-insensitive), for conversion.
-pub fn visible_account_named(conn: &mut DbConn, vis: &Visibility, name: &str) -> AppResult<Option<AccountRow>> {
+pub fn visible_account_named(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    name: &str,
+) -> AppResult<Option<AccountRow>> {
     Ok(accounts::table
         .filter(owner_filter(vis, accounts::owner_id))
         .filter(sql::<Text>("lower(accounts.name)").eq(name.trim().to_lowercase()))
@@ -66,7 +70,11 @@ pub fn visible_account_named(conn: &mut DbConn, vis: &Visibility, name: &str) ->
 }
 
 /// A visible contact with this email, for conversion.
-pub fn visible_contact_with_email(conn: &mut DbConn, vis: &Visibility, email: &str) -> AppResult<Option<ContactRow>> {
+pub fn visible_contact_with_email(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    email: &str,
+) -> AppResult<Option<ContactRow>> {
     Ok(contacts::table
         .filter(owner_filter(vis, contacts::owner_id))
         .filter(contacts::email.eq(email))
@@ -82,7 +90,10 @@ pub fn ensure_account_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
         .filter(opportunities::account_id.eq(id))
         .count()
         .get_result(conn)?;
-    let people: i64 = contacts::table.filter(contacts::account_id.eq(id)).count().get_result(conn)?;
+    let people: i64 = contacts::table
+        .filter(contacts::account_id.eq(id))
+        .count()
+        .get_result(conn)?;
     if deals + people > 0 {
         return Err(AppError::Conflict {
             code: "account_in_use",
@@ -136,19 +147,29 @@ pub fn list_accounts(
         q = q.filter(accounts::region.eq(v.clone()));
     }
     if let Some(text) = &f.q {
-        q = q.filter(sql::<Text>("lower(accounts.name)").like(contains_pattern(text)).escape('\\'));
+        q = q.filter(
+            sql::<Text>("lower(accounts.name)")
+                .like(contains_pattern(text))
+                .escape('\\'),
+        );
     }
     let after = page.after.as_ref().map(|a| (a.value.clone(), a.id.clone()));
     let q = if page.sort == "name" {
         crate::keyset!(q, accounts::name, accounts::id, page.desc, after)
     } else {
-        let after = after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose()?;
+        let after = after
+            .map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id)))
+            .transpose()?;
         crate::keyset!(q, accounts::created_at, accounts::id, page.desc, after)
     };
     let rows = q.limit(page.limit as i64 + 1).load(conn)?;
     let by_name = page.sort == "name";
     Ok(Page::from_rows(rows, page.limit, |a: &AccountRow| After {
-        value: if by_name { a.name.clone() } else { ts_key(&a.created_at) },
+        value: if by_name {
+            a.name.clone()
+        } else {
+            ts_key(&a.created_at)
+        },
         id: a.id.clone(),
     }))
 }
@@ -182,7 +203,11 @@ pub fn list_contacts(
     }
     if let Some(text) = &f.q {
         let searchable = "lower(coalesce(contacts.first_name, '') || ' ' || coalesce(contacts.last_name, '') || ' ' || coalesce(contacts.email, ''))";
-        q = q.filter(sql::<Text>(searchable).like(contains_pattern(text)).escape('\\'));
+        q = q.filter(
+            sql::<Text>(searchable)
+                .like(contains_pattern(text))
+                .escape('\\'),
+        );
     }
     let after = page
         .after

@@ -86,7 +86,11 @@ pub fn list(
 }
 
 /// The latest completed activity time of a lead or an opportunity.
-pub fn last_completed(conn: &mut DbConn, lead_id: Option<&str>, opportunity_id: Option<&str>) -> AppResult<Option<NaiveDateTime>> {
+pub fn last_completed(
+    conn: &mut DbConn,
+    lead_id: Option<&str>,
+    opportunity_id: Option<&str>,
+) -> AppResult<Option<NaiveDateTime>> {
     let mut q = activities::table
         .select(diesel::dsl::max(activities::completed_at))
         .into_boxed();
@@ -119,12 +123,15 @@ pub fn open_due(
     if let Some(before) = before {
         q = q.filter(activities::due_at.lt(before));
     }
-    Ok(q.order((activities::due_at.asc(), activities::id.asc())).limit(limit).load(conn)?)
+    Ok(q.order((activities::due_at.asc(), activities::id.asc()))
+        .limit(limit)
+        .load(conn)?)
 }
 
 /// Deletes the activities of an opportunity being deleted.
 pub fn delete_for_opportunity(conn: &mut DbConn, opportunity_id: &str) -> AppResult<()> {
-    diesel::delete(activities::table.filter(activities::opportunity_id.eq(opportunity_id))).execute(conn)?;
+    diesel::delete(activities::table.filter(activities::opportunity_id.eq(opportunity_id)))
+        .execute(conn)?;
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::schema::leads;
-use super::{contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest};
+use super::{
+    contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest,
+};
 use crate::auth::visibility::{owner_filter, Visibility};
 use crate::error::{AppError, AppResult};
 
@@ -164,16 +166,24 @@ pub fn list(
     let q = match page.sort.as_str() {
         "score" => {
             let after = after
-                .map(|(v, id)| v.parse::<i32>().map(|v| (v, id)).map_err(|_| super::invalid_cursor()))
+                .map(|(v, id)| {
+                    v.parse::<i32>()
+                        .map(|v| (v, id))
+                        .map_err(|_| super::invalid_cursor())
+                })
                 .transpose()?;
             crate::keyset!(q, leads::score, leads::id, page.desc, after)
         }
         "updated_at" => {
-            let after = after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose()?;
+            let after = after
+                .map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id)))
+                .transpose()?;
             crate::keyset!(q, leads::updated_at, leads::id, page.desc, after)
         }
         _ => {
-            let after = after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose()?;
+            let after = after
+                .map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id)))
+                .transpose()?;
             crate::keyset!(q, leads::created_at, leads::id, page.desc, after)
         }
     };
@@ -209,4 +219,37 @@ pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) ->
         .set(leads::last_activity_at.eq(at))
         .execute(conn)?;
     Ok(())
+}
+
+/// Unlinks a deleted opportunity from the lead it came from (the lead stays converted).
+pub fn forget_conversion(conn: &mut DbConn, opportunity_id: &str) -> AppResult<()> {
+    diesel::update(leads::table.filter(leads::converted_opportunity_id.eq(opportunity_id)))
+        .set(leads::converted_opportunity_id.eq(None::<String>))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Open leads whose next follow-up is due before `before`.
+pub fn due_follow_ups(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    owner_id: Option<&str>,
+    before: Option<NaiveDateTime>,
+    limit: i64,
+) -> AppResult<Vec<LeadRow>> {
+    let mut q = leads::table
+        .filter(owner_filter(vis, leads::owner_id))
+        .filter(leads::status.ne_all(["converted", "disqualified"]))
+        .filter(leads::next_follow_up_at.is_not_null())
+        .select(LeadRow::as_select())
+        .into_boxed();
+    if let Some(owner) = owner_id {
+        q = q.filter(leads::owner_id.eq(owner.to_owned()));
+    }
+    if let Some(before) = before {
+        q = q.filter(leads::next_follow_up_at.lt(before));
+    }
+    Ok(q.order((leads::next_follow_up_at.asc(), leads::id.asc()))
+        .limit(limit)
+        .load(conn)?)
 }

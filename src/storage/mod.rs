@@ -325,9 +325,13 @@ macro_rules! save_versioned {
         use diesel::prelude::*;
         use $table as t;
         let row = $row;
-        let n = diesel::update(t::table.find(&row.id).filter(t::version.eq(row.version - 1)))
-            .set(row)
-            .execute($conn)?;
+        let n = diesel::update(
+            t::table
+                .find(&row.id)
+                .filter(t::version.eq(row.version - 1)),
+        )
+        .set(row)
+        .execute($conn)?;
         if n == 0 {
             let current: Option<i32> = t::table
                 .find(&row.id)
@@ -377,7 +381,10 @@ macro_rules! owned_repo {
             use diesel::prelude::*;
             $table::table
                 .find(id)
-                .filter($crate::auth::visibility::owner_filter(vis, $table::owner_id))
+                .filter($crate::auth::visibility::owner_filter(
+                    vis,
+                    $table::owner_id,
+                ))
                 .select(<$row>::as_select())
                 .first(conn)
                 .optional()?
@@ -395,17 +402,28 @@ macro_rules! owned_repo {
                 .ok_or($crate::error::AppError::NotFound)
         }
 
-        pub fn insert_row(conn: &mut $crate::storage::DbConn, row: &$row) -> $crate::error::AppResult<()> {
+        pub fn insert_row(
+            conn: &mut $crate::storage::DbConn,
+            row: &$row,
+        ) -> $crate::error::AppResult<()> {
             use diesel::prelude::*;
-            diesel::insert_into($table::table).values(row).execute(conn)?;
+            diesel::insert_into($table::table)
+                .values(row)
+                .execute(conn)?;
             Ok(())
         }
 
-        pub fn save_row(conn: &mut $crate::storage::DbConn, row: &$row) -> $crate::error::AppResult<()> {
+        pub fn save_row(
+            conn: &mut $crate::storage::DbConn,
+            row: &$row,
+        ) -> $crate::error::AppResult<()> {
             $crate::save_versioned!(conn, $crate::storage::schema::$table, row)
         }
 
-        pub fn delete_row(conn: &mut $crate::storage::DbConn, id: &str) -> $crate::error::AppResult<()> {
+        pub fn delete_row(
+            conn: &mut $crate::storage::DbConn,
+            id: &str,
+        ) -> $crate::error::AppResult<()> {
             use diesel::prelude::*;
             diesel::delete($table::table.find(id)).execute(conn)?;
             Ok(())

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 
 use super::pipelines::StageRow;
 use super::schema::{opportunities, stage_transitions, stages};
-use super::{contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page, PageRequest};
+use super::{
+    contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page,
+    PageRequest,
+};
 use crate::auth::visibility::{owner_filter, Visibility};
 use crate::domain::money::format_amount;
 use crate::domain::opportunity::{missing_required_fields, Channel};
@@ -74,7 +77,9 @@ pub struct TransitionRow {
 }
 
 pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()> {
-    diesel::insert_into(stage_transitions::table).values(row).execute(conn)?;
+    diesel::insert_into(stage_transitions::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -82,7 +87,10 @@ pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()
 pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<TransitionRow>> {
     Ok(stage_transitions::table
         .filter(stage_transitions::opportunity_id.eq(opportunity_id))
-        .order((stage_transitions::entered_at.asc(), stage_transitions::id.asc()))
+        .order((
+            stage_transitions::entered_at.asc(),
+            stage_transitions::id.asc(),
+        ))
         .select(TransitionRow::as_select())
         .load(conn)?)
 }
@@ -98,7 +106,9 @@ pub fn save(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
 }
 
 fn check_external_id(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
-    let Some(external_id) = &row.external_id else { return Ok(()) };
+    let Some(external_id) = &row.external_id else {
+        return Ok(());
+    };
     let other: Option<String> = opportunities::table
         .select(opportunities::id)
         .filter(opportunities::external_id.eq(external_id))
@@ -165,10 +175,18 @@ pub fn enter_stage(
     change: &StageChange<'_>,
 ) -> AppResult<()> {
     if target.pipeline_id != opp.pipeline_id {
-        return Err(AppError::field("stage_id", "wrong_pipeline", "the stage belongs to another pipeline"));
+        return Err(AppError::field(
+            "stage_id",
+            "wrong_pipeline",
+            "the stage belongs to another pipeline",
+        ));
     }
     if from_stage_id.as_deref() == Some(target.id.as_str()) {
-        return Err(AppError::field("stage_id", "same_stage", "the opportunity is already in this stage"));
+        return Err(AppError::field(
+            "stage_id",
+            "same_stage",
+            "the opportunity is already in this stage",
+        ));
     }
     let kind = stage_kind(target);
     if kind == StageKind::Lost && opp.lost_reason_id.is_none() {
@@ -186,7 +204,13 @@ pub fn enter_stage(
             detail: format!("Stage {:?} requires: {}.", target.name, missing.join(", ")),
             errors: missing
                 .iter()
-                .map(|f| FieldError::new(f.as_str(), "required_by_stage", format!("required to enter stage {:?}", target.name)))
+                .map(|f| {
+                    FieldError::new(
+                        f.as_str(),
+                        "required_by_stage",
+                        format!("required to enter stage {:?}", target.name),
+                    )
+                })
                 .collect(),
         });
     }
@@ -199,8 +223,14 @@ pub fn enter_stage(
             opp.lost_reason_id = None;
             opp.lost_note = None;
             if let (false, Some(days)) = (change.keep_next_action, target.next_action_within_days) {
-                let actions: Vec<String> = serde_json::from_str(&target.suggested_actions).unwrap_or_default();
-                opp.next_action_text = Some(actions.into_iter().next().unwrap_or_else(|| format!("推进：{}", target.name)));
+                let actions: Vec<String> =
+                    serde_json::from_str(&target.suggested_actions).unwrap_or_default();
+                opp.next_action_text = Some(
+                    actions
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| format!("推进：{}", target.name)),
+                );
                 opp.next_action_due_at = Some(change.at + chrono::Duration::days(i64::from(days)));
             }
         }
@@ -247,7 +277,12 @@ pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64>
 
 /// Moves every deal of a stage being deleted into `target`, logging each move as a
 /// system change (gates do not apply: the deals did not choose to move).
-pub fn evacuate_stage(conn: &mut DbConn, from: &StageRow, target: &StageRow, actor: &str) -> AppResult<usize> {
+pub fn evacuate_stage(
+    conn: &mut DbConn,
+    from: &StageRow,
+    target: &StageRow,
+    actor: &str,
+) -> AppResult<usize> {
     let ids: Vec<String> = opportunities::table
         .select(opportunities::id)
         .filter(opportunities::stage_id.eq(&from.id))
@@ -393,36 +428,72 @@ pub fn list(
         q = q.filter(opportunities::amount_minor.le(v));
     }
     if let Some(text) = &f.q {
-        q = q.filter(sql::<Text>("lower(opportunities.name)").like(contains_pattern(text)).escape('\\'));
+        q = q.filter(
+            sql::<Text>("lower(opportunities.name)")
+                .like(contains_pattern(text))
+                .escape('\\'),
+        );
     }
     let after = page.after.as_ref().map(|a| (a.value.clone(), a.id.clone()));
-    let ts_after = |after: Option<(String, String)>| after.map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id))).transpose();
+    let ts_after = |after: Option<(String, String)>| {
+        after
+            .map(|(v, id)| Ok::<_, AppError>((parse_ts_key(&v)?, id)))
+            .transpose()
+    };
     let q = match page.sort.as_str() {
         "name" => crate::keyset!(q, opportunities::name, opportunities::id, page.desc, after),
         "amount" => {
             let after = after
-                .map(|(v, id)| v.parse::<i64>().map(|v| (v, id)).map_err(|_| super::invalid_cursor()))
+                .map(|(v, id)| {
+                    v.parse::<i64>()
+                        .map(|v| (v, id))
+                        .map_err(|_| super::invalid_cursor())
+                })
                 .transpose()?;
             crate::keyset!(q, amount_key(), opportunities::id, page.desc, after)
         }
-        "updated_at" => crate::keyset!(q, opportunities::updated_at, opportunities::id, page.desc, ts_after(after)?),
+        "updated_at" => crate::keyset!(
+            q,
+            opportunities::updated_at,
+            opportunities::id,
+            page.desc,
+            ts_after(after)?
+        ),
         "stage_entered_at" => {
-            crate::keyset!(q, opportunities::stage_entered_at, opportunities::id, page.desc, ts_after(after)?)
+            crate::keyset!(
+                q,
+                opportunities::stage_entered_at,
+                opportunities::id,
+                page.desc,
+                ts_after(after)?
+            )
         }
-        _ => crate::keyset!(q, opportunities::created_at, opportunities::id, page.desc, ts_after(after)?),
+        _ => crate::keyset!(
+            q,
+            opportunities::created_at,
+            opportunities::id,
+            page.desc,
+            ts_after(after)?
+        ),
     };
-    let rows = q.limit(page.limit as i64 + 1).load::<(OpportunityRow, i32)>(conn)?;
+    let rows = q
+        .limit(page.limit as i64 + 1)
+        .load::<(OpportunityRow, i32)>(conn)?;
     let sort = page.sort.clone();
-    Ok(Page::from_rows(rows, page.limit, |(o, _): &(OpportunityRow, i32)| After {
-        value: match sort.as_str() {
-            "name" => o.name.clone(),
-            "amount" => o.amount_minor.unwrap_or(-1).to_string(),
-            "updated_at" => ts_key(&o.updated_at),
-            "stage_entered_at" => ts_key(&o.stage_entered_at),
-            _ => ts_key(&o.created_at),
+    Ok(Page::from_rows(
+        rows,
+        page.limit,
+        |(o, _): &(OpportunityRow, i32)| After {
+            value: match sort.as_str() {
+                "name" => o.name.clone(),
+                "amount" => o.amount_minor.unwrap_or(-1).to_string(),
+                "updated_at" => ts_key(&o.updated_at),
+                "stage_entered_at" => ts_key(&o.stage_entered_at),
+                _ => ts_key(&o.created_at),
+            },
+            id: o.id.clone(),
         },
-        id: o.id.clone(),
-    }))
+    ))
 }
 
 /// Open deals whose next action is due before `before`, for the follow-up queue.
@@ -445,9 +516,12 @@ pub fn due_next_actions(
     if let Some(before) = before {
         q = q.filter(opportunities::next_action_due_at.lt(before));
     }
-    Ok(q.order((opportunities::next_action_due_at.asc(), opportunities::id.asc()))
-        .limit(limit)
-        .load(conn)?)
+    Ok(q.order((
+        opportunities::next_action_due_at.asc(),
+        opportunities::id.asc(),
+    ))
+    .limit(limit)
+    .load(conn)?)
 }
 
 pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) -> AppResult<()> {

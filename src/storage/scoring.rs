@@ -74,7 +74,9 @@ pub fn find_loss_reason(conn: &mut DbConn, id: &str) -> AppResult<Option<LossRea
 }
 
 pub fn insert_loss_reason(conn: &mut DbConn, row: &LossReasonRow) -> AppResult<()> {
-    diesel::insert_into(loss_reasons::table).values(row).execute(conn)?;
+    diesel::insert_into(loss_reasons::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -1,0 +1,559 @@
+//! Accounts (companies) and contacts (people at them).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
+use super::fields::{opt_email, opt_text, patched, resolve_owner};
+use super::pagination::{page_out, page_request, PageOut};
+use super::utc;
+use crate::auth::api_keys::Scope;
+use crate::auth::Caller;
+use crate::domain::lead::CompanySize;
+use crate::domain::{required_text, Problems};
+use crate::error::{AppError, AppResult};
+use crate::startup::AppState;
+use crate::storage::accounts::{
+    self as store, account, contact, AccountFilter, AccountRow, ContactFilter, ContactRow,
+};
+use crate::storage::{self, check_version, DbConn};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    #[schema(example = "杭州云启科技有限公司")]
+    pub name: String,
+    pub industry: Option<String>,
+    pub company_size: Option<CompanySize>,
+    pub region: Option<String>,
+    pub website: Option<String>,
+    /// Defaults to the caller.
+    pub owner_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountOut {
+    pub id: String,
+    pub name: String,
+    pub industry: Option<String>,
+    pub company_size: Option<CompanySize>,
+    pub region: Option<String>,
+    pub website: Option<String>,
+    pub owner_id: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+impl From<AccountRow> for AccountOut {
+    fn from(a: AccountRow) -> Self {
+        AccountOut {
+            company_size: a.company_size.as_deref().and_then(CompanySize::parse),
+            id: a.id,
+            name: a.name,
+            industry: a.industry,
+            region: a.region,
+            website: a.website,
+            owner_id: a.owner_id,
+            version: a.version,
+            created_at: utc(a.created_at),
+            updated_at: utc(a.updated_at),
+            created_by: a.created_by,
+            updated_by: a.updated_by,
+        }
+    }
+}
+
+impl From<&AccountRow> for AccountInput {
+    fn from(a: &AccountRow) -> Self {
+        AccountInput {
+            name: a.name.clone(),
+            industry: a.industry.clone(),
+            company_size: a.company_size.as_deref().and_then(CompanySize::parse),
+            region: a.region.clone(),
+            website: a.website.clone(),
+            owner_id: Some(a.owner_id.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_id: Option<String>,
+    /// Defaults to the caller.
+    pub owner_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactOut {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_id: Option<String>,
+    pub owner_id: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+impl From<ContactRow> for ContactOut {
+    fn from(c: ContactRow) -> Self {
+        ContactOut {
+            id: c.id,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            email: c.email,
+            phone: c.phone,
+            account_id: c.account_id,
+            owner_id: c.owner_id,
+            version: c.version,
+            created_at: utc(c.created_at),
+            updated_at: utc(c.updated_at),
+            created_by: c.created_by,
+            updated_by: c.updated_by,
+        }
+    }
+}
+
+impl From<&ContactRow> for ContactInput {
+    fn from(c: &ContactRow) -> Self {
+        ContactInput {
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            account_id: c.account_id.clone(),
+            owner_id: Some(c.owner_id.clone()),
+        }
+    }
+}
+
+/// Builds the row to store from checked input; `base` is the stored row on update.
+pub fn account_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &AccountInput,
+    base: Option<&AccountRow>,
+) -> AppResult<AccountRow> {
+    let mut p = Problems::default();
+    let name = required_text(&mut p, "name", &input.name, 200);
+    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let row = AccountRow {
+        name,
+        industry: opt_text(&mut p, "industry", &input.industry, 100),
+        company_size: input.company_size.map(|s| s.as_str().to_owned()),
+        region: opt_text(&mut p, "region", &input.region, 100),
+        website: opt_text(&mut p, "website", &input.website, 300),
+        owner_id,
+        ..stamp_new_or_next(base.cloned(), caller, |id, now| AccountRow {
+            id,
+            name: String::new(),
+            industry: None,
+            company_size: None,
+            region: None,
+            website: None,
+            owner_id: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
+        })
+    };
+    p.into_result()?;
+    Ok(row)
+}
+
+pub fn contact_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &ContactInput,
+    base: Option<&ContactRow>,
+) -> AppResult<ContactRow> {
+    let mut p = Problems::default();
+    let first_name = opt_text(&mut p, "first_name", &input.first_name, 100);
+    let last_name = opt_text(&mut p, "last_name", &input.last_name, 100);
+    let email = opt_email(&mut p, "email", &input.email);
+    if first_name.is_none() && last_name.is_none() && email.is_none() {
+        p.add(
+            "last_name",
+            "required",
+            "a contact needs a name or an email",
+        );
+    }
+    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    if let Some(account_id) = &input.account_id {
+        if account::find_visible(conn, &caller.visibility(), account_id).is_err() {
+            p.add("account_id", "not_found", "no such account");
+        }
+    }
+    let row = ContactRow {
+        first_name,
+        last_name,
+        email,
+        phone: opt_text(&mut p, "phone", &input.phone, 50),
+        account_id: input.account_id.clone(),
+        owner_id,
+        ..stamp_new_or_next(base.cloned(), caller, |id, now| ContactRow {
+            id,
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: None,
+            account_id: None,
+            owner_id: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
+        })
+    };
+    p.into_result()?;
+    Ok(row)
+}
+
+/// Rows that carry the standard bookkeeping columns.
+pub trait Stamped {
+    fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime);
+}
+
+macro_rules! stamped {
+    ($($t:ty),*) => {$(
+        impl Stamped for $t {
+            fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
+                self.version += 1;
+                self.updated_at = now;
+                self.updated_by = Some(actor.to_owned());
+            }
+        }
+    )*};
+}
+stamped!(
+    AccountRow,
+    ContactRow,
+    crate::storage::leads::LeadRow,
+    crate::storage::opportunities::OpportunityRow,
+    crate::storage::activities::ActivityRow
+);
+
+/// For an update: the stored row with the next version and `updated_*` set. For a
+/// create: a fresh row from `fresh(new_id, now)`.
+pub fn stamp_new_or_next<T: Stamped>(
+    base: Option<T>,
+    caller: &Caller,
+    fresh: impl FnOnce(String, chrono::NaiveDateTime) -> T,
+) -> T {
+    let now = storage::now();
+    match base {
+        Some(mut row) => {
+            row.stamp_next(&caller.user_id, now);
+            row
+        }
+        None => fresh(storage::new_id(), now),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListAccounts {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    /// `created_at` (default) or `name`; prefix `-` for descending.
+    pub sort: Option<String>,
+    /// Part of the name.
+    pub q: Option<String>,
+    pub owner_id: Option<String>,
+    pub industry: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListContacts {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    /// `created_at` (default); prefix `-` for descending.
+    pub sort: Option<String>,
+    /// Part of the name or email.
+    pub q: Option<String>,
+    pub owner_id: Option<String>,
+    pub account_id: Option<String>,
+    pub email: Option<String>,
+}
+
+fn can_read(caller: &Caller) -> AppResult<()> {
+    caller.require_scope(Scope::LeadsRead)
+}
+
+fn can_write(caller: &Caller) -> AppResult<()> {
+    caller.require_scope(Scope::LeadsWrite)
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", operation_id = "create_account",
+    security(("bearer" = [])), request_body = AccountInput,
+    responses((status = 201, body = AccountOut, headers(("ETag" = String))), (status = 422, body = crate::error::Problem)))]
+pub async fn create_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AccountInput>,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    let row = storage::run_tx(&state.pool, move |conn| {
+        let row = account_row(conn, &caller, &body.0, None)?;
+        account::insert_row(conn, &row)?;
+        Ok(row)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(etag(row.version))
+        .json(AccountOut::from(row)))
+}
+
+/// Lists the accounts visible to the caller.
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", operation_id = "list_accounts",
+    security(("bearer" = [])), params(ListAccounts),
+    responses((status = 200, body = PageOut<AccountOut>), (status = 400, body = crate::error::Problem)))]
+pub async fn list_accounts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListAccounts>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let q = query.0;
+    let page = page_request(
+        q.limit,
+        q.cursor.as_deref(),
+        q.sort.as_deref(),
+        &["created_at", "name"],
+        "created_at",
+    )?;
+    let filter = AccountFilter {
+        q: q.q,
+        owner_id: q.owner_id,
+        industry: q.industry,
+        region: q.region,
+    };
+    let vis = caller.visibility();
+    let req = page.clone();
+    let rows = storage::run(&state.pool, move |conn| {
+        store::list_accounts(conn, &vis, &filter, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page_out(rows, &page, AccountOut::from)))
+}
+
+/// One account.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "find_account",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = AccountOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
+pub async fn find_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let vis = caller.visibility();
+    let row = storage::run(&state.pool, move |conn| {
+        account::find_visible(conn, &vis, &id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(row.version))
+        .json(AccountOut::from(row)))
+}
+
+/// Changes an account (JSON merge patch of its writable fields).
+#[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "update_account",
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = Object, description = "Any writable members of AccountInput; null clears one"),
+    responses((status = 200, body = AccountOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
+        (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn update_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: ApiJson<Value>,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    let row = storage::run_tx(&state.pool, move |conn| {
+        let current = account::lock_visible(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version)?;
+        let input = patched(&AccountInput::from(&current), &body.0)?;
+        let row = account_row(conn, &caller, &input, Some(&current))?;
+        account::save_row(conn, &row)?;
+        Ok(row)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(row.version))
+        .json(AccountOut::from(row)))
+}
+
+/// Deletes an account no opportunity or contact refers to.
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "delete_account",
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    if_match: IfMatch,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    storage::run_tx(&state.pool, move |conn| {
+        let current = account::lock_visible(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version)?;
+        store::ensure_account_unused(conn, &id)?;
+        account::delete_row(conn, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Creates a contact.
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "accounts", operation_id = "create_contact",
+    security(("bearer" = [])), request_body = ContactInput,
+    responses((status = 201, body = ContactOut, headers(("ETag" = String))), (status = 422, body = crate::error::Problem)))]
+pub async fn create_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<ContactInput>,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    let row = storage::run_tx(&state.pool, move |conn| {
+        let row = contact_row(conn, &caller, &body.0, None)?;
+        contact::insert_row(conn, &row)?;
+        Ok(row)
+    })
+    .await?;
+    Ok(HttpResponse::build(StatusCode::CREATED)
+        .insert_header(etag(row.version))
+        .json(ContactOut::from(row)))
+}
+
+/// Lists the contacts visible to the caller.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "accounts", operation_id = "list_contacts",
+    security(("bearer" = [])), params(ListContacts),
+    responses((status = 200, body = PageOut<ContactOut>), (status = 400, body = crate::error::Problem)))]
+pub async fn list_contacts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListContacts>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let q = query.0;
+    let page = page_request(
+        q.limit,
+        q.cursor.as_deref(),
+        q.sort.as_deref(),
+        &["created_at"],
+        "created_at",
+    )?;
+    let filter = ContactFilter {
+        q: q.q,
+        owner_id: q.owner_id,
+        account_id: q.account_id,
+        email: q.email,
+    };
+    let vis = caller.visibility();
+    let req = page.clone();
+    let rows = storage::run(&state.pool, move |conn| {
+        store::list_contacts(conn, &vis, &filter, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page_out(rows, &page, ContactOut::from)))
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "find_contact",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ContactOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
+pub async fn find_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let vis = caller.visibility();
+    let row = storage::run(&state.pool, move |conn| {
+        contact::find_visible(conn, &vis, &id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(row.version))
+        .json(ContactOut::from(row)))
+}
+
+/// Changes a contact (JSON merge patch of its writable fields).
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "update_contact",
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = Object, description = "Any writable members of ContactInput; null clears one"),
+    responses((status = 200, body = ContactOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
+        (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn update_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: ApiJson<Value>,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    let row = storage::run_tx(&state.pool, move |conn| {
+        let current = contact::lock_visible(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version)?;
+        let input = patched(&ContactInput::from(&current), &body.0)?;
+        let row = contact_row(conn, &caller, &input, Some(&current))?;
+        contact::save_row(conn, &row)?;
+        Ok(row)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(row.version))
+        .json(ContactOut::from(row)))
+}
+
+/// Deletes a contact no opportunity refers to.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "delete_contact",
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn delete_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    if_match: IfMatch,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    storage::run_tx(&state.pool, move |conn| {
+        let current = contact::lock_visible(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version)?;
+        store::ensure_contact_unused(conn, &id)?;
+        contact::delete_row(conn, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Error for a referenced record the caller may not see.
+pub fn not_visible(field: &str, what: &str) -> AppError {
+    AppError::field(field, "not_found", format!("no such {what}"))
+}

@@ -1,0 +1,472 @@
+//! Activities on leads and opportunities, and the follow-up queue.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::accounts::stamp_new_or_next;
+use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
+use super::fields::{opt_text, patched, resolve_owner};
+use super::pagination::{page_out, page_request, PageOut};
+use super::utc;
+use crate::auth::api_keys::Scope;
+use crate::auth::Caller;
+use crate::domain::opportunity::ActivityType;
+use crate::domain::{required_text, Problems};
+use crate::error::{AppError, AppResult};
+use crate::startup::AppState;
+use crate::storage::activities::{self as store, ActivityFilter, ActivityRow};
+use crate::storage::{self, check_version, leads, opportunities, DbConn};
+
+/// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
+/// Without `due_at` and `completed_at` the activity is a record of something done now;
+/// with only `due_at` it is a planned follow-up, open until `completed_at` is set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityInput {
+    #[serde(rename = "type")]
+    pub type_: ActivityType,
+    #[schema(example = "方案讲解会")]
+    pub subject: String,
+    pub body: Option<String>,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    #[schema(example = "客户认可方案，下周报价")]
+    pub outcome: Option<String>,
+    /// Defaults to the caller.
+    pub owner_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActivityOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub type_: ActivityType,
+    pub subject: String,
+    pub body: Option<String>,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub owner_id: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+impl From<ActivityRow> for ActivityOut {
+    fn from(a: ActivityRow) -> Self {
+        ActivityOut {
+            type_: ActivityType::parse(&a.type_).unwrap_or(ActivityType::Note),
+            due_at: a.due_at.map(utc),
+            completed_at: a.completed_at.map(utc),
+            created_at: utc(a.created_at),
+            updated_at: utc(a.updated_at),
+            id: a.id,
+            subject: a.subject,
+            body: a.body,
+            lead_id: a.lead_id,
+            opportunity_id: a.opportunity_id,
+            outcome: a.outcome,
+            owner_id: a.owner_id,
+            version: a.version,
+            created_by: a.created_by,
+            updated_by: a.updated_by,
+        }
+    }
+}
+
+impl From<&ActivityRow> for ActivityInput {
+    fn from(a: &ActivityRow) -> Self {
+        ActivityInput {
+            type_: ActivityType::parse(&a.type_).unwrap_or(ActivityType::Note),
+            subject: a.subject.clone(),
+            body: a.body.clone(),
+            lead_id: a.lead_id.clone(),
+            opportunity_id: a.opportunity_id.clone(),
+            due_at: a.due_at.map(utc),
+            completed_at: a.completed_at.map(utc),
+            outcome: a.outcome.clone(),
+            owner_id: Some(a.owner_id.clone()),
+        }
+    }
+}
+
+fn respond(status: StatusCode, a: ActivityRow) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(etag(a.version))
+        .json(ActivityOut::from(a))
+}
+
+fn activity_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &ActivityInput,
+    base: Option<&ActivityRow>,
+) -> AppResult<ActivityRow> {
+    let mut p = Problems::default();
+    let vis = caller.visibility();
+    match (&input.lead_id, &input.opportunity_id) {
+        (Some(_), Some(_)) | (None, None) => p.add(
+            "lead_id",
+            "one_parent",
+            "give exactly one of lead_id and opportunity_id",
+        ),
+        (Some(id), None) => {
+            if leads::find_visible(conn, &vis, id).is_err() {
+                p.add("lead_id", "not_found", "no such lead");
+            }
+        }
+        (None, Some(id)) => {
+            if opportunities::find_visible(conn, &vis, id).is_err() {
+                p.add("opportunity_id", "not_found", "no such opportunity");
+            }
+        }
+    }
+    if let Some(b) = base {
+        if b.lead_id != input.lead_id || b.opportunity_id != input.opportunity_id {
+            p.add(
+                "opportunity_id",
+                "immutable",
+                "an activity stays on its lead or opportunity",
+            );
+        }
+    }
+    let subject = required_text(&mut p, "subject", &input.subject, 300);
+    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let now = storage::now();
+    let completed_at = match (input.completed_at, input.due_at, base) {
+        (Some(c), _, _) => Some(c.naive_utc()),
+        (None, None, None) => Some(now),
+        _ => None,
+    };
+    let row = ActivityRow {
+        type_: input.type_.as_str().to_owned(),
+        subject,
+        body: opt_text(&mut p, "body", &input.body, 10_000),
+        lead_id: input.lead_id.clone(),
+        opportunity_id: input.opportunity_id.clone(),
+        due_at: input.due_at.map(|d| d.naive_utc()),
+        completed_at,
+        outcome: opt_text(&mut p, "outcome", &input.outcome, 2000),
+        owner_id,
+        ..stamp_new_or_next(base.cloned(), caller, |id, now| ActivityRow {
+            id,
+            type_: String::new(),
+            subject: String::new(),
+            body: None,
+            lead_id: None,
+            opportunity_id: None,
+            due_at: None,
+            completed_at: None,
+            outcome: None,
+            owner_id: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
+        })
+    };
+    p.into_result()?;
+    Ok(row)
+}
+
+/// Keeps the parent's `last_activity_at` equal to its latest completed activity.
+fn refresh_parent(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
+    if let Some(id) = &a.lead_id {
+        let last = store::last_completed(conn, Some(id), None)?;
+        leads::touch_activity(conn, id, last)?;
+    }
+    if let Some(id) = &a.opportunity_id {
+        let last = store::last_completed(conn, None, Some(id))?;
+        opportunities::touch_activity(conn, id, last)?;
+    }
+    Ok(())
+}
+
+fn can_read(caller: &Caller) -> AppResult<()> {
+    caller.require_scope(Scope::OpportunitiesRead)
+}
+
+fn can_write(caller: &Caller) -> AppResult<()> {
+    caller.require_scope(Scope::OpportunitiesWrite)
+}
+
+/// Logs an activity on a lead or an opportunity the caller may see.
+#[utoipa::path(post, path = "/api/v1/activities", tag = "activities", operation_id = "create_activity",
+    security(("bearer" = [])), request_body = ActivityInput,
+    responses((status = 201, body = ActivityOut, headers(("ETag" = String))), (status = 422, body = crate::error::Problem)))]
+pub async fn create_activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<ActivityInput>,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    let row = storage::run_tx(&state.pool, move |conn| {
+        let row = activity_row(conn, &caller, &body.0, None)?;
+        store::insert_row(conn, &row)?;
+        refresh_parent(conn, &row)?;
+        Ok(row)
+    })
+    .await?;
+    Ok(respond(StatusCode::CREATED, row))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListActivities {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    /// `created_at` (default); prefix `-` for descending.
+    pub sort: Option<String>,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub type_: Option<ActivityType>,
+    pub owner_id: Option<String>,
+    /// `true`: not completed; `false`: completed.
+    pub open: Option<bool>,
+    pub due_before: Option<DateTime<Utc>>,
+}
+
+/// Lists the activities visible to the caller.
+#[utoipa::path(get, path = "/api/v1/activities", tag = "activities", operation_id = "list_activities",
+    security(("bearer" = [])), params(ListActivities),
+    responses((status = 200, body = PageOut<ActivityOut>), (status = 400, body = crate::error::Problem)))]
+pub async fn list_activities(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListActivities>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let q = query.0;
+    let page = page_request(
+        q.limit,
+        q.cursor.as_deref(),
+        q.sort.as_deref(),
+        &["created_at"],
+        "created_at",
+    )?;
+    let filter = ActivityFilter {
+        lead_id: q.lead_id,
+        opportunity_id: q.opportunity_id,
+        type_: q.type_.map(|t| t.as_str().to_owned()),
+        owner_id: q.owner_id,
+        open: q.open,
+        due_before: q.due_before.map(|d| d.naive_utc()),
+    };
+    let vis = caller.visibility();
+    let req = page.clone();
+    let rows = storage::run(&state.pool, move |conn| {
+        store::list(conn, &vis, &filter, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page_out(rows, &page, ActivityOut::from)))
+}
+
+/// One activity.
+#[utoipa::path(get, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "find_activity",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ActivityOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
+pub async fn find_activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let vis = caller.visibility();
+    let row = storage::run(&state.pool, move |conn| {
+        store::find_visible(conn, &vis, &id)
+    })
+    .await?;
+    Ok(respond(StatusCode::OK, row))
+}
+
+/// Changes an activity (JSON merge patch); set `completed_at` to close a follow-up.
+#[utoipa::path(patch, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "update_activity",
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = Object, description = "Any writable members of ActivityInput; null clears one"),
+    responses((status = 200, body = ActivityOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
+        (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn update_activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: ApiJson<Value>,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    let row = storage::run_tx(&state.pool, move |conn| {
+        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version)?;
+        let input = patched(&ActivityInput::from(&current), &body.0)?;
+        let row = activity_row(conn, &caller, &input, Some(&current))?;
+        store::save_row(conn, &row)?;
+        refresh_parent(conn, &row)?;
+        Ok(row)
+    })
+    .await?;
+    Ok(respond(StatusCode::OK, row))
+}
+
+/// Deletes an activity.
+#[utoipa::path(delete, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "delete_activity",
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem)))]
+pub async fn delete_activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    if_match: IfMatch,
+) -> AppResult<HttpResponse> {
+    can_write(&caller)?;
+    storage::run_tx(&state.pool, move |conn| {
+        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version)?;
+        store::delete_row(conn, &id)?;
+        refresh_parent(conn, &current)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpKind {
+    /// A planned activity not completed yet.
+    Activity,
+    /// An open deal's next action.
+    Opportunity,
+    /// A lead's next follow-up.
+    Lead,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FollowUp {
+    pub kind: FollowUpKind,
+    /// Id of the activity, opportunity or lead.
+    pub id: String,
+    pub title: String,
+    pub due_at: DateTime<Utc>,
+    pub overdue: bool,
+    pub owner_id: String,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FollowUpList {
+    /// Soonest first, so overdue items lead.
+    pub data: Vec<FollowUp>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FollowUpQuery {
+    pub owner_id: Option<String>,
+    /// Only items due before this time; all open items when absent.
+    pub due_before: Option<DateTime<Utc>>,
+    /// 1–500, default 100.
+    pub limit: Option<usize>,
+}
+
+/// The open follow-up queue in the caller's scope: planned activities, open deals'
+/// next actions and leads' next follow-ups, overdue first.
+#[utoipa::path(get, path = "/api/v1/follow-ups", tag = "activities", operation_id = "list_follow_ups",
+    security(("bearer" = [])), params(FollowUpQuery),
+    responses((status = 200, body = FollowUpList), (status = 400, body = crate::error::Problem)))]
+pub async fn list_follow_ups(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<FollowUpQuery>,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let q = query.0;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::BadRequest {
+            code: "invalid_parameter",
+            detail: "limit must be between 1 and 500".into(),
+            errors: vec![crate::error::FieldError::new(
+                "limit",
+                "out_of_range",
+                "must be between 1 and 500",
+            )],
+        });
+    }
+    let vis = caller.visibility();
+    let before = q.due_before.map(|d| d.naive_utc());
+    let owner = q.owner_id;
+    let now = storage::now();
+    let mut items = storage::run(&state.pool, move |conn| {
+        let n = limit as i64;
+        let owner = owner.as_deref();
+        let mut items: Vec<FollowUp> = Vec::new();
+        for a in store::open_due(conn, &vis, owner, before, n)? {
+            let due = a.due_at.unwrap_or(now);
+            items.push(FollowUp {
+                kind: FollowUpKind::Activity,
+                title: a.subject,
+                due_at: utc(due),
+                overdue: due < now,
+                owner_id: a.owner_id,
+                lead_id: a.lead_id,
+                opportunity_id: a.opportunity_id,
+                id: a.id,
+            });
+        }
+        for o in opportunities::due_next_actions(conn, &vis, owner, before, n)? {
+            let due = o.next_action_due_at.unwrap_or(now);
+            items.push(FollowUp {
+                kind: FollowUpKind::Opportunity,
+                title: format!("{}: {}", o.name, o.next_action_text.unwrap_or_default()),
+                due_at: utc(due),
+                overdue: due < now,
+                owner_id: o.owner_id,
+                lead_id: o.lead_id,
+                opportunity_id: Some(o.id.clone()),
+                id: o.id,
+            });
+        }
+        for l in leads::due_follow_ups(conn, &vis, owner, before, n)? {
+            let due = l.next_follow_up_at.unwrap_or(now);
+            let who = [
+                l.company.as_deref(),
+                l.last_name.as_deref(),
+                l.email.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or("lead")
+            .to_owned();
+            items.push(FollowUp {
+                kind: FollowUpKind::Lead,
+                title: format!("跟进线索：{who}"),
+                due_at: utc(due),
+                overdue: due < now,
+                owner_id: l.owner_id,
+                lead_id: Some(l.id.clone()),
+                opportunity_id: None,
+                id: l.id,
+            });
+        }
+        Ok(items)
+    })
+    .await?;
+    items.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.id.cmp(&b.id)));
+    items.truncate(limit);
+    Ok(HttpResponse::Ok().json(FollowUpList { data: items }))
+}
