@@ -114,6 +114,7 @@ fn activity_row(
 ) -> AppResult<ActivityRow> {
     let mut p = Problems::default();
     let vis = caller.visibility();
+    // Logging on a record the caller may not see is answered like reading it: 404.
     match (&input.lead_id, &input.opportunity_id) {
         (Some(_), Some(_)) | (None, None) => p.add(
             "lead_id",
@@ -121,14 +122,10 @@ fn activity_row(
             "give exactly one of lead_id and opportunity_id",
         ),
         (Some(id), None) => {
-            if leads::find_visible(conn, &vis, id).is_err() {
-                p.add("lead_id", "not_found", "no such lead");
-            }
+            leads::find_visible(conn, &vis, id)?;
         }
         (None, Some(id)) => {
-            if opportunities::find_visible(conn, &vis, id).is_err() {
-                p.add("opportunity_id", "not_found", "no such opportunity");
-            }
+            opportunities::find_visible(conn, &vis, id)?;
         }
     }
     if let Some(b) = base {
@@ -201,10 +198,12 @@ fn can_write(caller: &Caller) -> AppResult<()> {
     caller.require_scope(Scope::OpportunitiesWrite)
 }
 
-/// Logs an activity on a lead or an opportunity the caller may see.
+/// Logs an activity on a lead or an opportunity the caller may see (404 otherwise).
 #[utoipa::path(post, path = "/api/v1/activities", tag = "activities", operation_id = "create_activity",
     security(("bearer" = [])), request_body = ActivityInput,
-    responses((status = 201, body = ActivityOut, headers(("ETag" = String))), (status = 422, body = crate::error::Problem)))]
+    responses((status = 201, body = ActivityOut, headers(("ETag" = String))),
+        (status = 404, body = crate::error::Problem, description = "the lead or opportunity is not visible to you"),
+        (status = 422, body = crate::error::Problem)))]
 pub async fn create_activity(
     state: web::Data<AppState>,
     caller: Caller,

@@ -721,7 +721,7 @@ fn convert(
         actor: &caller.user_id,
         channel: Channel::Api,
         note: Some(format!("converted from lead {}", lead.id)),
-        at: storage::now(),
+        at: opp.created_at,
         keep_next_action: false,
     };
     enter_stage(conn, &mut opp, None, &target, &change)?;

@@ -401,7 +401,12 @@ pub async fn create_opportunity(
         }
         let keep = body.0.next_action.is_some();
         row.stage_id = target.id.clone();
-        enter_stage(conn, &mut row, None, &target, &change(&caller, None, keep))?;
+        // The creation is the first stay: it starts when the record does.
+        let first = StageChange {
+            at: row.created_at,
+            ..change(&caller, None, keep)
+        };
+        enter_stage(conn, &mut row, None, &target, &first)?;
         store::insert(conn, &row)?;
         Ok((row, target.probability))
     })

@@ -613,13 +613,15 @@ pub async fn delete_stage(
                     &caller.user_id,
                 )?;
             }
-            (None, n) => return Err(AppError::Conflict {
-                code: "stage_not_empty",
-                detail: format!(
+            (None, n) => {
+                return Err(AppError::Conflict {
+                    code: "stage_not_empty",
+                    detail: format!(
                     "{n} opportunities are in this stage; pass move_to=<stage id> to move them."
                 ),
-                existing_id: None,
-            }),
+                    existing_id: None,
+                })
+            }
         }
         store::delete_stage(conn, &id)?;
         store::set_positions(

@@ -365,3 +365,100 @@ fn database_names_are_swapped_in_urls() {
     );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }
+
+impl TestApp {
+    /// Runs SQL directly (arranging time-based scenarios such as stalled deals).
+    pub fn exec_sql(&self, statement: &str) {
+        let mut conn = self.state.pool.get().expect("connection");
+        diesel::sql_query(statement)
+            .execute(&mut *conn)
+            .expect("sql");
+    }
+
+    /// `SELECT COUNT(*)` over a table with an optional WHERE clause.
+    pub fn count(&self, table: &str, condition: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.state.pool.get().expect("connection");
+        let where_clause = if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {condition}")
+        };
+        diesel::sql_query(format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}{where_clause}"
+        ))
+        .get_result::<N>(&mut *conn)
+        .expect("count")
+        .n
+    }
+
+    /// Creates a lead as `token` and returns its body.
+    pub async fn lead(&self, token: &str, body: Value) -> Value {
+        let res = self
+            .post("/api/v1/leads")
+            .token(token)
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        res.body
+    }
+
+    /// A pipeline whose stages gate on the fields a test needs: Qualify (open) →
+    /// Propose (needs amount, expected_close_date) → Negotiate (needs account_id) →
+    /// Won (needs amount) / Lost.
+    pub async fn gated_pipeline(&self) -> Value {
+        let res = self
+            .post("/api/v1/pipelines")
+            .admin()
+            .json(json!({
+                "name": "Gated",
+                "stages": [
+                    {"name": "Qualify", "probability": 10, "stalled_after_days": 7, "next_action_within_days": 2,
+                     "suggested_actions": ["Call the buyer"]},
+                    {"name": "Propose", "probability": 40, "required_fields": ["amount", "expected_close_date"],
+                     "stalled_after_days": 14, "next_action_within_days": 3},
+                    {"name": "Negotiate", "probability": 70, "required_fields": ["account_id", "custom.po_number"]},
+                    {"name": "Won", "kind": "won", "required_fields": ["amount"]},
+                    {"name": "Lost", "kind": "lost"}
+                ]
+            }))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        res.body
+    }
+
+    /// Creates an opportunity as `token`; returns its body.
+    pub async fn opportunity(&self, token: &str, body: Value) -> Value {
+        let res = self
+            .post("/api/v1/opportunities")
+            .token(token)
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        res.body
+    }
+}
+
+/// The id of the stage named `name` in a pipeline body.
+pub fn stage_id(pipeline: &Value, name: &str) -> String {
+    pipeline["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}

@@ -3,8 +3,11 @@
 
 mod helpers;
 
+mod activities;
 mod auth;
 mod errors;
+mod leads;
 mod openapi;
+mod opportunities;
 mod pipelines;
 mod users;
