@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::{opt_email, opt_text, patched, resolve_owner};
+use super::fields::{opt_email, opt_text, resolve_owner};
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
@@ -20,7 +21,7 @@ use crate::startup::AppState;
 use crate::storage::accounts::{
     self as store, account, contact, AccountFilter, AccountRow, ContactFilter, ContactRow,
 };
-use crate::storage::{self, check_version, DbConn};
+use crate::storage::{self, DbConn};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,47 +229,6 @@ pub fn contact_row(
     Ok(row)
 }
 
-/// Rows that carry the standard bookkeeping columns.
-pub trait Stamped {
-    fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime);
-}
-
-macro_rules! stamped {
-    ($($t:ty),*) => {$(
-        impl Stamped for $t {
-            fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
-                self.version += 1;
-                self.updated_at = now;
-                self.updated_by = Some(actor.to_owned());
-            }
-        }
-    )*};
-}
-stamped!(
-    AccountRow,
-    ContactRow,
-    crate::storage::leads::LeadRow,
-    crate::storage::opportunities::OpportunityRow,
-    crate::storage::activities::ActivityRow
-);
-
-/// For an update: the stored row with the next version and `updated_*` set. For a
-/// create: a fresh row from `fresh(new_id, now)`.
-pub fn stamp_new_or_next<T: Stamped>(
-    base: Option<T>,
-    caller: &Caller,
-    fresh: impl FnOnce(String, chrono::NaiveDateTime) -> T,
-) -> T {
-    let now = storage::now();
-    match base {
-        Some(mut row) => {
-            row.stamp_next(&caller.user_id, now);
-            row
-        }
-        None => fresh(storage::new_id(), now),
-    }
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -395,15 +355,13 @@ pub async fn update_account(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let current = account::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        let input = patched(&AccountInput::from(&current), &body.0)?;
-        let row = account_row(conn, &caller, &input, Some(&current))?;
-        account::save_row(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
+    let ops = Ops {
+        lock: account::lock_visible,
+        input_of: |r| AccountInput::from(r),
+        build: account_row,
+        save: account::save_row,
+    };
+    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
         .json(AccountOut::from(row)))
@@ -420,12 +378,17 @@ pub async fn delete_account(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    storage::run_tx(&state.pool, move |conn| {
-        let current = account::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        store::ensure_account_unused(conn, &id)?;
-        account::delete_row(conn, &id)
-    })
+    delete_owned(
+        &state,
+        caller,
+        id.into_inner(),
+        if_match,
+        account::lock_visible,
+        |conn, a| {
+            store::ensure_account_unused(conn, &a.id)?;
+            account::delete_row(conn, &a.id)
+        },
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -518,15 +481,13 @@ pub async fn update_contact(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let current = contact::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        let input = patched(&ContactInput::from(&current), &body.0)?;
-        let row = contact_row(conn, &caller, &input, Some(&current))?;
-        contact::save_row(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
+    let ops = Ops {
+        lock: contact::lock_visible,
+        input_of: |r| ContactInput::from(r),
+        build: contact_row,
+        save: contact::save_row,
+    };
+    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
         .json(ContactOut::from(row)))
@@ -543,12 +504,17 @@ pub async fn delete_contact(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    storage::run_tx(&state.pool, move |conn| {
-        let current = contact::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        store::ensure_contact_unused(conn, &id)?;
-        contact::delete_row(conn, &id)
-    })
+    delete_owned(
+        &state,
+        caller,
+        id.into_inner(),
+        if_match,
+        contact::lock_visible,
+        |conn, c| {
+            store::ensure_contact_unused(conn, &c.id)?;
+            contact::delete_row(conn, &c.id)
+        },
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

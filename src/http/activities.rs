@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::accounts::stamp_new_or_next;
+use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::{opt_text, patched, resolve_owner};
+use super::fields::{opt_text, resolve_owner};
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
@@ -19,7 +19,7 @@ use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
 use crate::storage::activities::{self as store, ActivityFilter, ActivityRow};
-use crate::storage::{self, check_version, leads, opportunities, DbConn};
+use crate::storage::{self, leads, opportunities, DbConn};
 
 /// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
 /// Without `due_at` and `completed_at` the activity is a record of something done now;
@@ -306,16 +306,16 @@ pub async fn update_activity(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        let input = patched(&ActivityInput::from(&current), &body.0)?;
-        let row = activity_row(conn, &caller, &input, Some(&current))?;
-        store::save_row(conn, &row)?;
-        refresh_parent(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
+    let ops = Ops {
+        lock: store::lock_visible,
+        input_of: |r| ActivityInput::from(r),
+        build: activity_row,
+        save: |conn, row| {
+            store::save_row(conn, row)?;
+            refresh_parent(conn, row)
+        },
+    };
+    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(respond(StatusCode::OK, row))
 }
 
@@ -330,12 +330,17 @@ pub async fn delete_activity(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    storage::run_tx(&state.pool, move |conn| {
-        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        store::delete_row(conn, &id)?;
-        refresh_parent(conn, &current)
-    })
+    delete_owned(
+        &state,
+        caller,
+        id.into_inner(),
+        if_match,
+        store::lock_visible,
+        |conn, current| {
+            store::delete_row(conn, &current.id)?;
+            refresh_parent(conn, current)
+        },
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

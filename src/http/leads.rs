@@ -8,12 +8,12 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{
-    account_row, contact_row, stamp_new_or_next, AccountInput, AccountOut, ContactInput,
-    ContactOut, Stamped,
+    account_row, contact_row, AccountInput, AccountOut, ContactInput, ContactOut,
 };
+use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops, Stamped};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::{
-    custom_json, json_list, json_object, opt_email, opt_text, patched, resolve_owner, tags_json,
+    custom_json, json_list, json_object, opt_email, opt_text, resolve_owner, tags_json,
 };
 use super::opportunities::{first_open_stage, opportunity_row, OpportunityInput, OpportunityOut};
 use super::pagination::{page_out, page_request, PageOut};
@@ -445,15 +445,13 @@ pub async fn update_lead(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        let input = patched(&LeadInput::from(&current), &body.0)?;
-        let row = lead_row(conn, &caller, &input, Some(&current))?;
-        store::save(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
+    let ops = Ops {
+        lock: store::lock_visible,
+        input_of: |r| LeadInput::from(r),
+        build: lead_row,
+        save: store::save,
+    };
+    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(respond(StatusCode::OK, row))
 }
 
@@ -468,19 +466,25 @@ pub async fn delete_lead(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    storage::run_tx(&state.pool, move |conn| {
-        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        if current.status == LeadStatus::Converted.as_str() {
-            return Err(AppError::Conflict {
-                code: "lead_converted",
-                detail: "A converted lead is part of its opportunity's history and stays.".into(),
-                existing_id: current.converted_opportunity_id,
-            });
-        }
-        activities::delete_for_lead(conn, &id)?;
-        store::delete_row(conn, &id)
-    })
+    delete_owned(
+        &state,
+        caller,
+        id.into_inner(),
+        if_match,
+        store::lock_visible,
+        |conn, current| {
+            if current.status == LeadStatus::Converted.as_str() {
+                return Err(AppError::Conflict {
+                    code: "lead_converted",
+                    detail: "A converted lead is part of its opportunity's history and stays."
+                        .into(),
+                    existing_id: current.converted_opportunity_id.clone(),
+                });
+            }
+            activities::delete_for_lead(conn, &current.id)?;
+            store::delete_row(conn, &current.id)
+        },
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod activities;
 pub mod api_keys;
 pub mod auth;
+pub mod crud;
 pub mod extract;
 pub mod fields;
 pub mod health;

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::accounts::{not_visible, stamp_new_or_next, Stamped};
+use super::accounts::not_visible;
+use super::crud::{stamp_new_or_next, Stamped};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::{
     custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json,

@@ -1,0 +1,110 @@
+//! The update and delete paths every owned CRM record shares: lock the row the caller
+//! may see, check `If-Match`, apply the JSON merge patch to its writable representation,
+//! rebuild and check the row exactly as on create, save with the version check.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::extract::IfMatch;
+use super::fields::patched;
+use crate::auth::{Caller, Visibility};
+use crate::error::AppResult;
+use crate::startup::AppState;
+use crate::storage::{self, check_version, DbConn};
+
+/// Rows that carry the standard bookkeeping columns.
+pub trait Stamped {
+    fn version(&self) -> i32;
+    fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime);
+}
+
+macro_rules! stamped {
+    ($($t:ty),*) => {$(
+        impl Stamped for $t {
+            fn version(&self) -> i32 {
+                self.version
+            }
+            fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
+                self.version += 1;
+                self.updated_at = now;
+                self.updated_by = Some(actor.to_owned());
+            }
+        }
+    )*};
+}
+stamped!(
+    crate::storage::accounts::AccountRow,
+    crate::storage::accounts::ContactRow,
+    crate::storage::leads::LeadRow,
+    crate::storage::opportunities::OpportunityRow,
+    crate::storage::activities::ActivityRow
+);
+
+/// For an update: the stored row with the next version and `updated_*` set. For a
+/// create: a fresh row from `fresh(new_id, now)`.
+pub fn stamp_new_or_next<T: Stamped>(
+    base: Option<T>,
+    caller: &Caller,
+    fresh: impl FnOnce(String, chrono::NaiveDateTime) -> T,
+) -> T {
+    let now = storage::now();
+    match base {
+        Some(mut row) => {
+            row.stamp_next(&caller.user_id, now);
+            row
+        }
+        None => fresh(storage::new_id(), now),
+    }
+}
+
+/// How one resource is locked, shown as input, rebuilt and saved.
+pub struct Ops<R, I> {
+    pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
+    pub input_of: fn(&R) -> I,
+    pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
+    pub save: fn(&mut DbConn, &R) -> AppResult<()>,
+}
+
+pub async fn patch_owned<R, I>(
+    state: &AppState,
+    caller: Caller,
+    id: String,
+    if_match: IfMatch,
+    patch: Value,
+    ops: Ops<R, I>,
+) -> AppResult<R>
+where
+    R: Stamped + Send + 'static,
+    I: Serialize + DeserializeOwned + 'static,
+{
+    storage::run_tx(&state.pool, move |conn| {
+        let current = (ops.lock)(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version())?;
+        let input = patched(&(ops.input_of)(&current), &patch)?;
+        let row = (ops.build)(conn, &caller, &input, Some(&current))?;
+        (ops.save)(conn, &row)?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Deletes a visible record after `If-Match`; `remove` checks what must hold and deletes.
+pub async fn delete_owned<R>(
+    state: &AppState,
+    caller: Caller,
+    id: String,
+    if_match: IfMatch,
+    lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
+    remove: fn(&mut DbConn, &R) -> AppResult<()>,
+) -> AppResult<()>
+where
+    R: Stamped + Send + 'static,
+{
+    storage::run_tx(&state.pool, move |conn| {
+        let current = lock(conn, &caller.visibility(), &id)?;
+        check_version(if_match.0, current.version())?;
+        remove(conn, &current)
+    })
+    .await
+}
