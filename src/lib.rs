@@ -1,5 +1,6 @@
 //! stageflow: a sales-pipeline (CRM) backend.
 
+pub mod analytics;
 pub mod auth;
 pub mod config;
 pub mod domain;

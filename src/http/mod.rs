@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
+pub mod reports;
 pub mod teams;
 pub mod users;
 
@@ -178,7 +179,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/follow-ups").route(web::get().to(activities::list_follow_ups)),
-                ),
+                )
+                .configure(report_routes),
         )
         .service(web::resource("/openapi.json").route(web::get().to(openapi::serve_document)))
         .service(web::resource("/docs").route(web::get().to(|| async {
@@ -187,6 +189,55 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .finish()
         })))
         .service(openapi::swagger_ui());
+}
+
+fn report_routes(cfg: &mut web::ServiceConfig) {
+    let at = |path: &str, route| web::resource(path.to_owned()).route(route);
+    cfg.service(at("/reports/funnel", web::get().to(reports::funnel_report)))
+        .service(at(
+            "/reports/funnel.svg",
+            web::get().to(reports::funnel_svg),
+        ))
+        .service(at(
+            "/reports/stage-durations",
+            web::get().to(reports::stage_durations_report),
+        ))
+        .service(at(
+            "/reports/stalled",
+            web::get().to(reports::stalled_report),
+        ))
+        .service(at(
+            "/reports/loss-reasons",
+            web::get().to(reports::loss_reasons_report),
+        ))
+        .service(at(
+            "/reports/activity-effectiveness",
+            web::get().to(reports::activity_effectiveness_report),
+        ))
+        .service(at(
+            "/reports/lead-sources",
+            web::get().to(reports::lead_sources_report),
+        ))
+        .service(at(
+            "/reports/leaderboard",
+            web::get().to(reports::leaderboard_report),
+        ))
+        .service(at(
+            "/reports/reactivation",
+            web::get().to(reports::reactivation_report),
+        ))
+        .service(at(
+            "/reports/forecast",
+            web::get().to(reports::forecast_report),
+        ))
+        .service(at(
+            "/reports/forecast/snapshots",
+            web::post().to(reports::create_forecast_snapshot),
+        ))
+        .service(at(
+            "/reports/forecast/snapshots/{id}/accuracy",
+            web::get().to(reports::forecast_snapshot_accuracy),
+        ));
 }
 
 /// Fallback for unknown paths.

@@ -6,7 +6,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    accounts, activities, api_keys, auth, health, leads, opportunities, pipelines, teams, users,
+    accounts, activities, api_keys, auth, health, leads, opportunities, pipelines, reports, teams,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -78,6 +79,18 @@ use super::{
         activities::update_activity,
         activities::delete_activity,
         activities::list_follow_ups,
+        reports::funnel_report,
+        reports::funnel_svg,
+        reports::stage_durations_report,
+        reports::stalled_report,
+        reports::loss_reasons_report,
+        reports::activity_effectiveness_report,
+        reports::lead_sources_report,
+        reports::leaderboard_report,
+        reports::reactivation_report,
+        reports::forecast_report,
+        reports::create_forecast_snapshot,
+        reports::forecast_snapshot_accuracy,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -90,6 +103,7 @@ use super::{
         (name = "accounts", description = "Accounts and contacts"),
         (name = "opportunities", description = "Opportunities, stage moves and the stage log"),
         (name = "activities", description = "Activities and the follow-up queue"),
+        (name = "reports", description = "Funnel, durations, stalled deals, losses, forecast and more"),
     )
 )]
 pub struct ApiDoc;

@@ -272,3 +272,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     stage_transitions,
     activities,
 );
+
+diesel::table! {
+    forecast_snapshots (id) {
+        id -> Text,
+        name -> Text,
+        period -> Text,
+        scope -> Text,
+        rows -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}

@@ -1,0 +1,4 @@
+DROP INDEX stage_transitions_entered_idx;
+DROP INDEX opportunities_status_closed_idx;
+DROP INDEX opportunities_pipeline_created_idx;
+DROP TABLE forecast_snapshots;

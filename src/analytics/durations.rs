@@ -1,0 +1,255 @@
+//! Time spent in each stage. A stay runs from a deal's entry into a stage to its next
+//! entry anywhere (the following row of its stage log). Closed stays give count, mean,
+//! median, p90 and max; stays still running in an open stage of an open deal are
+//! reported apart as ages. Percentiles interpolate linearly (as `percentile_cont`); the
+//! database returns the two ranks around each percentile and [`interpolate`] finishes,
+//! so both backends give the same numbers.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::QueryableByName;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{pipeline_stages, segment_expr, segment_join, GroupBy, Scope, Sql};
+use crate::error::AppResult;
+use crate::storage::opportunities::backend_of;
+use crate::storage::DbConn;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Default)]
+pub struct StageDuration {
+    pub stage_id: String,
+    pub name: String,
+    /// Closed stays, in seconds.
+    pub count: i64,
+    pub avg: Option<f64>,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+    pub max: Option<f64>,
+    /// Stays still running (open deals in this open stage); ages in seconds.
+    pub open_count: i64,
+    pub open_median_age: Option<f64>,
+    pub open_p90_age: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DurationSegment {
+    pub key: String,
+    pub stages: Vec<StageDuration>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DurationsReport {
+    pub pipeline_id: String,
+    pub stages: Vec<StageDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<DurationSegment>>,
+}
+
+#[derive(QueryableByName, Debug)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    stage_id: String,
+    /// 0 closed stays, 1 running stays.
+    #[diesel(sql_type = BigInt)]
+    grp: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    avg: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    mx: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    m_lo: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    m_hi: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p_lo: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p_hi: Option<f64>,
+}
+
+/// Percentile `p` of `n` sorted values from the values at ranks ⌊(n−1)p⌋ and ⌈(n−1)p⌉.
+pub fn interpolate(n: i64, p: f64, lo: Option<f64>, hi: Option<f64>) -> Option<f64> {
+    if n <= 0 {
+        return None;
+    }
+    let rank = (n - 1) as f64 * p;
+    let (lo, hi) = (lo?, hi?);
+    Some(lo + (hi - lo) * (rank - rank.floor()))
+}
+
+pub fn report(
+    conn: &mut DbConn,
+    scope: &Scope,
+    group: Option<GroupBy>,
+    now: NaiveDateTime,
+) -> AppResult<DurationsReport> {
+    let pipeline_id = scope.pipeline_id.clone().unwrap_or_default();
+    let stages = pipeline_stages(conn, &pipeline_id)?;
+    let shape = |rows: &BTreeMap<(String, i64), Row>| -> Vec<StageDuration> {
+        stages
+            .iter()
+            .map(|s| {
+                let mut d = StageDuration {
+                    stage_id: s.id.clone(),
+                    name: s.name.clone(),
+                    ..Default::default()
+                };
+                if let Some(r) = rows.get(&(s.id.clone(), 0)) {
+                    d.count = r.n;
+                    d.avg = r.avg;
+                    d.max = r.mx;
+                    d.median = interpolate(r.n, 0.5, r.m_lo, r.m_hi);
+                    d.p90 = interpolate(r.n, 0.9, r.p_lo, r.p_hi);
+                }
+                if let Some(r) = rows.get(&(s.id.clone(), 1)) {
+                    d.open_count = r.n;
+                    d.open_median_age = interpolate(r.n, 0.5, r.m_lo, r.m_hi);
+                    d.open_p90_age = interpolate(r.n, 0.9, r.p_lo, r.p_hi);
+                }
+                d
+            })
+            .collect()
+    };
+    let overall = rows(conn, scope, None, now)?.remove("").unwrap_or_default();
+    let segments = match group {
+        None => None,
+        Some(g) => Some(
+            rows(conn, scope, Some(g), now)?
+                .into_iter()
+                .map(|(key, r)| DurationSegment {
+                    key,
+                    stages: shape(&r),
+                })
+                .collect(),
+        ),
+    };
+    Ok(DurationsReport {
+        pipeline_id,
+        stages: shape(&overall),
+        segments,
+    })
+}
+
+type Keyed = BTreeMap<String, BTreeMap<(String, i64), Row>>;
+
+fn rows(
+    conn: &mut DbConn,
+    scope: &Scope,
+    group: Option<GroupBy>,
+    now: NaiveDateTime,
+) -> AppResult<Keyed> {
+    let mut q = Sql::new(backend_of(conn));
+    let key = group.map_or("''", segment_expr);
+    let dur = q.seconds_between("v.left_at", "v.entered_at");
+    let age_expr = q.seconds_between("NOW_TS", "v.entered_at");
+    // With tags a transition appears once per tag, so stays are per (segment, deal).
+    let partition = match group {
+        Some(_) => format!("{key}, t.opportunity_id"),
+        None => "t.opportunity_id".to_owned(),
+    };
+    q.push(&format!(
+        "WITH stays AS (SELECT {key} AS key, o.id AS oid, o.status AS status, t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
+         LEAD(t.entered_at) OVER (PARTITION BY {partition} ORDER BY t.entered_at, t.id) AS left_at \
+         FROM opportunities o"
+    ));
+    q.push(segment_join(q.backend, group));
+    q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1");
+    scope.push_deal_filter(&mut q);
+    q.push("), v AS (SELECT key, stage_id, CAST(0 AS BIGINT) AS grp, ");
+    q.push(&dur);
+    q.push(" AS value FROM stays v WHERE v.left_at IS NOT NULL");
+    scope.push_range(&mut q, "v.entered_at");
+    q.push(" UNION ALL SELECT v.key, v.stage_id, CAST(1 AS BIGINT) AS grp, ");
+    // The age needs `now` as a bind; splice it where the placeholder text stands.
+    let (before, after) = age_expr.split_once("NOW_TS").unwrap_or((&age_expr, ""));
+    q.push(before).ts(now).push(after);
+    q.push(" AS value FROM stays v JOIN stages s ON s.id = v.stage_id WHERE v.left_at IS NULL AND v.status = 'open' AND s.kind = 'open'");
+    q.push("), r AS (SELECT key, stage_id, grp, value, ROW_NUMBER() OVER (PARTITION BY key, stage_id, grp ORDER BY value) - 1 AS rn, \
+            COUNT(*) OVER (PARTITION BY key, stage_id, grp) AS n FROM v) \
+            SELECT key, stage_id, grp, CAST(MAX(n) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
+            MAX(CASE WHEN rn = (n - 1) / 2 THEN value END) AS m_lo, \
+            MAX(CASE WHEN rn = (n - 1) / 2 + (n - 1) % 2 THEN value END) AS m_hi, \
+            MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN value END) AS p_lo, \
+            MAX(CASE WHEN rn = (n - 1) * 9 / 10 + CASE WHEN ((n - 1) * 9) % 10 > 0 THEN 1 ELSE 0 END THEN value END) AS p_hi \
+            FROM r GROUP BY key, stage_id, grp");
+    let mut out: Keyed = BTreeMap::new();
+    for r in q.load::<Row>(conn)? {
+        out.entry(r.key.clone())
+            .or_default()
+            .insert((r.stage_id.clone(), r.grp), r);
+    }
+    Ok(out)
+}
+
+pub fn csv_rows(r: &DurationsReport) -> Vec<Vec<String>> {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
+    let mut rows = vec![[
+        "segment",
+        "stage_id",
+        "name",
+        "count",
+        "avg",
+        "median",
+        "p90",
+        "max",
+        "open_count",
+        "open_median_age",
+        "open_p90_age",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()];
+    let mut push = |key: &str, stages: &[StageDuration]| {
+        for s in stages {
+            rows.push(vec![
+                key.to_owned(),
+                s.stage_id.clone(),
+                s.name.clone(),
+                s.count.to_string(),
+                opt(s.avg),
+                opt(s.median),
+                opt(s.p90),
+                opt(s.max),
+                s.open_count.to_string(),
+                opt(s.open_median_age),
+                opt(s.open_p90_age),
+            ]);
+        }
+    };
+    push("", &r.stages);
+    for seg in r.segments.iter().flatten() {
+        push(&seg.key, &seg.stages);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::math::percentile_cont;
+
+    #[test]
+    fn interpolation_matches_percentile_cont() {
+        for values in [
+            vec![5.0],
+            vec![1.0, 2.0],
+            vec![1.0, 2.0, 3.0, 4.0],
+            (1..=11).map(f64::from).collect::<Vec<_>>(),
+        ] {
+            let n = values.len() as i64;
+            for (p, num, den) in [(0.5, 1, 2), (0.9, 9, 10)] {
+                let lo = (n - 1) * num / den;
+                let hi = lo + i64::from(((n - 1) * num) % den > 0);
+                let got = interpolate(n, p, Some(values[lo as usize]), Some(values[hi as usize]));
+                assert_eq!(got, percentile_cont(&values, p), "n={n} p={p}");
+            }
+        }
+        assert_eq!(interpolate(0, 0.5, None, None), None);
+    }
+}

@@ -1,0 +1,523 @@
+//! The funnel: how many deals entered each stage, reached it or a later one, advanced
+//! beyond it, and were lost there.
+//!
+//! Rules (applied the same way in both modes):
+//! - Funnel steps are the open stages in position order, then the won stage. Lost stages
+//!   are not steps; a deal lost from stage S counts in S's `lost_here`.
+//! - A deal *reached or passed* S when the furthest step it ever entered is S or later:
+//!   a skipped stage counts as passed. It *advanced* from S when it reached a later step.
+//! - `entered` counts deals with at least one entry into S: re-entries count once.
+//! - A reopened deal counts once with everything it reached before and after being lost;
+//!   it is in `lost_here` only while it is lost.
+//! - `cohort`: deals created in the range, followed to today. `period`: deals with stage
+//!   entries in the range, counting only those entries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::math::Rate;
+use super::{pipeline_stages, segment_expr, segment_join, GroupBy, Scope, Sql, StageInfo};
+use crate::error::AppResult;
+use crate::storage::opportunities::backend_of;
+use crate::storage::DbConn;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunnelMode {
+    Cohort,
+    Period,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FunnelStage {
+    pub stage_id: String,
+    pub name: String,
+    pub position: i32,
+    /// `open` or `won`.
+    pub kind: String,
+    pub entered: i64,
+    pub reached_or_passed: i64,
+    pub advanced: i64,
+    /// `advanced / reached_or_passed`; null for the won stage, the end of the funnel.
+    pub conversion_rate: Rate,
+    pub drop_off: i64,
+    pub lost_here: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FunnelSegment {
+    pub key: String,
+    pub total: i64,
+    pub stages: Vec<FunnelStage>,
+    pub win_rate: Rate,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FunnelReport {
+    pub pipeline_id: String,
+    pub mode: FunnelMode,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deals in the report.
+    pub total: i64,
+    pub stages: Vec<FunnelStage>,
+    /// Won deals over all deals in the report.
+    pub win_rate: Rate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<FunnelSegment>>,
+}
+
+/// The database's answer, per segment key.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Counts {
+    /// Deals by the furthest step rank they reached (-1: none).
+    pub reach: BTreeMap<i64, i64>,
+    pub entered: HashMap<String, i64>,
+    pub lost_here: HashMap<String, i64>,
+    pub won: i64,
+}
+
+/// Rank of a stage in the funnel: open stages by position, the won stage last, lost
+/// stages outside (`None`).
+pub fn step_rank(kind: &str, position: i32) -> Option<i64> {
+    match kind {
+        "open" => Some(i64::from(position)),
+        "won" => Some(WON_RANK),
+        _ => None,
+    }
+}
+
+const WON_RANK: i64 = 1_000_000;
+
+/// Turns the counts into funnel steps (pure: unit-tested on its own).
+pub fn assemble(stages: &[StageInfo], c: &Counts) -> (i64, Vec<FunnelStage>, Rate) {
+    let total: i64 = c.reach.values().sum();
+    let mut steps: Vec<(&StageInfo, i64)> = stages
+        .iter()
+        .filter_map(|s| step_rank(&s.kind, s.position).map(|r| (s, r)))
+        .collect();
+    steps.sort_by_key(|(_, r)| *r);
+    let reached = |rank: i64| -> i64 { c.reach.range(rank..).map(|(_, n)| n).sum() };
+    let out = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (s, rank))| {
+            let here = reached(*rank);
+            let is_won = s.kind == "won";
+            let advanced = match steps.get(i + 1) {
+                Some((_, next)) if !is_won => reached(*next),
+                _ => 0,
+            };
+            FunnelStage {
+                stage_id: s.id.clone(),
+                name: s.name.clone(),
+                position: s.position,
+                kind: s.kind.clone(),
+                entered: c.entered.get(&s.id).copied().unwrap_or(0),
+                reached_or_passed: here,
+                advanced,
+                conversion_rate: if is_won {
+                    Rate::of(0, 0)
+                } else {
+                    Rate::of(advanced, here)
+                },
+                drop_off: if is_won { 0 } else { here - advanced },
+                lost_here: c.lost_here.get(&s.id).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    (total, out, Rate::of(c.won, total))
+}
+
+#[derive(QueryableByName)]
+struct ReachRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = BigInt)]
+    max_rank: i64,
+    #[diesel(sql_type = BigInt)]
+    won: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct StageCountRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    stage_id: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The common FROM/WHERE of the funnel queries: the deals in scope with their stage
+/// entries (joined as `t`, with the entered stage as `s`).
+fn from_entries(
+    q: &mut Sql,
+    scope: &Scope,
+    mode: FunnelMode,
+    group: Option<GroupBy>,
+    lost_only: bool,
+) {
+    let key = group.map_or("''", segment_expr);
+    let backend = q.backend;
+    q.push(&format!("SELECT {key} AS key, o.id AS oid, o.status AS status, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, s.kind AS kind, s.position AS position FROM opportunities o"));
+    q.push(segment_join(backend, group));
+    q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id");
+    if lost_only {
+        q.push(" AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at");
+    }
+    q.push(" JOIN stages s ON s.id = t.to_stage_id WHERE 1 = 1");
+    if lost_only {
+        q.push(" AND o.status = 'lost'");
+    }
+    scope.push_deal_filter(q);
+    match mode {
+        FunnelMode::Cohort => scope.push_range(q, "o.created_at"),
+        FunnelMode::Period => scope.push_range(q, "t.entered_at"),
+    }
+}
+
+/// Reads the counts of every segment (one segment `""` without `group_by`).
+pub fn counts(
+    conn: &mut DbConn,
+    scope: &Scope,
+    mode: FunnelMode,
+    group: Option<GroupBy>,
+) -> AppResult<BTreeMap<String, Counts>> {
+    let backend = backend_of(conn);
+    let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
+
+    let mut reach = Sql::new(backend);
+    reach.push(&format!(
+        "SELECT key, max_rank, won, CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT key, oid, \
+         CAST(MAX(CASE WHEN kind = 'won' THEN {WON_RANK} WHEN kind = 'open' THEN position ELSE -1 END) AS BIGINT) AS max_rank, \
+         CAST(MAX(CASE WHEN kind = 'won' THEN 1 ELSE 0 END) AS BIGINT) AS won FROM ("
+    ));
+    from_entries(&mut reach, scope, mode, group, false);
+    reach.push(") e GROUP BY key, oid) d GROUP BY key, max_rank, won");
+    for r in reach.load::<ReachRow>(conn)? {
+        let c = by_key.entry(r.key).or_default();
+        *c.reach.entry(r.max_rank).or_default() += r.n;
+        c.won += r.won * r.n;
+    }
+
+    let mut entered = Sql::new(backend);
+    entered.push(
+        "SELECT key, to_stage_id AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (",
+    );
+    from_entries(&mut entered, scope, mode, group, false);
+    entered.push(") e GROUP BY key, to_stage_id");
+    for r in entered.load::<StageCountRow>(conn)? {
+        by_key
+            .entry(r.key)
+            .or_default()
+            .entered
+            .insert(r.stage_id, r.n);
+    }
+
+    let mut lost = Sql::new(backend);
+    lost.push("SELECT key, COALESCE(from_stage_id, to_stage_id) AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (");
+    from_entries(&mut lost, scope, mode, group, true);
+    lost.push(") e GROUP BY key, COALESCE(from_stage_id, to_stage_id)");
+    for r in lost.load::<StageCountRow>(conn)? {
+        by_key
+            .entry(r.key)
+            .or_default()
+            .lost_here
+            .insert(r.stage_id, r.n);
+    }
+    Ok(by_key)
+}
+
+pub fn report(
+    conn: &mut DbConn,
+    scope: &Scope,
+    mode: FunnelMode,
+    group: Option<GroupBy>,
+) -> AppResult<FunnelReport> {
+    let pipeline_id = scope.pipeline_id.clone().unwrap_or_default();
+    let stages = pipeline_stages(conn, &pipeline_id)?;
+    // Overall numbers come from an ungrouped run: with tags a deal sits in several
+    // segments, so segment totals do not add up to the whole.
+    let overall = counts(conn, scope, mode, None)?
+        .remove("")
+        .unwrap_or_default();
+    let (total, steps, win_rate) = assemble(&stages, &overall);
+    let segments = match group {
+        None => None,
+        Some(g) => Some(
+            counts(conn, scope, mode, Some(g))?
+                .into_iter()
+                .map(|(key, c)| {
+                    let (total, stages, win_rate) = assemble(&stages, &c);
+                    FunnelSegment {
+                        key,
+                        total,
+                        stages,
+                        win_rate,
+                    }
+                })
+                .collect(),
+        ),
+    };
+    Ok(FunnelReport {
+        pipeline_id,
+        mode,
+        from: scope.from.map(|t| t.and_utc()),
+        to: scope.to.map(|t| t.and_utc()),
+        total,
+        stages: steps,
+        win_rate,
+        segments,
+    })
+}
+
+/// CSV rows: one per (segment, stage); the whole funnel has segment `""`.
+pub fn csv_rows(r: &FunnelReport) -> Vec<Vec<String>> {
+    let mut rows = vec![[
+        "segment",
+        "stage_id",
+        "name",
+        "position",
+        "kind",
+        "entered",
+        "reached_or_passed",
+        "advanced",
+        "conversion_rate",
+        "conversion_numerator",
+        "conversion_denominator",
+        "drop_off",
+        "lost_here",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()];
+    let mut push = |key: &str, stages: &[FunnelStage]| {
+        for s in stages {
+            rows.push(vec![
+                key.to_owned(),
+                s.stage_id.clone(),
+                s.name.clone(),
+                s.position.to_string(),
+                s.kind.clone(),
+                s.entered.to_string(),
+                s.reached_or_passed.to_string(),
+                s.advanced.to_string(),
+                s.conversion_rate
+                    .value
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                s.conversion_rate.numerator.to_string(),
+                s.conversion_rate.denominator.to_string(),
+                s.drop_off.to_string(),
+                s.lost_here.to_string(),
+            ]);
+        }
+    };
+    push("", &r.stages);
+    for seg in r.segments.iter().flatten() {
+        push(&seg.key, &seg.stages);
+    }
+    rows
+}
+
+/// The funnel as a standalone SVG: one centred bar per step, its width proportional to
+/// the deals that reached it, labelled with the stage, the count and the conversion.
+pub fn svg(r: &FunnelReport, title: &str) -> String {
+    let width = 720.0;
+    let bar_h = 44.0;
+    let gap = 10.0;
+    let top = 56.0;
+    let max = r
+        .stages
+        .iter()
+        .map(|s| s.reached_or_passed)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let height = top + (bar_h + gap) * r.stages.len() as f64 + 40.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         font-family=\"'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
+         <text x=\"{}\" y=\"32\" font-size=\"20\" text-anchor=\"middle\" fill=\"#1f2937\">{}</text>\n",
+        width / 2.0,
+        escape(title)
+    );
+    for (i, s) in r.stages.iter().enumerate() {
+        let w = (s.reached_or_passed as f64 / max * (width - 200.0)).max(2.0);
+        let x = (width - w) / 2.0;
+        let y = top + i as f64 * (bar_h + gap);
+        let colour = if s.kind == "won" {
+            "#16a34a"
+        } else {
+            palette(i)
+        };
+        let rate = match s.conversion_rate.value {
+            Some(v) => format!(
+                " · 转化 {:.1}% ({}/{})",
+                v * 100.0,
+                s.conversion_rate.numerator,
+                s.conversion_rate.denominator
+            ),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bar_h}\" rx=\"4\" fill=\"{colour}\"/>\n\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"14\" text-anchor=\"middle\" fill=\"#111827\">{} — {}{}</text>\n",
+            width / 2.0,
+            y + bar_h / 2.0 + 5.0,
+            escape(&s.name),
+            s.reached_or_passed,
+            escape(&rate)
+        ));
+    }
+    out.push_str(&format!(
+        "<text x=\"{}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\" fill=\"#4b5563\">{} deals · win rate {}</text>\n</svg>\n",
+        width / 2.0,
+        height - 14.0,
+        r.total,
+        r.win_rate.value.map_or("–".to_owned(), |v| format!("{:.1}% ({}/{})", v * 100.0, r.win_rate.numerator, r.win_rate.denominator))
+    ));
+    out
+}
+
+fn palette(i: usize) -> &'static str {
+    const COLOURS: [&str; 6] = [
+        "#93c5fd", "#7dd3fc", "#67e8f9", "#5eead4", "#6ee7b7", "#a7f3d0",
+    ];
+    COLOURS[i % COLOURS.len()]
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stages() -> Vec<StageInfo> {
+        let s = |id: &str, position: i32, kind: &str| StageInfo {
+            id: id.into(),
+            name: id.to_uppercase(),
+            position,
+            kind: kind.into(),
+        };
+        vec![
+            s("a", 0, "open"),
+            s("b", 1, "open"),
+            s("c", 2, "open"),
+            s("won", 3, "won"),
+            s("lost", 4, "lost"),
+        ]
+    }
+
+    fn counts(
+        reach: &[(i64, i64)],
+        entered: &[(&str, i64)],
+        lost: &[(&str, i64)],
+        won: i64,
+    ) -> Counts {
+        Counts {
+            reach: reach.iter().copied().collect(),
+            entered: entered.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            lost_here: lost.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            won,
+        }
+    }
+
+    #[test]
+    fn an_empty_funnel_has_zero_counts_and_null_rates() {
+        let (total, steps, win) = assemble(&stages(), &Counts::default());
+        assert_eq!(total, 0);
+        assert_eq!(steps.len(), 4, "open stages then won; lost is not a step");
+        assert!(steps
+            .iter()
+            .all(|s| s.reached_or_passed == 0 && s.conversion_rate.value.is_none()));
+        assert_eq!(win.value, None);
+    }
+
+    #[test]
+    fn skipped_stages_count_as_passed() {
+        // One deal went a → c (skipping b) and is still open; one was won directly from a.
+        let c = counts(
+            &[(2, 1), (WON_RANK, 1)],
+            &[("a", 2), ("c", 1), ("won", 1)],
+            &[],
+            1,
+        );
+        let (total, steps, win) = assemble(&stages(), &c);
+        assert_eq!(total, 2);
+        let b = &steps[1];
+        assert_eq!((b.entered, b.reached_or_passed, b.advanced), (0, 2, 2));
+        assert_eq!(steps[0].conversion_rate, Rate::of(2, 2));
+        assert_eq!(
+            steps[2].conversion_rate,
+            Rate::of(1, 2),
+            "c: one of two went on to won"
+        );
+        assert_eq!(steps[3].conversion_rate.value, None, "won ends the funnel");
+        assert_eq!(win, Rate::of(1, 2));
+    }
+
+    #[test]
+    fn a_single_lost_deal_shows_where_it_dropped() {
+        let c = counts(&[(1, 1)], &[("a", 1), ("b", 1)], &[("b", 1)], 0);
+        let (_, steps, win) = assemble(&stages(), &c);
+        assert_eq!(steps[1].lost_here, 1);
+        assert_eq!(
+            (
+                steps[1].reached_or_passed,
+                steps[1].advanced,
+                steps[1].drop_off
+            ),
+            (1, 0, 1)
+        );
+        assert_eq!(steps[0].conversion_rate, Rate::of(1, 1));
+        assert_eq!(win, Rate::of(0, 1));
+    }
+
+    #[test]
+    fn deals_that_only_touched_a_lost_stage_count_in_the_total_only() {
+        let c = counts(&[(-1, 3), (0, 1)], &[("a", 1)], &[], 0);
+        let (total, steps, _) = assemble(&stages(), &c);
+        assert_eq!(total, 4);
+        assert_eq!(steps[0].reached_or_passed, 1);
+    }
+
+    #[test]
+    fn svg_is_standalone_and_labelled() {
+        let (total, stages, win_rate) =
+            assemble(&stages(), &counts(&[(1, 3), (WON_RANK, 1)], &[], &[], 1));
+        let r = FunnelReport {
+            pipeline_id: "p".into(),
+            mode: FunnelMode::Cohort,
+            from: None,
+            to: None,
+            total,
+            stages,
+            win_rate,
+            segments: None,
+        };
+        let svg = svg(&r, "Pipeline <A>");
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.contains("Pipeline &lt;A&gt;"));
+        assert_eq!(
+            svg.matches("<rect ").count(),
+            1 + 4,
+            "background + one bar per step"
+        );
+        assert!(svg.contains("A — 4"));
+        assert!(svg.contains("win rate 25.0% (1/4)"));
+    }
+}

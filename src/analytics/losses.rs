@@ -1,0 +1,222 @@
+//! Where and why deals are lost: lost deals by the stage they were lost from and their
+//! managed loss reason, with counts and amounts; and reactivation, the lost deals that
+//! flowed back and how many of them were won after all.
+
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::QueryableByName;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::math::Rate;
+use super::{Scope, Sql};
+use crate::domain::money::format_amount;
+use crate::error::AppResult;
+use crate::storage::opportunities::backend_of;
+use crate::storage::DbConn;
+
+#[derive(Debug, Clone, Serialize, ToSchema, QueryableByName)]
+pub struct LossRow {
+    /// The stage the deal was in when it was lost.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub stage_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub stage_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub loss_reason_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub loss_reason_label: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = BigInt)]
+    #[serde(skip)]
+    pub amount_minor: i64,
+    #[diesel(sql_type = BigInt)]
+    #[serde(skip)]
+    pub position: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LossEntry {
+    #[serde(flatten)]
+    pub row: LossRow,
+    /// Sum of the lost deals' amounts (deals without an amount count as 0).
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LossReport {
+    pub total_lost: i64,
+    pub total_amount: String,
+    /// By stage position, then most frequent reason.
+    pub data: Vec<LossEntry>,
+}
+
+/// Lost deals in scope lost within the range (by `lost_at`).
+pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
+    let mut q = Sql::new(backend_of(conn));
+    q.push(
+        "SELECT t.from_stage_id AS stage_id, fs.name AS stage_name, o.lost_reason_id AS loss_reason_id, lr.label AS loss_reason_label, \
+         CAST(COUNT(*) AS BIGINT) AS count, CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS amount_minor, \
+         CAST(COALESCE(MIN(fs.position), -1) AS BIGINT) AS position \
+         FROM opportunities o \
+         JOIN stage_transitions t ON t.opportunity_id = o.id AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
+         LEFT JOIN stages fs ON fs.id = t.from_stage_id \
+         LEFT JOIN loss_reasons lr ON lr.id = o.lost_reason_id \
+         WHERE o.status = 'lost'",
+    );
+    scope.push_deal_filter(&mut q);
+    scope.push_range(&mut q, "o.closed_at");
+    q.push(" GROUP BY t.from_stage_id, fs.name, o.lost_reason_id, lr.label");
+    let mut rows = q.load::<LossRow>(conn)?;
+    rows.sort_by(|a, b| {
+        a.position
+            .cmp(&b.position)
+            .then(b.count.cmp(&a.count))
+            .then(a.loss_reason_id.cmp(&b.loss_reason_id))
+    });
+    let total_lost = rows.iter().map(|r| r.count).sum();
+    let total_amount = format_amount(rows.iter().map(|r| r.amount_minor).sum());
+    Ok(LossReport {
+        total_lost,
+        total_amount,
+        data: rows
+            .into_iter()
+            .map(|row| LossEntry {
+                amount: format_amount(row.amount_minor),
+                row,
+            })
+            .collect(),
+    })
+}
+
+pub fn csv_rows(r: &LossReport) -> Vec<Vec<String>> {
+    let mut rows = vec![[
+        "stage_id",
+        "stage_name",
+        "loss_reason_id",
+        "loss_reason_label",
+        "count",
+        "amount",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()];
+    for e in &r.data {
+        rows.push(vec![
+            e.row.stage_id.clone().unwrap_or_default(),
+            e.row.stage_name.clone().unwrap_or_default(),
+            e.row.loss_reason_id.clone().unwrap_or_default(),
+            e.row.loss_reason_label.clone().unwrap_or_default(),
+            e.row.count.to_string(),
+            e.amount.clone(),
+        ]);
+    }
+    rows
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReactivationReport {
+    /// Deals in scope that were ever lost (a loss in the range).
+    pub lost: i64,
+    /// Of those, reopened (flowed back to an open stage) at least once.
+    pub reopened: i64,
+    /// `reopened / lost`.
+    pub reactivation_rate: Rate,
+    /// Reopened deals now won.
+    pub won_after_reopen: i64,
+    /// Reopened deals still open.
+    pub open_after_reopen: i64,
+    /// Reopened deals lost again.
+    pub lost_again: i64,
+    /// `won_after_reopen / reopened`.
+    pub win_rate_after_reopen: Rate,
+    pub won_amount_after_reopen: String,
+}
+
+#[derive(QueryableByName)]
+struct ReactivationRow {
+    #[diesel(sql_type = BigInt)]
+    lost: i64,
+    #[diesel(sql_type = BigInt)]
+    reopened: i64,
+    #[diesel(sql_type = BigInt)]
+    won: i64,
+    #[diesel(sql_type = BigInt)]
+    open: i64,
+    #[diesel(sql_type = BigInt)]
+    lost_again: i64,
+    #[diesel(sql_type = BigInt)]
+    won_amount: i64,
+}
+
+/// Per deal: was it lost (an entry into a lost stage in the range), and was it
+/// reopened (an entry from a lost stage into an open stage after that).
+pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationReport> {
+    let mut q = Sql::new(backend_of(conn));
+    q.push(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS lost, CAST(COALESCE(SUM(reopened), 0) AS BIGINT) AS reopened, \
+         CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'won' THEN 1 ELSE 0 END), 0) AS BIGINT) AS won, \
+         CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'open' THEN 1 ELSE 0 END), 0) AS BIGINT) AS open, \
+         CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'lost' THEN 1 ELSE 0 END), 0) AS BIGINT) AS lost_again, \
+         CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END), 0) AS BIGINT) AS won_amount \
+         FROM (SELECT o.id, o.status, o.amount_minor, \
+               MAX(CASE WHEN fs.kind = 'lost' AND ts.kind = 'open' THEN 1 ELSE 0 END) AS reopened, \
+               MAX(CASE WHEN ts.kind = 'lost'",
+    );
+    scope.push_range(&mut q, "t.entered_at");
+    q.push(
+        " THEN 1 ELSE 0 END) AS was_lost \
+         FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id \
+         JOIN stages ts ON ts.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id WHERE 1 = 1",
+    );
+    scope.push_deal_filter(&mut q);
+    q.push(" GROUP BY o.id, o.status, o.amount_minor) d WHERE was_lost = 1");
+    let r = q.load::<ReactivationRow>(conn)?.pop();
+    let r = r.unwrap_or(ReactivationRow {
+        lost: 0,
+        reopened: 0,
+        won: 0,
+        open: 0,
+        lost_again: 0,
+        won_amount: 0,
+    });
+    Ok(ReactivationReport {
+        lost: r.lost,
+        reopened: r.reopened,
+        reactivation_rate: Rate::of(r.reopened, r.lost),
+        won_after_reopen: r.won,
+        open_after_reopen: r.open,
+        lost_again: r.lost_again,
+        win_rate_after_reopen: Rate::of(r.won, r.reopened),
+        won_amount_after_reopen: format_amount(r.won_amount),
+    })
+}
+
+pub fn reactivation_csv(r: &ReactivationReport) -> Vec<Vec<String>> {
+    vec![
+        [
+            "lost",
+            "reopened",
+            "won_after_reopen",
+            "open_after_reopen",
+            "lost_again",
+            "win_rate_after_reopen",
+            "won_amount_after_reopen",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        vec![
+            r.lost.to_string(),
+            r.reopened.to_string(),
+            r.won_after_reopen.to_string(),
+            r.open_after_reopen.to_string(),
+            r.lost_again.to_string(),
+            r.win_rate_after_reopen
+                .value
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            r.won_amount_after_reopen.clone(),
+        ],
+    ]
+}

@@ -1,0 +1,349 @@
+//! The analytics module: reports computed in the database from the append-only stage
+//! log, plus the pure functions (rates, percentiles, funnel rules) that shape them.
+//!
+//! Every report query is built by [`Sql`], which writes the backend's placeholders and
+//! keeps the bind values, and starts from [`Scope`], which limits the opportunities to
+//! what the caller may see and to the requested pipeline, owner and team.
+
+pub mod activity;
+pub mod durations;
+pub mod forecast;
+pub mod funnel;
+pub mod losses;
+pub mod math;
+pub mod people;
+pub mod stalled;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::query_dsl::RunQueryDsl;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel::QueryableByName;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Visibility;
+use crate::error::{AppError, AppResult};
+use crate::storage::{Backend, Db, DbConn};
+
+enum Bind {
+    Text(String),
+    Ts(NaiveDateTime),
+    Int(i64),
+}
+
+/// A SQL text with positional binds, written for one backend.
+pub struct Sql {
+    pub backend: Backend,
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    pub fn new(backend: Backend) -> Sql {
+        Sql {
+            backend,
+            text: String::new(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.text.push_str(sql);
+        self
+    }
+
+    fn placeholder(&mut self, bind: Bind) -> &mut Self {
+        self.binds.push(bind);
+        match self.backend {
+            Backend::Postgres => {
+                let n = self.binds.len();
+                self.text.push_str(&format!("${n}"));
+            }
+            Backend::Sqlite => self.text.push('?'),
+        }
+        self
+    }
+
+    pub fn text(&mut self, v: &str) -> &mut Self {
+        self.placeholder(Bind::Text(v.to_owned()))
+    }
+
+    pub fn ts(&mut self, v: NaiveDateTime) -> &mut Self {
+        // Casting keeps PostgreSQL from guessing the parameter's type from context.
+        match self.backend {
+            Backend::Postgres => {
+                self.placeholder(Bind::Ts(v));
+                self.text.push_str("::timestamp");
+                self
+            }
+            Backend::Sqlite => self.placeholder(Bind::Ts(v)),
+        }
+    }
+
+    pub fn int(&mut self, v: i64) -> &mut Self {
+        self.placeholder(Bind::Int(v))
+    }
+
+    /// `IN (…)` over texts; an empty list matches nothing.
+    pub fn in_texts(&mut self, values: &[String]) -> &mut Self {
+        if values.is_empty() {
+            return self.push("(NULL)");
+        }
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(v);
+        }
+        self.push(")")
+    }
+
+    /// Seconds between two timestamp expressions, as a double.
+    pub fn seconds_between(&self, later: &str, earlier: &str) -> String {
+        match self.backend {
+            Backend::Postgres => {
+                format!("EXTRACT(EPOCH FROM ({later} - {earlier}))::double precision")
+            }
+            Backend::Sqlite => format!("((julianday({later}) - julianday({earlier})) * 86400.0)"),
+        }
+    }
+
+    /// `later <= earlier + days` for timestamp expressions.
+    pub fn within_days(&self, later: &str, earlier: &str, days: i64) -> String {
+        match self.backend {
+            Backend::Postgres => format!("{later} <= {earlier} + {days} * INTERVAL '1 day'"),
+            Backend::Sqlite => format!("julianday({later}) <= julianday({earlier}) + {days}"),
+        }
+    }
+
+    /// `YYYY-MM` or `YYYY-Qn` of a date or timestamp expression.
+    pub fn period_key(&self, expr: &str, quarter: bool) -> String {
+        match (self.backend, quarter) {
+            (Backend::Postgres, false) => format!("to_char({expr}, 'YYYY-MM')"),
+            (Backend::Postgres, true) => {
+                format!("to_char({expr}, 'YYYY') || '-Q' || to_char({expr}, 'Q')")
+            }
+            (Backend::Sqlite, false) => format!("strftime('%Y-%m', {expr})"),
+            (Backend::Sqlite, true) => {
+                format!("strftime('%Y', {expr}) || '-Q' || ((CAST(strftime('%m', {expr}) AS INTEGER) + 2) / 3)")
+            }
+        }
+    }
+
+    pub fn as_double(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "DOUBLE PRECISION",
+            Backend::Sqlite => "REAL",
+        }
+    }
+
+    pub fn sql_text(&self) -> &str {
+        &self.text
+    }
+
+    fn boxed(&self) -> BoxedSqlQuery<'static, Db, diesel::query_builder::SqlQuery> {
+        let mut q = diesel::sql_query(self.text.clone()).into_boxed::<Db>();
+        for b in &self.binds {
+            q = match b {
+                Bind::Text(v) => q.bind::<Text, _>(v.clone()),
+                Bind::Ts(v) => q.bind::<Timestamp, _>(*v),
+                Bind::Int(v) => q.bind::<BigInt, _>(*v),
+            };
+        }
+        q
+    }
+
+    pub fn load<R: QueryableByName<Db> + 'static>(&self, conn: &mut DbConn) -> AppResult<Vec<R>> {
+        Ok(self.boxed().load::<R>(conn)?)
+    }
+}
+
+/// How a report splits its numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Owner,
+    Team,
+    Source,
+    Industry,
+    CompanySize,
+    Region,
+    Tag,
+}
+
+/// Which opportunities a report looks at.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub visibility: Visibility,
+    pub pipeline_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+impl Scope {
+    /// Appends ` AND …` conditions on the opportunity alias `o` (pipeline, owner, team,
+    /// visibility). Time conditions are each report's own.
+    pub fn push_deal_filter(&self, q: &mut Sql) {
+        if let Some(p) = &self.pipeline_id {
+            q.push(" AND o.pipeline_id = ").text(p);
+        }
+        self.push_owner_filter(q, "o.owner_id");
+    }
+
+    /// Appends ` AND …` conditions on an owner column: the owner and team asked for, and
+    /// what the caller may see.
+    pub fn push_owner_filter(&self, q: &mut Sql, column: &str) {
+        if let Some(owner) = &self.owner_id {
+            q.push(&format!(" AND {column} = ")).text(owner);
+        }
+        if let Some(team) = &self.team_id {
+            q.push(&format!(
+                " AND {column} IN (SELECT u.id FROM users u WHERE u.team_id = "
+            ))
+            .text(team)
+            .push(")");
+        }
+        match &self.visibility {
+            Visibility::All => {}
+            Visibility::Own(user) => {
+                q.push(&format!(" AND {column} = ")).text(user);
+            }
+            Visibility::Team { members, .. } => {
+                q.push(&format!(" AND {column} IN ")).in_texts(members);
+            }
+        }
+    }
+
+    /// Appends ` AND column >= from AND column < to` for the given timestamp column.
+    pub fn push_range(&self, q: &mut Sql, column: &str) {
+        if let Some(from) = self.from {
+            q.push(&format!(" AND {column} >= ")).ts(from);
+        }
+        if let Some(to) = self.to {
+            q.push(&format!(" AND {column} < ")).ts(to);
+        }
+    }
+}
+
+/// The SQL expression of a segment key over `o` (opportunities) and, for teams, `ou`
+/// (the owner's user row, joined by the caller of this function), or `tg.tag` for tags.
+pub fn segment_expr(group: GroupBy) -> &'static str {
+    match group {
+        GroupBy::Owner => "o.owner_id",
+        GroupBy::Team => "COALESCE(ou.team_id, '')",
+        GroupBy::Source => "COALESCE(o.source, '')",
+        GroupBy::Industry => "COALESCE(o.industry, '')",
+        GroupBy::CompanySize => "COALESCE(o.company_size, '')",
+        GroupBy::Region => "COALESCE(o.region, '')",
+        GroupBy::Tag => "tg.tag",
+    }
+}
+
+/// The joins a segment key needs after `FROM opportunities o`.
+pub fn segment_join(backend: Backend, group: Option<GroupBy>) -> &'static str {
+    match (group, backend) {
+        (Some(GroupBy::Team), _) => " LEFT JOIN users ou ON ou.id = o.owner_id",
+        (Some(GroupBy::Tag), Backend::Postgres) => {
+            " CROSS JOIN LATERAL json_array_elements_text(o.tags::json) AS tg(tag)"
+        }
+        (Some(GroupBy::Tag), Backend::Sqlite) => " JOIN (SELECT o2.id AS oid, je.value AS tag FROM opportunities o2, json_each(o2.tags) je) tg ON tg.oid = o.id",
+        _ => "",
+    }
+}
+
+/// Reads a report bound: a date (`2026-03-01`, the start of that day in UTC; as `to`, the
+/// end of it) or an RFC 3339 time with any offset (converted to UTC).
+pub fn parse_bound(field: &str, text: &str, is_end: bool) -> AppResult<NaiveDateTime> {
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if is_end { d.succ_opt().unwrap_or(d) } else { d };
+        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.naive_utc())
+        .map_err(|_| AppError::BadRequest {
+            code: "invalid_parameter",
+            detail: format!("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time"),
+            errors: vec![crate::error::FieldError::new(
+                field,
+                "invalid",
+                "expected YYYY-MM-DD or RFC 3339",
+            )],
+        })
+}
+
+#[derive(QueryableByName, Debug, Clone)]
+pub struct StageInfo {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub position: i32,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+}
+
+/// The stages of a pipeline in position order; 404 when the pipeline does not exist.
+pub fn pipeline_stages(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageInfo>> {
+    let stages = crate::storage::pipelines::stages_of(conn, pipeline_id)?;
+    if stages.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Ok(stages
+        .into_iter()
+        .map(|s| StageInfo {
+            id: s.id,
+            name: s.name,
+            position: s.position,
+            kind: s.kind,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        let mut pg = Sql::new(Backend::Postgres);
+        pg.push("a = ")
+            .text("x")
+            .push(" AND b IN ")
+            .in_texts(&["1".into(), "2".into()]);
+        assert_eq!(pg.sql_text(), "a = $1 AND b IN ($2, $3)");
+        let mut lite = Sql::new(Backend::Sqlite);
+        lite.push("a = ")
+            .text("x")
+            .push(" AND t >= ")
+            .ts(NaiveDateTime::default());
+        assert_eq!(lite.sql_text(), "a = ? AND t >= ?");
+        let mut empty = Sql::new(Backend::Sqlite);
+        empty.push("b IN ").in_texts(&[]);
+        assert_eq!(empty.sql_text(), "b IN (NULL)");
+    }
+
+    #[test]
+    fn bounds_take_dates_and_offsets() {
+        let day = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(
+            parse_bound("from", "2026-03-01", false).unwrap(),
+            day("2026-03-01 00:00:00")
+        );
+        assert_eq!(
+            parse_bound("to", "2026-03-31", true).unwrap(),
+            day("2026-04-01 00:00:00"),
+            "to includes its day"
+        );
+        assert_eq!(
+            parse_bound("from", "2026-03-01T08:00:00+08:00", false).unwrap(),
+            day("2026-03-01 00:00:00"),
+            "Beijing 08:00 is midnight UTC"
+        );
+        assert!(parse_bound("from", "March", false).is_err());
+    }
+}
