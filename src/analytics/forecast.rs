@@ -406,10 +406,10 @@ mod tests {
             "u".into(),
             "CNY".into(),
             1,
-            100_00,
-            50_00,
+            10_000,
+            5_000,
             1,
-            55_00,
+            5_500,
         );
         assert_eq!(r.attainment, Some(1.1));
         assert_eq!(r.error, "5.00");
@@ -421,7 +421,7 @@ mod tests {
             0,
             0,
             1,
-            10_00,
+            1_000,
         );
         assert_eq!(none.attainment, None);
     }

@@ -45,6 +45,9 @@ pub struct StalledReport {
     pub data: Vec<StalledDeal>,
 }
 
+/// A deal, its stage's name and threshold, and its owner's name.
+type StalledRow = (OpportunityRow, (String, Option<i32>), Option<String>);
+
 pub fn report(
     conn: &mut DbConn,
     scope: &Scope,
@@ -71,7 +74,7 @@ pub fn report(
         q
     };
     let total: i64 = base().count().get_result(conn)?;
-    let rows: Vec<(OpportunityRow, (String, Option<i32>), Option<String>)> = base()
+    let rows: Vec<StalledRow> = base()
         .select((
             OpportunityRow::as_select(),
             (stages::name, stages::stalled_after_days),
