@@ -10,4 +10,5 @@ mod leads;
 mod openapi;
 mod opportunities;
 mod pipelines;
+mod reports;
 mod users;

@@ -1,0 +1,776 @@
+//! Report scenarios whose expected numbers are worked out by hand in each test.
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+use stageflow::domain::user::Role;
+
+use crate::api_tests;
+use crate::helpers::{id_of, stage_id, TestApp};
+
+api_tests!(
+    funnel_counts_skips_reentries_reopens_and_losses,
+    funnel_segments_and_visibility,
+    period_funnel_counts_entries_in_the_range,
+    stage_durations_use_closed_stays_and_interpolate,
+    stalled_report_gives_reasons,
+    loss_reasons_and_reactivation,
+    leaderboard_and_lead_sources,
+    forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy,
+    activity_effectiveness_compares_stays_with_and_without,
+    reports_answer_csv_and_svg_and_refuse_bad_parameters,
+);
+
+/// A → B → C → Won, Lost; no gates, A stalls after 7 days.
+async fn plain_pipeline(app: &TestApp) -> Value {
+    let res = app
+        .post("/api/v1/pipelines")
+        .admin()
+        .json(json!({"name": "Plain", "stages": [
+            {"name": "A", "probability": 10, "stalled_after_days": 7},
+            {"name": "B", "probability": 30},
+            {"name": "C", "probability": 60},
+            {"name": "Won", "kind": "won"},
+            {"name": "Lost", "kind": "lost"}]}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    res.body
+}
+
+async fn deal(app: &TestApp, token: &str, p: &Value, extra: Value) -> String {
+    let mut body = json!({"name": "deal", "pipeline_id": p["id"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().cloned().unwrap_or_default());
+    id_of(&app.opportunity(token, body).await)
+}
+
+async fn go(app: &TestApp, token: &str, id: &str, p: &Value, stage: &str) {
+    let res = app
+        .post(&format!("/api/v1/opportunities/{id}/move"))
+        .token(token)
+        .json(json!({"stage_id": stage_id(p, stage), "loss_reason_id": "competitor"}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+async fn lose(app: &TestApp, id: &str, reason: &str) {
+    let res = app
+        .post(&format!("/api/v1/opportunities/{id}/lose"))
+        .admin()
+        .json(json!({"loss_reason_id": reason}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+async fn reopen(app: &TestApp, id: &str, p: &Value, stage: &str) {
+    let res = app
+        .post(&format!("/api/v1/opportunities/{id}/reopen"))
+        .admin()
+        .json(json!({"stage_id": stage_id(p, stage)}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+/// The five deals of the funnel scenario:
+/// d1 A→B→C→Won · d2 A→C (skips B)→Lost · d3 A→B→A→B (re-enters B, open)
+/// d4 A→Lost→reopened to B→Won · d5 A (open).
+async fn five_deals(app: &TestApp, p: &Value) -> Vec<String> {
+    let t = app.admin_token.clone();
+    let d: Vec<String> = {
+        let mut v = Vec::new();
+        for (i, source) in ["ads", "ads", "referral", "referral", "event"]
+            .iter()
+            .enumerate()
+        {
+            v.push(deal(app, &t, p, json!({"name": format!("d{}", i + 1), "source": source, "amount": format!("{}000", i + 1)})).await);
+        }
+        v
+    };
+    for s in ["B", "C", "Won"] {
+        go(app, &t, &d[0], p, s).await;
+    }
+    go(app, &t, &d[1], p, "C").await;
+    lose(app, &d[1], "competitor").await;
+    for s in ["B", "A", "B"] {
+        go(app, &t, &d[2], p, s).await;
+    }
+    lose(app, &d[3], "budget").await;
+    reopen(app, &d[3], p, "B").await;
+    app.post(&format!("/api/v1/opportunities/{}/win", d[3]))
+        .admin()
+        .send()
+        .await;
+    d
+}
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+fn rate(v: &Value) -> (i64, i64) {
+    (
+        v["numerator"].as_i64().unwrap(),
+        v["denominator"].as_i64().unwrap(),
+    )
+}
+
+async fn funnel_counts_skips_reentries_reopens_and_losses(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    five_deals(&app, &p).await;
+    let res = app
+        .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let r = &res.body;
+    assert_eq!(r["total"], 5);
+    let names: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["A", "B", "C", "Won"], "lost stages are not steps");
+    // reached_or_passed: A all 5; B d1,d2 (skipped B, reached C),d3,d4 = 4; C d1,d2,d4 = 3; Won d1,d4 = 2.
+    let expect = [
+        ("A", 5, 5, 4, 1, 0),
+        ("B", 3, 4, 3, 1, 0),
+        ("C", 2, 3, 2, 1, 1),
+        ("Won", 2, 2, 0, 0, 0),
+    ];
+    for (name, entered, reached, advanced, drop, lost_here) in expect {
+        let s = step(r, name);
+        assert_eq!(
+            (
+                s["entered"].as_i64(),
+                s["reached_or_passed"].as_i64(),
+                s["advanced"].as_i64(),
+                s["drop_off"].as_i64(),
+                s["lost_here"].as_i64()
+            ),
+            (
+                Some(entered),
+                Some(reached),
+                Some(advanced),
+                Some(drop),
+                Some(lost_here)
+            ),
+            "{name}"
+        );
+    }
+    assert_eq!(rate(&step(r, "A")["conversion_rate"]), (4, 5));
+    assert_eq!(step(r, "B")["conversion_rate"]["value"], 0.75);
+    assert_eq!(rate(&step(r, "C")["conversion_rate"]), (2, 3));
+    assert_eq!(step(r, "Won")["conversion_rate"]["value"], Value::Null);
+    assert_eq!(rate(&r["win_rate"]), (2, 5));
+    assert_eq!(r["win_rate"]["value"], 0.4);
+    assert!(r.get("segments").is_none());
+}
+
+async fn funnel_segments_and_visibility(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    five_deals(&app, &p).await;
+    let (_, rep) = app.user("rep@example.com", Role::Rep, None).await;
+    let mine = deal(&app, &rep, &p, json!({"source": "ads"})).await;
+    go(&app, &rep, &mine, &p, "B").await;
+    let res = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&group_by=source",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    let segments = res.body["segments"].as_array().unwrap();
+    let keys: Vec<&str> = segments
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["ads", "event", "referral"]);
+    // ads: d1 (won), d2 (lost from C), the rep's deal (in B).
+    let ads = &segments[0];
+    assert_eq!(ads["total"], 3);
+    assert_eq!(rate(&ads["win_rate"]), (1, 3));
+    assert_eq!(step(ads, "B")["reached_or_passed"], 3);
+    assert_eq!(step(ads, "C")["reached_or_passed"], 2);
+    assert_eq!(res.body["total"], 6, "the whole funnel beside the segments");
+    // A rep sees only their own deal.
+    let theirs = app
+        .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
+        .token(&rep)
+        .send()
+        .await;
+    assert_eq!(theirs.body["total"], 1);
+    assert_eq!(step(&theirs.body, "B")["entered"], 1);
+    let owner = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&group_by=owner",
+            id_of(&p)
+        ))
+        .token(&rep)
+        .send()
+        .await;
+    assert_eq!(owner.body["segments"].as_array().unwrap().len(), 1);
+    let tags = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&group_by=tag",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(tags.status, StatusCode::OK, "{}", tags.text);
+    assert_eq!(tags.body["segments"], json!([]), "no deal has tags");
+}
+
+async fn period_funnel_counts_entries_in_the_range(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    let d = five_deals(&app, &p).await;
+    // Move every log entry of d1 and d2 to early 2025; the others stay today.
+    for id in &d[..2] {
+        app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2025-01-10 12:00:00' WHERE opportunity_id = '{id}'"));
+        app.exec_sql(&format!(
+            "UPDATE opportunities SET stage_entered_at = '2025-01-10 12:00:00' WHERE id = '{id}'"
+        ));
+    }
+    let path = format!(
+        "/api/v1/reports/funnel?pipeline_id={}&mode=period",
+        id_of(&p)
+    );
+    let early = app
+        .get(&format!("{path}&from=2025-01-01&to=2025-01-31"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(early.body["total"], 2);
+    assert_eq!(step(&early.body, "C")["entered"], 2);
+    assert_eq!(step(&early.body, "B")["reached_or_passed"], 2);
+    assert_eq!(rate(&early.body["win_rate"]), (1, 2));
+    assert_eq!(step(&early.body, "C")["lost_here"], 1);
+    let later = app
+        .get(&format!("{path}&from=2025-02-01"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(later.body["total"], 3);
+    assert_eq!(rate(&later.body["win_rate"]), (1, 3));
+    // A cohort report by creation date still sees all five (they were created today).
+    let cohort = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&from=2025-01-01",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(cohort.body["total"], 5);
+}
+
+async fn stage_durations_use_closed_stays_and_interpolate(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    let mut ids = Vec::new();
+    for hours in [1, 2, 4] {
+        let id = deal(&app, &app.admin_token, &p, json!({})).await;
+        go(&app, &app.admin_token, &id, &p, "B").await;
+        app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 00:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NULL"));
+        app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 0{hours}:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NOT NULL"));
+        ids.push(id);
+    }
+    let res = app
+        .get(&format!(
+            "/api/v1/reports/stage-durations?pipeline_id={}",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let a = step(&res.body, "A");
+    // Closed stays in A: 3600, 7200, 14400 s.
+    assert_eq!(a["count"], 3);
+    assert_eq!(a["avg"].as_f64().unwrap().round(), 8400.0);
+    assert_eq!(a["median"].as_f64().unwrap().round(), 7200.0);
+    // p90: rank 0.9 × 2 = 1.8 → 7200 + 0.8 × (14400 − 7200) = 12960.
+    assert_eq!(a["p90"].as_f64().unwrap().round(), 12960.0);
+    assert_eq!(a["max"].as_f64().unwrap().round(), 14400.0);
+    assert_eq!(a["open_count"], 0);
+    let b = step(&res.body, "B");
+    assert_eq!(
+        (b["count"].as_i64(), b["open_count"].as_i64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(b["median"], Value::Null);
+    let entered_b = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(2, 0, 0)
+        .unwrap();
+    let expected_age = (chrono::Utc::now().naive_utc() - entered_b).num_seconds() as f64;
+    assert!((b["open_median_age"].as_f64().unwrap() - expected_age).abs() < 120.0);
+    // Stays entered in the range only.
+    let none = app
+        .get(&format!(
+            "/api/v1/reports/stage-durations?pipeline_id={}&from=2026-02-01",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(step(&none.body, "A")["count"], 0);
+    let grouped = app
+        .get(&format!(
+            "/api/v1/reports/stage-durations?pipeline_id={}&group_by=owner",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(grouped.body["segments"][0]["stages"][0]["count"], 3);
+}
+
+async fn stalled_report_gives_reasons(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    let old = deal(&app, &app.admin_token, &p, json!({"name": "old"})).await;
+    let fresh = deal(&app, &app.admin_token, &p, json!({"name": "fresh"})).await;
+    let past = (chrono::Utc::now() - chrono::Duration::days(9))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    app.exec_sql(&format!("UPDATE opportunities SET stage_entered_at = '{past}', created_at = '{past}' WHERE id = '{old}'"));
+    let res = app.get("/api/v1/reports/stalled").admin().send().await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["total"], 1);
+    let row = &res.body["data"][0];
+    assert_eq!(row["opportunity_id"], old.as_str());
+    assert_eq!(
+        row["reasons"],
+        json!(["in_stage_too_long", "no_recent_activity"])
+    );
+    assert_eq!(
+        (
+            row["days_in_stage"].as_i64(),
+            row["days_idle"].as_i64(),
+            row["stalled_after_days"].as_i64()
+        ),
+        (Some(9), Some(9), Some(7))
+    );
+    assert_eq!(row["owner_name"], "Administrator");
+    // The list filter agrees.
+    let list = app
+        .get("/api/v1/opportunities?stalled=true")
+        .admin()
+        .send()
+        .await;
+    assert_eq!(
+        list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id_of)
+            .collect::<Vec<_>>(),
+        [old]
+    );
+    let _ = fresh;
+}
+
+async fn loss_reasons_and_reactivation(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    five_deals(&app, &p).await;
+    let extra = deal(&app, &app.admin_token, &p, json!({"amount": "500.50"})).await;
+    lose(&app, &extra, "budget").await;
+    let res = app.get("/api/v1/reports/loss-reasons").admin().send().await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // d2 lost from C (competitor, 2000.00); the extra deal lost from A (budget, 500.50).
+    // d4 was lost from A too but has been reopened and won.
+    assert_eq!(res.body["total_lost"], 2);
+    assert_eq!(res.body["total_amount"], "2500.50");
+    let rows: Vec<(String, String, i64, String)> = res.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["stage_name"].as_str().unwrap().to_owned(),
+                r["loss_reason_id"].as_str().unwrap().to_owned(),
+                r["count"].as_i64().unwrap(),
+                r["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("A".into(), "budget".into(), 1, "500.50".into()),
+            ("C".into(), "competitor".into(), 1, "2000.00".into())
+        ]
+    );
+    let re = app.get("/api/v1/reports/reactivation").admin().send().await;
+    // Lost at some point: d2, d4, extra = 3; reopened: d4, now won.
+    assert_eq!(
+        (
+            re.body["lost"].as_i64(),
+            re.body["reopened"].as_i64(),
+            re.body["won_after_reopen"].as_i64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
+    assert_eq!(rate(&re.body["reactivation_rate"]), (1, 3));
+    assert_eq!(rate(&re.body["win_rate_after_reopen"]), (1, 1));
+    assert_eq!(re.body["won_amount_after_reopen"], "4000.00");
+}
+
+async fn leaderboard_and_lead_sources(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    let (rep_id, rep) = app.user("rep@example.com", Role::Rep, None).await;
+    let a = deal(&app, &app.admin_token, &p, json!({"amount": "100"})).await;
+    app.post(&format!("/api/v1/opportunities/{a}/win"))
+        .admin()
+        .send()
+        .await;
+    for amount in ["300", "50"] {
+        let d = deal(&app, &rep, &p, json!({"amount": amount})).await;
+        go(&app, &rep, &d, &p, "B").await;
+        app.post(&format!("/api/v1/opportunities/{d}/win"))
+            .token(&rep)
+            .send()
+            .await;
+    }
+    let board = app.get("/api/v1/reports/leaderboard").admin().send().await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.text);
+    let first = &board.body["data"][0];
+    assert_eq!(
+        (
+            first["owner_id"].as_str(),
+            first["won_amount"].as_str(),
+            first["won_count"].as_i64()
+        ),
+        (Some(rep_id.as_str()), Some("350.00"), Some(2))
+    );
+    // Advances: the rep A→B twice and B→Won twice; the admin A→Won once.
+    assert_eq!(first["stage_advances"], 4);
+    assert_eq!(board.body["data"][1]["stage_advances"], 1);
+    let by_count = app
+        .get("/api/v1/reports/leaderboard?metric=won_count")
+        .admin()
+        .send()
+        .await;
+    assert_eq!(by_count.body["data"][0]["owner_id"], rep_id.as_str());
+
+    // Lead sources: 3 web_form leads, 2 qualified+, 1 converted and won; 1 event lead.
+    let mut web = Vec::new();
+    for (i, status) in ["new", "qualified", "new"].iter().enumerate() {
+        web.push(
+            app.lead(
+                &app.admin_token,
+                json!({"company": format!("W{i}"), "source": "web_form", "status": status}),
+            )
+            .await,
+        );
+    }
+    app.lead(&app.admin_token, json!({"company": "E", "source": "event"}))
+        .await;
+    let conv = app
+        .post(&format!("/api/v1/leads/{}/convert", id_of(&web[2])))
+        .admin()
+        .json(json!({"pipeline_id": p["id"], "amount": "800"}))
+        .send()
+        .await;
+    let opp = conv.body["opportunity"]["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/opportunities/{opp}/win"))
+        .admin()
+        .send()
+        .await;
+    let sources = app.get("/api/v1/reports/lead-sources").admin().send().await;
+    let web_row = sources.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"] == "web_form")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            web_row["leads"].as_i64(),
+            web_row["qualified"].as_i64(),
+            web_row["converted"].as_i64(),
+            web_row["won"].as_i64()
+        ),
+        (Some(3), Some(2), Some(1), Some(1))
+    );
+    assert_eq!(rate(&web_row["qualification_rate"]), (2, 3));
+    assert_eq!(rate(&web_row["win_rate"]), (1, 1));
+    assert_eq!(web_row["won_amount"], "800.00");
+}
+
+async fn forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    // In A (10 %): 1000.00 → weighted 100.00. In B with a 50 % override: 2000.00 → 1000.00.
+    let a = deal(
+        &app,
+        &app.admin_token,
+        &p,
+        json!({"amount": "1000", "expected_close_date": "2027-01-20"}),
+    )
+    .await;
+    let b = deal(
+        &app,
+        &app.admin_token,
+        &p,
+        json!({"amount": "2000", "expected_close_date": "2027-01-25", "probability": 50}),
+    )
+    .await;
+    go(&app, &app.admin_token, &b, &p, "B").await;
+    deal(
+        &app,
+        &app.admin_token,
+        &p,
+        json!({"amount": "999", "expected_close_date": "2027-04-02"}),
+    )
+    .await;
+    let res = app
+        .get("/api/v1/reports/forecast?from=2027-01-01&to=2027-03-31")
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["rows"].as_array().unwrap().len(), 1);
+    let row = &res.body["rows"][0];
+    assert_eq!(
+        (row["period"].as_str(), row["deals"].as_i64()),
+        (Some("2027-01"), Some(2))
+    );
+    assert_eq!(
+        (row["unweighted"].as_str(), row["weighted"].as_str()),
+        (Some("3000.00"), Some("1100.00"))
+    );
+    let quarters = app
+        .get("/api/v1/reports/forecast?period=quarter")
+        .admin()
+        .send()
+        .await;
+    let periods: Vec<&str> = quarters.body["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(periods, ["2027-Q1", "2027-Q2"]);
+
+    let snap = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .admin()
+        .json(json!({"name": "Jan commit", "from": "2027-01-01", "to": "2027-01-31"}))
+        .send()
+        .await;
+    assert_eq!(snap.status, StatusCode::CREATED, "{}", snap.text);
+    assert_eq!(snap.body["rows"][0]["weighted"], "1100.00");
+    // B is won, dated into January 2027; A is lost.
+    app.post(&format!("/api/v1/opportunities/{b}/win"))
+        .admin()
+        .send()
+        .await;
+    app.exec_sql(&format!(
+        "UPDATE opportunities SET closed_at = '2027-01-15 10:00:00' WHERE id = '{b}'"
+    ));
+    lose(&app, &a, "budget").await;
+    let acc = app
+        .get(&format!(
+            "/api/v1/reports/forecast/snapshots/{}/accuracy",
+            id_of(&snap.body)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(acc.status, StatusCode::OK, "{}", acc.text);
+    let r = &acc.body["rows"][0];
+    assert_eq!(
+        (
+            r["forecast_weighted"].as_str(),
+            r["won_amount"].as_str(),
+            r["won_deals"].as_i64()
+        ),
+        (Some("1100.00"), Some("2000.00"), Some(1))
+    );
+    assert_eq!(r["attainment"], 1.8182);
+    assert_eq!(r["error"], "900.00");
+    let (_, rep) = app.user("rep@example.com", Role::Rep, None).await;
+    app.get(&format!(
+        "/api/v1/reports/forecast/snapshots/{}/accuracy",
+        id_of(&snap.body)
+    ))
+    .token(&rep)
+    .send()
+    .await
+    .problem(404, "not_found");
+}
+
+async fn activity_effectiveness_compares_stays_with_and_without(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    let called = deal(&app, &app.admin_token, &p, json!({})).await;
+    let quiet = deal(&app, &app.admin_token, &p, json!({})).await;
+    let res = app
+        .post("/api/v1/activities")
+        .admin()
+        .json(json!({"type": "call", "subject": "需求访谈", "opportunity_id": called}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    go(&app, &app.admin_token, &called, &p, "B").await;
+    let _ = quiet;
+    let r = app
+        .get(&format!(
+            "/api/v1/reports/activity-effectiveness?pipeline_id={}&within_days=14",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let row = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage_name"] == "A" && e["activity_type"] == "call")
+        .unwrap()
+        .clone();
+    // Two stays in A: the called deal advanced, the quiet one did not.
+    assert_eq!(rate(&row["advance_rate_with"]), (1, 1));
+    assert_eq!(rate(&row["advance_rate_without"]), (0, 1));
+    assert_eq!(row["lift"], 1.0);
+    let demo = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage_name"] == "A" && e["activity_type"] == "demo")
+        .unwrap()
+        .clone();
+    assert_eq!(rate(&demo["advance_rate_without"]), (1, 2));
+    assert_eq!(demo["lift"], Value::Null);
+}
+
+async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    five_deals(&app, &p).await;
+    let csv = app
+        .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
+        .admin()
+        .header("accept", "text/csv")
+        .send()
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert!(lines[0].starts_with("segment,stage_id,name,position"));
+    assert_eq!(lines.len(), 5, "header + 4 steps");
+    assert!(
+        lines[1].contains(",A,0,open,5,5,4,0.8,4,5,1,0"),
+        "{}",
+        lines[1]
+    );
+    for report in [
+        "stage-durations?pipeline_id=P",
+        "stalled",
+        "loss-reasons",
+        "activity-effectiveness?pipeline_id=P",
+        "lead-sources",
+        "leaderboard",
+        "reactivation",
+        "forecast",
+    ] {
+        let path = format!("/api/v1/reports/{}", report.replace('P', &id_of(&p)));
+        let res = app
+            .get(&path)
+            .admin()
+            .header("accept", "text/csv")
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{report}: {}", res.text);
+        assert!(
+            res.header("content-type").unwrap().starts_with("text/csv"),
+            "{report}"
+        );
+        assert!(
+            res.text.lines().count() >= 1 && !res.text.starts_with('{'),
+            "{report}"
+        );
+    }
+    let svg = app
+        .get(&format!(
+            "/api/v1/reports/funnel.svg?pipeline_id={}",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert!(svg
+        .header("content-type")
+        .unwrap()
+        .starts_with("image/svg+xml"));
+    assert!(
+        svg.text.starts_with("<svg") && svg.text.contains("Plain") && svg.text.contains("5 deals")
+    );
+    app.get("/api/v1/reports/funnel")
+        .admin()
+        .send()
+        .await
+        .problem(400, "invalid_parameter");
+    app.get("/api/v1/reports/funnel?pipeline_id=nope")
+        .admin()
+        .send()
+        .await
+        .problem(404, "not_found");
+    app.get(&format!(
+        "/api/v1/reports/funnel?pipeline_id={}&mode=weekly",
+        id_of(&p)
+    ))
+    .admin()
+    .send()
+    .await
+    .problem(400, "invalid_parameter");
+    app.get(&format!(
+        "/api/v1/reports/funnel?pipeline_id={}&from=yesterday",
+        id_of(&p)
+    ))
+    .admin()
+    .send()
+    .await
+    .problem(400, "invalid_parameter");
+    app.get(&format!(
+        "/api/v1/reports/funnel?pipeline_id={}&from=2026-05-01&to=2026-04-01",
+        id_of(&p)
+    ))
+    .admin()
+    .send()
+    .await
+    .problem(400, "invalid_parameter");
+    app.get("/api/v1/reports/leaderboard?metric=charm")
+        .admin()
+        .send()
+        .await
+        .problem(400, "invalid_parameter");
+    app.get("/api/v1/reports/stalled?limit=0")
+        .admin()
+        .send()
+        .await
+        .problem(400, "invalid_parameter");
+    let key = app
+        .post("/api/v1/api-keys")
+        .admin()
+        .json(json!({"name": "k", "scopes": ["leads:read"]}))
+        .send()
+        .await;
+    app.get("/api/v1/reports/leaderboard")
+        .token(key.body["secret"].as_str().unwrap())
+        .send()
+        .await
+        .problem(403, "forbidden");
+}
