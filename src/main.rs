@@ -33,6 +33,14 @@ enum Command {
         #[arg(long, default_value = "")]
         name: String,
     },
+    /// Generate synthetic pipeline data (teams, three pipelines, opportunities with their
+    /// stage log, activities, leads) for demos and benchmarks.
+    DemoData {
+        #[arg(long, default_value_t = 10_000)]
+        opportunities: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Print the OpenAPI document (regenerate the committed copy with
     /// `cargo run -- openapi > openapi/openapi.json`).
     Openapi,
@@ -60,6 +68,10 @@ fn main() -> ExitCode {
             role,
             name,
         } => create_user(settings, &email, &password, &role, &name),
+        Command::DemoData {
+            opportunities,
+            seed,
+        } => demo_data(settings, opportunities, seed),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -112,5 +124,22 @@ fn create_user(
     startup::create_user(&mut conn, email.as_str(), password, name, role)
         .map_err(|e| e.to_string())?;
     println!("created {} {}", role.as_str(), email.as_str());
+    Ok(())
+}
+
+fn demo_data(settings: Settings, opportunities: usize, seed: u64) -> Result<(), String> {
+    let (pool, _) = storage::connect(&settings.database_url, 1)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let opts = stageflow::demo::DemoOptions {
+        opportunities,
+        seed,
+    };
+    let s = stageflow::demo::generate(&mut conn, &opts, &mut std::io::stdout())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "generated {} opportunities ({} won, {} lost), {} stage transitions, {} activities, {} leads, {} users, {} pipelines in {:.1} s",
+        s.opportunities, s.won, s.lost, s.transitions, s.activities, s.leads, s.users, s.pipelines, s.seconds
+    );
+    println!("demo users sign in as rep00@demo.example … rep49@demo.example with password demo-password-123");
     Ok(())
 }

@@ -74,9 +74,16 @@ fn stays_cte(q: &mut Sql, scope: &Scope, days: i64) {
         "WITH seq AS (SELECT t.id AS sid, t.opportunity_id AS oid, t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
          LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
          LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage \
-         FROM stage_transitions t JOIN opportunities o ON o.id = t.opportunity_id WHERE 1 = 1",
+         FROM stage_transitions t",
     );
-    scope.push_deal_filter(q);
+    if scope.restricts_deals() {
+        q.push(" JOIN opportunities o ON o.id = t.opportunity_id WHERE 1 = 1");
+        scope.push_deal_filter(q);
+    } else {
+        // Every deal of the pipeline: the stage log alone answers.
+        q.push(" WHERE t.pipeline_id = ")
+            .text(scope.pipeline_id.as_deref().unwrap_or_default());
+    }
     let within = q.within_days("st.left_at", "st.entered_at", days);
     q.push(&format!(
         "), stays AS (SELECT st.sid, st.oid, st.stage_id, st.entered_at, st.left_at, \

@@ -1,9 +1,9 @@
 //! Time spent in each stage. A stay runs from a deal's entry into a stage to its next
 //! entry anywhere (the following row of its stage log). Closed stays give count, mean,
 //! median, p90 and max; stays still running in an open stage of an open deal are
-//! reported apart as ages. Percentiles interpolate linearly (as `percentile_cont`); the
-//! database returns the two ranks around each percentile and [`interpolate`] finishes,
-//! so both backends give the same numbers.
+//! reported apart as ages. Percentiles interpolate linearly: PostgreSQL computes them
+//! with `percentile_cont`; on SQLite the query returns the two ranks around each
+//! percentile and [`interpolate`] finishes the same computation.
 
 use std::collections::BTreeMap;
 
@@ -146,38 +146,62 @@ fn rows(
 ) -> AppResult<Keyed> {
     let mut q = Sql::new(backend_of(conn));
     let key = group.map_or("''", segment_expr);
-    let dur = q.seconds_between("v.left_at", "v.entered_at");
-    let age_expr = q.seconds_between("NOW_TS", "v.entered_at");
     // With tags a transition appears once per tag, so stays are per (segment, deal).
     let partition = match group {
         Some(_) => format!("{key}, t.opportunity_id"),
         None => "t.opportunity_id".to_owned(),
     };
+    let dur = q.seconds_between("v.left_at", "v.entered_at");
     q.push(&format!(
-        "WITH stays AS (SELECT {key} AS key, o.id AS oid, o.status AS status, t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
-         LEAD(t.entered_at) OVER (PARTITION BY {partition} ORDER BY t.entered_at, t.id) AS left_at \
-         FROM opportunities o"
+        "WITH stays AS (SELECT {key} AS key, t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
+         LEAD(t.entered_at) OVER (PARTITION BY {partition} ORDER BY t.entered_at, t.id) AS left_at"
     ));
-    q.push(segment_join(q.backend, group));
-    q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1");
-    scope.push_deal_filter(&mut q);
-    q.push("), v AS (SELECT key, stage_id, CAST(0 AS BIGINT) AS grp, ");
-    q.push(&dur);
-    q.push(" AS value FROM stays v WHERE v.left_at IS NOT NULL");
+    if group.is_none() && !scope.restricts_deals() {
+        // Every deal of the pipeline: the stage log alone answers.
+        q.push(" FROM stage_transitions t WHERE t.pipeline_id = ")
+            .text(scope.pipeline_id.as_deref().unwrap_or_default());
+    } else {
+        q.push(" FROM opportunities o");
+        q.push(segment_join(q.backend, group));
+        q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1");
+        scope.push_deal_filter(&mut q);
+    }
+    q.push(&format!(
+        "), v AS (SELECT key, stage_id, CAST(0 AS BIGINT) AS grp, {dur} AS value FROM stays v WHERE v.left_at IS NOT NULL"
+    ));
     scope.push_range(&mut q, "v.entered_at");
-    q.push(" UNION ALL SELECT v.key, v.stage_id, CAST(1 AS BIGINT) AS grp, ");
-    // The age needs `now` as a bind; splice it where the placeholder text stands.
-    let (before, after) = age_expr.split_once("NOW_TS").unwrap_or((&age_expr, ""));
+    // A running stay is the current stage of an open deal: read it from the deal row.
+    let age = q.seconds_between("NOW_TS", "o.stage_entered_at");
+    let (before, after) = age.split_once("NOW_TS").unwrap_or((&age, ""));
+    q.push(&format!(
+        " UNION ALL SELECT {key} AS key, o.stage_id AS stage_id, CAST(1 AS BIGINT) AS grp, "
+    ));
     q.push(before).ts(now).push(after);
-    q.push(" AS value FROM stays v JOIN stages s ON s.id = v.stage_id WHERE v.left_at IS NULL AND v.status = 'open' AND s.kind = 'open'");
-    q.push("), r AS (SELECT key, stage_id, grp, value, ROW_NUMBER() OVER (PARTITION BY key, stage_id, grp ORDER BY value) - 1 AS rn, \
-            COUNT(*) OVER (PARTITION BY key, stage_id, grp) AS n FROM v) \
-            SELECT key, stage_id, grp, CAST(MAX(n) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
-            MAX(CASE WHEN rn = (n - 1) / 2 THEN value END) AS m_lo, \
-            MAX(CASE WHEN rn = (n - 1) / 2 + (n - 1) % 2 THEN value END) AS m_hi, \
-            MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN value END) AS p_lo, \
-            MAX(CASE WHEN rn = (n - 1) * 9 / 10 + CASE WHEN ((n - 1) * 9) % 10 > 0 THEN 1 ELSE 0 END THEN value END) AS p_hi \
-            FROM r GROUP BY key, stage_id, grp");
+    q.push(" AS value FROM opportunities o");
+    q.push(segment_join(q.backend, group));
+    q.push(" JOIN stages s ON s.id = o.stage_id WHERE o.status = 'open' AND s.kind = 'open'");
+    scope.push_deal_filter(&mut q);
+    q.push(")");
+    match q.backend {
+        // PostgreSQL has the ordered-set aggregate itself.
+        crate::storage::Backend::Postgres => q.push(
+            " SELECT key, stage_id, grp, CAST(COUNT(*) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS m_lo, percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS m_hi, \
+             percentile_cont(0.9) WITHIN GROUP (ORDER BY value) AS p_lo, percentile_cont(0.9) WITHIN GROUP (ORDER BY value) AS p_hi \
+             FROM v GROUP BY key, stage_id, grp",
+        ),
+        // SQLite has none: take the two ranks around each percentile and interpolate.
+        crate::storage::Backend::Sqlite => q.push(
+            ", r AS (SELECT key, stage_id, grp, value, ROW_NUMBER() OVER (PARTITION BY key, stage_id, grp ORDER BY value) - 1 AS rn, \
+             COUNT(*) OVER (PARTITION BY key, stage_id, grp) AS n FROM v) \
+             SELECT key, stage_id, grp, CAST(MAX(n) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
+             MAX(CASE WHEN rn = (n - 1) / 2 THEN value END) AS m_lo, \
+             MAX(CASE WHEN rn = (n - 1) / 2 + (n - 1) % 2 THEN value END) AS m_hi, \
+             MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN value END) AS p_lo, \
+             MAX(CASE WHEN rn = (n - 1) * 9 / 10 + CASE WHEN ((n - 1) * 9) % 10 > 0 THEN 1 ELSE 0 END THEN value END) AS p_hi \
+             FROM r GROUP BY key, stage_id, grp",
+        ),
+    };
     let mut out: Keyed = BTreeMap::new();
     for r in q.load::<Row>(conn)? {
         out.entry(r.key.clone())

@@ -164,9 +164,23 @@ fn from_entries(
     group: Option<GroupBy>,
     lost_only: bool,
 ) {
-    let key = group.map_or("''", segment_expr);
     let backend = q.backend;
-    q.push(&format!("SELECT {key} AS key, o.id AS oid, o.status AS status, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, s.kind AS kind, s.position AS position FROM opportunities o"));
+    let log_only = !lost_only
+        && group.is_none()
+        && !scope.restricts_deals()
+        && (mode == FunnelMode::Period || (scope.from.is_none() && scope.to.is_none()));
+    if log_only {
+        // Every deal of the pipeline: the stage log alone answers, no join with deals.
+        q.push("SELECT '' AS key, t.opportunity_id AS oid, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, \
+                s.kind AS kind, s.position AS position FROM stage_transitions t JOIN stages s ON s.id = t.to_stage_id WHERE 1 = 1");
+        if let Some(p) = &scope.pipeline_id {
+            q.push(" AND t.pipeline_id = ").text(p);
+        }
+        scope.push_range(q, "t.entered_at");
+        return;
+    }
+    let key = group.map_or("''", segment_expr);
+    q.push(&format!("SELECT {key} AS key, o.id AS oid, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, s.kind AS kind, s.position AS position FROM opportunities o"));
     q.push(segment_join(backend, group));
     q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id");
     if lost_only {

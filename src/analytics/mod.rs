@@ -185,6 +185,13 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// True when the deals in scope are not simply "every deal of the pipeline": then
+    /// queries must join the opportunity rows; otherwise the stage log alone (which
+    /// carries `pipeline_id`) is enough.
+    pub fn restricts_deals(&self) -> bool {
+        self.owner_id.is_some() || self.team_id.is_some() || self.visibility != Visibility::All
+    }
+
     /// Appends ` AND …` conditions on the opportunity alias `o` (pipeline, owner, team,
     /// visibility). Time conditions are each report's own.
     pub fn push_deal_filter(&self, q: &mut Sql) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -44,8 +44,6 @@ pub struct Leaderboard {
 struct OwnerRow {
     #[diesel(sql_type = Text)]
     owner_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    owner_name: Option<String>,
     #[diesel(sql_type = BigInt)]
     n: i64,
     #[diesel(sql_type = BigInt)]
@@ -65,19 +63,19 @@ pub fn leaderboard(
     let backend = backend_of(conn);
     let mut won = Sql::new(backend);
     won.push(
-        "SELECT o.owner_id AS owner_id, MAX(u.name) AS owner_name, CAST(COUNT(*) AS BIGINT) AS n, \
+        "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, \
          CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS amount \
-         FROM opportunities o LEFT JOIN users u ON u.id = o.owner_id WHERE o.status = 'won'",
+         FROM opportunities o WHERE o.status = 'won'",
     );
     scope.push_deal_filter(&mut won);
     scope.push_range(&mut won, "o.closed_at");
     won.push(" GROUP BY o.owner_id");
     let mut adv = Sql::new(backend);
     adv.push(&format!(
-        "SELECT o.owner_id AS owner_id, MAX(u.name) AS owner_name, CAST(COUNT(*) AS BIGINT) AS n, CAST(0 AS BIGINT) AS amount \
+        "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, CAST(0 AS BIGINT) AS amount \
          FROM stage_transitions t JOIN opportunities o ON o.id = t.opportunity_id \
          JOIN stages ts ON ts.id = t.to_stage_id JOIN stages fs ON fs.id = t.from_stage_id \
-         LEFT JOIN users u ON u.id = o.owner_id WHERE fs.kind = 'open' AND {} > {}",
+         WHERE fs.kind = 'open' AND {} > {}",
         rank("ts"),
         rank("fs")
     ));
@@ -87,14 +85,17 @@ pub fn leaderboard(
     let mut by_owner: BTreeMap<String, (Option<String>, i64, i64, i64)> = BTreeMap::new();
     for r in won.load::<OwnerRow>(conn)? {
         let e = by_owner.entry(r.owner_id).or_default();
-        e.0 = r.owner_name;
         e.1 = r.amount;
         e.2 = r.n;
     }
     for r in adv.load::<OwnerRow>(conn)? {
-        let e = by_owner.entry(r.owner_id).or_default();
-        e.0 = e.0.take().or(r.owner_name);
-        e.3 = r.n;
+        by_owner.entry(r.owner_id).or_default().3 = r.n;
+    }
+    // Names come from the small users table rather than a join inside the aggregates.
+    for (id, name) in crate::storage::users::names(conn)? {
+        if let Some(e) = by_owner.get_mut(&id) {
+            e.0 = Some(name);
+        }
     }
     let mut rows: Vec<(String, Option<String>, i64, i64, i64)> = by_owner
         .into_iter()

@@ -165,3 +165,8 @@ pub fn member_ids(conn: &mut DbConn, team_id: &str) -> AppResult<Vec<String>> {
         .filter(users::team_id.eq(team_id))
         .load(conn)?)
 }
+
+/// Every user's id and name (reports label owners with them).
+pub fn names(conn: &mut DbConn) -> AppResult<Vec<(String, String)>> {
+    Ok(users::table.select((users::id, users::name)).load(conn)?)
+}

@@ -284,6 +284,7 @@ async fn stage_durations_use_closed_stays_and_interpolate(app: TestApp) {
         go(&app, &app.admin_token, &id, &p, "B").await;
         app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 00:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NULL"));
         app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 0{hours}:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NOT NULL"));
+        app.exec_sql(&format!("UPDATE opportunities SET stage_entered_at = '2026-01-01 0{hours}:00:00' WHERE id = '{id}'"));
         ids.push(id);
     }
     let res = app

@@ -1,0 +1,340 @@
+//! Report benchmark: loads N synthetic opportunities (default 1,000,000, ~4–5 stage
+//! transitions each) into a fresh database and prints, for every report, the time of
+//! the HTTP endpoint (in process, JSON included) beside the time of a hand-written SQL
+//! query computing the same numbers on the same database. Median of several runs.
+//!
+//!   cargo bench --bench reports -- --opportunities 1000000 --backend both
+//!
+//! `--reuse` keeps an already loaded database (same size) instead of regenerating it.
+//! PostgreSQL comes from STAGEFLOW_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::time::{Duration, Instant};
+
+use actix_web::{test, web};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use stageflow::config::{Secret, Settings};
+use stageflow::demo::{generate, DemoOptions};
+use stageflow::domain::user::Role;
+use stageflow::startup;
+use stageflow::storage::DbConn;
+
+struct Args {
+    opportunities: usize,
+    backends: Vec<&'static str>,
+    runs: usize,
+    reuse: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        opportunities: 1_000_000,
+        backends: vec!["sqlite", "postgres"],
+        runs: 3,
+        reuse: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--opportunities" => {
+                a.opportunities = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--opportunities N")
+            }
+            "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--reuse" => a.reuse = true,
+            "--backend" => {
+                a.backends = match it.next().as_deref() {
+                    Some("sqlite") => vec!["sqlite"],
+                    Some("postgres") => vec!["postgres"],
+                    _ => vec!["sqlite", "postgres"],
+                }
+            }
+            _ => {}
+        }
+    }
+    a
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(conn: &mut DbConn, table: &str) -> i64 {
+    diesel::sql_query(format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}"))
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
+        .unwrap_or(0)
+}
+
+fn database_url(backend: &str, n: usize, reuse: bool) -> String {
+    match backend {
+        "sqlite" => {
+            let path = std::env::temp_dir().join(format!("stageflow-bench-{n}.db"));
+            if !reuse {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            format!("sqlite://{}", path.display())
+        }
+        _ => {
+            let admin = std::env::var("STAGEFLOW_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let name = format!("stageflow_bench_{n}");
+            let mut conn = PgConnection::establish(&admin).expect("PostgreSQL reachable");
+            if !reuse {
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .expect("drop");
+            }
+            let _ = diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn);
+            let base = admin
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_owned())
+                .unwrap_or(admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Hand-written SQL for each report, as one would type it at psql/sqlite3.
+fn hand_sql(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
+    let pg = backend == "postgres";
+    let p = format!("'{pipeline}'");
+    let rank = |a: &str| {
+        format!("CASE WHEN {a}.kind = 'won' THEN 1000000 WHEN {a}.kind = 'open' THEN {a}.position ELSE -1 END")
+    };
+    let secs = |later: &str, earlier: &str| {
+        if pg {
+            format!("EXTRACT(EPOCH FROM ({later} - {earlier}))")
+        } else {
+            format!("(julianday({later}) - julianday({earlier})) * 86400.0")
+        }
+    };
+    let now = if pg {
+        "now() AT TIME ZONE 'utc'".to_owned()
+    } else {
+        "datetime('now')".to_owned()
+    };
+    let stalled = if pg {
+        "o.stage_entered_at + s.stalled_after_days * INTERVAL '1 day' < now() AT TIME ZONE 'utc' OR COALESCE(o.last_activity_at, o.created_at) + s.stalled_after_days * INTERVAL '1 day' < now() AT TIME ZONE 'utc'".to_owned()
+    } else {
+        "julianday(o.stage_entered_at) + s.stalled_after_days < julianday('now') OR julianday(COALESCE(o.last_activity_at, o.created_at)) + s.stalled_after_days < julianday('now')".to_owned()
+    };
+    let month = if pg {
+        "to_char(o.expected_close_date, 'YYYY-MM')"
+    } else {
+        "strftime('%Y-%m', o.expected_close_date)"
+    };
+    let within = if pg {
+        "n.entered_at <= t.entered_at + INTERVAL '14 days'"
+    } else {
+        "julianday(n.entered_at) <= julianday(t.entered_at) + 14"
+    };
+    let act_within = if pg {
+        "a.completed_at <= st.entered_at + INTERVAL '14 days'"
+    } else {
+        "julianday(a.completed_at) <= julianday(st.entered_at) + 14"
+    };
+    let durations = if pg {
+        format!(
+            "SELECT stage_id, COUNT(*), AVG(d), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.9) WITHIN GROUP (ORDER BY d), MAX(d) \
+             FROM (SELECT t.to_stage_id AS stage_id, {} AS d FROM (SELECT to_stage_id, entered_at, LEAD(entered_at) OVER (PARTITION BY opportunity_id ORDER BY entered_at, id) AS left_at \
+             FROM stage_transitions WHERE pipeline_id = {p}) t WHERE t.left_at IS NOT NULL) x GROUP BY stage_id",
+            secs("t.left_at", "t.entered_at")
+        )
+    } else {
+        format!(
+            "WITH v AS (SELECT to_stage_id AS stage_id, {} AS d FROM (SELECT to_stage_id, entered_at, LEAD(entered_at) OVER (PARTITION BY opportunity_id ORDER BY entered_at, id) AS left_at \
+             FROM stage_transitions WHERE pipeline_id = {p}) t WHERE left_at IS NOT NULL), \
+             r AS (SELECT stage_id, d, ROW_NUMBER() OVER (PARTITION BY stage_id ORDER BY d) - 1 AS rn, COUNT(*) OVER (PARTITION BY stage_id) AS n FROM v) \
+             SELECT stage_id, MAX(n), AVG(d), MAX(CASE WHEN rn = (n - 1) / 2 THEN d END), MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN d END), MAX(d) FROM r GROUP BY stage_id",
+            secs("left_at", "entered_at")
+        )
+    };
+    let open_ages = format!(
+        "SELECT o.stage_id, COUNT(*), AVG({}) FROM opportunities o JOIN stages s ON s.id = o.stage_id WHERE o.pipeline_id = {p} AND o.status = 'open' GROUP BY o.stage_id",
+        secs(&now, "o.stage_entered_at")
+    );
+    vec![
+        ("funnel", vec![
+            format!("SELECT max_rank, won, COUNT(*) FROM (SELECT t.opportunity_id, MAX({}) AS max_rank, MAX(CASE WHEN s.kind = 'won' THEN 1 ELSE 0 END) AS won FROM stage_transitions t JOIN stages s ON s.id = t.to_stage_id WHERE t.pipeline_id = {p} GROUP BY t.opportunity_id) d GROUP BY max_rank, won", rank("s")),
+            format!("SELECT to_stage_id, COUNT(DISTINCT opportunity_id) FROM stage_transitions WHERE pipeline_id = {p} GROUP BY to_stage_id"),
+            format!("SELECT t.from_stage_id, COUNT(*) FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at WHERE o.status = 'lost' AND o.pipeline_id = {p} GROUP BY t.from_stage_id"),
+        ]),
+        ("stage-durations", vec![durations, open_ages]),
+        ("stalled", vec![
+            format!("SELECT COUNT(*) FROM opportunities o JOIN stages s ON s.id = o.stage_id WHERE o.status = 'open' AND s.stalled_after_days IS NOT NULL AND ({stalled})"),
+            format!("SELECT o.id, o.name, s.name, u.name FROM opportunities o JOIN stages s ON s.id = o.stage_id LEFT JOIN users u ON u.id = o.owner_id WHERE o.status = 'open' AND s.stalled_after_days IS NOT NULL AND ({stalled}) ORDER BY o.stage_entered_at, o.id LIMIT 200"),
+        ]),
+        ("loss-reasons", vec![
+            "SELECT t.from_stage_id, o.lost_reason_id, COUNT(*), SUM(o.amount_minor) FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at WHERE o.status = 'lost' GROUP BY t.from_stage_id, o.lost_reason_id".to_owned(),
+        ]),
+        ("activity-effectiveness", vec![
+            format!("SELECT s.id, COUNT(*), SUM(CASE WHEN n.id IS NOT NULL AND {} > {} AND {within} THEN 1 ELSE 0 END) \
+             FROM (SELECT id, to_stage_id, entered_at, LEAD(id) OVER (PARTITION BY opportunity_id ORDER BY entered_at, id) AS next_id FROM stage_transitions WHERE pipeline_id = {p}) t \
+             JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stage_transitions n ON n.id = t.next_id LEFT JOIN stages ns ON ns.id = n.to_stage_id WHERE s.kind = 'open' GROUP BY s.id", rank("ns"), rank("s")),
+            format!("WITH st AS (SELECT t.id AS sid, t.opportunity_id AS oid, t.to_stage_id AS stage_id, t.entered_at, n.entered_at AS left_at, CASE WHEN n.id IS NOT NULL AND {} > {} AND {within} THEN 1 ELSE 0 END AS adv \
+             FROM (SELECT id, opportunity_id, to_stage_id, entered_at, LEAD(id) OVER (PARTITION BY opportunity_id ORDER BY entered_at, id) AS next_id FROM stage_transitions WHERE pipeline_id = {p}) t \
+             JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stage_transitions n ON n.id = t.next_id LEFT JOIN stages ns ON ns.id = n.to_stage_id WHERE s.kind = 'open') \
+             SELECT st.stage_id, a.type, COUNT(DISTINCT st.sid), COUNT(DISTINCT CASE WHEN adv = 1 THEN st.sid END) FROM st JOIN activities a ON a.opportunity_id = st.oid AND a.completed_at >= st.entered_at AND (st.left_at IS NULL OR a.completed_at < st.left_at) AND {act_within} GROUP BY st.stage_id, a.type", rank("ns"), rank("s")),
+        ]),
+        ("lead-sources", vec![
+            "SELECT l.source, COUNT(*), SUM(CASE WHEN l.status IN ('qualified', 'converted') THEN 1 ELSE 0 END), SUM(CASE WHEN l.status = 'converted' THEN 1 ELSE 0 END), SUM(CASE WHEN o.status = 'won' THEN 1 ELSE 0 END), SUM(CASE WHEN o.status = 'won' THEN o.amount_minor ELSE 0 END) FROM leads l LEFT JOIN opportunities o ON o.id = l.converted_opportunity_id GROUP BY l.source".to_owned(),
+        ]),
+        ("leaderboard", vec![
+            "SELECT owner_id, COUNT(*), SUM(amount_minor) FROM opportunities WHERE status = 'won' GROUP BY owner_id".to_owned(),
+            format!("SELECT o.owner_id, COUNT(*) FROM stage_transitions t JOIN opportunities o ON o.id = t.opportunity_id JOIN stages ts ON ts.id = t.to_stage_id JOIN stages fs ON fs.id = t.from_stage_id WHERE fs.kind = 'open' AND {} > {} GROUP BY o.owner_id", rank("ts"), rank("fs")),
+        ]),
+        ("reactivation", vec![
+            "SELECT COUNT(*), SUM(reopened), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN 1 ELSE 0 END) FROM (SELECT o.id, o.status, MAX(CASE WHEN fs.kind = 'lost' AND ts.kind = 'open' THEN 1 ELSE 0 END) AS reopened, MAX(CASE WHEN ts.kind = 'lost' THEN 1 ELSE 0 END) AS was_lost FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id JOIN stages ts ON ts.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id GROUP BY o.id, o.status) d WHERE was_lost = 1".to_owned(),
+        ]),
+        ("forecast", vec![
+            format!("SELECT {month}, o.owner_id, o.currency, COUNT(*), SUM(o.amount_minor), SUM(o.amount_minor * COALESCE(o.probability, s.probability)) FROM opportunities o JOIN stages s ON s.id = o.stage_id WHERE o.status = 'open' AND o.expected_close_date IS NOT NULL GROUP BY 1, 2, 3"),
+        ]),
+    ]
+}
+
+fn endpoints(pipeline: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "funnel",
+            format!("/api/v1/reports/funnel?pipeline_id={pipeline}"),
+        ),
+        (
+            "stage-durations",
+            format!("/api/v1/reports/stage-durations?pipeline_id={pipeline}"),
+        ),
+        ("stalled", "/api/v1/reports/stalled".to_owned()),
+        ("loss-reasons", "/api/v1/reports/loss-reasons".to_owned()),
+        (
+            "activity-effectiveness",
+            format!("/api/v1/reports/activity-effectiveness?pipeline_id={pipeline}"),
+        ),
+        ("lead-sources", "/api/v1/reports/lead-sources".to_owned()),
+        ("leaderboard", "/api/v1/reports/leaderboard".to_owned()),
+        ("reactivation", "/api/v1/reports/reactivation".to_owned()),
+        ("forecast", "/api/v1/reports/forecast".to_owned()),
+    ]
+}
+
+#[actix_web::main]
+async fn main() {
+    let a = args();
+    for backend in a.backends.clone() {
+        let url = database_url(backend, a.opportunities, a.reuse);
+        let mut settings = Settings {
+            database_url: url,
+            pool_size: 2,
+            ..Settings::default()
+        };
+        settings.jwt_secret = Some(Secret::new("bench-secret-bench-secret-bench-secret-0"));
+        let state = web::block(move || startup::build_state(settings))
+            .await
+            .unwrap()
+            .expect("state");
+        let n = a.opportunities;
+        let reuse = a.reuse;
+        let pool = state.pool.clone();
+        let (pipeline, token) = web::block(move || {
+            let mut conn = pool.get().expect("connection");
+            if !(reuse && count(&mut conn, "opportunities") >= n as i64) {
+                println!("[{backend}] generating {n} opportunities …");
+                let s = generate(&mut conn, &DemoOptions { opportunities: n, seed: 42 }, &mut std::io::stdout()).expect("demo data");
+                println!(
+                    "[{backend}] {} opportunities ({} won, {} lost), {} transitions, {} activities, {} leads in {:.1} s",
+                    s.opportunities, s.won, s.lost, s.transitions, s.activities, s.leads, s.seconds
+                );
+            }
+            let _ = startup::create_user(&mut conn, "bench@example.com", "bench-password-1", "Bench", Role::Admin);
+            let pipeline: String = stageflow::storage::schema::pipelines::table
+                .select(stageflow::storage::schema::pipelines::id)
+                .order(stageflow::storage::schema::pipelines::created_at.asc())
+                .first(&mut conn)
+                .expect("a pipeline");
+            (pipeline, conn)
+        })
+        .await
+        .map(|(p, _)| {
+            let mut conn = state.pool.get().expect("connection");
+            let user: String = stageflow::storage::schema::users::table
+                .select(stageflow::storage::schema::users::id)
+                .filter(stageflow::storage::schema::users::email.eq("bench@example.com"))
+                .first(&mut conn)
+                .expect("bench user");
+            (p, state.jwt.issue(&user, "admin", None).expect("token"))
+        })
+        .expect("setup");
+        let state = web::Data::new(state);
+        let app = test::init_service(startup::app(state.clone())).await;
+        let hand = hand_sql(backend, &pipeline);
+        println!(
+            "\n[{backend}] {} opportunities, {} transitions — median of {} runs",
+            a.opportunities,
+            {
+                let mut c = state.pool.get().expect("connection");
+                count(&mut c, "stage_transitions")
+            },
+            a.runs
+        );
+        println!(
+            "{:<24} {:>12} {:>12} {:>7}",
+            "report", "endpoint ms", "SQL ms", "ratio"
+        );
+        for (name, path) in endpoints(&pipeline) {
+            let mut times = Vec::new();
+            for _ in 0..a.runs {
+                let req = test::TestRequest::get()
+                    .uri(&path)
+                    .insert_header(("authorization", format!("Bearer {token}")))
+                    .to_request();
+                let started = Instant::now();
+                let res = test::call_service(&app, req).await;
+                let status = res.status();
+                let _ = test::read_body(res).await;
+                times.push(started.elapsed());
+                assert!(status.is_success(), "{name}: {status}");
+            }
+            let endpoint = median(times);
+            let statements = hand
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            let pool = state.pool.clone();
+            let runs = a.runs;
+            let sql = web::block(move || {
+                let mut conn = pool.get().expect("connection");
+                let mut times = Vec::new();
+                for _ in 0..runs {
+                    let started = Instant::now();
+                    for s in &statements {
+                        diesel::sql_query(s.as_str())
+                            .execute(&mut conn)
+                            .unwrap_or_else(|e| panic!("{s}: {e}"));
+                    }
+                    times.push(started.elapsed());
+                }
+                median(times)
+            })
+            .await
+            .expect("sql");
+            println!(
+                "{:<24} {:>12.1} {:>12.1} {:>7.2}",
+                name,
+                endpoint.as_secs_f64() * 1000.0,
+                sql.as_secs_f64() * 1000.0,
+                endpoint.as_secs_f64() / sql.as_secs_f64().max(1e-9)
+            );
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! Synthetic pipeline data for demos and benchmarks: teams of reps, three industry
+//! pipelines, opportunities that walk their stages with skips, re-entries, losses with
+//! reasons, reopens and wins, activities along the way, and leads by source. The stage
+//! log it writes is what the API would have written for the same moves.
+
+use std::io::Write;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::auth::password;
+use crate::domain::pipeline::{StageDraft, StageKind};
+use crate::domain::templates::template;
+use crate::domain::Problems;
+use crate::error::{AppError, AppResult};
+use crate::storage::activities::ActivityRow;
+use crate::storage::leads::LeadRow;
+use crate::storage::opportunities::{OpportunityRow, TransitionRow};
+use crate::storage::pipelines::StageRow;
+use crate::storage::schema::{activities, leads, opportunities, stage_transitions, teams, users};
+use crate::storage::{self, DbConn};
+
+/// A small, fast, seedable generator (xorshift64*): the data is reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const SOURCES: &[&str] = &[
+    "web_form", "social", "ads", "event", "referral", "outbound", "import", "api", "other",
+];
+const INDUSTRIES: &[&str] = &[
+    "software",
+    "manufacturing",
+    "retail",
+    "healthcare",
+    "education",
+    "finance",
+    "logistics",
+    "energy",
+];
+const SIZES: &[&str] = &["1-10", "11-50", "51-200", "201-1000", "1000+"];
+const REGIONS: &[&str] = &["华东", "华南", "华北", "华中", "西南", "西北", "东北"];
+const TAGS: &[&str] = &["vip", "renewal", "upsell", "partner", "tender"];
+const REASONS: &[&str] = &[
+    "budget",
+    "decision_chain",
+    "competitor",
+    "need_changed",
+    "late_follow_up",
+    "other",
+];
+const ACTIVITY_TYPES: &[&str] = &[
+    "call", "email", "meeting", "demo", "proposal", "note", "task",
+];
+
+pub struct DemoOptions {
+    pub opportunities: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct DemoSummary {
+    pub users: usize,
+    pub pipelines: usize,
+    pub opportunities: usize,
+    pub transitions: usize,
+    pub activities: usize,
+    pub leads: usize,
+    pub won: usize,
+    pub lost: usize,
+    pub seconds: f64,
+}
+
+struct Pipe {
+    id: String,
+    open: Vec<StageRow>,
+    won: StageRow,
+    lost: StageRow,
+}
+
+/// Generates the data set. `progress` receives a line now and then.
+pub fn generate(
+    conn: &mut DbConn,
+    opts: &DemoOptions,
+    progress: &mut dyn Write,
+) -> AppResult<DemoSummary> {
+    let started = Instant::now();
+    let mut rng = Rng::new(opts.seed);
+    let now = storage::now();
+    let (owners, users_made) = people(conn)?;
+    let pipes = pipelines(conn, &owners[0])?;
+    let mut summary = DemoSummary {
+        users: users_made,
+        pipelines: pipes.len(),
+        ..Default::default()
+    };
+    let batch = 20_000;
+    let mut done = 0;
+    let mut converted: Vec<String> = Vec::new();
+    while done < opts.opportunities {
+        let n = batch.min(opts.opportunities - done);
+        let mut opps = Vec::with_capacity(n);
+        let mut log = Vec::with_capacity(n * 5);
+        let mut acts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let pipe = rng.pick(&pipes);
+            let owner = rng.pick(&owners).clone();
+            let (opp, entries, activities) = walk(&mut rng, pipe, owner, now);
+            match opp.status.as_str() {
+                "won" => summary.won += 1,
+                "lost" => summary.lost += 1,
+                _ => {}
+            }
+            if converted.len() < opts.opportunities / 8 && rng.unit() < 0.15 {
+                converted.push(opp.id.clone());
+            }
+            opps.push(opp);
+            log.extend(entries);
+            acts.extend(activities);
+        }
+        storage::write_tx(conn, |c| -> AppResult<()> {
+            bulk_opportunities(c, &opps)?;
+            bulk_transitions(c, &log)?;
+            bulk_activities(c, &acts)
+        })?;
+        summary.opportunities += opps.len();
+        summary.transitions += log.len();
+        summary.activities += acts.len();
+        done += n;
+        let _ = writeln!(
+            progress,
+            "  {done} opportunities, {} transitions, {:.0} s",
+            summary.transitions,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    summary.leads = make_leads(
+        conn,
+        &mut rng,
+        &owners,
+        &converted,
+        opts.opportunities / 4,
+        now,
+    )?;
+    // Fresh planner statistics: the report queries are planned on them.
+    diesel::sql_query("ANALYZE").execute(conn)?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// 5 teams of 10 reps with a manager each; reused when they exist already.
+fn people(conn: &mut DbConn) -> AppResult<(Vec<String>, usize)> {
+    let existing: Vec<String> = users::table
+        .select(users::id)
+        .filter(users::email.like("rep%@demo.example"))
+        .order(users::email.asc())
+        .load(conn)?;
+    if !existing.is_empty() {
+        return Ok((existing, 0));
+    }
+    let hash = password::hash("demo-password-123")?;
+    let now = storage::now();
+    let mut reps = Vec::new();
+    storage::write_tx(conn, |c| -> AppResult<()> {
+        for t in 0..5 {
+            let manager = storage::new_id();
+            let team = storage::new_id();
+            user(
+                c,
+                &manager,
+                &format!("manager{t}@demo.example"),
+                &format!("经理{t}"),
+                "manager",
+                None,
+                &hash,
+                now,
+            )?;
+            diesel::insert_into(teams::table)
+                .values((
+                    teams::id.eq(&team),
+                    teams::name.eq(format!("销售{t}组")),
+                    teams::manager_id.eq(&manager),
+                    teams::version.eq(1),
+                    teams::created_at.eq(now),
+                    teams::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            diesel::update(users::table.find(&manager))
+                .set(users::team_id.eq(&team))
+                .execute(c)?;
+            for r in 0..10 {
+                let id = storage::new_id();
+                let n = t * 10 + r;
+                user(
+                    c,
+                    &id,
+                    &format!("rep{n:02}@demo.example"),
+                    &format!("销售{n:02}"),
+                    "rep",
+                    Some(&team),
+                    &hash,
+                    now,
+                )?;
+                reps.push(id);
+            }
+        }
+        Ok(())
+    })?;
+    Ok((reps, 55))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn user(
+    c: &mut DbConn,
+    id: &str,
+    email: &str,
+    name: &str,
+    role: &str,
+    team: Option<&str>,
+    hash: &str,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(id),
+            users::email.eq(email),
+            users::name.eq(name),
+            users::password_hash.eq(hash),
+            users::role.eq(role),
+            users::team_id.eq(team),
+            users::active.eq(true),
+            users::version.eq(1),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn pipelines(conn: &mut DbConn, actor: &str) -> AppResult<Vec<Pipe>> {
+    let mut out = Vec::new();
+    for key in ["standard", "saas", "medical_devices"] {
+        let t = template(key).ok_or_else(|| AppError::internal("template"))?;
+        let mut p = Problems::default();
+        let drafts: Vec<StageDraft> = t
+            .stages
+            .iter()
+            .map(|s| StageDraft::check(s, "", &mut p))
+            .collect();
+        p.into_result()?;
+        let name = format!("{} (demo)", t.default_name);
+        let created = storage::write_tx(conn, |c| {
+            storage::pipelines::create(c, &name, Some(t.description), &drafts, actor)
+        })?;
+        let kind = |s: &StageRow| StageKind::parse(&s.kind);
+        out.push(Pipe {
+            id: created.pipeline.id.clone(),
+            open: created
+                .stages
+                .iter()
+                .filter(|s| kind(s) == Some(StageKind::Open))
+                .cloned()
+                .collect(),
+            won: created
+                .stages
+                .iter()
+                .find(|s| kind(s) == Some(StageKind::Won))
+                .cloned()
+                .ok_or_else(|| AppError::internal("won"))?,
+            lost: created
+                .stages
+                .iter()
+                .find(|s| kind(s) == Some(StageKind::Lost))
+                .cloned()
+                .ok_or_else(|| AppError::internal("lost"))?,
+        });
+    }
+    Ok(out)
+}
+
+/// One deal's life: from the first open stage, each step advances (sometimes skipping a
+/// stage), steps back, loses (then maybe flows back), wins after the last open stage,
+/// or stops while still open.
+fn walk(
+    rng: &mut Rng,
+    pipe: &Pipe,
+    owner: String,
+    now: NaiveDateTime,
+) -> (OpportunityRow, Vec<TransitionRow>, Vec<ActivityRow>) {
+    let id = storage::new_id();
+    let created = now - Duration::minutes(60 + rng.below(730 * 24 * 60) as i64);
+    let mut t = created;
+    let mut log: Vec<TransitionRow> = Vec::new();
+    let mut acts: Vec<ActivityRow> = Vec::new();
+    let enter = |log: &mut Vec<TransitionRow>,
+                 from: Option<&StageRow>,
+                 to: &StageRow,
+                 at: NaiveDateTime| {
+        log.push(TransitionRow {
+            id: storage::new_id(),
+            opportunity_id: id.clone(),
+            pipeline_id: pipe.id.clone(),
+            from_stage_id: from.map(|s| s.id.clone()),
+            to_stage_id: to.id.clone(),
+            entered_at: at,
+            actor_id: Some(owner.clone()),
+            channel: "api".into(),
+            note: None,
+        });
+    };
+    let mut pos = 0usize;
+    let mut current = pipe.open[0].clone();
+    enter(&mut log, None, &current, t);
+    let (mut status, mut reason, mut last_activity) = ("open", None, None::<NaiveDateTime>);
+    for _ in 0..14 {
+        let gap = Duration::minutes(60 * 6 + rng.below(60 * 24 * 20) as i64);
+        if rng.unit() < 0.4 {
+            let at = t + Duration::minutes(rng.below(gap.num_minutes().max(1) as usize) as i64);
+            if at < now {
+                acts.push(activity(rng, &id, &owner, at));
+                last_activity = Some(at);
+            }
+        }
+        let next_t = t + gap;
+        if next_t >= now {
+            break;
+        }
+        let r = rng.unit();
+        let target = if status == "lost" {
+            if r < 0.12 {
+                let back = rng.below(pos + 1);
+                status = "open";
+                reason = None;
+                pos = back;
+                pipe.open[back].clone()
+            } else {
+                break;
+            }
+        } else if r < 0.12 {
+            status = "lost";
+            reason = Some(rng.pick(REASONS).to_string());
+            pipe.lost.clone()
+        } else if r < 0.22 {
+            break;
+        } else if r < 0.40 && pos > 0 {
+            pos -= 1;
+            pipe.open[pos].clone()
+        } else {
+            pos += if rng.unit() < 0.1 { 2 } else { 1 };
+            if pos >= pipe.open.len() {
+                status = "won";
+                pipe.won.clone()
+            } else {
+                pipe.open[pos].clone()
+            }
+        };
+        enter(&mut log, Some(&current), &target, next_t);
+        current = target;
+        t = next_t;
+        if status == "won" {
+            break;
+        }
+    }
+    let amount = (rng.below(2_000) as i64 + 1) * 500_00;
+    let opp = OpportunityRow {
+        id: id.clone(),
+        name: format!("商机 {}", &id[24..]),
+        pipeline_id: pipe.id.clone(),
+        stage_id: current.id.clone(),
+        status: status.into(),
+        amount_minor: Some(amount),
+        currency: "CNY".into(),
+        probability: None,
+        expected_close_date: Some((t + Duration::days(rng.below(120) as i64)).date()),
+        account_id: None,
+        contact_id: None,
+        lead_id: None,
+        owner_id: owner.clone(),
+        source: Some(rng.pick(SOURCES).to_string()),
+        industry: Some(rng.pick(INDUSTRIES).to_string()),
+        company_size: Some(rng.pick(SIZES).to_string()),
+        region: Some(rng.pick(REGIONS).to_string()),
+        tags: if rng.unit() < 0.3 {
+            format!("[\"{}\"]", rng.pick(TAGS))
+        } else {
+            "[]".into()
+        },
+        next_action_text: None,
+        next_action_due_at: None,
+        lost_reason_id: reason,
+        lost_note: None,
+        stage_entered_at: t,
+        last_activity_at: last_activity,
+        closed_at: (status != "open").then_some(t),
+        external_id: None,
+        custom: "{}".into(),
+        version: log.len() as i32,
+        created_at: created,
+        updated_at: t,
+        created_by: Some(owner.clone()),
+        updated_by: Some(owner),
+    };
+    (opp, log, acts)
+}
+
+fn activity(rng: &mut Rng, opp: &str, owner: &str, at: NaiveDateTime) -> ActivityRow {
+    ActivityRow {
+        id: storage::new_id(),
+        type_: rng.pick(ACTIVITY_TYPES).to_string(),
+        subject: "跟进".into(),
+        body: None,
+        lead_id: None,
+        opportunity_id: Some(opp.to_owned()),
+        due_at: None,
+        completed_at: Some(at),
+        outcome: None,
+        owner_id: owner.to_owned(),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+        created_by: Some(owner.to_owned()),
+        updated_by: Some(owner.to_owned()),
+    }
+}
+
+fn make_leads(
+    conn: &mut DbConn,
+    rng: &mut Rng,
+    owners: &[String],
+    converted: &[String],
+    n: usize,
+    now: NaiveDateTime,
+) -> AppResult<usize> {
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n {
+        let created = now - Duration::minutes(rng.below(730 * 24 * 60) as i64);
+        let (status, opp) = match converted.get(i) {
+            Some(o) => ("converted", Some(o.clone())),
+            None => (
+                *rng.pick(&[
+                    "new",
+                    "contacted",
+                    "nurturing",
+                    "qualified",
+                    "qualified",
+                    "disqualified",
+                ]),
+                None,
+            ),
+        };
+        rows.push(LeadRow {
+            id: storage::new_id(),
+            first_name: None,
+            last_name: Some(format!("客户{i}")),
+            email: None,
+            phone: None,
+            company: Some(format!("公司{i}")),
+            job_title: None,
+            industry: Some(rng.pick(INDUSTRIES).to_string()),
+            company_size: Some(rng.pick(SIZES).to_string()),
+            region: Some(rng.pick(REGIONS).to_string()),
+            country: Some("CN".into()),
+            source: rng.pick(SOURCES).to_string(),
+            source_detail: None,
+            interest: None,
+            status: status.into(),
+            bant: "{\"budget\":\"unknown\",\"authority\":\"unknown\",\"need\":\"unknown\",\"timeline\":\"unknown\"}".into(),
+            score: 0,
+            score_breakdown: "[]".into(),
+            tags: "[]".into(),
+            owner_id: rng.pick(owners).clone(),
+            next_follow_up_at: None,
+            last_activity_at: None,
+            external_id: None,
+            custom: "{}".into(),
+            converted_at: opp.as_ref().map(|_| created),
+            converted_opportunity_id: opp,
+            disqualified_reason: (status == "disqualified").then(|| "无预算".to_owned()),
+            version: 1,
+            created_at: created,
+            updated_at: created,
+            created_by: None,
+            updated_by: None,
+        });
+    }
+    for chunk in rows.chunks(20_000) {
+        storage::write_tx(conn, |c| -> AppResult<()> {
+            match c {
+                DbConn::Pg(pg) => {
+                    for part in chunk.chunks(1_000) {
+                        diesel::insert_into(leads::table).values(part).execute(pg)?;
+                    }
+                }
+                DbConn::Sqlite(lite) => {
+                    for part in chunk.chunks(900) {
+                        diesel::insert_into(leads::table)
+                            .values(part)
+                            .execute(lite)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(n)
+}
+
+fn ts(t: &NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.as_ref().map(|s| csv_text(s)).unwrap_or_default()
+}
+
+fn csv_text(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> {
+    match c {
+        DbConn::Pg(pg) => {
+            diesel::copy_from(opportunities::table)
+                .from_raw_data(opportunities::table, |out| {
+                    for o in rows {
+                        let fields = [
+                            csv_text(&o.id),
+                            csv_text(&o.name),
+                            csv_text(&o.pipeline_id),
+                            csv_text(&o.stage_id),
+                            csv_text(&o.status),
+                            o.amount_minor.map(|a| a.to_string()).unwrap_or_default(),
+                            csv_text(&o.currency),
+                            o.probability.map(|p| p.to_string()).unwrap_or_default(),
+                            o.expected_close_date
+                                .map(|d| d.to_string())
+                                .unwrap_or_default(),
+                            opt(&o.account_id),
+                            opt(&o.contact_id),
+                            opt(&o.lead_id),
+                            csv_text(&o.owner_id),
+                            opt(&o.source),
+                            opt(&o.industry),
+                            opt(&o.company_size),
+                            opt(&o.region),
+                            csv_text(&o.tags),
+                            opt(&o.next_action_text),
+                            o.next_action_due_at.as_ref().map(ts).unwrap_or_default(),
+                            opt(&o.lost_reason_id),
+                            opt(&o.lost_note),
+                            ts(&o.stage_entered_at),
+                            o.last_activity_at.as_ref().map(ts).unwrap_or_default(),
+                            o.closed_at.as_ref().map(ts).unwrap_or_default(),
+                            opt(&o.external_id),
+                            csv_text(&o.custom),
+                            o.version.to_string(),
+                            ts(&o.created_at),
+                            ts(&o.updated_at),
+                            opt(&o.created_by),
+                            opt(&o.updated_by),
+                        ];
+                        writeln!(out, "{}", fields.join(","))
+                            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                    }
+                    Ok::<_, diesel::result::Error>(())
+                })
+                .with_format(diesel::pg::CopyFormat::Csv)
+                .execute(pg)?;
+        }
+        DbConn::Sqlite(lite) => {
+            for part in rows.chunks(900) {
+                diesel::insert_into(opportunities::table)
+                    .values(part)
+                    .execute(lite)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bulk_transitions(c: &mut DbConn, rows: &[TransitionRow]) -> AppResult<()> {
+    match c {
+        DbConn::Pg(pg) => {
+            diesel::copy_from(stage_transitions::table)
+                .from_raw_data(stage_transitions::table, |out| {
+                    for t in rows {
+                        writeln!(
+                            out,
+                            "{},{},{},{},{},{},{},{},{}",
+                            csv_text(&t.id),
+                            csv_text(&t.opportunity_id),
+                            csv_text(&t.pipeline_id),
+                            opt(&t.from_stage_id),
+                            csv_text(&t.to_stage_id),
+                            ts(&t.entered_at),
+                            opt(&t.actor_id),
+                            csv_text(&t.channel),
+                            opt(&t.note)
+                        )
+                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                    }
+                    Ok::<_, diesel::result::Error>(())
+                })
+                .with_format(diesel::pg::CopyFormat::Csv)
+                .execute(pg)?;
+        }
+        DbConn::Sqlite(lite) => {
+            for part in rows.chunks(3_000) {
+                diesel::insert_into(stage_transitions::table)
+                    .values(part)
+                    .execute(lite)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bulk_activities(c: &mut DbConn, rows: &[ActivityRow]) -> AppResult<()> {
+    match c {
+        DbConn::Pg(pg) => {
+            for part in rows.chunks(4_000) {
+                diesel::insert_into(activities::table)
+                    .values(part)
+                    .execute(pg)?;
+            }
+        }
+        DbConn::Sqlite(lite) => {
+            for part in rows.chunks(2_000) {
+                diesel::insert_into(activities::table)
+                    .values(part)
+                    .execute(lite)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generator_is_reproducible_and_uniform_enough() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+        let mut r = Rng::new(1);
+        let mean: f64 = (0..10_000).map(|_| r.unit()).sum::<f64>() / 10_000.0;
+        assert!((mean - 0.5).abs() < 0.02);
+    }
+}
