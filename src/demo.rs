@@ -382,7 +382,8 @@ fn walk(
             break;
         }
     }
-    let amount = (rng.below(2_000) as i64 + 1) * 500_00;
+    // 500.00 to 1,000,000.00 in steps of 500.00 (minor units).
+    let amount = (rng.below(2_000) as i64 + 1) * 50_000;
     let opp = OpportunityRow {
         id: id.clone(),
         name: format!("商机 {}", &id[24..]),
