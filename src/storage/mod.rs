@@ -53,13 +53,23 @@ pub fn driver_url(url: &str) -> (Backend, String) {
     }
 }
 
-/// SQLite needs per-connection pragmas: WAL for readers beside a writer, a busy timeout
-/// so writers queue instead of failing, and foreign keys (off by default in SQLite).
+/// Per-connection settings. SQLite: WAL for readers beside a writer, a busy timeout so
+/// writers queue instead of failing, and foreign keys (off by default in SQLite).
+/// PostgreSQL: no JIT and a larger `work_mem` for the report queries.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SessionSettings;
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Pg(c) = conn {
+            // Report queries are short analytical scans: JIT compilation costs more than
+            // it saves on them, and their sorts and hashes should stay in memory.
+            for setting in ["SET jit = off", "SET work_mem = '64MB'"] {
+                diesel::sql_query(setting)
+                    .execute(c)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
+        }
         if let DbConn::Sqlite(c) = conn {
             diesel::sql_query(
                 "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
@@ -86,7 +96,7 @@ pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), String> {
     let pool = Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(std::time::Duration::from_secs(10))
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SessionSettings))
         .build(manager)
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
     let mut conn = pool
