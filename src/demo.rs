@@ -163,6 +163,14 @@ pub fn generate(
         opts.opportunities / 4,
         now,
     )?;
+    let _ = writeln!(
+        progress,
+        "  summarising for reports, {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    storage::write_tx(conn, |c| {
+        storage::aggregates::refresh(c, storage::aggregates::Target::All)
+    })?;
     // Fresh planner statistics: the report queries are planned on them.
     diesel::sql_query("ANALYZE").execute(conn)?;
     summary.seconds = started.elapsed().as_secs_f64();

@@ -17,6 +17,7 @@ use super::math::Rate;
 use super::{pipeline_stages, Scope, Sql};
 use crate::domain::opportunity::ActivityType;
 use crate::error::AppResult;
+use crate::storage::aggregates::{first_activity_column, rank};
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
 
@@ -44,96 +45,113 @@ pub struct EffectivenessReport {
     pub data: Vec<EffectivenessEntry>,
 }
 
+/// Per open stage: all stays, those that advanced, and for each activity type the
+/// stays with such an activity in the window and how many of those advanced.
 #[derive(QueryableByName)]
-struct TotalRow {
+struct StageRow {
     #[diesel(sql_type = Text)]
     stage_id: String,
     #[diesel(sql_type = BigInt)]
     stays: i64,
     #[diesel(sql_type = BigInt)]
     advanced: i64,
+    #[diesel(sql_type = BigInt)]
+    with_call: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_call: i64,
+    #[diesel(sql_type = BigInt)]
+    with_email: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_email: i64,
+    #[diesel(sql_type = BigInt)]
+    with_meeting: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_meeting: i64,
+    #[diesel(sql_type = BigInt)]
+    with_demo: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_demo: i64,
+    #[diesel(sql_type = BigInt)]
+    with_proposal: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_proposal: i64,
+    #[diesel(sql_type = BigInt)]
+    with_note: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_note: i64,
+    #[diesel(sql_type = BigInt)]
+    with_task: i64,
+    #[diesel(sql_type = BigInt)]
+    advanced_task: i64,
 }
 
-#[derive(QueryableByName)]
-struct TypeRow {
-    #[diesel(sql_type = Text)]
-    stage_id: String,
-    #[diesel(sql_type = Text)]
-    activity_type: String,
-    #[diesel(sql_type = BigInt)]
-    stays: i64,
-    #[diesel(sql_type = BigInt)]
-    advanced: i64,
-}
-
-fn stays_cte(q: &mut Sql, scope: &Scope, days: i64) {
-    let rank = |a: &str| {
-        format!("(CASE WHEN {a}.kind = 'won' THEN 1000000 WHEN {a}.kind = 'open' THEN {a}.position ELSE -1 END)")
-    };
-    q.push(
-        "WITH seq AS (SELECT t.id AS sid, t.opportunity_id AS oid, t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
-         LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
-         LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage \
-         FROM stage_transitions t",
-    );
-    if scope.restricts_deals() {
-        q.push(" JOIN opportunities o ON o.id = t.opportunity_id WHERE 1 = 1");
-        scope.push_deal_filter(q);
-    } else {
-        // Every deal of the pipeline: the stage log alone answers.
-        q.push(" WHERE t.pipeline_id = ")
-            .text(scope.pipeline_id.as_deref().unwrap_or_default());
+impl StageRow {
+    fn typed(&self, activity_type: &str) -> (i64, i64) {
+        match activity_type {
+            "call" => (self.with_call, self.advanced_call),
+            "email" => (self.with_email, self.advanced_email),
+            "meeting" => (self.with_meeting, self.advanced_meeting),
+            "demo" => (self.with_demo, self.advanced_demo),
+            "proposal" => (self.with_proposal, self.advanced_proposal),
+            "note" => (self.with_note, self.advanced_note),
+            "task" => (self.with_task, self.advanced_task),
+            _ => (0, 0),
+        }
     }
+}
+
+/// One pass over the maintained stays (`stage_stays`): each carries its next stage and
+/// the first completed activity of every type during the stay.
+fn stage_rows(conn: &mut DbConn, scope: &Scope, days: i64) -> AppResult<Vec<StageRow>> {
+    let mut q = Sql::new(backend_of(conn));
     let within = q.within_days("st.left_at", "st.entered_at", days);
+    let mut columns = String::new();
+    for t in ActivityType::ALL {
+        // Over the inner query's columns: the first activity of this type, in the window.
+        let first = first_activity_column(t);
+        let had = format!(
+            "{first} IS NOT NULL AND {}",
+            q.within_days(&first, "entered_at", days)
+        );
+        columns.push_str(&format!(
+            ", CAST(COALESCE(SUM(CASE WHEN {had} THEN 1 ELSE 0 END), 0) AS BIGINT) AS with_{t}, \
+             CAST(COALESCE(SUM(CASE WHEN {had} AND adv = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS advanced_{t}"
+        ));
+    }
+    let firsts: String = ActivityType::ALL
+        .iter()
+        .map(|t| format!(", st.{}", first_activity_column(t)))
+        .collect();
     q.push(&format!(
-        "), stays AS (SELECT st.sid, st.oid, st.stage_id, st.entered_at, st.left_at, \
-         CASE WHEN ns.id IS NOT NULL AND {} > {} AND {within} THEN 1 ELSE 0 END AS advanced \
-         FROM seq st JOIN stages s ON s.id = st.stage_id LEFT JOIN stages ns ON ns.id = st.next_stage WHERE s.kind = 'open'",
+        "SELECT stage_id, CAST(COUNT(*) AS BIGINT) AS stays, CAST(COALESCE(SUM(adv), 0) AS BIGINT) AS advanced{} \
+         FROM (SELECT st.stage_id AS stage_id, st.entered_at AS entered_at{firsts}, \
+         CASE WHEN ns.id IS NOT NULL AND {} > {} AND {within} THEN 1 ELSE 0 END AS adv \
+         FROM stage_stays st JOIN stages s ON s.id = st.stage_id LEFT JOIN stages ns ON ns.id = st.next_stage_id \
+         WHERE s.kind = 'open'",
+        columns,
         rank("ns"),
         rank("s")
     ));
-    scope.push_range(q, "st.entered_at");
-    q.push(")");
+    scope.push_filter_on(&mut q, "st");
+    scope.push_range(&mut q, "st.entered_at");
+    q.push(") st GROUP BY stage_id");
+    q.load::<StageRow>(conn)
 }
 
 pub fn report(conn: &mut DbConn, scope: &Scope, days: i64) -> AppResult<EffectivenessReport> {
     let pipeline_id = scope.pipeline_id.clone().unwrap_or_default();
     let stages = pipeline_stages(conn, &pipeline_id)?;
-    let backend = backend_of(conn);
-
-    let mut totals_q = Sql::new(backend);
-    stays_cte(&mut totals_q, scope, days);
-    totals_q.push(" SELECT stage_id, CAST(COUNT(*) AS BIGINT) AS stays, CAST(SUM(advanced) AS BIGINT) AS advanced FROM stays GROUP BY stage_id");
-    let totals: BTreeMap<String, (i64, i64)> = totals_q
-        .load::<TotalRow>(conn)?
+    let rows: BTreeMap<String, StageRow> = stage_rows(conn, scope, days)?
         .into_iter()
-        .map(|r| (r.stage_id, (r.stays, r.advanced)))
-        .collect();
-
-    let mut typed_q = Sql::new(backend);
-    stays_cte(&mut typed_q, scope, days);
-    let in_window = typed_q.within_days("a.completed_at", "st.entered_at", days);
-    typed_q.push(&format!(
-        " SELECT st.stage_id AS stage_id, a.type AS activity_type, CAST(COUNT(DISTINCT st.sid) AS BIGINT) AS stays, \
-         CAST(COUNT(DISTINCT CASE WHEN st.advanced = 1 THEN st.sid END) AS BIGINT) AS advanced \
-         FROM stays st JOIN activities a ON a.opportunity_id = st.oid AND a.completed_at >= st.entered_at \
-         AND (st.left_at IS NULL OR a.completed_at < st.left_at) AND {in_window} \
-         GROUP BY st.stage_id, a.type"
-    ));
-    let typed: BTreeMap<(String, String), (i64, i64)> = typed_q
-        .load::<TypeRow>(conn)?
-        .into_iter()
-        .map(|r| ((r.stage_id, r.activity_type), (r.stays, r.advanced)))
+        .map(|r| (r.stage_id.clone(), r))
         .collect();
 
     let mut data = Vec::new();
     for s in stages.iter().filter(|s| s.kind == "open") {
-        let (stays, advanced) = totals.get(&s.id).copied().unwrap_or((0, 0));
+        let row = rows.get(&s.id);
+        let (stays, advanced) = row.map_or((0, 0), |r| (r.stays, r.advanced));
         for t in ActivityType::ALL {
-            let (w, wa) = typed
-                .get(&(s.id.clone(), (*t).to_owned()))
-                .copied()
-                .unwrap_or((0, 0));
+            let (w, wa) = row.map_or((0, 0), |r| r.typed(t));
             let with = Rate::of(wa, w);
             let without = Rate::of(advanced - wa, stays - w);
             data.push(EffectivenessEntry {

@@ -146,30 +146,19 @@ fn rows(
 ) -> AppResult<Keyed> {
     let mut q = Sql::new(backend_of(conn));
     let key = group.map_or("''", segment_expr);
-    // With tags a transition appears once per tag, so stays are per (segment, deal).
-    let partition = match group {
-        Some(_) => format!("{key}, t.opportunity_id"),
-        None => "t.opportunity_id".to_owned(),
-    };
-    let dur = q.seconds_between("v.left_at", "v.entered_at");
+    // Closed stays come from the maintained `stage_stays` (the stage log with each
+    // entry's next entry and the time between them).
     q.push(&format!(
-        "WITH stays AS (SELECT {key} AS key, t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
-         LEAD(t.entered_at) OVER (PARTITION BY {partition} ORDER BY t.entered_at, t.id) AS left_at"
+        "WITH v AS (SELECT {key} AS key, st.stage_id AS stage_id, CAST(0 AS BIGINT) AS grp, st.seconds AS value \
+         FROM stage_stays st"
     ));
-    if group.is_none() && !scope.restricts_deals() {
-        // Every deal of the pipeline: the stage log alone answers.
-        q.push(" FROM stage_transitions t WHERE t.pipeline_id = ")
-            .text(scope.pipeline_id.as_deref().unwrap_or_default());
-    } else {
-        q.push(" FROM opportunities o");
+    if group.is_some() {
+        q.push(" JOIN opportunities o ON o.id = st.opportunity_id");
         q.push(segment_join(q.backend, group));
-        q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1");
-        scope.push_deal_filter(&mut q);
     }
-    q.push(&format!(
-        "), v AS (SELECT key, stage_id, CAST(0 AS BIGINT) AS grp, {dur} AS value FROM stays v WHERE v.left_at IS NOT NULL"
-    ));
-    scope.push_range(&mut q, "v.entered_at");
+    q.push(" WHERE st.left_at IS NOT NULL");
+    scope.push_filter_on(&mut q, "st");
+    scope.push_range(&mut q, "st.entered_at");
     // A running stay is the current stage of an open deal: read it from the deal row.
     let age = q.seconds_between("NOW_TS", "o.stage_entered_at");
     let (before, after) = age.split_once("NOW_TS").unwrap_or((&age, ""));

@@ -155,30 +155,11 @@ struct StageCountRow {
     n: i64,
 }
 
-/// The common FROM/WHERE of the funnel queries: the deals in scope with their stage
-/// entries (joined as `t`, with the entered stage as `s`).
-fn from_entries(
-    q: &mut Sql,
-    scope: &Scope,
-    mode: FunnelMode,
-    group: Option<GroupBy>,
-    lost_only: bool,
-) {
+/// The FROM/WHERE of the funnel queries over the stage log (period mode with a range:
+/// only the entries in the range count): the deals in scope with their entries (joined
+/// as `t`, with the entered stage as `s`).
+fn from_entries(q: &mut Sql, scope: &Scope, group: Option<GroupBy>, lost_only: bool) {
     let backend = q.backend;
-    let log_only = !lost_only
-        && group.is_none()
-        && !scope.restricts_deals()
-        && (mode == FunnelMode::Period || (scope.from.is_none() && scope.to.is_none()));
-    if log_only {
-        // Every deal of the pipeline: the stage log alone answers, no join with deals.
-        q.push("SELECT '' AS key, t.opportunity_id AS oid, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, \
-                s.kind AS kind, s.position AS position FROM stage_transitions t JOIN stages s ON s.id = t.to_stage_id WHERE 1 = 1");
-        if let Some(p) = &scope.pipeline_id {
-            q.push(" AND t.pipeline_id = ").text(p);
-        }
-        scope.push_range(q, "t.entered_at");
-        return;
-    }
     let key = group.map_or("''", segment_expr);
     q.push(&format!("SELECT {key} AS key, o.id AS oid, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, s.kind AS kind, s.position AS position FROM opportunities o"));
     q.push(segment_join(backend, group));
@@ -191,10 +172,78 @@ fn from_entries(
         q.push(" AND o.status = 'lost'");
     }
     scope.push_deal_filter(q);
-    match mode {
-        FunnelMode::Cohort => scope.push_range(q, "o.created_at"),
-        FunnelMode::Period => scope.push_range(q, "t.entered_at"),
+    scope.push_range(q, "t.entered_at");
+}
+
+#[derive(QueryableByName)]
+struct ReachMaskRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = BigInt)]
+    mask: i64,
+    #[diesel(sql_type = Text)]
+    lost_from: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Adds `n` deals that entered the stages of `mask` (bit = stage position) and, while
+/// lost, were lost from `lost_from` (empty: not lost).
+pub fn add_deals(c: &mut Counts, stages: &[StageInfo], mask: i64, lost_from: &str, n: i64) {
+    let mut max_rank = -1;
+    let mut won = false;
+    for s in stages {
+        if !(0..63).contains(&s.position) || (mask >> s.position) & 1 == 0 {
+            continue;
+        }
+        *c.entered.entry(s.id.clone()).or_default() += n;
+        if let Some(rank) = step_rank(&s.kind, s.position) {
+            max_rank = max_rank.max(rank);
+        }
+        won |= s.kind == "won";
     }
+    *c.reach.entry(max_rank).or_default() += n;
+    if won {
+        c.won += n;
+    }
+    if !lost_from.is_empty() {
+        *c.lost_here.entry(lost_from.to_owned()).or_default() += n;
+    }
+}
+
+/// Counts from the per-deal summary `deal_reach`: every entry of each deal counts
+/// (cohort mode, or period mode without a range), so one row per deal answers.
+fn counts_from_summary(
+    conn: &mut DbConn,
+    scope: &Scope,
+    group: Option<GroupBy>,
+    stages: &[StageInfo],
+) -> AppResult<BTreeMap<String, Counts>> {
+    let mut q = Sql::new(backend_of(conn));
+    let key = group.map_or("''", segment_expr);
+    q.push(&format!(
+        "SELECT key, mask, lost_from, CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT {key} AS key, \
+         r.entered_mask AS mask, COALESCE(r.lost_from_stage_id, '') AS lost_from FROM deal_reach r"
+    ));
+    if group.is_some() {
+        q.push(" JOIN opportunities o ON o.id = r.opportunity_id");
+        q.push(segment_join(q.backend, group));
+    }
+    q.push(" WHERE r.entered_mask <> 0");
+    scope.push_filter_on(&mut q, "r");
+    scope.push_range(&mut q, "r.created_at");
+    q.push(") e GROUP BY key, mask, lost_from");
+    let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
+    for r in q.load::<ReachMaskRow>(conn)? {
+        add_deals(
+            by_key.entry(r.key).or_default(),
+            stages,
+            r.mask,
+            &r.lost_from,
+            r.n,
+        );
+    }
+    Ok(by_key)
 }
 
 /// Reads the counts of every segment (one segment `""` without `group_by`).
@@ -203,7 +252,11 @@ pub fn counts(
     scope: &Scope,
     mode: FunnelMode,
     group: Option<GroupBy>,
+    stages: &[StageInfo],
 ) -> AppResult<BTreeMap<String, Counts>> {
+    if mode == FunnelMode::Cohort || !scope.has_range() {
+        return counts_from_summary(conn, scope, group, stages);
+    }
     let backend = backend_of(conn);
     let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
 
@@ -213,7 +266,7 @@ pub fn counts(
          CAST(MAX(CASE WHEN kind = 'won' THEN {WON_RANK} WHEN kind = 'open' THEN position ELSE -1 END) AS BIGINT) AS max_rank, \
          CAST(MAX(CASE WHEN kind = 'won' THEN 1 ELSE 0 END) AS BIGINT) AS won FROM ("
     ));
-    from_entries(&mut reach, scope, mode, group, false);
+    from_entries(&mut reach, scope, group, false);
     reach.push(") e GROUP BY key, oid) d GROUP BY key, max_rank, won");
     for r in reach.load::<ReachRow>(conn)? {
         let c = by_key.entry(r.key).or_default();
@@ -225,7 +278,7 @@ pub fn counts(
     entered.push(
         "SELECT key, to_stage_id AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (",
     );
-    from_entries(&mut entered, scope, mode, group, false);
+    from_entries(&mut entered, scope, group, false);
     entered.push(") e GROUP BY key, to_stage_id");
     for r in entered.load::<StageCountRow>(conn)? {
         by_key
@@ -237,7 +290,7 @@ pub fn counts(
 
     let mut lost = Sql::new(backend);
     lost.push("SELECT key, COALESCE(from_stage_id, to_stage_id) AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (");
-    from_entries(&mut lost, scope, mode, group, true);
+    from_entries(&mut lost, scope, group, true);
     lost.push(") e GROUP BY key, COALESCE(from_stage_id, to_stage_id)");
     for r in lost.load::<StageCountRow>(conn)? {
         by_key
@@ -259,14 +312,14 @@ pub fn report(
     let stages = pipeline_stages(conn, &pipeline_id)?;
     // Overall numbers come from an ungrouped run: with tags a deal sits in several
     // segments, so segment totals do not add up to the whole.
-    let overall = counts(conn, scope, mode, None)?
+    let overall = counts(conn, scope, mode, None, &stages)?
         .remove("")
         .unwrap_or_default();
     let (total, steps, win_rate) = assemble(&stages, &overall);
     let segments = match group {
         None => None,
         Some(g) => Some(
-            counts(conn, scope, mode, Some(g))?
+            counts(conn, scope, mode, Some(g), &stages)?
                 .into_iter()
                 .map(|(key, c)| {
                     let (total, stages, win_rate) = assemble(&stages, &c);

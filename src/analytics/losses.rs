@@ -55,18 +55,18 @@ pub struct LossReport {
 pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
     let mut q = Sql::new(backend_of(conn));
     q.push(
-        "SELECT t.from_stage_id AS stage_id, fs.name AS stage_name, o.lost_reason_id AS loss_reason_id, lr.label AS loss_reason_label, \
+        "SELECT r.lost_from_stage_id AS stage_id, fs.name AS stage_name, o.lost_reason_id AS loss_reason_id, lr.label AS loss_reason_label, \
          CAST(COUNT(*) AS BIGINT) AS count, CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS amount_minor, \
          CAST(COALESCE(MIN(fs.position), -1) AS BIGINT) AS position \
          FROM opportunities o \
-         JOIN stage_transitions t ON t.opportunity_id = o.id AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
-         LEFT JOIN stages fs ON fs.id = t.from_stage_id \
+         JOIN deal_reach r ON r.opportunity_id = o.id \
+         LEFT JOIN stages fs ON fs.id = r.lost_from_stage_id \
          LEFT JOIN loss_reasons lr ON lr.id = o.lost_reason_id \
          WHERE o.status = 'lost'",
     );
     scope.push_deal_filter(&mut q);
     scope.push_range(&mut q, "o.closed_at");
-    q.push(" GROUP BY t.from_stage_id, fs.name, o.lost_reason_id, lr.label");
+    q.push(" GROUP BY r.lost_from_stage_id, fs.name, o.lost_reason_id, lr.label");
     let mut rows = q.load::<LossRow>(conn)?;
     rows.sort_by(|a, b| {
         a.position
@@ -159,7 +159,21 @@ pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationR
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'open' THEN 1 ELSE 0 END), 0) AS BIGINT) AS open, \
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'lost' THEN 1 ELSE 0 END), 0) AS BIGINT) AS lost_again, \
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END), 0) AS BIGINT) AS won_amount \
-         FROM (SELECT o.id, o.status, o.amount_minor, \
+         FROM (",
+    );
+    if !scope.has_range() {
+        // Lost at any time: the per-deal summary knows whether a deal was ever lost and
+        // whether it was reopened.
+        q.push(
+            "SELECT o.id, o.status, o.amount_minor, r.reopened AS reopened, r.was_lost AS was_lost \
+             FROM deal_reach r JOIN opportunities o ON o.id = r.opportunity_id WHERE r.was_lost = 1",
+        );
+        scope.push_filter_on(&mut q, "r");
+        q.push(") d WHERE was_lost = 1");
+        return reactivation_row(conn, &q);
+    }
+    q.push(
+        "SELECT o.id, o.status, o.amount_minor, \
                MAX(CASE WHEN fs.kind = 'lost' AND ts.kind = 'open' THEN 1 ELSE 0 END) AS reopened, \
                MAX(CASE WHEN ts.kind = 'lost'",
     );
@@ -171,6 +185,10 @@ pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationR
     );
     scope.push_deal_filter(&mut q);
     q.push(" GROUP BY o.id, o.status, o.amount_minor) d WHERE was_lost = 1");
+    reactivation_row(conn, &q)
+}
+
+fn reactivation_row(conn: &mut DbConn, q: &Sql) -> AppResult<ReactivationReport> {
     let r = q.load::<ReactivationRow>(conn)?.pop();
     let r = r.unwrap_or(ReactivationRow {
         lost: 0,

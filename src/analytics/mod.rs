@@ -195,10 +195,21 @@ impl Scope {
     /// Appends ` AND …` conditions on the opportunity alias `o` (pipeline, owner, team,
     /// visibility). Time conditions are each report's own.
     pub fn push_deal_filter(&self, q: &mut Sql) {
+        self.push_filter_on(q, "o");
+    }
+
+    /// The same conditions on any alias with `pipeline_id` and `owner_id` columns (the
+    /// report aggregates `deal_reach` and `stage_stays` carry both).
+    pub fn push_filter_on(&self, q: &mut Sql, alias: &str) {
         if let Some(p) = &self.pipeline_id {
-            q.push(" AND o.pipeline_id = ").text(p);
+            q.push(&format!(" AND {alias}.pipeline_id = ")).text(p);
         }
-        self.push_owner_filter(q, "o.owner_id");
+        self.push_owner_filter(q, &format!("{alias}.owner_id"));
+    }
+
+    /// True when a time range was asked for.
+    pub fn has_range(&self) -> bool {
+        self.from.is_some() || self.to.is_some()
     }
 
     /// Appends ` AND …` conditions on an owner column: the owner and team asked for, and

@@ -50,10 +50,7 @@ struct OwnerRow {
     amount: i64,
 }
 
-/// Funnel rank of a stage alias, as in the funnel report.
-fn rank(alias: &str) -> String {
-    format!("(CASE WHEN {alias}.kind = 'won' THEN 1000000 WHEN {alias}.kind = 'open' THEN {alias}.position ELSE -1 END)")
-}
+use crate::storage::aggregates::rank;
 
 pub fn leaderboard(
     conn: &mut DbConn,
@@ -71,7 +68,16 @@ pub fn leaderboard(
     scope.push_range(&mut won, "o.closed_at");
     won.push(" GROUP BY o.owner_id");
     let mut adv = Sql::new(backend);
-    adv.push(&format!(
+    if !scope.has_range() {
+        // All-time advances: summed from the per-deal summary.
+        adv.push(
+            "SELECT r.owner_id AS owner_id, CAST(SUM(r.advances) AS BIGINT) AS n, CAST(0 AS BIGINT) AS amount \
+             FROM deal_reach r WHERE r.advances > 0",
+        );
+        scope.push_filter_on(&mut adv, "r");
+        adv.push(" GROUP BY r.owner_id");
+    } else {
+        adv.push(&format!(
         "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, CAST(0 AS BIGINT) AS amount \
          FROM stage_transitions t JOIN opportunities o ON o.id = t.opportunity_id \
          JOIN stages ts ON ts.id = t.to_stage_id JOIN stages fs ON fs.id = t.from_stage_id \
@@ -79,9 +85,10 @@ pub fn leaderboard(
         rank("ts"),
         rank("fs")
     ));
-    scope.push_deal_filter(&mut adv);
-    scope.push_range(&mut adv, "t.entered_at");
-    adv.push(" GROUP BY o.owner_id");
+        scope.push_deal_filter(&mut adv);
+        scope.push_range(&mut adv, "t.entered_at");
+        adv.push(" GROUP BY o.owner_id");
+    }
     let mut by_owner: BTreeMap<String, (Option<String>, i64, i64, i64)> = BTreeMap::new();
     for r in won.load::<OwnerRow>(conn)? {
         let e = by_owner.entry(r.owner_id).or_default();

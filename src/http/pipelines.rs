@@ -470,6 +470,7 @@ pub async fn create_stage(
             conn,
             &stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
         )?;
+        restructured(conn, &id)?;
         stage_result(conn, &row.id)
     })
     .await?;
@@ -555,6 +556,9 @@ pub async fn update_stage(
         }
         check_set_after(&stages, "kind")?;
         store::save_stage(conn, &row)?;
+        if kind != out.kind {
+            restructured(conn, &current.pipeline_id)?;
+        }
         stage_result(conn, &row.id)
     })
     .await?;
@@ -627,10 +631,20 @@ pub async fn delete_stage(
         store::set_positions(
             conn,
             &stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
-        )
+        )?;
+        restructured(conn, &current.pipeline_id)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stage bits and ranks in the report aggregates follow stage positions and kinds:
+/// recompute the pipeline's after its stage structure changed.
+fn restructured(conn: &mut DbConn, pipeline_id: &str) -> AppResult<()> {
+    crate::storage::aggregates::refresh(
+        conn,
+        crate::storage::aggregates::Target::Pipeline(pipeline_id),
+    )
 }
 
 /// Sets the order of a pipeline's stages.
@@ -668,6 +682,7 @@ pub async fn update_stage_order(
             ));
         }
         store::set_positions(conn, &order)?;
+        restructured(conn, &id)?;
         store::find(conn, &id)
     })
     .await?;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod aggregates;
 pub mod api_keys;
 pub mod leads;
 pub mod opportunities;
@@ -103,6 +104,7 @@ pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), String> {
         .get()
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
     run_migrations(&mut conn)?;
+    aggregates::catch_up(&mut conn)?;
     Ok((pool, backend))
 }
 

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
 use serde_json::{json, Value};
 
+use super::aggregates::{self, Target};
 use super::pipelines::StageRow;
 use super::schema::{opportunities, stage_transitions, stages};
 use super::{
@@ -97,12 +98,14 @@ pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<Transit
 
 pub fn insert(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
     check_external_id(conn, row)?;
-    insert_row(conn, row)
+    insert_row(conn, row)?;
+    aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
 pub fn save(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
     check_external_id(conn, row)?;
-    save_row(conn, row)
+    save_row(conn, row)?;
+    aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
 fn check_external_id(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
@@ -528,5 +531,6 @@ pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) ->
     diesel::update(opportunities::table.find(id))
         .set(opportunities::last_activity_at.eq(at))
         .execute(conn)?;
-    Ok(())
+    // The stays record the first activity of each type.
+    aggregates::refresh(conn, Target::Deal(id))
 }

@@ -367,12 +367,43 @@ fn database_names_are_swapped_in_urls() {
 }
 
 impl TestApp {
-    /// Runs SQL directly (arranging time-based scenarios such as stalled deals).
+    /// Runs SQL directly (arranging time-based scenarios such as stalled deals or a
+    /// back-dated stage log), then rebuilds the report aggregates from the log, as an
+    /// operator would after editing history by hand.
     pub fn exec_sql(&self, statement: &str) {
         let mut conn = self.state.pool.get().expect("connection");
         diesel::sql_query(statement)
             .execute(&mut *conn)
             .expect("sql");
+        self.rebuild_aggregates();
+    }
+
+    /// Recomputes every report aggregate from the stage log and the activities.
+    pub fn rebuild_aggregates(&self) {
+        let mut conn = self.state.pool.get().expect("connection");
+        stageflow::storage::aggregates::refresh(
+            &mut conn,
+            stageflow::storage::aggregates::Target::All,
+        )
+        .expect("rebuild");
+    }
+
+    /// The rows of a one-column text query, sorted.
+    pub fn texts(&self, query: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let mut conn = self.state.pool.get().expect("connection");
+        let mut rows: Vec<String> = diesel::sql_query(query)
+            .load::<T>(&mut *conn)
+            .expect("query")
+            .into_iter()
+            .map(|t| t.v)
+            .collect();
+        rows.sort();
+        rows
     }
 
     /// `SELECT COUNT(*)` over a table with an optional WHERE clause.

@@ -18,6 +18,7 @@ api_tests!(
     forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy,
     activity_effectiveness_compares_stays_with_and_without,
     reports_answer_csv_and_svg_and_refuse_bad_parameters,
+    aggregates_kept_in_step_equal_a_rebuild_from_the_log,
 );
 
 /// A → B → C → Won, Lost; no gates, A stalls after 7 days.
@@ -774,4 +775,104 @@ async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
         .send()
         .await
         .problem(403, "forbidden");
+}
+
+/// Every row of the report aggregates, as text.
+fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
+    let reach = app.texts(
+        "SELECT opportunity_id || '|' || pipeline_id || '|' || owner_id || '|' || CAST(entered_mask AS TEXT) || '|' \
+         || COALESCE(lost_from_stage_id, '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
+         || CAST(advances AS TEXT) AS v FROM deal_reach",
+    );
+    let stays = app.texts(
+        "SELECT id || '|' || owner_id || '|' || stage_id || '|' || COALESCE(CAST(left_at AS TEXT), '-') || '|' \
+         || COALESCE(next_stage_id, '-') || '|' || COALESCE(CAST(ROUND(seconds) AS TEXT), '-') || '|' \
+         || COALESCE(CAST(first_call_at AS TEXT), '-') || '|' || COALESCE(CAST(first_meeting_at AS TEXT), '-') AS v \
+         FROM stage_stays",
+    );
+    (reach, stays)
+}
+
+async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
+    let p = plain_pipeline(&app).await;
+    let ids = five_deals(&app, &p).await;
+    // Activities on a deal: one logged, one changed to another type, one deleted.
+    let mut activity_ids = Vec::new();
+    for kind in ["call", "meeting", "email"] {
+        let res = app
+            .post("/api/v1/activities")
+            .admin()
+            .json(json!({"type": kind, "subject": kind, "opportunity_id": ids[4]}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        activity_ids.push((id_of(&res.body), res.body["version"].as_i64().unwrap()));
+    }
+    let res = app
+        .patch(&format!("/api/v1/activities/{}", activity_ids[1].0))
+        .admin()
+        .header("if-match", &format!("\"{}\"", activity_ids[1].1))
+        .json(json!({"type": "demo"}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let res = app
+        .delete(&format!("/api/v1/activities/{}", activity_ids[0].0))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    go(&app, &app.admin_token, &ids[4], &p, "C").await;
+    // The stays of d5 in A: the call was deleted, the meeting became a demo.
+    let stays = app.texts(&format!(
+        "SELECT CAST(COUNT(*) AS TEXT) AS v FROM stage_stays WHERE opportunity_id = '{}' AND first_call_at IS NULL \
+         AND first_meeting_at IS NULL AND first_demo_at IS NOT NULL AND first_email_at IS NOT NULL",
+        ids[4]
+    ));
+    assert_eq!(stays, vec!["1"]);
+    // Reassign a deal to a rep: the rep's reports see it at once.
+    let (rep_id, rep_token) = app.user("rep@example.com", Role::Rep, None).await;
+    let res = app
+        .patch(&format!("/api/v1/opportunities/{}", ids[0]))
+        .admin()
+        .json(json!({"owner_id": rep_id}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let mine = app
+        .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
+        .token(&rep_token)
+        .send()
+        .await;
+    assert_eq!(mine.body["total"], 1);
+    assert_eq!(rate(&mine.body["win_rate"]), (1, 1));
+    // Reorder the pipeline (C before B): ranks and stage bits follow the positions.
+    let order: Vec<String> = ["A", "C", "B", "Won", "Lost"]
+        .iter()
+        .map(|s| stage_id(&p, s))
+        .collect();
+    let res = app
+        .put(&format!("/api/v1/pipelines/{}/stage-order", id_of(&p)))
+        .admin()
+        .json(json!({"stage_ids": order}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let kept = aggregate_rows(&app);
+    assert_eq!(kept.0.len(), 5, "one summary row per deal");
+    assert!(kept.1.len() >= 15, "one stay per log row");
+    app.rebuild_aggregates();
+    assert_eq!(aggregate_rows(&app), kept);
+    // Deleting a deal removes its aggregate rows with it.
+    let res = app
+        .delete(&format!("/api/v1/opportunities/{}", ids[4]))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(app.count("deal_reach", ""), 4);
+    assert_eq!(
+        app.count("stage_stays", &format!("opportunity_id = '{}'", ids[4])),
+        0
+    );
 }

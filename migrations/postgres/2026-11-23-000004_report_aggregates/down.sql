@@ -1,0 +1,3 @@
+DELETE FROM server_settings WHERE key = 'report_aggregates';
+DROP TABLE stage_stays;
+DROP TABLE deal_reach;

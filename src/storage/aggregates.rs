@@ -1,0 +1,195 @@
+//! Maintained report aggregates: `deal_reach` (one row per deal) and `stage_stays` (one
+//! row per stay in a stage), both derived from the append-only stage log and the
+//! activities. They exist so that reports over a million deals read one narrow row per
+//! deal or per stay instead of windowing and joining the whole log.
+//!
+//! One set of statements computes them, for one deal, one pipeline or everything:
+//! - every write to an opportunity (create, save, stage change, activity change) calls
+//!   [`refresh`] for that deal inside the same transaction, so the aggregates commit or
+//!   roll back with the change;
+//! - a change to a pipeline's stage structure (a stage added, deleted, reordered or given
+//!   another kind) rebuilds that pipeline, because bits and ranks follow stage positions;
+//! - a migration that adds or changes them marks them for a rebuild at the next start
+//!   ([`catch_up`]), and the demo-data generator rebuilds everything once at the end.
+//!
+//! Rows are written with upserts, so two writers refreshing the same deal cannot collide
+//! on a key: the later statement simply wins, and both compute from committed data.
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::{Backend, DbConn};
+use crate::domain::opportunity::ActivityType;
+use crate::error::AppResult;
+
+/// What to recompute.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Deal(&'a str),
+    Pipeline(&'a str),
+    All,
+}
+
+impl Target<'_> {
+    /// ` AND {alias}.{column} = ?` for the target, or nothing for everything.
+    fn condition(&self, deal_column: &str, pipeline_column: &str) -> String {
+        match self {
+            Target::Deal(_) => format!(" AND {deal_column} = ?"),
+            Target::Pipeline(_) => format!(" AND {pipeline_column} = ?"),
+            Target::All => String::new(),
+        }
+    }
+
+    fn value(&self) -> Option<&str> {
+        match self {
+            Target::Deal(v) | Target::Pipeline(v) => Some(v),
+            Target::All => None,
+        }
+    }
+}
+
+/// Funnel rank of a stage alias: open stages by position, won last, lost outside (-1).
+pub fn rank(alias: &str) -> String {
+    format!("(CASE WHEN {alias}.kind = 'won' THEN 1000000 WHEN {alias}.kind = 'open' THEN {alias}.position ELSE -1 END)")
+}
+
+/// The column of a stay holding the first completed activity of `activity_type`.
+pub fn first_activity_column(activity_type: &str) -> String {
+    format!("first_{activity_type}_at")
+}
+
+fn execute(conn: &mut DbConn, sql: &str, target: Target<'_>, binds: usize) -> AppResult<()> {
+    let sql = match super::opportunities::backend_of(conn) {
+        Backend::Sqlite => sql.to_owned(),
+        // Numbered placeholders; the statements use `?` only for the target.
+        Backend::Postgres => {
+            let mut out = String::with_capacity(sql.len());
+            let mut n = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                } else {
+                    out.push(ch);
+                }
+            }
+            out
+        }
+    };
+    let mut q = diesel::sql_query(sql).into_boxed::<super::Db>();
+    if let Some(v) = target.value() {
+        for _ in 0..binds {
+            q = q.bind::<Text, _>(v.to_owned());
+        }
+    }
+    q.execute(conn)?;
+    Ok(())
+}
+
+/// Recomputes the aggregates of the target from the stage log and the activities.
+pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
+    let backend = super::opportunities::backend_of(conn);
+    let (to, from) = (rank("s"), rank("fs"));
+
+    // Stage entries are written as bits of a BIGINT; SUM(DISTINCT 2^position) is the OR
+    // of the bits on both backends (SQLite has no BIT_OR).
+    let reach = format!(
+        "INSERT INTO deal_reach (opportunity_id, pipeline_id, owner_id, created_at, entered_mask, \
+         lost_from_stage_id, was_lost, reopened, advances) \
+         SELECT o.id, o.pipeline_id, o.owner_id, o.created_at, \
+         CAST(COALESCE(SUM(DISTINCT CASE WHEN s.id IS NOT NULL THEN CAST(1 AS BIGINT) << s.position END), 0) AS BIGINT), \
+         MAX(CASE WHEN o.status = 'lost' AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
+             THEN COALESCE(t.from_stage_id, t.to_stage_id) END), \
+         MAX(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END), \
+         MAX(CASE WHEN fs.kind = 'lost' AND s.kind = 'open' THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END) \
+         FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND t.pipeline_id = o.pipeline_id \
+         LEFT JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id \
+         WHERE 1 = 1{} \
+         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at \
+         ON CONFLICT (opportunity_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
+         owner_id = excluded.owner_id, created_at = excluded.created_at, entered_mask = excluded.entered_mask, \
+         lost_from_stage_id = excluded.lost_from_stage_id, was_lost = excluded.was_lost, \
+         reopened = excluded.reopened, advances = excluded.advances",
+        target.condition("o.id", "o.pipeline_id")
+    );
+    execute(conn, &reach, target, 1)?;
+
+    let seconds = match backend {
+        Backend::Postgres => {
+            "EXTRACT(EPOCH FROM (x.left_at - x.entered_at))::double precision".to_owned()
+        }
+        Backend::Sqlite => "((julianday(x.left_at) - julianday(x.entered_at)) * 86400.0)".into(),
+    };
+    let firsts: Vec<String> = ActivityType::ALL
+        .iter()
+        .map(|t| first_activity_column(t))
+        .collect();
+    let reset = firsts
+        .iter()
+        .map(|c| format!(", {c} = NULL"))
+        .collect::<String>();
+    let stays = format!(
+        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, entered_at, left_at, next_stage_id, seconds) \
+         SELECT x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id, \
+         CASE WHEN x.left_at IS NULL THEN NULL ELSE {seconds} END \
+         FROM (SELECT t.id AS id, t.opportunity_id AS opportunity_id, t.pipeline_id AS pipeline_id, o.owner_id AS owner_id, \
+               t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
+               LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
+               LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage_id \
+               FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1{}) x \
+         WHERE 1 = 1 \
+         ON CONFLICT (id) DO UPDATE SET pipeline_id = excluded.pipeline_id, owner_id = excluded.owner_id, \
+         stage_id = excluded.stage_id, entered_at = excluded.entered_at, left_at = excluded.left_at, \
+         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds{reset}",
+        target.condition("o.id", "o.pipeline_id")
+    );
+    execute(conn, &stays, target, 1)?;
+
+    // The first completed activity of each type during each stay.
+    let mins = ActivityType::ALL
+        .iter()
+        .zip(&firsts)
+        .map(|(t, c)| format!(", MIN(CASE WHEN a.type = '{t}' THEN a.completed_at END) AS {c}"))
+        .collect::<String>();
+    let sets = firsts
+        .iter()
+        .map(|c| format!("{c} = f.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let activities = format!(
+        "UPDATE stage_stays SET {sets} FROM (SELECT st.id AS sid{mins} \
+         FROM stage_stays st JOIN activities a ON a.opportunity_id = st.opportunity_id \
+         AND a.completed_at IS NOT NULL AND a.completed_at >= st.entered_at \
+         AND (st.left_at IS NULL OR a.completed_at < st.left_at) \
+         WHERE 1 = 1{} GROUP BY st.id) f WHERE stage_stays.id = f.sid",
+        target.condition("st.opportunity_id", "st.pipeline_id")
+    );
+    execute(conn, &activities, target, 1)
+}
+
+/// Rebuilds everything when a migration asked for it; run at start after migrations.
+pub fn catch_up(conn: &mut DbConn) -> Result<(), String> {
+    let pending = super::settings::get(conn, KEY).map_err(|e| e.to_string())?;
+    if pending.as_deref() != Some("rebuild") {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    super::write_tx(conn, |conn| -> AppResult<()> {
+        refresh(conn, Target::All)?;
+        diesel::delete(
+            super::schema::server_settings::table
+                .filter(super::schema::server_settings::key.eq(KEY)),
+        )
+        .execute(conn)?;
+        Ok(())
+    })
+    .map_err(|e| format!("rebuilding the report aggregates failed: {e}"))?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "report aggregates rebuilt"
+    );
+    Ok(())
+}
+
+const KEY: &str = "report_aggregates";
