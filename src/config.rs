@@ -53,6 +53,10 @@ pub struct Settings {
     pub pool_size: u32,
     /// Attempts per minute on `/auth/token`, per client IP and per email.
     pub login_attempts_per_minute: u32,
+    /// API requests per minute per credential (user or API key).
+    pub rate_limit_per_minute: u32,
+    /// API requests per minute per client IP without valid credentials.
+    pub public_rate_limit_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -73,6 +77,8 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             pool_size: 8,
             login_attempts_per_minute: 10,
+            rate_limit_per_minute: 1200,
+            public_rate_limit_per_minute: 120,
         }
     }
 }
@@ -169,6 +175,16 @@ impl Settings {
             &text,
             "STAGEFLOW_LOGIN_ATTEMPTS_PER_MINUTE",
             &mut self.login_attempts_per_minute,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_RATE_LIMIT_PER_MINUTE",
+            &mut self.rate_limit_per_minute,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_PUBLIC_RATE_LIMIT_PER_MINUTE",
+            &mut self.public_rate_limit_per_minute,
         )?;
         Ok(())
     }

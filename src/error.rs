@@ -29,6 +29,17 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    /// An offending request header: `field` is the header's name, `pointer` is empty
+    /// (pointers address the body).
+    pub fn header(name: &str, code: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: name.to_owned(),
+            pointer: String::new(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
 }
 
 /// `stages[2].name` → `/stages/2/name`.

@@ -25,6 +25,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub jwt: Arc<JwtKeys>,
     pub login_limiter: Arc<AttemptLimiter>,
+    /// API requests per credential.
+    pub request_limiter: Arc<AttemptLimiter>,
+    /// API requests per client IP without valid credentials.
+    pub public_limiter: Arc<AttemptLimiter>,
 }
 
 /// Connects, migrates and loads the signing key. Refuses weak or missing secrets where
@@ -43,6 +47,14 @@ pub fn build_state(settings: Settings) -> Result<AppState, String> {
         backend,
         login_limiter: Arc::new(AttemptLimiter::new(
             settings.login_attempts_per_minute,
+            Duration::from_secs(60),
+        )),
+        request_limiter: Arc::new(AttemptLimiter::new(
+            settings.rate_limit_per_minute,
+            Duration::from_secs(60),
+        )),
+        public_limiter: Arc::new(AttemptLimiter::new(
+            settings.public_rate_limit_per_minute,
             Duration::from_secs(60),
         )),
         jwt: Arc::new(jwt),
@@ -179,6 +191,9 @@ fn cors(settings: &Settings) -> Cors {
             header::LOCATION,
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
+            http::idempotency::REPLAYED,
+            http::rate_limit::RATELIMIT,
+            http::rate_limit::RATELIMIT_POLICY,
         ])
         .max_age(3600);
     for origin in &settings.cors_origins {
@@ -208,6 +223,8 @@ pub fn app(
         .app_data(state)
         .configure(http::routes)
         .default_service(web::to(http::not_found))
+        .wrap(from_fn(http::idempotency::idempotency))
+        .wrap(from_fn(http::rate_limit::rate_limit))
         .wrap(cors)
         .wrap(from_fn(http::middleware::request_context))
 }

@@ -93,7 +93,7 @@ use super::{
         reports::forecast_snapshot_accuracy,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &IdempotentPosts),
     tags(
         (name = "health", description = "Probes"),
         (name = "auth", description = "Tokens and API keys"),
@@ -120,6 +120,59 @@ impl Modify for BearerAuth {
                 .into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Every authenticated `POST` takes `Idempotency-Key` (see `http::idempotency`).
+struct IdempotentPosts;
+
+impl Modify for IdempotentPosts {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Required, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let Some(op) = item.post.as_mut() else {
+                continue;
+            };
+            if op.security.as_ref().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            let key = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: the first request with a key runs; a retry with the same key and \
+                     the same request within 24 h replays its answer (status and body) with \
+                     `Idempotent-Replayed: true`. Keys belong to the caller; the same key with another \
+                     request is 422 `idempotency_key_reused`, while the first is still running 409 \
+                     `idempotency_key_in_progress`.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255)),
+                ))
+                .build();
+            op.parameters.get_or_insert_with(Vec::new).push(key.into());
+            op.responses
+                .responses
+                .entry("409".to_owned())
+                .or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description("Conflict: `idempotency_key_in_progress`, or a conflict named by `code`.")
+                        .content(
+                            crate::error::PROBLEM_JSON,
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
+        }
     }
 }
 

@@ -125,47 +125,35 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
         .iter()
         .map(|t| first_activity_column(t))
         .collect();
-    let reset = firsts
+    // The first completed activity of each type during each stay, in the same statement.
+    let mins = ActivityType::ALL
         .iter()
-        .map(|c| format!(", {c} = NULL"))
+        .map(|t| format!(", MIN(CASE WHEN a.type = '{t}' THEN a.completed_at END)"))
+        .collect::<String>();
+    let columns = firsts.iter().map(|c| format!(", {c}")).collect::<String>();
+    let updates = firsts
+        .iter()
+        .map(|c| format!(", {c} = excluded.{c}"))
         .collect::<String>();
     let stays = format!(
-        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, entered_at, left_at, next_stage_id, seconds) \
+        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, entered_at, left_at, next_stage_id, seconds{columns}) \
          SELECT x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id, \
-         CASE WHEN x.left_at IS NULL THEN NULL ELSE {seconds} END \
+         CASE WHEN x.left_at IS NULL THEN NULL ELSE {seconds} END{mins} \
          FROM (SELECT t.id AS id, t.opportunity_id AS opportunity_id, t.pipeline_id AS pipeline_id, o.owner_id AS owner_id, \
                t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
                LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
                LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage_id \
                FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1{}) x \
+         LEFT JOIN activities a ON a.opportunity_id = x.opportunity_id AND a.completed_at IS NOT NULL \
+         AND a.completed_at >= x.entered_at AND (x.left_at IS NULL OR a.completed_at < x.left_at) \
          WHERE 1 = 1 \
+         GROUP BY x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id \
          ON CONFLICT (id) DO UPDATE SET pipeline_id = excluded.pipeline_id, owner_id = excluded.owner_id, \
          stage_id = excluded.stage_id, entered_at = excluded.entered_at, left_at = excluded.left_at, \
-         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds{reset}",
+         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds{updates}",
         target.condition("o.id", "o.pipeline_id")
     );
-    execute(conn, &stays, target, 1)?;
-
-    // The first completed activity of each type during each stay.
-    let mins = ActivityType::ALL
-        .iter()
-        .zip(&firsts)
-        .map(|(t, c)| format!(", MIN(CASE WHEN a.type = '{t}' THEN a.completed_at END) AS {c}"))
-        .collect::<String>();
-    let sets = firsts
-        .iter()
-        .map(|c| format!("{c} = f.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let activities = format!(
-        "UPDATE stage_stays SET {sets} FROM (SELECT st.id AS sid{mins} \
-         FROM stage_stays st JOIN activities a ON a.opportunity_id = st.opportunity_id \
-         AND a.completed_at IS NOT NULL AND a.completed_at >= st.entered_at \
-         AND (st.left_at IS NULL OR a.completed_at < st.left_at) \
-         WHERE 1 = 1{} GROUP BY st.id) f WHERE stage_stays.id = f.sid",
-        target.condition("st.opportunity_id", "st.pipeline_id")
-    );
-    execute(conn, &activities, target, 1)
+    execute(conn, &stays, target, 1)
 }
 
 /// Rebuilds everything when a migration asked for it; run at start after migrations.

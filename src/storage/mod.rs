@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activities;
 pub mod aggregates;
 pub mod api_keys;
+pub mod idempotency;
 pub mod leads;
 pub mod opportunities;
 pub mod pipelines;

@@ -238,7 +238,9 @@ async fn api_keys_are_shown_once_scoped_and_revocable(app: TestApp) {
         .send()
         .await
         .problem(403, "forbidden");
-    let tampered = format!("{}x", &secret[..secret.len() - 1]);
+    // Another last character (never the same one, or the key would be unchanged).
+    let last = if secret.ends_with('x') { 'y' } else { 'x' };
+    let tampered = format!("{}{last}", &secret[..secret.len() - 1]);
     app.get("/api/v1/pipelines")
         .token(&tampered)
         .send()
@@ -306,4 +308,74 @@ async fn login_attempts_are_rate_limited() {
     res.problem(429, "rate_limited");
     let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
+}
+
+#[actix_web::test]
+async fn api_requests_are_rate_limited_per_credential_with_headers() {
+    let backend = crate::helpers::Backend::Sqlite;
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.rate_limit_per_minute = 3;
+        s.public_rate_limit_per_minute = 4;
+    })
+    .await
+    else {
+        return;
+    };
+    let first = app.get("/api/v1/pipelines").admin().send().await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.header("ratelimit-policy"),
+        Some("\"credential\";q=3;w=60")
+    );
+    let remaining = |res: &crate::helpers::Res| -> String {
+        res.header("ratelimit")
+            .unwrap()
+            .split(';')
+            .find_map(|p| p.strip_prefix("r="))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(remaining(&first), "2");
+    // A new token of the same user shares the user's budget.
+    let other_token = app.login(ADMIN_EMAIL, PASSWORD).await;
+    let second = app
+        .get("/api/v1/pipelines")
+        .token(&other_token)
+        .send()
+        .await;
+    assert_eq!(remaining(&second), "1");
+    app.get("/api/v1/pipelines").admin().send().await;
+    let refused = app.get("/api/v1/pipelines").admin().send().await;
+    refused.problem(429, "rate_limited");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(remaining(&refused), "0");
+    // Another user has a budget of their own.
+    // (Created directly: the admin's API budget is spent.)
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        stageflow::startup::create_user(&mut conn, "rep@example.com", PASSWORD, "Rep", Role::Rep)
+            .unwrap();
+    }
+    let rep = app.login("rep@example.com", PASSWORD).await;
+    let res = app.get("/api/v1/pipelines").token(&rep).send().await;
+    assert_eq!(res.status, StatusCode::OK);
+    // Requests without valid credentials are counted per client IP: the three sign-ins
+    // so far (the harness's, the admin's second, the rep's) and this one.
+    let anonymous = app.get("/api/v1/pipelines").send().await;
+    anonymous.problem(401, "unauthorized");
+    assert_eq!(
+        anonymous.header("ratelimit-policy"),
+        Some("\"ip\";q=4;w=60")
+    );
+    assert_eq!(remaining(&anonymous), "0");
+    app.get("/api/v1/pipelines")
+        .token("forged")
+        .send()
+        .await
+        .problem(429, "rate_limited");
+    // Probes and the spec are not API calls and are never limited.
+    let live = app.get("/health/live").send().await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.header("ratelimit"), None);
 }
