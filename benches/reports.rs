@@ -20,8 +20,10 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use stageflow::config::{Secret, Settings};
 use stageflow::demo::{generate, DemoOptions};
+use stageflow::domain::opportunity::ActivityType;
 use stageflow::domain::user::Role;
 use stageflow::startup;
+use stageflow::storage::aggregates::{first_activity_column, rank};
 use stageflow::storage::DbConn;
 
 struct Args {
@@ -115,9 +117,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn hand_sql(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
     let pg = backend == "postgres";
     let p = format!("'{pipeline}'");
-    let rank = |a: &str| {
-        format!("CASE WHEN {a}.kind = 'won' THEN 1000000 WHEN {a}.kind = 'open' THEN {a}.position ELSE -1 END")
-    };
     let secs = |later: &str, earlier: &str| {
         if pg {
             format!("EXTRACT(EPOCH FROM ({later} - {earlier}))")
@@ -215,9 +214,6 @@ fn hand_sql(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
 fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
     let pg = backend == "postgres";
     let p = format!("'{pipeline}'");
-    let rank = |a: &str| {
-        format!("CASE WHEN {a}.kind = 'won' THEN 1000000 WHEN {a}.kind = 'open' THEN {a}.position ELSE -1 END")
-    };
     let within = |later: &str, earlier: &str| {
         if pg {
             format!("{later} <= {earlier} + INTERVAL '14 days'")
@@ -237,14 +233,15 @@ fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec
              SELECT stage_id, MAX(n), AVG(d), MAX(CASE WHEN rn = (n - 1) / 2 THEN d END), MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN d END), MAX(d) FROM r GROUP BY stage_id"
         )
     };
-    let types = [
-        "call", "email", "meeting", "demo", "proposal", "note", "task",
-    ];
-    let firsts: String = types.iter().map(|t| format!(", st.first_{t}_at")).collect();
-    let sums: String = types
+    let columns: Vec<String> = ActivityType::ALL
         .iter()
-        .map(|t| {
-            let had = format!("first_{t}_at IS NOT NULL AND {}", within(&format!("first_{t}_at"), "entered_at"));
+        .map(|t| first_activity_column(t))
+        .collect();
+    let firsts: String = columns.iter().map(|c| format!(", st.{c}")).collect();
+    let sums: String = columns
+        .iter()
+        .map(|c| {
+            let had = format!("{c} IS NOT NULL AND {}", within(c, "entered_at"));
             format!(", SUM(CASE WHEN {had} THEN 1 ELSE 0 END), SUM(CASE WHEN {had} THEN adv ELSE 0 END)")
         })
         .collect();

@@ -158,6 +158,11 @@ impl Sql {
     pub fn load<R: QueryableByName<Db> + 'static>(&self, conn: &mut DbConn) -> AppResult<Vec<R>> {
         Ok(self.boxed().load::<R>(conn)?)
     }
+
+    /// Runs a statement that returns no rows.
+    pub fn execute(&self, conn: &mut DbConn) -> AppResult<usize> {
+        Ok(self.boxed().execute(conn)?)
+    }
 }
 
 /// How a report splits its numbers.

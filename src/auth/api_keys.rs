@@ -55,9 +55,14 @@ pub fn parse(token: &str) -> Option<(&str, &str)> {
     (prefix.len() == 10 && !secret.is_empty()).then_some((prefix, secret))
 }
 
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&digest)
 }
 
 pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {

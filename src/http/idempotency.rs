@@ -31,31 +31,6 @@ const KEEP_HOURS: i64 = 24;
 const ABANDONED_AFTER_SECS: i64 = 600;
 const MAX_KEY_LEN: usize = 255;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The credential of a request (`user:<id>` or `key:<hash>`), or `None` when it carries
-/// none that holds. Idempotency keys and rate limits are counted per credential.
-pub fn scope_of(req: &ServiceRequest, state: &AppState) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim();
-    if token.starts_with("sfk_") {
-        // The key is checked by the handler; an unknown key gets its 401 there and the
-        // answer is not kept.
-        return Some(format!("key:{}", hex(&Sha256::digest(token.as_bytes()))));
-    }
-    state
-        .jwt
-        .verify(token)
-        .ok()
-        .map(|claims| format!("user:{}", claims.sub))
-}
-
 fn parse_key(value: &HeaderValue) -> Result<String, AppError> {
     value
         .to_str()
@@ -95,7 +70,7 @@ fn request_hash(req: &ServiceRequest, body: &[u8]) -> String {
         h.update([0]);
     }
     h.update(body);
-    hex(&h.finalize())
+    crate::auth::api_keys::hex(&h.finalize())
 }
 
 fn header_text(res: &HttpResponse<impl MessageBody>, name: HeaderName) -> Option<String> {
@@ -150,7 +125,7 @@ pub async fn idempotency(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let Some(scope) = scope_of(&req, &state) else {
+    let Some(scope) = super::middleware::credential_scope(&req, &state) else {
         return next
             .call(req)
             .await

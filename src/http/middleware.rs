@@ -8,10 +8,11 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse};
+use actix_web::{Error, HttpMessage, HttpResponse};
 use tracing::Instrument;
 
 use crate::error::{problem_for_status, PROBLEM_JSON};
+use crate::startup::AppState;
 use crate::telemetry;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -88,4 +89,39 @@ fn to_problem(res: ServiceResponse<BoxBody>, id: &str) -> ServiceResponse<BoxBod
         }
     }
     ServiceResponse::new(req, new)
+}
+
+/// The credential of a request, worked out once and kept with the request.
+#[derive(Clone)]
+struct Credential(Option<String>);
+
+/// The credential of a request (`user:<id>` or `key:<hash>`), or `None` when it carries
+/// none that holds. Rate limits and idempotency keys are counted per credential; the
+/// token is checked once per request for both.
+pub fn credential_scope(req: &ServiceRequest, state: &AppState) -> Option<String> {
+    if let Some(Credential(known)) = req.extensions().get::<Credential>() {
+        return known.clone();
+    }
+    let scope = scope_of(req, state);
+    req.extensions_mut().insert(Credential(scope.clone()));
+    scope
+}
+
+fn scope_of(req: &ServiceRequest, state: &AppState) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    if token.starts_with("sfk_") {
+        // The key is checked by the handler; an unknown key gets its 401 there and the
+        // answer is not kept.
+        return Some(format!("key:{}", crate::auth::api_keys::hash_secret(token)));
+    }
+    state
+        .jwt
+        .verify(token)
+        .ok()
+        .map(|claims| format!("user:{}", claims.sub))
 }

@@ -52,7 +52,7 @@ pub async fn rate_limit(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let (policy, quota) = match super::idempotency::scope_of(&req, &state) {
+    let (policy, quota) = match super::middleware::credential_scope(&req, &state) {
         Some(scope) => ("credential", state.request_limiter.take(&scope)),
         None => {
             // The socket peer, not X-Forwarded-For: a client must not pick its own bucket.

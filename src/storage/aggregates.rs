@@ -16,9 +16,9 @@
 //! on a key: the later statement simply wins, and both compute from committed data.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 
 use super::{Backend, DbConn};
+use crate::analytics::Sql;
 use crate::domain::opportunity::ActivityType;
 use crate::error::AppResult;
 
@@ -31,20 +31,29 @@ pub enum Target<'a> {
 }
 
 impl Target<'_> {
-    /// ` AND {alias}.{column} = ?` for the target, or nothing for everything.
-    fn condition(&self, deal_column: &str, pipeline_column: &str) -> String {
+    /// Runs `statement`, whose `{target}` marks where the target's condition goes
+    /// (` AND <deal or pipeline column> = <bind>`, or nothing for everything).
+    fn run(
+        &self,
+        conn: &mut DbConn,
+        statement: &str,
+        deal_column: &str,
+        pipeline_column: &str,
+    ) -> AppResult<()> {
+        let (before, after) = statement.split_once("{target}").unwrap_or((statement, ""));
+        let mut q = Sql::new(super::opportunities::backend_of(conn));
+        q.push(before);
         match self {
-            Target::Deal(_) => format!(" AND {deal_column} = ?"),
-            Target::Pipeline(_) => format!(" AND {pipeline_column} = ?"),
-            Target::All => String::new(),
+            Target::Deal(id) => {
+                q.push(&format!(" AND {deal_column} = ")).text(id);
+            }
+            Target::Pipeline(id) => {
+                q.push(&format!(" AND {pipeline_column} = ")).text(id);
+            }
+            Target::All => {}
         }
-    }
-
-    fn value(&self) -> Option<&str> {
-        match self {
-            Target::Deal(v) | Target::Pipeline(v) => Some(v),
-            Target::All => None,
-        }
+        q.push(after).execute(conn)?;
+        Ok(())
     }
 }
 
@@ -56,34 +65,6 @@ pub fn rank(alias: &str) -> String {
 /// The column of a stay holding the first completed activity of `activity_type`.
 pub fn first_activity_column(activity_type: &str) -> String {
     format!("first_{activity_type}_at")
-}
-
-fn execute(conn: &mut DbConn, sql: &str, target: Target<'_>, binds: usize) -> AppResult<()> {
-    let sql = match super::opportunities::backend_of(conn) {
-        Backend::Sqlite => sql.to_owned(),
-        // Numbered placeholders; the statements use `?` only for the target.
-        Backend::Postgres => {
-            let mut out = String::with_capacity(sql.len());
-            let mut n = 0;
-            for ch in sql.chars() {
-                if ch == '?' {
-                    n += 1;
-                    out.push_str(&format!("${n}"));
-                } else {
-                    out.push(ch);
-                }
-            }
-            out
-        }
-    };
-    let mut q = diesel::sql_query(sql).into_boxed::<super::Db>();
-    if let Some(v) = target.value() {
-        for _ in 0..binds {
-            q = q.bind::<Text, _>(v.to_owned());
-        }
-    }
-    q.execute(conn)?;
-    Ok(())
 }
 
 /// Recomputes the aggregates of the target from the stage log and the activities.
@@ -105,15 +86,14 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
          SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END) \
          FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND t.pipeline_id = o.pipeline_id \
          LEFT JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id \
-         WHERE 1 = 1{} \
+         WHERE 1 = 1{{target}} \
          GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at \
          ON CONFLICT (opportunity_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
          owner_id = excluded.owner_id, created_at = excluded.created_at, entered_mask = excluded.entered_mask, \
          lost_from_stage_id = excluded.lost_from_stage_id, was_lost = excluded.was_lost, \
-         reopened = excluded.reopened, advances = excluded.advances",
-        target.condition("o.id", "o.pipeline_id")
+         reopened = excluded.reopened, advances = excluded.advances"
     );
-    execute(conn, &reach, target, 1)?;
+    target.run(conn, &reach, "o.id", "o.pipeline_id")?;
 
     let seconds = match backend {
         Backend::Postgres => {
@@ -143,17 +123,16 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
                t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
                LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
                LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage_id \
-               FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1{}) x \
+               FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1{{target}}) x \
          LEFT JOIN activities a ON a.opportunity_id = x.opportunity_id AND a.completed_at IS NOT NULL \
          AND a.completed_at >= x.entered_at AND (x.left_at IS NULL OR a.completed_at < x.left_at) \
          WHERE 1 = 1 \
          GROUP BY x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id \
          ON CONFLICT (id) DO UPDATE SET pipeline_id = excluded.pipeline_id, owner_id = excluded.owner_id, \
          stage_id = excluded.stage_id, entered_at = excluded.entered_at, left_at = excluded.left_at, \
-         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds{updates}",
-        target.condition("o.id", "o.pipeline_id")
+         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds{updates}"
     );
-    execute(conn, &stays, target, 1)
+    target.run(conn, &stays, "o.id", "o.pipeline_id")
 }
 
 /// Rebuilds everything when a migration asked for it; run at start after migrations.
