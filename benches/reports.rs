@@ -119,7 +119,7 @@ fn hand_sql(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
     let p = format!("'{pipeline}'");
     let secs = |later: &str, earlier: &str| {
         if pg {
-            format!("EXTRACT(EPOCH FROM ({later} - {earlier}))")
+            format!("date_part('epoch', {later} - {earlier})")
         } else {
             format!("(julianday({later}) - julianday({earlier})) * 86400.0")
         }
@@ -214,45 +214,28 @@ fn hand_sql(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
 fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec<String>)> {
     let pg = backend == "postgres";
     let p = format!("'{pipeline}'");
-    let within = |later: &str, earlier: &str| {
-        if pg {
-            format!("{later} <= {earlier} + INTERVAL '14 days'")
-        } else {
-            format!("julianday({later}) <= julianday({earlier}) + 14")
-        }
-    };
     let durations = if pg {
         format!(
             "SELECT stage_id, COUNT(*), AVG(seconds), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds), MAX(seconds) \
-             FROM stage_stays WHERE pipeline_id = {p} AND left_at IS NOT NULL GROUP BY stage_id"
+             FROM stage_stays WHERE pipeline_id = {p} AND seconds IS NOT NULL GROUP BY stage_id"
         )
     } else {
         format!(
             "WITH r AS (SELECT stage_id, seconds AS d, ROW_NUMBER() OVER (PARTITION BY stage_id ORDER BY seconds) - 1 AS rn, COUNT(*) OVER (PARTITION BY stage_id) AS n \
-             FROM stage_stays WHERE pipeline_id = {p} AND left_at IS NOT NULL) \
+             FROM stage_stays WHERE pipeline_id = {p} AND seconds IS NOT NULL) \
              SELECT stage_id, MAX(n), AVG(d), MAX(CASE WHEN rn = (n - 1) / 2 THEN d END), MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN d END), MAX(d) FROM r GROUP BY stage_id"
         )
     };
-    let columns: Vec<String> = ActivityType::ALL
+    let sums: String = ActivityType::ALL
         .iter()
-        .map(|t| first_activity_column(t))
-        .collect();
-    let firsts: String = columns.iter().map(|c| format!(", st.{c}")).collect();
-    let sums: String = columns
-        .iter()
-        .map(|c| {
-            let had = format!("{c} IS NOT NULL AND {}", within(c, "entered_at"));
-            format!(", SUM(CASE WHEN {had} THEN 1 ELSE 0 END), SUM(CASE WHEN {had} THEN adv ELSE 0 END)")
+        .map(|t| {
+            let c = first_activity_column(t);
+            format!(", SUM(CASE WHEN {c} <= 1209600 THEN 1 ELSE 0 END), SUM(CASE WHEN {c} <= 1209600 AND advanced = 1 AND seconds <= 1209600 THEN 1 ELSE 0 END)")
         })
         .collect();
     let activity = format!(
-        "SELECT stage_id, COUNT(*), SUM(adv){sums} FROM (SELECT st.stage_id, st.entered_at{firsts}, \
-         CASE WHEN ns.id IS NOT NULL AND {} > {} AND {} THEN 1 ELSE 0 END AS adv \
-         FROM stage_stays st JOIN stages s ON s.id = st.stage_id LEFT JOIN stages ns ON ns.id = st.next_stage_id \
-         WHERE s.kind = 'open' AND st.pipeline_id = {p}) x GROUP BY stage_id",
-        rank("ns"),
-        rank("s"),
-        within("st.left_at", "st.entered_at")
+        "SELECT st.stage_id, COUNT(*), SUM(CASE WHEN advanced = 1 AND seconds <= 1209600 THEN 1 ELSE 0 END){sums} \
+         FROM stage_stays st JOIN stages s ON s.id = st.stage_id WHERE s.kind = 'open' AND st.pipeline_id = {p} GROUP BY st.stage_id"
     );
     let log = hand_sql(backend, pipeline);
     let open_ages = log
@@ -267,7 +250,7 @@ fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec
         )]),
         ("stage-durations", vec![durations, open_ages]),
         ("loss-reasons", vec![
-            "SELECT r.lost_from_stage_id, o.lost_reason_id, COUNT(*), SUM(o.amount_minor) FROM opportunities o JOIN deal_reach r ON r.opportunity_id = o.id WHERE o.status = 'lost' GROUP BY r.lost_from_stage_id, o.lost_reason_id".to_owned(),
+            "SELECT lost_from_stage_id, lost_reason_id, COUNT(*), SUM(amount_minor) FROM deal_reach WHERE status = 'lost' GROUP BY lost_from_stage_id, lost_reason_id".to_owned(),
         ]),
         ("activity-effectiveness", vec![activity]),
         ("leaderboard", vec![
@@ -275,7 +258,7 @@ fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec
             "SELECT owner_id, SUM(advances) FROM deal_reach WHERE advances > 0 GROUP BY owner_id".to_owned(),
         ]),
         ("reactivation", vec![
-            "SELECT COUNT(*), SUM(r.reopened), SUM(CASE WHEN r.reopened = 1 AND o.status = 'won' THEN 1 ELSE 0 END) FROM deal_reach r JOIN opportunities o ON o.id = r.opportunity_id WHERE r.was_lost = 1".to_owned(),
+            "SELECT COUNT(*), SUM(reopened), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN 1 ELSE 0 END), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END) FROM deal_reach WHERE was_lost = 1".to_owned(),
         ]),
     ];
     for (name, statements) in log {

@@ -171,8 +171,8 @@ pub fn generate(
     storage::write_tx(conn, |c| {
         storage::aggregates::refresh(c, storage::aggregates::Target::All)
     })?;
-    // Fresh planner statistics: the report queries are planned on them.
-    diesel::sql_query("ANALYZE").execute(conn)?;
+    // Fresh planner statistics (the report queries are planned on them) and visibility.
+    storage::aggregates::settle(conn, &[])?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -17,7 +17,7 @@ use super::math::Rate;
 use super::{pipeline_stages, Scope, Sql};
 use crate::domain::opportunity::ActivityType;
 use crate::error::AppResult;
-use crate::storage::aggregates::{first_activity_column, rank};
+use crate::storage::aggregates::first_activity_column;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
 
@@ -100,48 +100,47 @@ impl StageRow {
     }
 }
 
-/// One pass over the maintained stays (`stage_stays`): each carries its next stage and
-/// the first completed activity of every type during the stay.
-fn stage_rows(conn: &mut DbConn, scope: &Scope, days: i64) -> AppResult<Vec<StageRow>> {
+/// One pass over the maintained stays (`stage_stays`) of the given stages: each stay
+/// carries its duration, whether its next entry was a step forward, and the seconds
+/// from its entry to the first completed activity of every type. On PostgreSQL the
+/// pass reads a covering index of exactly these columns.
+fn stage_rows(
+    conn: &mut DbConn,
+    scope: &Scope,
+    days: i64,
+    stage_ids: &[String],
+) -> AppResult<Vec<StageRow>> {
     let mut q = Sql::new(backend_of(conn));
-    let within = q.within_days("st.left_at", "st.entered_at", days);
+    let window = days * 86_400;
+    let advanced = format!("st.advanced = 1 AND st.seconds <= {window}");
     let mut columns = String::new();
     for t in ActivityType::ALL {
-        // Over the inner query's columns: the first activity of this type, in the window.
-        let first = first_activity_column(t);
-        let had = format!(
-            "{first} IS NOT NULL AND {}",
-            q.within_days(&first, "entered_at", days)
-        );
+        // The first activity of this type came within the window.
+        let had = format!("st.{} <= {window}", first_activity_column(t));
         columns.push_str(&format!(
-            ", CAST(COALESCE(SUM(CASE WHEN {had} THEN 1 ELSE 0 END), 0) AS BIGINT) AS with_{t}, \
-             CAST(COALESCE(SUM(CASE WHEN {had} AND adv = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS advanced_{t}"
+            ", COUNT(*) FILTER (WHERE {had}) AS with_{t}, COUNT(*) FILTER (WHERE {had} AND {advanced}) AS advanced_{t}"
         ));
     }
-    let firsts: String = ActivityType::ALL
-        .iter()
-        .map(|t| format!(", st.{}", first_activity_column(t)))
-        .collect();
     q.push(&format!(
-        "SELECT stage_id, CAST(COUNT(*) AS BIGINT) AS stays, CAST(COALESCE(SUM(adv), 0) AS BIGINT) AS advanced{} \
-         FROM (SELECT st.stage_id AS stage_id, st.entered_at AS entered_at{firsts}, \
-         CASE WHEN ns.id IS NOT NULL AND {} > {} AND {within} THEN 1 ELSE 0 END AS adv \
-         FROM stage_stays st JOIN stages s ON s.id = st.stage_id LEFT JOIN stages ns ON ns.id = st.next_stage_id \
-         WHERE s.kind = 'open'",
-        columns,
-        rank("ns"),
-        rank("s")
+        "SELECT st.stage_id AS stage_id, COUNT(*) AS stays, COUNT(*) FILTER (WHERE {advanced}) AS advanced{columns} \
+         FROM stage_stays st WHERE st.stage_id IN "
     ));
+    q.in_texts(stage_ids);
     scope.push_filter_on(&mut q, "st");
     scope.push_range(&mut q, "st.entered_at");
-    q.push(") st GROUP BY stage_id");
+    q.push(" GROUP BY st.stage_id");
     q.load::<StageRow>(conn)
 }
 
 pub fn report(conn: &mut DbConn, scope: &Scope, days: i64) -> AppResult<EffectivenessReport> {
     let pipeline_id = scope.pipeline_id.clone().unwrap_or_default();
     let stages = pipeline_stages(conn, &pipeline_id)?;
-    let rows: BTreeMap<String, StageRow> = stage_rows(conn, scope, days)?
+    let open: Vec<String> = stages
+        .iter()
+        .filter(|s| s.kind == "open")
+        .map(|s| s.id.clone())
+        .collect();
+    let rows: BTreeMap<String, StageRow> = stage_rows(conn, scope, days, &open)?
         .into_iter()
         .map(|r| (r.stage_id.clone(), r))
         .collect();

@@ -107,7 +107,7 @@ pub fn report(
                     d.median = interpolate(r.n, 0.5, r.m_lo, r.m_hi);
                     d.p90 = interpolate(r.n, 0.9, r.p_lo, r.p_hi);
                 }
-                if let Some(r) = rows.get(&(s.id.clone(), 1)) {
+                if let Some(r) = rows.get(&(s.id.clone(), 1)).filter(|_| s.kind == "open") {
                     d.open_count = r.n;
                     d.open_median_age = interpolate(r.n, 0.5, r.m_lo, r.m_hi);
                     d.open_p90_age = interpolate(r.n, 0.9, r.p_lo, r.p_hi);
@@ -144,60 +144,81 @@ fn rows(
     group: Option<GroupBy>,
     now: NaiveDateTime,
 ) -> AppResult<Keyed> {
-    let mut q = Sql::new(backend_of(conn));
+    let backend = backend_of(conn);
     let key = group.map_or("''", segment_expr);
     // Closed stays come from the maintained `stage_stays` (the stage log with each
-    // entry's next entry and the time between them).
-    q.push(&format!(
-        "WITH v AS (SELECT {key} AS key, st.stage_id AS stage_id, CAST(0 AS BIGINT) AS grp, st.seconds AS value \
-         FROM stage_stays st"
+    // entry's next entry and the seconds between them). Without a segment this reads
+    // the covering index of closed stays: one pipeline's entries, sorted by stage and
+    // duration, so the percentiles sort presorted runs.
+    let mut closed = Sql::new(backend);
+    closed.push(&format!(
+        "WITH v AS (SELECT {key} AS key, st.stage_id AS stage_id, st.seconds AS value FROM stage_stays st"
     ));
     if group.is_some() {
-        q.push(" JOIN opportunities o ON o.id = st.opportunity_id");
-        q.push(segment_join(q.backend, group));
+        closed.push(" JOIN opportunities o ON o.id = st.opportunity_id");
+        closed.push(segment_join(backend, group));
     }
-    q.push(" WHERE st.left_at IS NOT NULL");
-    scope.push_filter_on(&mut q, "st");
-    scope.push_range(&mut q, "st.entered_at");
+    closed.push(" WHERE st.seconds IS NOT NULL");
+    scope.push_filter_on(&mut closed, "st");
+    scope.push_range(&mut closed, "st.entered_at");
+    closed.push(")");
+    aggregate(&mut closed, group.is_some(), 0);
+
     // A running stay is the current stage of an open deal: read it from the deal row.
-    let age = q.seconds_between("NOW_TS", "o.stage_entered_at");
+    let mut open = Sql::new(backend);
+    let age = open.seconds_between("NOW_TS", "o.stage_entered_at");
     let (before, after) = age.split_once("NOW_TS").unwrap_or((&age, ""));
-    q.push(&format!(
-        " UNION ALL SELECT {key} AS key, o.stage_id AS stage_id, CAST(1 AS BIGINT) AS grp, "
+    open.push(&format!(
+        "WITH v AS (SELECT {key} AS key, o.stage_id AS stage_id, "
     ));
-    q.push(before).ts(now).push(after);
-    q.push(" AS value FROM opportunities o");
-    q.push(segment_join(q.backend, group));
-    q.push(" JOIN stages s ON s.id = o.stage_id WHERE o.status = 'open' AND s.kind = 'open'");
-    scope.push_deal_filter(&mut q);
-    q.push(")");
+    open.push(before).ts(now).push(after);
+    open.push(" AS value FROM opportunities o");
+    open.push(segment_join(backend, group));
+    // Served in stage order by the partial index of open deals by pipeline, stage and
+    // entry time; only open stages are kept when the rows are shaped.
+    open.push(" WHERE o.status = 'open'");
+    scope.push_deal_filter(&mut open);
+    open.push(")");
+    aggregate(&mut open, group.is_some(), 1);
+
+    let mut out: Keyed = BTreeMap::new();
+    for q in [closed, open] {
+        for r in q.load::<Row>(conn)? {
+            out.entry(r.key.clone())
+                .or_default()
+                .insert((r.stage_id.clone(), r.grp), r);
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the count, mean, max and percentile ranks of `v(key, stage_id, value)` per
+/// key and stage, tagged with `grp`.
+fn aggregate(q: &mut Sql, keyed: bool, grp: i64) {
+    let (by, key) = if keyed {
+        ("key, stage_id", "key")
+    } else {
+        ("stage_id", "''")
+    };
     match q.backend {
-        // PostgreSQL has the ordered-set aggregate itself.
-        crate::storage::Backend::Postgres => q.push(
-            " SELECT key, stage_id, grp, CAST(COUNT(*) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS m_lo, percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS m_hi, \
-             percentile_cont(0.9) WITHIN GROUP (ORDER BY value) AS p_lo, percentile_cont(0.9) WITHIN GROUP (ORDER BY value) AS p_hi \
-             FROM v GROUP BY key, stage_id, grp",
-        ),
+        // PostgreSQL has the ordered-set aggregate itself; both percentiles in one sort.
+        crate::storage::Backend::Postgres => q.push(&format!(
+            " SELECT key, stage_id, CAST({grp} AS BIGINT) AS grp, n, avg, mx, pc[1] AS m_lo, pc[1] AS m_hi, pc[2] AS p_lo, pc[2] AS p_hi \
+             FROM (SELECT {key} AS key, stage_id, CAST(COUNT(*) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
+             percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY value) AS pc FROM v GROUP BY {by}) a"
+        )),
         // SQLite has none: take the two ranks around each percentile and interpolate.
-        crate::storage::Backend::Sqlite => q.push(
-            ", r AS (SELECT key, stage_id, grp, value, ROW_NUMBER() OVER (PARTITION BY key, stage_id, grp ORDER BY value) - 1 AS rn, \
-             COUNT(*) OVER (PARTITION BY key, stage_id, grp) AS n FROM v) \
-             SELECT key, stage_id, grp, CAST(MAX(n) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
+        crate::storage::Backend::Sqlite => q.push(&format!(
+            ", r AS (SELECT key, stage_id, value, ROW_NUMBER() OVER (PARTITION BY {by} ORDER BY value) - 1 AS rn, \
+             COUNT(*) OVER (PARTITION BY {by}) AS n FROM v) \
+             SELECT {key} AS key, stage_id, CAST({grp} AS BIGINT) AS grp, CAST(MAX(n) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
              MAX(CASE WHEN rn = (n - 1) / 2 THEN value END) AS m_lo, \
              MAX(CASE WHEN rn = (n - 1) / 2 + (n - 1) % 2 THEN value END) AS m_hi, \
              MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN value END) AS p_lo, \
              MAX(CASE WHEN rn = (n - 1) * 9 / 10 + CASE WHEN ((n - 1) * 9) % 10 > 0 THEN 1 ELSE 0 END THEN value END) AS p_hi \
-             FROM r GROUP BY key, stage_id, grp",
-        ),
+             FROM r GROUP BY {by}"
+        )),
     };
-    let mut out: Keyed = BTreeMap::new();
-    for r in q.load::<Row>(conn)? {
-        out.entry(r.key.clone())
-            .or_default()
-            .insert((r.stage_id.clone(), r.grp), r);
-    }
-    Ok(out)
 }
 
 pub fn csv_rows(r: &DurationsReport) -> Vec<Vec<String>> {

@@ -55,18 +55,21 @@ pub struct LossReport {
 pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
     let mut q = Sql::new(backend_of(conn));
     q.push(
-        "SELECT r.lost_from_stage_id AS stage_id, fs.name AS stage_name, o.lost_reason_id AS loss_reason_id, lr.label AS loss_reason_label, \
-         CAST(COUNT(*) AS BIGINT) AS count, CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS amount_minor, \
-         CAST(COALESCE(MIN(fs.position), -1) AS BIGINT) AS position \
-         FROM opportunities o \
-         JOIN deal_reach r ON r.opportunity_id = o.id \
-         LEFT JOIN stages fs ON fs.id = r.lost_from_stage_id \
-         LEFT JOIN loss_reasons lr ON lr.id = o.lost_reason_id \
-         WHERE o.status = 'lost'",
+        "SELECT a.stage_id AS stage_id, fs.name AS stage_name, a.loss_reason_id AS loss_reason_id, lr.label AS loss_reason_label, \
+         a.count AS count, a.amount_minor AS amount_minor, \
+         CAST(COALESCE(fs.position, -1) AS BIGINT) AS position FROM (\
+         SELECT r.lost_from_stage_id AS stage_id, r.lost_reason_id AS loss_reason_id, \
+         CAST(COUNT(*) AS BIGINT) AS count, CAST(COALESCE(SUM(r.amount_minor), 0) AS BIGINT) AS amount_minor \
+         FROM deal_reach r WHERE r.status = 'lost'",
     );
-    scope.push_deal_filter(&mut q);
-    scope.push_range(&mut q, "o.closed_at");
-    q.push(" GROUP BY r.lost_from_stage_id, fs.name, o.lost_reason_id, lr.label");
+    // The per-deal summary mirrors each deal's status, amount, close time and reason;
+    // names are joined to the few grouped rows.
+    scope.push_filter_on(&mut q, "r");
+    scope.push_range(&mut q, "r.closed_at");
+    q.push(
+        " GROUP BY r.lost_from_stage_id, r.lost_reason_id) a \
+         LEFT JOIN stages fs ON fs.id = a.stage_id LEFT JOIN loss_reasons lr ON lr.id = a.loss_reason_id",
+    );
     let mut rows = q.load::<LossRow>(conn)?;
     rows.sort_by(|a, b| {
         a.position
@@ -165,8 +168,8 @@ pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationR
         // Lost at any time: the per-deal summary knows whether a deal was ever lost and
         // whether it was reopened.
         q.push(
-            "SELECT o.id, o.status, o.amount_minor, r.reopened AS reopened, r.was_lost AS was_lost \
-             FROM deal_reach r JOIN opportunities o ON o.id = r.opportunity_id WHERE r.was_lost = 1",
+            "SELECT r.opportunity_id AS id, r.status AS status, r.amount_minor AS amount_minor, \
+             r.reopened AS reopened, r.was_lost AS was_lost FROM deal_reach r WHERE r.was_lost = 1",
         );
         scope.push_filter_on(&mut q, "r");
         q.push(") d WHERE was_lost = 1");

@@ -103,10 +103,14 @@ impl Sql {
     /// Seconds between two timestamp expressions, as a double.
     pub fn seconds_between(&self, later: &str, earlier: &str) -> String {
         match self.backend {
-            Backend::Postgres => {
-                format!("EXTRACT(EPOCH FROM ({later} - {earlier}))::double precision")
+            // date_part gives a double directly; EXTRACT computes in numeric, several
+            // times slower over a million rows.
+            Backend::Postgres => format!("date_part('epoch', {later} - {earlier})"),
+            // julianday() carries some 40 µs of rounding error at today's dates:
+            // milliseconds are exact.
+            Backend::Sqlite => {
+                format!("ROUND((julianday({later}) - julianday({earlier})) * 86400.0, 3)")
             }
-            Backend::Sqlite => format!("((julianday({later}) - julianday({earlier})) * 86400.0)"),
         }
     }
 

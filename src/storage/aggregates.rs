@@ -62,75 +62,84 @@ pub fn rank(alias: &str) -> String {
     format!("(CASE WHEN {alias}.kind = 'won' THEN 1000000 WHEN {alias}.kind = 'open' THEN {alias}.position ELSE -1 END)")
 }
 
-/// The column of a stay holding the first completed activity of `activity_type`.
+/// The column of a stay holding the seconds from its entry to the first completed
+/// activity of `activity_type` during the stay.
 pub fn first_activity_column(activity_type: &str) -> String {
-    format!("first_{activity_type}_at")
+    format!("first_{activity_type}_after")
 }
 
 /// Recomputes the aggregates of the target from the stage log and the activities.
 pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
     let backend = super::opportunities::backend_of(conn);
+    if backend == Backend::Postgres && !matches!(target, Target::Deal(_)) {
+        // A pipeline or full rebuild sorts and groups millions of log rows: give this
+        // transaction the memory to do it without spilling to disk.
+        diesel::sql_query("SET LOCAL work_mem = '512MB'").execute(conn)?;
+    }
     let (to, from) = (rank("s"), rank("fs"));
 
     // Stage entries are written as bits of a BIGINT; SUM(DISTINCT 2^position) is the OR
     // of the bits on both backends (SQLite has no BIT_OR).
     let reach = format!(
         "INSERT INTO deal_reach (opportunity_id, pipeline_id, owner_id, created_at, entered_mask, \
-         lost_from_stage_id, was_lost, reopened, advances) \
+         lost_from_stage_id, was_lost, reopened, advances, status, amount_minor, closed_at, lost_reason_id) \
          SELECT o.id, o.pipeline_id, o.owner_id, o.created_at, \
          CAST(COALESCE(SUM(DISTINCT CASE WHEN s.id IS NOT NULL THEN CAST(1 AS BIGINT) << s.position END), 0) AS BIGINT), \
          MAX(CASE WHEN o.status = 'lost' AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
              THEN COALESCE(t.from_stage_id, t.to_stage_id) END), \
          MAX(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END), \
          MAX(CASE WHEN fs.kind = 'lost' AND s.kind = 'open' THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END) \
+         SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END), \
+         o.status, o.amount_minor, o.closed_at, o.lost_reason_id \
          FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND t.pipeline_id = o.pipeline_id \
          LEFT JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id \
          WHERE 1 = 1{{target}} \
-         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at \
+         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at, o.status, o.amount_minor, o.closed_at, o.lost_reason_id \
          ON CONFLICT (opportunity_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
          owner_id = excluded.owner_id, created_at = excluded.created_at, entered_mask = excluded.entered_mask, \
          lost_from_stage_id = excluded.lost_from_stage_id, was_lost = excluded.was_lost, \
-         reopened = excluded.reopened, advances = excluded.advances"
+         reopened = excluded.reopened, advances = excluded.advances, status = excluded.status, \
+         amount_minor = excluded.amount_minor, closed_at = excluded.closed_at, lost_reason_id = excluded.lost_reason_id"
     );
     target.run(conn, &reach, "o.id", "o.pipeline_id")?;
 
-    let seconds = match backend {
-        Backend::Postgres => {
-            "EXTRACT(EPOCH FROM (x.left_at - x.entered_at))::double precision".to_owned()
-        }
-        Backend::Sqlite => "((julianday(x.left_at) - julianday(x.entered_at)) * 86400.0)".into(),
-    };
+    let q = Sql::new(backend);
+    let seconds = q.seconds_between("x.left_at", "x.entered_at");
     let firsts: Vec<String> = ActivityType::ALL
         .iter()
         .map(|t| first_activity_column(t))
         .collect();
-    // The first completed activity of each type during each stay, in the same statement.
+    // Seconds from entry to the first completed activity of each type during each stay,
+    // in the same statement.
+    let after = q.seconds_between("a.completed_at", "x.entered_at");
     let mins = ActivityType::ALL
         .iter()
-        .map(|t| format!(", MIN(CASE WHEN a.type = '{t}' THEN a.completed_at END)"))
+        .map(|t| format!(", MIN(CASE WHEN a.type = '{t}' THEN {after} END)"))
         .collect::<String>();
     let columns = firsts.iter().map(|c| format!(", {c}")).collect::<String>();
     let updates = firsts
         .iter()
         .map(|c| format!(", {c} = excluded.{c}"))
         .collect::<String>();
+    let (this, next) = (rank("s"), rank("ns"));
     let stays = format!(
-        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, entered_at, left_at, next_stage_id, seconds{columns}) \
+        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, entered_at, left_at, next_stage_id, seconds, advanced{columns}) \
          SELECT x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id, \
-         CASE WHEN x.left_at IS NULL THEN NULL ELSE {seconds} END{mins} \
+         CASE WHEN x.left_at IS NULL THEN NULL ELSE {seconds} END, \
+         MAX(CASE WHEN ns.id IS NOT NULL AND {next} > {this} THEN 1 ELSE 0 END){mins} \
          FROM (SELECT t.id AS id, t.opportunity_id AS opportunity_id, t.pipeline_id AS pipeline_id, o.owner_id AS owner_id, \
                t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
                LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
                LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage_id \
                FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1{{target}}) x \
+         LEFT JOIN stages s ON s.id = x.stage_id LEFT JOIN stages ns ON ns.id = x.next_stage_id \
          LEFT JOIN activities a ON a.opportunity_id = x.opportunity_id AND a.completed_at IS NOT NULL \
          AND a.completed_at >= x.entered_at AND (x.left_at IS NULL OR a.completed_at < x.left_at) \
          WHERE 1 = 1 \
          GROUP BY x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id \
          ON CONFLICT (id) DO UPDATE SET pipeline_id = excluded.pipeline_id, owner_id = excluded.owner_id, \
          stage_id = excluded.stage_id, entered_at = excluded.entered_at, left_at = excluded.left_at, \
-         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds{updates}"
+         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds, advanced = excluded.advanced{updates}"
     );
     target.run(conn, &stays, "o.id", "o.pipeline_id")
 }
@@ -152,10 +161,29 @@ pub fn catch_up(conn: &mut DbConn) -> Result<(), String> {
         Ok(())
     })
     .map_err(|e| format!("rebuilding the report aggregates failed: {e}"))?;
+    settle(conn, &["deal_reach", "stage_stays"])
+        .map_err(|e| format!("vacuuming the report aggregates failed: {e}"))?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "report aggregates rebuilt"
     );
+    Ok(())
+}
+
+/// After a bulk write: fresh planner statistics for `tables` (all tables when empty) and,
+/// on PostgreSQL, a vacuum, which sets the visibility map that index-only scans need (the
+/// covering indexes of the reports are read that way). Runs outside a transaction.
+pub fn settle(conn: &mut DbConn, tables: &[&str]) -> AppResult<()> {
+    let command = match super::opportunities::backend_of(conn) {
+        Backend::Postgres => "VACUUM (ANALYZE)",
+        Backend::Sqlite => "ANALYZE",
+    };
+    if tables.is_empty() {
+        diesel::sql_query(command).execute(conn)?;
+    }
+    for table in tables {
+        diesel::sql_query(format!("{command} {table}")).execute(conn)?;
+    }
     Ok(())
 }
 

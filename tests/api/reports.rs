@@ -414,6 +414,16 @@ async fn loss_reasons_and_reactivation(app: TestApp) {
             ("C".into(), "competitor".into(), 1, "2000.00".into())
         ]
     );
+    // Correcting the amount of a lost deal shows in the report at once.
+    let res = app
+        .patch(&format!("/api/v1/opportunities/{extra}"))
+        .admin()
+        .json(json!({"amount": "700.25"}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let res = app.get("/api/v1/reports/loss-reasons").admin().send().await;
+    assert_eq!(res.body["total_amount"], "2700.25");
     let re = app.get("/api/v1/reports/reactivation").admin().send().await;
     // Lost at some point: d2, d4, extra = 3; reopened: d4, now won.
     assert_eq!(
@@ -782,12 +792,14 @@ fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
     let reach = app.texts(
         "SELECT opportunity_id || '|' || pipeline_id || '|' || owner_id || '|' || CAST(entered_mask AS TEXT) || '|' \
          || COALESCE(lost_from_stage_id, '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
-         || CAST(advances AS TEXT) AS v FROM deal_reach",
+         || CAST(advances AS TEXT) || '|' || status || '|' || COALESCE(CAST(amount_minor AS TEXT), '-') || '|' \
+         || COALESCE(CAST(closed_at AS TEXT), '-') || '|' || COALESCE(lost_reason_id, '-') AS v FROM deal_reach",
     );
     let stays = app.texts(
         "SELECT id || '|' || owner_id || '|' || stage_id || '|' || COALESCE(CAST(left_at AS TEXT), '-') || '|' \
          || COALESCE(next_stage_id, '-') || '|' || COALESCE(CAST(ROUND(seconds) AS TEXT), '-') || '|' \
-         || COALESCE(CAST(first_call_at AS TEXT), '-') || '|' || COALESCE(CAST(first_meeting_at AS TEXT), '-') AS v \
+         || CAST(advanced AS TEXT) || '|' || COALESCE(CAST(ROUND(first_call_after) AS TEXT), '-') || '|' \
+         || COALESCE(CAST(ROUND(first_demo_after) AS TEXT), '-') AS v \
          FROM stage_stays",
     );
     (reach, stays)
@@ -825,8 +837,8 @@ async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
     go(&app, &app.admin_token, &ids[4], &p, "C").await;
     // The stays of d5 in A: the call was deleted, the meeting became a demo.
     let stays = app.texts(&format!(
-        "SELECT CAST(COUNT(*) AS TEXT) AS v FROM stage_stays WHERE opportunity_id = '{}' AND first_call_at IS NULL \
-         AND first_meeting_at IS NULL AND first_demo_at IS NOT NULL AND first_email_at IS NOT NULL",
+        "SELECT CAST(COUNT(*) AS TEXT) AS v FROM stage_stays WHERE opportunity_id = '{}' AND first_call_after IS NULL \
+         AND first_meeting_after IS NULL AND first_demo_after >= 0 AND first_email_after >= 0",
         ids[4]
     ));
     assert_eq!(stays, vec!["1"]);
