@@ -114,14 +114,6 @@ impl Sql {
         }
     }
 
-    /// `later <= earlier + days` for timestamp expressions.
-    pub fn within_days(&self, later: &str, earlier: &str, days: i64) -> String {
-        match self.backend {
-            Backend::Postgres => format!("{later} <= {earlier} + {days} * INTERVAL '1 day'"),
-            Backend::Sqlite => format!("julianday({later}) <= julianday({earlier}) + {days}"),
-        }
-    }
-
     /// `YYYY-MM` or `YYYY-Qn` of a date or timestamp expression.
     pub fn period_key(&self, expr: &str, quarter: bool) -> String {
         match (self.backend, quarter) {
@@ -133,13 +125,6 @@ impl Sql {
             (Backend::Sqlite, true) => {
                 format!("strftime('%Y', {expr}) || '-Q' || ((CAST(strftime('%m', {expr}) AS INTEGER) + 2) / 3)")
             }
-        }
-    }
-
-    pub fn as_double(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => "DOUBLE PRECISION",
-            Backend::Sqlite => "REAL",
         }
     }
 
