@@ -1,4 +1,5 @@
-# Build: the release binary with SQLite and libpq compiled in.
+# Build: the release binary with SQLite and libpq compiled in (libpq's TLS links the
+# system OpenSSL; the rust image has its headers and pkg-config).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -11,7 +12,7 @@ RUN cargo build --release --locked --bin stageflow
 # Run: a small Debian with only what the binary needs.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/stageflow --create-home stageflow
 COPY --from=build /src/target/release/stageflow /usr/local/bin/stageflow

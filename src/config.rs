@@ -51,8 +51,13 @@ pub struct Settings {
     /// Largest JSON body accepted, in bytes.
     pub max_body_bytes: usize,
     pub pool_size: u32,
-    /// Attempts per minute on `/auth/token`, per client IP and per email.
+    /// Sign-in attempts per minute on `/auth/token` for one email from one client IP.
     pub login_attempts_per_minute: u32,
+    /// Sign-in attempts per minute from one client IP, whatever the email.
+    pub login_ip_attempts_per_minute: u32,
+    /// `Strict-Transport-Security` value to send (e.g. `max-age=31536000`); none by
+    /// default, since a TLS proxy in front usually owns that decision.
+    pub hsts: Option<String>,
     /// API requests per minute per credential (user or API key).
     pub rate_limit_per_minute: u32,
     /// API requests per minute per client IP without valid credentials.
@@ -77,6 +82,8 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             pool_size: 8,
             login_attempts_per_minute: 10,
+            login_ip_attempts_per_minute: 30,
+            hsts: None,
             rate_limit_per_minute: 1200,
             public_rate_limit_per_minute: 120,
         }
@@ -165,6 +172,9 @@ impl Settings {
                 }
             };
         }
+        if let Some(v) = text("STAGEFLOW_HSTS") {
+            self.hsts = Some(v);
+        }
         if let Some(v) = text("STAGEFLOW_DEFAULT_CURRENCY") {
             self.default_currency = v;
         }
@@ -175,6 +185,11 @@ impl Settings {
             &text,
             "STAGEFLOW_LOGIN_ATTEMPTS_PER_MINUTE",
             &mut self.login_attempts_per_minute,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_LOGIN_IP_ATTEMPTS_PER_MINUTE",
+            &mut self.login_ip_attempts_per_minute,
         )?;
         parse_num(
             &text,

@@ -13,7 +13,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password;
-use crate::auth::rate_limit::AttemptLimiter;
+use crate::auth::rate_limit::Limiter;
 use crate::config::Settings;
 use crate::domain::user::{Email, Role, MIN_PASSWORD_LEN};
 use crate::http;
@@ -24,11 +24,28 @@ pub struct AppState {
     pub backend: Backend,
     pub settings: Arc<Settings>,
     pub jwt: Arc<JwtKeys>,
-    pub login_limiter: Arc<AttemptLimiter>,
+    /// Sign-in attempts per (client IP, email).
+    pub login_limiter: Arc<Limiter>,
+    /// Sign-in attempts per client IP.
+    pub login_ip_limiter: Arc<Limiter>,
     /// API requests per credential.
-    pub request_limiter: Arc<AttemptLimiter>,
+    pub request_limiter: Arc<Limiter>,
     /// API requests per client IP without valid credentials.
-    pub public_limiter: Arc<AttemptLimiter>,
+    pub public_limiter: Arc<Limiter>,
+}
+
+impl AppState {
+    /// Drops rate-limit entries whose budget is whole again.
+    pub fn housekeep_limiters(&self) {
+        for limiter in [
+            &self.login_limiter,
+            &self.login_ip_limiter,
+            &self.request_limiter,
+            &self.public_limiter,
+        ] {
+            limiter.housekeep();
+        }
+    }
 }
 
 /// Connects, migrates and loads the signing key. Refuses weak or missing secrets where
@@ -45,18 +62,10 @@ pub fn build_state(settings: Settings) -> Result<AppState, String> {
     Ok(AppState {
         pool,
         backend,
-        login_limiter: Arc::new(AttemptLimiter::new(
-            settings.login_attempts_per_minute,
-            Duration::from_secs(60),
-        )),
-        request_limiter: Arc::new(AttemptLimiter::new(
-            settings.rate_limit_per_minute,
-            Duration::from_secs(60),
-        )),
-        public_limiter: Arc::new(AttemptLimiter::new(
-            settings.public_rate_limit_per_minute,
-            Duration::from_secs(60),
-        )),
+        login_limiter: Arc::new(Limiter::per_minute(settings.login_attempts_per_minute)),
+        login_ip_limiter: Arc::new(Limiter::per_minute(settings.login_ip_attempts_per_minute)),
+        request_limiter: Arc::new(Limiter::per_minute(settings.rate_limit_per_minute)),
+        public_limiter: Arc::new(Limiter::per_minute(settings.public_rate_limit_per_minute)),
         jwt: Arc::new(jwt),
         settings: Arc::new(settings),
     })
@@ -165,6 +174,7 @@ pub fn create_user(
         updated_at: now,
         created_by: None,
         updated_by: None,
+        token_generation: 0,
     };
     storage::write_tx(conn, |conn| users::insert(conn, &row))
 }
@@ -225,6 +235,7 @@ pub fn app(
         .default_service(web::to(http::not_found))
         .wrap(from_fn(http::idempotency::idempotency))
         .wrap(from_fn(http::rate_limit::rate_limit))
+        .wrap(from_fn(http::middleware::authenticate))
         .wrap(cors)
         .wrap(from_fn(http::middleware::request_context))
 }
@@ -233,6 +244,14 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
     let bind = state.settings.bind.clone();
     let state = web::Data::new(state);
     tracing::info!(%bind, backend = ?state.backend, "stageflow listening");
+    let limiters = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiters.housekeep_limiters();
+        }
+    });
     HttpServer::new(move || app(state.clone()))
         .bind(&bind)?
         .run()

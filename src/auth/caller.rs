@@ -1,11 +1,13 @@
-//! The authenticated caller, extracted from `Authorization: Bearer …` (a JWT access token
-//! or an `sfk_` API key). The user row is read on every request, so a deactivated user
-//! or a changed role takes effect at once rather than when the token expires.
+//! The authenticated caller, from `Authorization: Bearer …` (a JWT access token or an
+//! `sfk_` API key). The user row is read on every request, so a deactivated user or a
+//! changed role takes effect at once rather than when the token expires.
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::api_keys::{self, Scope};
+use super::jwt::Claims;
 use super::visibility::Visibility;
 use crate::domain::user::Role;
 use crate::error::{AppError, AppResult};
@@ -23,6 +25,8 @@ pub struct Caller {
     /// `Some` for API keys: the only scopes the key may use. `None` for people, whose
     /// rights come from their role alone.
     pub scopes: Option<Vec<Scope>>,
+    /// The API key used, when the caller is a machine.
+    pub api_key_id: Option<String>,
 }
 
 impl Caller {
@@ -89,43 +93,117 @@ fn unauthorized(why: &str) -> AppError {
     AppError::Unauthorized(why.to_owned())
 }
 
+/// What a request's `Authorization` header proved. Worked out once per request (one
+/// JWT verification, one key or user lookup) by the authentication middleware, and read
+/// from there by rate limiting, idempotency keys and the [`Caller`] extractor.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// No `Authorization` header.
+    Absent,
+    /// A header that does not hold: wrong scheme, a bad, expired or revoked token, an
+    /// unknown or revoked key, a deactivated account. Counted against the client IP.
+    Rejected(String),
+    /// The database could not be asked; the request fails with 503.
+    Unavailable(String),
+    Valid(Caller),
+}
+
+impl Credential {
+    /// Resolves the `Authorization` header of a request.
+    pub async fn resolve(state: &AppState, header: Option<HeaderValue>) -> Credential {
+        let Some(value) = header else {
+            return Credential::Absent;
+        };
+        let token = match bearer_token(&value) {
+            Ok(token) => token,
+            Err(why) => return Credential::Rejected(why.to_owned()),
+        };
+        let caller = if token.starts_with("sfk_") {
+            from_api_key(state, token).await
+        } else {
+            match state.jwt.verify(&token) {
+                Ok(claims) => from_claims(state, claims).await,
+                Err(e) => Err(e),
+            }
+        };
+        match caller {
+            Ok(caller) => Credential::Valid(caller),
+            Err(AppError::Unauthorized(why)) => Credential::Rejected(why),
+            Err(other) => Credential::Unavailable(other.to_string()),
+        }
+    }
+
+    /// The bucket a valid credential is counted in (rate limits, idempotency keys):
+    /// `user:<id>` for people, `key:<id>` for API keys. `None` for anything else.
+    pub fn scope(&self) -> Option<String> {
+        match self {
+            Credential::Valid(caller) => Some(match &caller.api_key_id {
+                Some(key) => format!("key:{key}"),
+                None => format!("user:{}", caller.user_id),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn caller(&self) -> AppResult<Caller> {
+        match self {
+            Credential::Valid(caller) => Ok(caller.clone()),
+            Credential::Absent => Err(unauthorized("Send Authorization: Bearer <token>.")),
+            Credential::Rejected(why) => Err(unauthorized(why)),
+            Credential::Unavailable(why) => Err(AppError::Unavailable(why.clone())),
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_token(value: &HeaderValue) -> Result<String, &'static str> {
+    let value = value
+        .to_str()
+        .map_err(|_| "The Authorization header is not valid text.")?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim().to_owned())
+        }
+        _ => Err("Use the Bearer scheme."),
+    }
+}
+
 impl FromRequest for Caller {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(credential) = req.extensions().get::<Credential>() {
+            let caller = credential.caller();
+            return Box::pin(async move { caller });
+        }
+        // Outside the middleware (not expected on API routes): resolve here.
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let auth = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().map(str::to_owned));
+        let header = req.headers().get(header::AUTHORIZATION).cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
-            let token = match auth {
-                None => return Err(unauthorized("Send Authorization: Bearer <token>.")),
-                Some(Err(_)) => {
-                    return Err(unauthorized("The Authorization header is not valid text."))
-                }
-                Some(Ok(value)) => match value.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                        token.trim().to_owned()
-                    }
-                    _ => return Err(unauthorized("Use the Bearer scheme.")),
-                },
-            };
-            if token.starts_with("sfk_") {
-                return from_api_key(&state, token).await;
-            }
-            let claims = state.jwt.verify(&token)?;
-            storage::run(&state.pool, move |conn| {
-                let user = users::find(conn, &claims.sub)?
-                    .filter(|u| u.active)
-                    .ok_or_else(|| unauthorized("The account does not exist or is deactivated."))?;
-                caller_of(conn, user, None)
-            })
-            .await
+            Credential::resolve(&state, header).await.caller()
         })
     }
+}
+
+async fn from_claims(state: &AppState, claims: Claims) -> AppResult<Caller> {
+    storage::run(&state.pool, move |conn| {
+        let user = users::find(conn, &claims.sub)?
+            .filter(|u| u.active)
+            .ok_or_else(|| unauthorized("The account does not exist or is deactivated."))?;
+        // A password change or a deactivation moves the generation on, so every token
+        // issued before it stops working even if the account is active again.
+        if i64::from(user.token_generation) != claims.gen {
+            return Err(unauthorized(
+                "The access token was revoked (password change or deactivation); sign in again.",
+            ));
+        }
+        caller_of(conn, user, None)
+    })
+    .await
 }
 
 async fn from_api_key(state: &AppState, token: String) -> AppResult<Caller> {
@@ -141,7 +219,7 @@ async fn from_api_key(state: &AppState, token: String) -> AppResult<Caller> {
             .ok_or_else(invalid)?;
         let scopes: Vec<Scope> = serde_json::from_str(&key.scopes).map_err(AppError::internal)?;
         key_store::touch(conn, &key)?;
-        caller_of(conn, user, Some(scopes))
+        caller_of(conn, user, Some((key.id.clone(), scopes)))
     })
     .await
 }
@@ -149,13 +227,17 @@ async fn from_api_key(state: &AppState, token: String) -> AppResult<Caller> {
 fn caller_of(
     conn: &mut storage::DbConn,
     user: users::UserRow,
-    scopes: Option<Vec<Scope>>,
+    key: Option<(String, Vec<Scope>)>,
 ) -> AppResult<Caller> {
     let role =
         Role::parse(&user.role).ok_or_else(|| AppError::internal("unknown role in database"))?;
     let team_members = match (&user.team_id, role) {
         (Some(team), Role::Manager) => users::member_ids(conn, team)?,
         _ => Vec::new(),
+    };
+    let (api_key_id, scopes) = match key {
+        Some((id, scopes)) => (Some(id), Some(scopes)),
+        None => (None, None),
     };
     Ok(Caller {
         role,
@@ -164,5 +246,6 @@ fn caller_of(
         email: user.email,
         team_id: user.team_id,
         scopes,
+        api_key_id,
     })
 }

@@ -17,6 +17,10 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// The user's token generation when the token was issued; a password change or a
+    /// deactivation moves it on and so revokes every earlier token.
+    #[serde(default)]
+    pub gen: i64,
 }
 
 pub struct JwtKeys {
@@ -54,7 +58,13 @@ impl JwtKeys {
         })
     }
 
-    pub fn issue(&self, user_id: &str, role: &str, team_id: Option<&str>) -> AppResult<String> {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        role: &str,
+        team_id: Option<&str>,
+        generation: i64,
+    ) -> AppResult<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -65,6 +75,7 @@ impl JwtKeys {
             exp: now + self.ttl_secs,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            gen: generation,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
@@ -101,12 +112,13 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let k = keys();
-        let t = k.issue("u1", "rep", Some("t1")).unwrap();
+        let t = k.issue("u1", "rep", Some("t1"), 3).unwrap();
         let c = k.verify(&t).unwrap();
         assert_eq!(
             (c.sub.as_str(), c.role.as_str(), c.team_id.as_deref()),
             ("u1", "rep", Some("t1"))
         );
+        assert_eq!(c.gen, 3);
     }
 
     #[test]
@@ -137,6 +149,8 @@ mod tests {
             );
         }
         let other = JwtKeys::new(&[8u8; 32], "stageflow", "stageflow-api", 60).unwrap();
-        assert!(k.verify(&other.issue("u", "rep", None).unwrap()).is_err());
+        assert!(k
+            .verify(&other.issue("u", "rep", None, 0).unwrap())
+            .is_err());
     }
 }

@@ -1,85 +1,88 @@
-//! A fixed-window attempt counter kept in process memory. With several replicas each
-//! counts on its own, so the effective limit is per replica (documented in docs/).
+//! Keyed rate limiters kept in process memory: the generic cell rate algorithm of the
+//! `governor` crate, one state per key in a sharded concurrent map (no global lock on
+//! the request path). Each replica counts on its own (documented in docs/decisions.md).
+//! Keys not seen for a while are dropped by [`Limiter::housekeep`], which the server
+//! calls on a timer, so a flood of distinct keys cannot grow the map without bound.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-pub struct AttemptLimiter {
-    per_window: u32,
-    window: Duration,
-    slots: Mutex<HashMap<String, (Instant, u32)>>,
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::RateLimiter;
+
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// A budget of `limit` requests per minute per key, refilled continuously.
+pub struct Limiter {
+    limit: u32,
+    inner: Keyed,
+    clock: DefaultClock,
 }
 
-impl AttemptLimiter {
-    pub fn new(per_window: u32, window: Duration) -> Self {
-        AttemptLimiter {
-            per_window: per_window.max(1),
-            window,
-            slots: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts an attempt for every key; `Err(seconds)` when any key is over its limit.
-    pub fn hit(&self, keys: &[&str]) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() > 50_000 {
-            let window = self.window;
-            slots.retain(|_, (start, _)| now.duration_since(*start) < window);
-        }
-        let mut wait = 0;
-        for key in keys {
-            let slot = slots.entry((*key).to_owned()).or_insert((now, 0));
-            if now.duration_since(slot.0) >= self.window {
-                *slot = (now, 0);
-            }
-            slot.1 += 1;
-            if slot.1 > self.per_window {
-                let left = self.window.saturating_sub(now.duration_since(slot.0));
-                wait = wait.max(left.as_secs().max(1));
-            }
-        }
-        if wait > 0 {
-            Err(wait)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// The state of one key's window after a request was counted.
+/// The state of one key's budget after a request was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     pub limit: u32,
-    /// Requests left in the window (0 when refused).
+    /// Requests left right now (0 when refused).
     pub remaining: u32,
-    /// Seconds until the window starts again.
+    /// Seconds until the budget is whole again (when refused: until the next request
+    /// may pass).
     pub reset_secs: u64,
     pub allowed: bool,
 }
 
-impl AttemptLimiter {
-    /// Counts one request for `key` and tells what is left of its window.
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl Limiter {
+    pub fn per_minute(limit: u32) -> Self {
+        let limit = limit.max(1);
+        let quota = governor::Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN));
+        let clock = DefaultClock::default();
+        Limiter {
+            limit,
+            inner: RateLimiter::dashmap_with_clock(quota, clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+            clock,
+        }
+    }
+
+    /// Counts one request for `key` and tells what is left of its budget.
     pub fn take(&self, key: &str) -> Quota {
-        let now = Instant::now();
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() > 50_000 {
-            let window = self.window;
-            slots.retain(|_, (start, _)| now.duration_since(*start) < window);
+        match self.inner.check_key(&key.to_owned()) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let used = u64::from(self.limit.saturating_sub(remaining));
+                Quota {
+                    limit: self.limit,
+                    remaining,
+                    // One request's worth of budget comes back every 60/limit seconds.
+                    reset_secs: (used * 60).div_ceil(u64::from(self.limit)),
+                    allowed: true,
+                }
+            }
+            Err(not_until) => Quota {
+                limit: self.limit,
+                remaining: 0,
+                reset_secs: whole_secs(not_until.wait_time_from(self.clock.now())).max(1),
+                allowed: false,
+            },
         }
-        let slot = slots.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(slot.0) >= self.window {
-            *slot = (now, 0);
-        }
-        slot.1 = slot.1.saturating_add(1);
-        let left = self.window.saturating_sub(now.duration_since(slot.0));
-        Quota {
-            limit: self.per_window,
-            remaining: self.per_window.saturating_sub(slot.1),
-            reset_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
-            allowed: slot.1 <= self.per_window,
-        }
+    }
+
+    /// Forgets keys whose budget is whole again; they would start afresh anyway.
+    pub fn housekeep(&self) {
+        self.inner.retain_recent();
+        self.inner.shrink_to_fit();
+    }
+
+    /// How many keys are tracked (for tests and metrics).
+    pub fn tracked_keys(&self) -> usize {
+        self.inner.len()
     }
 }
 
@@ -88,17 +91,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_after_the_limit_per_key() {
-        let l = AttemptLimiter::new(2, Duration::from_secs(60));
-        assert!(l.hit(&["ip:1", "email:a"]).is_ok());
-        assert!(l.hit(&["ip:1", "email:a"]).is_ok());
-        assert!(l.hit(&["ip:2", "email:a"]).is_err());
-        assert!(l.hit(&["ip:2", "email:b"]).is_ok());
-    }
-
-    #[test]
-    fn take_counts_down_and_refuses_past_the_limit() {
-        let l = AttemptLimiter::new(2, Duration::from_secs(60));
+    fn counts_down_and_refuses_past_the_limit() {
+        let l = Limiter::per_minute(2);
         let first = l.take("user:a");
         assert_eq!((first.limit, first.remaining, first.allowed), (2, 1, true));
         assert!(first.reset_secs > 0 && first.reset_secs <= 60);
@@ -106,6 +100,19 @@ mod tests {
         let third = l.take("user:a");
         assert!(!third.allowed);
         assert_eq!(third.remaining, 0);
+        assert!(third.reset_secs >= 1 && third.reset_secs <= 30, "{third:?}");
         assert!(l.take("user:b").allowed, "keys are counted apart");
+        assert_eq!(l.tracked_keys(), 2);
+    }
+
+    #[test]
+    fn housekeeping_keeps_keys_still_limited() {
+        let l = Limiter::per_minute(1);
+        assert!(l.take("ip:1").allowed);
+        l.housekeep();
+        assert!(
+            !l.take("ip:1").allowed,
+            "a spent budget survives housekeeping"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /auth/token`: email + password for a bearer token.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,10 +30,33 @@ pub struct TokenOut {
     pub expires_in: i64,
 }
 
+/// Sign-in attempts are limited per client IP and per (client IP, email): one address
+/// that keeps guessing an account's password never locks that account out for people
+/// signing in from elsewhere. `None` when the attempt may go ahead; otherwise the 429,
+/// whose `RateLimit` header shows the spent sign-in budget.
+fn login_budget(state: &AppState, req: &HttpRequest, email: &str) -> Option<HttpResponse> {
+    let ip = super::rate_limit::client_ip(req.peer_addr());
+    let per_ip = state.login_ip_limiter.take(&ip);
+    let quota = if per_ip.allowed {
+        state.login_limiter.take(&format!("{ip} {email}"))
+    } else {
+        per_ip
+    };
+    if quota.allowed {
+        return None;
+    }
+    let mut res = AppError::RateLimited {
+        retry_after_secs: quota.reset_secs,
+    }
+    .error_response();
+    super::rate_limit::set_headers(res.headers_mut(), "sign-in", quota);
+    Some(res)
+}
+
 /// Exchanges email and password for a bearer token (JWT, HS256).
 ///
-/// Attempts are limited per client IP and per email; a wrong email and a wrong password
-/// get the same answer.
+/// Attempts are limited per client IP and per (client IP, email); a wrong email and a
+/// wrong password get the same answer.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", operation_id = "create_token",
     request_body = TokenRequest,
     responses(
@@ -49,14 +72,11 @@ pub async fn create_token(
 ) -> AppResult<HttpResponse> {
     let body = body.0;
     let email = Email::parse(&body.email).map_err(|m| AppError::field("email", "invalid", m))?;
-    // The socket peer, not X-Forwarded-For: a client must not pick its own bucket.
-    let ip = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    state
-        .login_limiter
-        .hit(&[&format!("ip:{ip}"), &format!("email:{}", email.as_str())])
-        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+    // Refused before any lookup or hashing, so a blocked attempt costs the server
+    // almost nothing.
+    if let Some(refused) = login_budget(&state, &req, email.as_str()) {
+        return Ok(refused);
+    }
     let user = storage::run(&state.pool, move |conn| {
         users::find_by_email(conn, email.as_str())
     })
@@ -76,9 +96,12 @@ pub async fn create_token(
     .ok_or_else(|| {
         AppError::Unauthorized("Wrong email or password, or the account is deactivated.".into())
     })?;
-    let token = state
-        .jwt
-        .issue(&user.id, &user.role, user.team_id.as_deref())?;
+    let token = state.jwt.issue(
+        &user.id,
+        &user.role,
+        user.team_id.as_deref(),
+        i64::from(user.token_generation),
+    )?;
     Ok(HttpResponse::Ok().json(TokenOut {
         access_token: token,
         token_type: "Bearer",

@@ -6,7 +6,8 @@
 //!
 //! Keys belong to the credential that sent them: the user of a token (so a refreshed
 //! token keeps its keys), or the API key itself. Requests without valid credentials are
-//! not recorded; the handler answers them as usual. Answers worth retrying (5xx, 401,
+//! not recorded and never replayed; the handler answers them as usual. Requests that
+//! issue a secret refuse the header, so no secret is ever kept for a replay. Answers worth retrying (5xx, 401,
 //! 429) release the key instead of being kept.
 
 use actix_web::body::{self, BoxBody, MessageBody};
@@ -30,6 +31,10 @@ const KEEP_HOURS: i64 = 24;
 /// process (its transaction rolled back), so a retry may run.
 const ABANDONED_AFTER_SECS: i64 = 600;
 const MAX_KEY_LEN: usize = 255;
+
+/// Endpoints whose answer carries a secret shown once (API keys). Their answers are
+/// never stored, so `Idempotency-Key` is refused there rather than silently ignored.
+pub const SECRET_ISSUING: &[&str] = &["/api/v1/api-keys"];
 
 fn parse_key(value: &HeaderValue) -> Result<String, AppError> {
     value
@@ -125,7 +130,20 @@ pub async fn idempotency(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let Some(scope) = super::middleware::credential_scope(&req, &state) else {
+    if SECRET_ISSUING.contains(&req.path()) {
+        return Ok(req.error_response(AppError::BadRequest {
+            code: "idempotency_key_not_supported",
+            detail: "This request issues a secret, which is shown once and never stored, so it cannot be replayed; send it without Idempotency-Key.".into(),
+            errors: vec![FieldError::header(
+                "Idempotency-Key",
+                "not_supported",
+                "not accepted on requests that issue a secret",
+            )],
+        }));
+    }
+    // Only a credential that holds right now may claim or replay a key: a deactivated
+    // user or a revoked API key gets its 401 from the handler, never an earlier answer.
+    let Some(scope) = super::middleware::credential(&req).and_then(|c| c.scope()) else {
         return next
             .call(req)
             .await

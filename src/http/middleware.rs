@@ -7,10 +7,13 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse};
+use actix_web::{web, Error, HttpMessage, HttpResponse};
 use tracing::Instrument;
 
+use crate::auth::caller::Credential;
+use crate::config::Settings;
 use crate::error::{problem_for_status, PROBLEM_JSON};
 use crate::startup::AppState;
 use crate::telemetry;
@@ -34,6 +37,10 @@ pub async fn request_context(
     let id = request_id(&req);
     let started = Instant::now();
     let is_api = req.path().starts_with("/api/");
+    let policy = content_security_policy(req.path());
+    let hsts = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| hsts_value(&state.settings));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -57,6 +64,22 @@ pub async fn request_context(
     if is_api {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    if let Some(value) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
     let _guard = span.enter();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
@@ -65,6 +88,31 @@ pub async fn request_context(
         tracing::info!(status = status.as_u16(), latency_ms, "request completed");
     }
     Ok(res)
+}
+
+/// Swagger UI loads its own scripts and styles from this server (it works offline) and
+/// sets inline styles; the SVG funnel carries an inline style sheet; everything else is
+/// data that must never run as a page.
+fn content_security_policy(path: &str) -> &'static str {
+    if path == "/docs" || path.starts_with("/docs/") {
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    } else if path.ends_with(".svg") {
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    }
+}
+
+/// `Strict-Transport-Security` only when configured: the server usually sits behind a
+/// TLS proxy that owns that decision.
+fn hsts_value(settings: &Settings) -> Option<HeaderValue> {
+    settings
+        .hsts
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .and_then(|v| HeaderValue::from_str(v).ok())
 }
 
 fn is_problem(res: &ServiceResponse<BoxBody>) -> bool {
@@ -91,37 +139,27 @@ fn to_problem(res: ServiceResponse<BoxBody>, id: &str) -> ServiceResponse<BoxBod
     ServiceResponse::new(req, new)
 }
 
-/// The credential of a request, worked out once and kept with the request.
-#[derive(Clone)]
-struct Credential(Option<String>);
-
-/// The credential of a request (`user:<id>` or `key:<hash>`), or `None` when it carries
-/// none that holds. Rate limits and idempotency keys are counted per credential; the
-/// token is checked once per request for both.
-pub fn credential_scope(req: &ServiceRequest, state: &AppState) -> Option<String> {
-    if let Some(Credential(known)) = req.extensions().get::<Credential>() {
-        return known.clone();
+/// Resolves the request's credential once (one token verification, one key or user
+/// lookup) and keeps it with the request, where rate limiting, idempotency keys and the
+/// `Caller` extractor read it.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    if let Some(state) =
+        state.filter(|_| req.path().starts_with("/api/") && req.method() != Method::OPTIONS)
+    {
+        let header = req.headers().get(header::AUTHORIZATION).cloned();
+        let credential = Credential::resolve(&state, header).await;
+        req.extensions_mut().insert(credential);
     }
-    let scope = scope_of(req, state);
-    req.extensions_mut().insert(Credential(scope.clone()));
-    scope
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
 }
 
-fn scope_of(req: &ServiceRequest, state: &AppState) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim();
-    if token.starts_with("sfk_") {
-        // The key is checked by the handler; an unknown key gets its 401 there and the
-        // answer is not kept.
-        return Some(format!("key:{}", crate::auth::api_keys::hash_secret(token)));
-    }
-    state
-        .jwt
-        .verify(token)
-        .ok()
-        .map(|claims| format!("user:{}", claims.sub))
+/// The credential the authentication middleware found, if it ran.
+pub fn credential(req: &ServiceRequest) -> Option<Credential> {
+    req.extensions().get::<Credential>().cloned()
 }

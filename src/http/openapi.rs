@@ -123,7 +123,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every authenticated `POST` takes `Idempotency-Key` (see `http::idempotency`).
+/// Every authenticated `POST` takes `Idempotency-Key` (see `http::idempotency`), except
+/// those that issue a secret.
 struct IdempotentPosts;
 
 impl Modify for IdempotentPosts {
@@ -131,11 +132,18 @@ impl Modify for IdempotentPosts {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         use utoipa::openapi::{Required, ResponseBuilder};
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
             let Some(op) = item.post.as_mut() else {
                 continue;
             };
             if op.security.as_ref().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            if super::idempotency::SECRET_ISSUING.contains(&path.as_str()) {
+                let note = "\n\nThe answer carries a secret shown once and never stored, so \
+                            `Idempotency-Key` is refused here (400 `idempotency_key_not_supported`).";
+                let description = op.description.get_or_insert_with(String::new);
+                description.push_str(note);
                 continue;
             }
             let key = ParameterBuilder::new()

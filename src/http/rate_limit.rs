@@ -1,6 +1,8 @@
 //! Request rate limits on `/api/`: per credential (the user behind a token, or the API
-//! key), and per client IP for requests without valid credentials. Fixed one-minute
-//! windows kept in process memory, so with several replicas each counts on its own.
+//! key), and per client IP for requests without valid credentials (none, or one that
+//! does not hold: a made-up key must not buy a fresh budget). Budgets refill
+//! continuously and live in process memory, so with several replicas each counts on its
+//! own.
 //!
 //! Every answer carries the limit and what is left of it, in the structured-field form
 //! of the IETF httpapi rate-limit draft:
@@ -9,8 +11,8 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use actix_web::http::Method;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
@@ -21,7 +23,7 @@ use crate::startup::AppState;
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-fn set_headers(headers: &mut HeaderMap, policy: &str, quota: Quota) {
+pub fn set_headers(headers: &mut HeaderMap, policy: &str, quota: Quota) {
     let pairs = [
         (
             RATELIMIT_POLICY,
@@ -39,6 +41,11 @@ fn set_headers(headers: &mut HeaderMap, policy: &str, quota: Quota) {
     }
 }
 
+/// The socket peer, not X-Forwarded-For: a client must not pick its own bucket.
+pub fn client_ip(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -52,28 +59,28 @@ pub async fn rate_limit(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let (policy, quota) = match super::middleware::credential_scope(&req, &state) {
+    let scope = super::middleware::credential(&req).and_then(|c| c.scope());
+    let (policy, quota) = match scope {
         Some(scope) => ("credential", state.request_limiter.take(&scope)),
-        None => {
-            // The socket peer, not X-Forwarded-For: a client must not pick its own bucket.
-            let ip = req
-                .peer_addr()
-                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-            ("ip", state.public_limiter.take(&format!("ip:{ip}")))
-        }
+        None => (
+            "ip",
+            state
+                .public_limiter
+                .take(&format!("ip:{}", client_ip(req.peer_addr()))),
+        ),
     };
     if !quota.allowed {
         let mut res = req.error_response(AppError::RateLimited {
             retry_after_secs: quota.reset_secs.max(1),
         });
-        let headers = res.headers_mut();
-        set_headers(headers, policy, quota);
-        if !headers.contains_key(RETRY_AFTER) {
-            headers.insert(RETRY_AFTER, HeaderValue::from(quota.reset_secs.max(1)));
-        }
+        set_headers(res.headers_mut(), policy, quota);
         return Ok(res);
     }
     let mut res = next.call(req).await?.map_into_boxed_body();
-    set_headers(res.headers_mut(), policy, quota);
+    // A 429 from further in (the sign-in limit) carries its own budget; this one was
+    // not spent and must not be shown beside it.
+    if res.status() != StatusCode::TOO_MANY_REQUESTS {
+        set_headers(res.headers_mut(), policy, quota);
+    }
     Ok(res)
 }

@@ -161,6 +161,7 @@ pub async fn create_user(
             updated_at: now,
             created_by: Some(caller.user_id.clone()),
             updated_by: Some(caller.user_id),
+            token_generation: 0,
         };
         users::insert(conn, &row)?;
         Ok(row)

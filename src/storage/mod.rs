@@ -15,9 +15,10 @@ pub mod settings;
 pub mod teams;
 pub mod users;
 
+use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{AppError, AppResult};
@@ -33,13 +34,54 @@ pub enum DbConn {
 }
 
 pub type Db = <DbConn as Connection>::Backend;
-pub type DbPool = Pool<ConnectionManager<DbConn>>;
-pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+pub type DbPool = Pool<Manager>;
+pub type PooledConn = PooledConnection<Manager>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
     Sqlite,
+}
+
+/// Opens connections to the backend the URL names. diesel's multi-backend `establish`
+/// tries each backend in turn and reports only that none worked; this one hands on the
+/// driver's own reason (refused connection, bad URL option, TLS failure, …).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    backend: Backend,
+    url: String,
+}
+
+impl Manager {
+    pub fn new(database_url: &str) -> Self {
+        let (backend, url) = driver_url(database_url);
+        Manager { backend, url }
+    }
+
+    pub fn establish(&self) -> ConnectionResult<DbConn> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url).map(DbConn::Pg),
+            Backend::Sqlite => SqliteConnection::establish(&self.url).map(DbConn::Sqlite),
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        self.establish()
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
 }
 
 /// Turns `sqlite://path` into the path SQLite's driver expects; PostgreSQL URLs pass through.
@@ -73,15 +115,80 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SessionSettings {
             }
         }
         if let DbConn::Sqlite(c) = conn {
-            diesel::sql_query(
-                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .execute(c)
-            .map_err(diesel::r2d2::Error::QueryError)?;
+            // One pragma per statement: a prepared statement runs only the first of
+            // several, which once left the database in rollback-journal mode.
+            for pragma in [
+                "PRAGMA busy_timeout = 10000",
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+            ] {
+                c.batch_execute(pragma)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
         }
         Ok(())
     }
+}
+
+/// The SQLite settings a connection actually runs with, read back after they were set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteSettings {
+    pub journal_mode: String,
+    pub synchronous: i32,
+    pub foreign_keys: i32,
+    pub busy_timeout: i32,
+}
+
+pub fn sqlite_settings(conn: &mut SqliteConnection) -> QueryResult<SqliteSettings> {
+    #[derive(QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    #[derive(QueryableByName)]
+    struct Int {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        v: i32,
+    }
+    let int = |conn: &mut SqliteConnection, name: &str| {
+        diesel::sql_query(format!("SELECT {name} AS v FROM pragma_{name}"))
+            .get_result::<Int>(conn)
+            .map(|r| r.v)
+    };
+    Ok(SqliteSettings {
+        journal_mode: diesel::sql_query("SELECT journal_mode AS v FROM pragma_journal_mode")
+            .get_result::<Text>(conn)?
+            .v,
+        synchronous: int(conn, "synchronous")?,
+        foreign_keys: int(conn, "foreign_keys")?,
+        busy_timeout: diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout")
+            .get_result::<Int>(conn)?
+            .v,
+    })
+}
+
+/// Refuses to run a file database without WAL: readers would block writers.
+fn check_sqlite(conn: &mut DbConn, path: &str) -> Result<(), String> {
+    let DbConn::Sqlite(c) = conn else {
+        return Ok(());
+    };
+    let settings = sqlite_settings(c).map_err(|e| format!("cannot read SQLite settings: {e}"))?;
+    tracing::info!(
+        journal_mode = %settings.journal_mode,
+        synchronous = settings.synchronous,
+        foreign_keys = settings.foreign_keys,
+        busy_timeout_ms = settings.busy_timeout,
+        "SQLite database {path}"
+    );
+    let in_memory = path == ":memory:" || path.contains("mode=memory");
+    if !in_memory && settings.journal_mode != "wal" {
+        return Err(format!(
+            "SQLite kept journal mode {:?} instead of WAL for {path}",
+            settings.journal_mode
+        ));
+    }
+    Ok(())
 }
 
 /// Builds the pool and runs the embedded migrations of the backend.
@@ -94,7 +201,19 @@ pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), String> {
             }
         }
     }
-    let manager = ConnectionManager::<DbConn>::new(driver);
+    let manager = Manager::new(url);
+    // One connection first, so a refused connection, a bad URL or a TLS failure is
+    // reported as the driver states it (the pool would only say it timed out).
+    manager.establish().map_err(|e| {
+        let what = match backend {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        };
+        format!(
+            "cannot connect to the {what} database: {}",
+            e.to_string().trim()
+        )
+    })?;
     let pool = Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(std::time::Duration::from_secs(10))
@@ -104,6 +223,7 @@ pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), String> {
     let mut conn = pool
         .get()
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    check_sqlite(&mut conn, &driver)?;
     run_migrations(&mut conn)?;
     aggregates::catch_up(&mut conn)?;
     Ok((pool, backend))

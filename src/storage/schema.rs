@@ -49,6 +49,7 @@ diesel::table! {
         updated_at -> Timestamp,
         created_by -> Nullable<Text>,
         updated_by -> Nullable<Text>,
+        token_generation -> Integer,
     }
 }
 

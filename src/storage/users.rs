@@ -23,6 +23,7 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    pub token_generation: i32,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -109,9 +110,13 @@ pub fn update(
             current: current.version,
         });
     }
+    // Tokens issued before a password change or a deactivation stop working.
+    let revokes_tokens = changes.password_hash.is_some() || changes.active == Some(false);
+    let generation = current.token_generation + i32::from(revokes_tokens);
     let result = diesel::update(users::table.find(id).filter(users::version.eq(version)))
         .set((
             changes,
+            users::token_generation.eq(generation),
             users::version.eq(version + 1),
             users::updated_at.eq(super::now()),
             users::updated_by.eq(actor),

@@ -54,6 +54,7 @@ pub const PASSWORD: &str = "correct-horse-battery";
 
 pub struct TestApp {
     call: CallFn,
+    pub backend: Backend,
     pub state: web::Data<AppState>,
     pub admin_token: String,
     _db: TestDb,
@@ -146,6 +147,7 @@ pub fn test_settings(database_url: String) -> Settings {
         pool_size: 4,
         cors_origins: vec!["https://app.example.com".into()],
         login_attempts_per_minute: 1000,
+        login_ip_attempts_per_minute: 1000,
         ..Settings::default()
     }
 }
@@ -181,12 +183,20 @@ impl TestApp {
         });
         let mut app = TestApp {
             call,
+            backend,
             state,
             admin_token: String::new(),
             _db: db,
         };
         app.admin_token = app.login(ADMIN_EMAIL, PASSWORD).await;
         Some(app)
+    }
+
+    /// A fresh app on the same backend with other settings; this one is dropped.
+    pub async fn respawn_with(self, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        let backend = self.backend;
+        drop(self);
+        Self::spawn_with(backend, tweak).await
     }
 
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {
@@ -280,6 +290,12 @@ impl Req<'_> {
         self.inner = self
             .inner
             .insert_header((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends the request from this client address (the socket peer).
+    pub fn peer(mut self, addr: &str) -> Self {
+        self.inner = self.inner.peer_addr(addr.parse().expect("socket address"));
         self
     }
 

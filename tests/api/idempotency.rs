@@ -16,7 +16,7 @@ fn lead_body(company: &str) -> Value {
     json!({"company": company, "email": format!("{}@example.com", company.to_lowercase()), "source": "web_form"})
 }
 
-async fn post_lead(app: &TestApp, token: &str, key: &str, body: Value) -> crate::helpers::Res {
+pub async fn post_lead(app: &TestApp, token: &str, key: &str, body: Value) -> crate::helpers::Res {
     app.post("/api/v1/leads")
         .token(token)
         .header("Idempotency-Key", key)

@@ -6,6 +6,7 @@ mod helpers;
 mod activities;
 mod auth;
 mod errors;
+mod hardening;
 mod idempotency;
 mod leads;
 mod openapi;
