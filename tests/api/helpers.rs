@@ -60,7 +60,7 @@ pub struct TestApp {
     _db: TestDb,
 }
 
-enum TestDb {
+pub enum TestDb {
     Sqlite(std::path::PathBuf),
     Postgres { admin_url: String, name: String },
 }
@@ -107,7 +107,7 @@ fn with_database(url: &str, db: &str) -> String {
 
 impl TestDb {
     /// `None` when PostgreSQL is unreachable outside CI; in CI that is a failure.
-    fn create(backend: Backend) -> Option<(TestDb, String)> {
+    pub fn create(backend: Backend) -> Option<(TestDb, String)> {
         let name = format!("sf_test_{}", uuid::Uuid::now_v7().simple());
         match backend {
             Backend::Sqlite => {

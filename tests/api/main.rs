@@ -5,6 +5,7 @@ mod helpers;
 
 mod activities;
 mod auth;
+mod crash;
 mod errors;
 mod hardening;
 mod idempotency;
