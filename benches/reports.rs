@@ -380,7 +380,7 @@ async fn main() {
                 .filter(stageflow::storage::schema::users::email.eq("bench@example.com"))
                 .first(&mut conn)
                 .expect("bench user");
-            (p, state.jwt.issue(&user, "admin", None).expect("token"))
+            (p, state.jwt.issue(&user, "admin", None, 0).expect("token"))
         })
         .expect("setup");
         let state = web::Data::new(state);
