@@ -58,6 +58,7 @@ fn login_budget(state: &AppState, req: &HttpRequest, email: &str) -> Option<Http
 /// Attempts are limited per client IP and per (client IP, email); a wrong email and a
 /// wrong password get the same answer.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", operation_id = "create_token",
+    security(()),
     request_body = TokenRequest,
     responses(
         (status = 200, body = TokenOut),

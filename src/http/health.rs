@@ -15,14 +15,14 @@ pub struct HealthOut {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/health/live", tag = "health", operation_id = "live",
+#[utoipa::path(get, path = "/health/live", tag = "health", operation_id = "live", security(()),
     responses((status = 200, body = HealthOut)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthOut { status: "ok" })
 }
 
 /// The process can reach its database.
-#[utoipa::path(get, path = "/health/ready", tag = "health", operation_id = "ready",
+#[utoipa::path(get, path = "/health/ready", tag = "health", operation_id = "ready", security(()),
     responses((status = 200, body = HealthOut), (status = 503, body = crate::error::Problem)))]
 pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     storage::run(&state.pool, storage::ping).await?;

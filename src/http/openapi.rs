@@ -12,6 +12,7 @@ use super::{
 
 #[derive(OpenApi)]
 #[openapi(
+    servers((url = "/", description = "This server")),
     info(
         title = "stageflow",
         description = "Sales-pipeline backend: leads, opportunities moving through gated stages, \
@@ -92,8 +93,12 @@ use super::{
         reports::create_forecast_snapshot,
         reports::forecast_snapshot_accuracy,
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth, &IdempotentPosts),
+    components(schemas(
+        crate::error::Problem,
+        crate::error::FieldError,
+        crate::analytics::GroupBy
+    )),
+    modifiers(&BearerAuth, &IdempotentPosts, &ErrorResponses),
     tags(
         (name = "health", description = "Probes"),
         (name = "auth", description = "Tokens and API keys"),
@@ -123,6 +128,12 @@ impl Modify for BearerAuth {
     }
 }
 
+/// True when the operation needs credentials (public ones list an empty requirement).
+fn is_secured(op: &utoipa::openapi::path::Operation) -> bool {
+    let public = utoipa::openapi::security::SecurityRequirement::default();
+    op.security.iter().flatten().any(|r| *r != public)
+}
+
 /// Every authenticated `POST` takes `Idempotency-Key` (see `http::idempotency`), except
 /// those that issue a secret.
 struct IdempotentPosts;
@@ -136,7 +147,7 @@ impl Modify for IdempotentPosts {
             let Some(op) = item.post.as_mut() else {
                 continue;
             };
-            if op.security.as_ref().is_none_or(Vec::is_empty) {
+            if !is_secured(op) {
                 continue;
             }
             if super::idempotency::SECRET_ISSUING.contains(&path.as_str()) {
@@ -180,6 +191,113 @@ impl Modify for IdempotentPosts {
                         .build()
                         .into()
                 });
+        }
+    }
+}
+
+/// The error answers every operation can give, documented once here rather than on
+/// each handler: the statuses the middleware and extractors produce (400 for malformed
+/// JSON, parameters or headers; 401 and 403 on protected operations; 404 on a record
+/// path; 412 with `If-Match`; 413/415 with a body; 429 on the API), every error as
+/// `application/problem+json`, and a description on every response.
+struct ErrorResponses;
+
+impl ErrorResponses {
+    fn standard(path: &str, op: &utoipa::openapi::path::Operation) -> Vec<(&'static str, &'static str)> {
+        let secured = is_secured(op);
+        let has_param = |name: &str| {
+            op.parameters.iter().flatten().any(|p| match p {
+                utoipa::openapi::RefOr::T(p) => p.name == name,
+                utoipa::openapi::RefOr::Ref(_) => false,
+            })
+        };
+        let mut out = Vec::new();
+        if path.starts_with("/api/") {
+            out.push(("400", "Bad request: `malformed_json`, `invalid_parameter` (names the parameter), `invalid_if_match` or `invalid_idempotency_key`."));
+        }
+        if secured {
+            out.push(("401", "Missing, invalid, expired or revoked credentials: `unauthorized`."));
+            out.push(("403", "The role or the API key's scopes do not allow this: `forbidden`."));
+        }
+        if path.contains('{') {
+            out.push(("404", "No such record, or one the caller may not see: `not_found`."));
+        }
+        if has_param("If-Match") {
+            out.push(("412", "`If-Match` names an older version: `version_conflict` (with `current_version`)."));
+        }
+        if op.request_body.is_some() {
+            out.push(("413", "The body is larger than the configured limit: `payload_too_large`."));
+            out.push(("415", "The body is not `application/json`: `unsupported_media_type`."));
+        }
+        if path.starts_with("/api/") {
+            out.push(("429", "Too many requests: `rate_limited`; see `Retry-After` and `RateLimit`."));
+        }
+        out
+    }
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::error::PROBLEM_JSON,
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn is_problem_schema(content: &utoipa::openapi::Content) -> bool {
+    matches!(&content.schema, Some(utoipa::openapi::RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+}
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (status, description) in Self::standard(path, op) {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                }
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let error = status.starts_with('4') || status.starts_with('5');
+                    if error {
+                        let json = response.content.shift_remove("application/json");
+                        if let Some(RefOr::T(content)) = json {
+                            let key = if is_problem_schema(&content) {
+                                crate::error::PROBLEM_JSON
+                            } else {
+                                "application/json"
+                            };
+                            response.content.insert(key.to_owned(), RefOr::T(content));
+                        }
+                    }
+                    if response.description.is_empty() {
+                        response.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Answer")
+                            .to_owned();
+                    }
+                }
+            }
         }
     }
 }
