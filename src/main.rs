@@ -85,16 +85,26 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn serve(settings: Settings) -> Result<(), String> {
-    let state = startup::build_state(settings)?;
-    match startup::bootstrap_admin(&state)? {
+/// Says what the first-start rule did; a generated password is printed once, to the
+/// terminal only, never logged.
+fn announce(outcome: Bootstrap) {
+    match outcome {
         Bootstrap::AlreadyHasUsers => {}
-        Bootstrap::Created { email } => tracing::info!(%email, "created the first admin"),
+        Bootstrap::Created { email } => {
+            tracing::info!(%email, "created the first admin");
+            println!(
+                "  Created admin {email}; sign in with the password from STAGEFLOW_ADMIN_PASSWORD."
+            );
+        }
         Bootstrap::Generated { email, password } => {
-            // Printed once, to the terminal only; never logged.
             println!("\n  First start: created admin {email} with password {password}\n  Sign in with POST /api/v1/auth/token and change it.\n");
         }
     }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    let state = startup::build_state(settings)?;
+    announce(startup::bootstrap_admin(&state)?);
     actix_web::rt::System::new()
         .block_on(startup::serve(state))
         .map_err(|e| format!("server error: {e}"))
@@ -130,6 +140,9 @@ fn create_user(
 fn demo_data(settings: Settings, opportunities: usize, seed: u64) -> Result<(), String> {
     let (pool, _) = storage::connect(&settings.database_url, 1)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
+    // The admin first: once demo users exist, the server's first-start rule no longer
+    // applies, and the configured admin would never be created.
+    announce(startup::ensure_admin(&mut conn, &settings)?);
     let opts = stageflow::demo::DemoOptions {
         opportunities,
         seed,

@@ -109,10 +109,17 @@ pub enum Bootstrap {
 /// Creates the first admin when the database has no user yet.
 pub fn bootstrap_admin(state: &AppState) -> Result<Bootstrap, String> {
     let mut conn = state.pool.get().map_err(|e| e.to_string())?;
-    if users::count(&mut conn).map_err(|e| e.to_string())? > 0 {
+    ensure_admin(&mut conn, &state.settings)
+}
+
+/// The first-start rule on a connection: with no user yet, creates the configured admin
+/// (`STAGEFLOW_ADMIN_EMAIL`/`PASSWORD`) or `admin@localhost` with a generated password.
+/// Used by `serve`, and by `demo-data` before it adds its demo users, so a database
+/// filled with demo data still has an admin someone can sign in as.
+pub fn ensure_admin(conn: &mut storage::DbConn, s: &Settings) -> Result<Bootstrap, String> {
+    if users::count(conn).map_err(|e| e.to_string())? > 0 {
         return Ok(Bootstrap::AlreadyHasUsers);
     }
-    let s = &state.settings;
     let (email, password, generated) = match (&s.admin_email, &s.admin_password) {
         (Some(e), Some(p)) => (e.clone(), p.expose().to_owned(), false),
         (None, None) => (
@@ -133,7 +140,7 @@ pub fn bootstrap_admin(state: &AppState) -> Result<Bootstrap, String> {
         ));
     }
     match create_user(
-        &mut conn,
+        conn,
         email.as_str(),
         &password,
         "Administrator",
@@ -197,6 +204,7 @@ fn cors(settings: &Settings) -> Cors {
             header::HeaderName::from_static("x-request-id"),
         ])
         .expose_headers([
+            header::CONTENT_DISPOSITION,
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,

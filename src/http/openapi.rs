@@ -203,7 +203,10 @@ impl Modify for IdempotentPosts {
 struct ErrorResponses;
 
 impl ErrorResponses {
-    fn standard(path: &str, op: &utoipa::openapi::path::Operation) -> Vec<(&'static str, &'static str)> {
+    fn standard(
+        path: &str,
+        op: &utoipa::openapi::path::Operation,
+    ) -> Vec<(&'static str, &'static str)> {
         let secured = is_secured(op);
         let has_param = |name: &str| {
             op.parameters.iter().flatten().any(|p| match p {
@@ -216,21 +219,42 @@ impl ErrorResponses {
             out.push(("400", "Bad request: `malformed_json`, `invalid_parameter` (names the parameter), `invalid_if_match` or `invalid_idempotency_key`."));
         }
         if secured {
-            out.push(("401", "Missing, invalid, expired or revoked credentials: `unauthorized`."));
-            out.push(("403", "The role or the API key's scopes do not allow this: `forbidden`."));
+            out.push((
+                "401",
+                "Missing, invalid, expired or revoked credentials: `unauthorized`.",
+            ));
+            out.push((
+                "403",
+                "The role or the API key's scopes do not allow this: `forbidden`.",
+            ));
         }
         if path.contains('{') {
-            out.push(("404", "No such record, or one the caller may not see: `not_found`."));
+            out.push((
+                "404",
+                "No such record, or one the caller may not see: `not_found`.",
+            ));
         }
         if has_param("If-Match") {
-            out.push(("412", "`If-Match` names an older version: `version_conflict` (with `current_version`)."));
+            out.push((
+                "412",
+                "`If-Match` names an older version: `version_conflict` (with `current_version`).",
+            ));
         }
         if op.request_body.is_some() {
-            out.push(("413", "The body is larger than the configured limit: `payload_too_large`."));
-            out.push(("415", "The body is not `application/json`: `unsupported_media_type`."));
+            out.push((
+                "413",
+                "The body is larger than the configured limit: `payload_too_large`.",
+            ));
+            out.push((
+                "415",
+                "The body is not `application/json`: `unsupported_media_type`.",
+            ));
         }
         if path.starts_with("/api/") {
-            out.push(("429", "Too many requests: `rate_limited`; see `Retry-After` and `RateLimit`."));
+            out.push((
+                "429",
+                "Too many requests: `rate_limited`; see `Retry-After` and `RateLimit`.",
+            ));
         }
         out
     }

@@ -5,7 +5,7 @@ mod helpers;
 
 mod activities;
 mod auth;
-mod crash;
+mod binary;
 mod errors;
 mod hardening;
 mod idempotency;

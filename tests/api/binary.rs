@@ -1,6 +1,6 @@
-//! Durability: the real server binary, killed with SIGKILL in the middle of concurrent
-//! writes, keeps every write it acknowledged; and start-up failures exit non-zero with
-//! the real cause.
+//! Tests of the real `stageflow` binary: killed with SIGKILL in the middle of
+//! concurrent writes it keeps every write it acknowledged; start-up failures exit
+//! non-zero with the real cause; `demo-data` leaves an admin to sign in as.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -222,4 +222,29 @@ fn an_unreachable_database_exits_non_zero_with_the_cause() {
         assert!(!out.status.success(), "{url}: exited successfully");
         assert!(stderr.contains(cause), "{url}: {stderr}");
     }
+}
+
+/// `demo-data` on a fresh database creates the configured admin before its demo users,
+/// says so, and the server then lets that admin sign in.
+#[test]
+fn demo_data_keeps_the_configured_admin() {
+    let Some((_db, url)) = TestDb::create(Backend::Sqlite) else {
+        return;
+    };
+    let out = command(&url)
+        .args(["demo-data", "--opportunities", "40"])
+        .output()
+        .expect("run demo-data");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Created admin {ADMIN_EMAIL}")),
+        "{stdout}"
+    );
+    let server = Server::start(&url);
+    assert!(!server.token().is_empty());
 }
