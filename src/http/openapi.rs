@@ -98,7 +98,7 @@ use super::{
         crate::error::FieldError,
         crate::analytics::GroupBy
     )),
-    modifiers(&BearerAuth, &IdempotentPosts, &ErrorResponses),
+    modifiers(&BearerAuth, &IdempotentPosts, &ErrorResponses, &SharedParameters),
     tags(
         (name = "health", description = "Probes"),
         (name = "auth", description = "Tokens and API keys"),
@@ -172,7 +172,8 @@ impl Modify for IdempotentPosts {
                     ObjectBuilder::new()
                         .schema_type(Type::String)
                         .min_length(Some(1))
-                        .max_length(Some(255)),
+                        .max_length(Some(255))
+                        .pattern(Some(IDEMPOTENCY_KEY_PATTERN)),
                 ))
                 .build();
             op.parameters.get_or_insert_with(Vec::new).push(key.into());
@@ -320,6 +321,62 @@ impl Modify for ErrorResponses {
                             .unwrap_or("Answer")
                             .to_owned();
                     }
+                }
+            }
+        }
+    }
+}
+
+/// 1 to 255 printable ASCII characters without spaces (see `http::idempotency`).
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+/// `*`, or the ETag of a version as this API writes it (`"3"`, weak `W/"3"` accepted).
+const IF_MATCH_PATTERN: &str = "^(\\*|(W/)?\"[0-9]{1,9}\")$";
+
+/// Parameters that mean the same on every operation, typed as strictly as the server
+/// reads them: record ids in paths are UUIDs, `If-Match` is an ETag of this API,
+/// `limit` pages are 1–500 (the stalled report lists up to 1000).
+struct SharedParameters;
+
+impl Modify for SharedParameters {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, KnownFormat, Type};
+        use utoipa::openapi::{RefOr, Required};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    let RefOr::T(param) = param else { continue };
+                    let schema = match (&param.parameter_in, param.name.as_str()) {
+                        (ParameterIn::Path, "id") => ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::Custom("uuid".into()))),
+                        (ParameterIn::Header, "If-Match") => {
+                            param.description = Some(
+                                "The `ETag` of the version read (e.g. `\"3\"`); a stale one is 412 `version_conflict`, `*` matches any version.".into(),
+                            );
+                            param.required = Required::False;
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some(IF_MATCH_PATTERN))
+                        }
+                        (ParameterIn::Query, "limit") => {
+                            let max = if path.ends_with("/reports/stalled") { 1000 } else { super::pagination::MAX_LIMIT };
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                                .minimum(Some(1))
+                                .maximum(Some(max as f64))
+                        }
+                        _ => continue,
+                    };
+                    param.schema = Some(schema.into());
                 }
             }
         }
