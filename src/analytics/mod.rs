@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Visibility;
+use crate::domain::money::SUM_SPLIT;
 use crate::error::{AppError, AppResult};
 use crate::storage::{Backend, Db, DbConn};
 
@@ -152,6 +153,17 @@ impl Sql {
     pub fn execute(&self, conn: &mut DbConn) -> AppResult<usize> {
         Ok(self.boxed().execute(conn)?)
     }
+}
+
+/// `SUM(amount × factor)` as the two columns `{alias}_hi` and `{alias}_lo` (BIGINT),
+/// split at [`SUM_SPLIT`] so that neither can overflow; join them with
+/// [`crate::domain::money::join_sum`].
+pub fn money_sum(amount: &str, factor: Option<&str>, alias: &str) -> String {
+    let times = factor.map(|f| format!(" * {f}")).unwrap_or_default();
+    format!(
+        "CAST(COALESCE(SUM(({amount}) / {SUM_SPLIT}{times}), 0) AS BIGINT) AS {alias}_hi, \
+         CAST(COALESCE(SUM(({amount}) % {SUM_SPLIT}{times}), 0) AS BIGINT) AS {alias}_lo"
+    )
 }
 
 /// How a report splits its numbers.
