@@ -104,17 +104,41 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.contains("text/csv"))
 }
 
-/// RFC 4180 CSV with a header row.
+/// True for the numbers the reports write (`12`, `-12.00`, `0.6667`).
+fn is_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !frac.is_empty()
+        && whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+}
+
+/// A spreadsheet runs a cell starting with `=`, `+`, `-` or `@` (or tab or CR before
+/// one) as a formula, and names, regions and tags are typed by reps: such text gets a
+/// leading `'` (OWASP, CSV injection). Numbers keep their sign.
+fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// RFC 4180 CSV with a header row; text that a spreadsheet would run is neutralised.
 pub fn to_csv(rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for row in rows {
         let line: Vec<String> = row
             .iter()
             .map(|f| {
+                let f = neutralise(f);
                 if f.contains([',', '"', '\n', '\r']) {
                     format!("\"{}\"", f.replace('"', "\"\""))
                 } else {
-                    f.clone()
+                    f.into_owned()
                 }
             })
             .collect();
@@ -485,4 +509,40 @@ pub async fn forecast_snapshot_accuracy(
         &r,
         forecast::accuracy_csv,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_would_run_as_formulas_get_a_quote() {
+        let rows = vec![vec![
+            "=HYPERLINK(\"http://x\",\"y\")".to_owned(),
+            "+1".into(),
+            "-1+2".into(),
+            "@SUM(A1)".into(),
+            "\t=1".into(),
+            "\r=1".into(),
+            "-".into(),
+        ]];
+        assert_eq!(
+            to_csv(&rows),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+1,'-1+2,'@SUM(A1),'\t=1,\"'\r=1\",'-\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_numbers_and_plain_text_stay_as_they_are() {
+        let rows = vec![vec![
+            "-12.00".to_owned(),
+            "-3".into(),
+            "0.6667".into(),
+            "12500.00".into(),
+            "华东".into(),
+            "a=b".into(),
+            "".into(),
+        ]];
+        assert_eq!(to_csv(&rows), "-12.00,-3,0.6667,12500.00,华东,a=b,\r\n");
+    }
 }

@@ -10,7 +10,10 @@ use stageflow::domain::user::Role;
 use crate::api_tests;
 use crate::helpers::{id_of, TestApp};
 
-api_tests!(forecast_totals_stay_exact_at_the_largest_amount,);
+api_tests!(
+    forecast_totals_stay_exact_at_the_largest_amount,
+    report_csv_neutralises_formulas_in_user_text,
+);
 
 /// The documented maximum of `amount` (money.rs: ten trillion units).
 const MAX_AMOUNT: &str = "10000000000000";
@@ -94,4 +97,93 @@ async fn forecast_totals_stay_exact_at_the_largest_amount(app: TestApp) {
     let row = &acc.body["rows"][0];
     assert_eq!(row["forecast_weighted"], "1000000000000000.00");
     assert_eq!(row["error"], "-1000000000000000.00");
+}
+
+async fn report_csv_neutralises_formulas_in_user_text(app: TestApp) {
+    let p = pipeline(&app).await;
+    let formula = "=HYPERLINK(\"http://evil.example\",\"Q\")";
+    let res = app
+        .post("/api/v1/users")
+        .admin()
+        .json(
+            json!({"email": "rep@example.com", "password": crate::helpers::PASSWORD,
+                     "name": formula, "role": "rep"}),
+        )
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let rep = app.login("rep@example.com", crate::helpers::PASSWORD).await;
+    let d = app
+        .opportunity(
+            &rep,
+            json!({"name": "-2+3", "pipeline_id": p["id"], "amount": "12.00", "region": "+SUM(1,2)",
+                   "tags": ["@cmd"], "expected_close_date": "2027-01-15"}),
+        )
+        .await;
+    let snap = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .token(&rep)
+        .json(json!({"name": "Jan"}))
+        .send()
+        .await;
+    assert_eq!(snap.status, StatusCode::CREATED, "{}", snap.text);
+    let won = app
+        .post(&format!("/api/v1/opportunities/{}/win", id_of(&d)))
+        .token(&rep)
+        .send()
+        .await;
+    assert_eq!(won.status, StatusCode::OK, "{}", won.text);
+
+    let csv = |path: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .get(&path)
+                .admin()
+                .header("accept", "text/csv")
+                .send()
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
+            res.text
+        }
+    };
+    let region = csv(format!(
+        "/api/v1/reports/funnel?pipeline_id={}&group_by=region",
+        id_of(&p)
+    ))
+    .await;
+    assert!(region.contains("\r\n\"'+SUM(1,2)\","), "{region}");
+    let tag = csv(format!(
+        "/api/v1/reports/funnel?pipeline_id={}&group_by=tag",
+        id_of(&p)
+    ))
+    .await;
+    assert!(tag.contains("\r\n'@cmd,"), "{tag}");
+    let board = csv("/api/v1/reports/leaderboard".into()).await;
+    assert!(
+        board.contains(",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"Q\"\")\",12.00,1,"),
+        "{board}"
+    );
+    // Numbers the server writes keep their sign: the snapshot weighed 10 % of 12.00 for
+    // January 2027, and the deal was won this month instead.
+    let acc = csv(format!(
+        "/api/v1/reports/forecast/snapshots/{}/accuracy",
+        id_of(&snap.body)
+    ))
+    .await;
+    let row = acc.lines().nth(1).unwrap_or_default();
+    assert!(row.ends_with(",1,12.00,1.20,0,0.00,0,-1.20"), "{acc}");
+    for line in [region.as_str(), tag.as_str(), board.as_str(), acc.as_str()]
+        .iter()
+        .flat_map(|t| t.lines())
+    {
+        for cell in line.split(',') {
+            let c = cell.trim_start_matches('"');
+            assert!(
+                !c.starts_with(['=', '+', '@'])
+                    && !(c.starts_with('-') && c[1..].contains(['+', '('])),
+                "{line}"
+            );
+        }
+    }
 }
