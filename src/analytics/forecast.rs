@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::math::{round4, Rate};
-use super::{money_sum, Scope, Sql};
+use super::{last_day_before, money_sum, Scope, Sql};
 use crate::domain::money::{format_amount, join_sum, parse_total};
 use crate::error::{AppError, AppResult};
 use crate::storage::opportunities::backend_of;
@@ -123,8 +123,8 @@ pub fn report(conn: &mut DbConn, scope: &Scope, period: Period) -> AppResult<For
             .push(cast);
     }
     if let Some(to) = scope.to {
-        q.push(" AND o.expected_close_date < ")
-            .text(&to.date().to_string())
+        q.push(" AND o.expected_close_date <= ")
+            .text(&last_day_before(to).to_string())
             .push(cast);
     }
     q.push(&format!(

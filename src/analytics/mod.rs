@@ -279,24 +279,47 @@ pub fn segment_join(backend: Backend, group: Option<GroupBy>) -> &'static str {
     }
 }
 
+/// The first and last instants a report bound may name. SQLite stores timestamps as
+/// ISO text and compares them as text, so a bound must keep four-digit years: the day
+/// after 9999-12-31 would be written `+10000-01-01` and sort before every real date.
+fn bound_limits() -> (NaiveDateTime, NaiveDateTime) {
+    let first = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+    (
+        first.and_hms_opt(0, 0, 0).unwrap_or_default(),
+        last.and_hms_micro_opt(23, 59, 59, 999_999)
+            .unwrap_or_default(),
+    )
+}
+
 /// Reads a report bound: a date (`2026-03-01`, the start of that day in UTC; as `to`, the
-/// end of it) or an RFC 3339 time with any offset (converted to UTC).
+/// end of it) or an RFC 3339 time with any offset (converted to UTC). Dates outside
+/// 0001-01-01..9999-12-31 are refused; a bound that its offset or the end of its day
+/// carries past those limits is clamped to them.
 pub fn parse_bound(field: &str, text: &str, is_end: bool) -> AppResult<NaiveDateTime> {
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    let refuse = |message: &str| AppError::BadRequest {
+        code: "invalid_parameter",
+        detail: format!("{field}: {message}"),
+        errors: vec![crate::error::FieldError::new(field, "invalid", message)],
+    };
+    let (first, last) = bound_limits();
+    let (written, t) = if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let day = if is_end { d.succ_opt().unwrap_or(d) } else { d };
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default());
+        (d, day.and_hms_opt(0, 0, 0).unwrap_or_default())
+    } else {
+        let t = chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|_| refuse("expected a date (YYYY-MM-DD) or an RFC 3339 time"))?;
+        (t.date_naive(), t.naive_utc())
+    };
+    if written < first.date() || written > last.date() {
+        return Err(refuse("must be between 0001-01-01 and 9999-12-31"));
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.naive_utc())
-        .map_err(|_| AppError::BadRequest {
-            code: "invalid_parameter",
-            detail: format!("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time"),
-            errors: vec![crate::error::FieldError::new(
-                field,
-                "invalid",
-                "expected YYYY-MM-DD or RFC 3339",
-            )],
-        })
+    Ok(t.clamp(first, last))
+}
+
+/// The last day a bound given as the end of a range includes, for date columns.
+pub fn last_day_before(end: NaiveDateTime) -> NaiveDate {
+    (end - chrono::Duration::microseconds(1)).date()
 }
 
 #[derive(QueryableByName, Debug, Clone)]
@@ -369,5 +392,35 @@ mod tests {
             "Beijing 08:00 is midnight UTC"
         );
         assert!(parse_bound("from", "March", false).is_err());
+    }
+
+    #[test]
+    fn bounds_stay_within_the_years_1_to_9999() {
+        let (first, last) = bound_limits();
+        assert_eq!(parse_bound("to", "9999-12-31", true).unwrap(), last);
+        assert_eq!(
+            parse_bound("to", "9999-12-31T23:00:00-05:00", true).unwrap(),
+            last
+        );
+        assert_eq!(
+            parse_bound("from", "0001-01-01T00:00:00+08:00", false).unwrap(),
+            first
+        );
+        assert_eq!(parse_bound("from", "0001-01-01", false).unwrap(), first);
+        for (field, text) in [
+            ("to", "10000-01-01"),
+            ("to", "+10000-01-01"),
+            ("from", "0000-12-31"),
+            ("from", "0000-12-31T23:00:00Z"),
+            ("from", "-0001-01-01"),
+        ] {
+            let err = parse_bound(field, text, field == "to").unwrap_err();
+            assert_eq!(err.code(), "invalid_parameter", "{text}");
+        }
+        assert_eq!(
+            last_day_before(parse_bound("to", "2026-03-31", true).unwrap()),
+            NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
+        );
+        assert_eq!(last_day_before(last), last.date());
     }
 }

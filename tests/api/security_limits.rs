@@ -12,6 +12,7 @@ use crate::helpers::{id_of, TestApp};
 
 api_tests!(
     forecast_totals_stay_exact_at_the_largest_amount,
+    report_ranges_reach_the_year_9999_and_refuse_beyond,
     report_csv_neutralises_formulas_in_user_text,
 );
 
@@ -97,6 +98,69 @@ async fn forecast_totals_stay_exact_at_the_largest_amount(app: TestApp) {
     let row = &acc.body["rows"][0];
     assert_eq!(row["forecast_weighted"], "1000000000000000.00");
     assert_eq!(row["error"], "-1000000000000000.00");
+}
+
+async fn report_ranges_reach_the_year_9999_and_refuse_beyond(app: TestApp) {
+    let p = pipeline(&app).await;
+    let d = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "d", "pipeline_id": p["id"], "amount": "100", "expected_close_date": "2027-01-15"}),
+        )
+        .await;
+    let won = app
+        .post(&format!("/api/v1/opportunities/{}/win", id_of(&d)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(won.status, StatusCode::OK, "{}", won.text);
+    let open = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "open", "pipeline_id": p["id"], "amount": "50", "expected_close_date": "9999-12-31"}),
+        )
+        .await;
+    let _ = open;
+
+    let forecast = app
+        .get("/api/v1/reports/forecast?from=2027-01-01&to=9999-12-31")
+        .admin()
+        .send()
+        .await;
+    assert_eq!(forecast.status, StatusCode::OK, "{}", forecast.text);
+    assert_eq!(forecast.body["rows"][0]["period"], "9999-12");
+    let board = app
+        .get("/api/v1/reports/leaderboard?from=0001-01-01&to=9999-12-31")
+        .admin()
+        .send()
+        .await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.text);
+    assert_eq!(board.body["data"][0]["won_amount"], "100.00");
+    let funnel = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&to=9999-12-31T23:00:00-05:00",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(funnel.status, StatusCode::OK, "{}", funnel.text);
+    assert_eq!(funnel.body["total"], 2);
+
+    for (query, field) in [
+        ("to=10000-01-01", "to"),
+        ("to=%2B10000-01-01", "to"),
+        ("from=0000-12-31", "from"),
+        ("from=0000-12-31T23:00:00Z", "from"),
+    ] {
+        let res = app
+            .get(&format!("/api/v1/reports/leaderboard?{query}"))
+            .admin()
+            .send()
+            .await;
+        res.problem(400, "invalid_parameter");
+        assert_eq!(res.error_fields(), [field], "{query}");
+    }
 }
 
 async fn report_csv_neutralises_formulas_in_user_text(app: TestApp) {
