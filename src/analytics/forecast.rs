@@ -217,6 +217,35 @@ pub fn insert_snapshot(conn: &mut DbConn, row: &SnapshotRow) -> AppResult<()> {
     Ok(())
 }
 
+/// Snapshots one user may take in any 24 hours: enough for every team and period a
+/// manager tracks, while a script looping on the endpoint stops early.
+pub const SNAPSHOTS_PER_DAY: i64 = 100;
+
+/// Refuses a snapshot when `user_id` has taken [`SNAPSHOTS_PER_DAY`] in the 24 hours
+/// before `now`; `Retry-After` says when the oldest of them leaves the window.
+pub fn check_snapshot_quota(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> AppResult<()> {
+    let day = chrono::Duration::hours(24);
+    let (taken, oldest): (i64, Option<NaiveDateTime>) = forecast_snapshots::table
+        .filter(forecast_snapshots::created_by.eq(user_id))
+        .filter(forecast_snapshots::created_at.gt(now - day))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(forecast_snapshots::created_at),
+        ))
+        .first(conn)?;
+    if taken < SNAPSHOTS_PER_DAY {
+        return Ok(());
+    }
+    let wait = oldest.map_or(day, |t| t + day - now).num_seconds().max(1);
+    Err(AppError::QuotaExceeded {
+        code: "snapshot_quota_exceeded",
+        detail: format!(
+            "You have taken {SNAPSHOTS_PER_DAY} forecast snapshots in the last 24 hours; the next one is possible in {wait} s."
+        ),
+        retry_after_secs: wait.unsigned_abs(),
+    })
+}
+
 /// A snapshot its creator (or an admin, `any_creator`) may read.
 pub fn find_snapshot(
     conn: &mut DbConn,

@@ -302,6 +302,11 @@ pub fn parse_bound(field: &str, text: &str, is_end: bool) -> AppResult<NaiveDate
         detail: format!("{field}: {message}"),
         errors: vec![crate::error::FieldError::new(field, "invalid", message)],
     };
+    // The longest RFC 3339 time with nanoseconds and an offset has 35 characters; more
+    // digits would be read and dropped.
+    if text.len() > 40 {
+        return Err(refuse("expected a date (YYYY-MM-DD) or an RFC 3339 time"));
+    }
     let (first, last) = bound_limits();
     let (written, t) = if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let day = if is_end { d.succ_opt().unwrap_or(d) } else { d };

@@ -20,7 +20,7 @@ use crate::analytics::{parse_bound, GroupBy, Scope};
 use crate::auth::api_keys::Scope as KeyScope;
 use crate::auth::Caller;
 use crate::domain::user::Role;
-use crate::domain::{required_text, Problems};
+use crate::domain::{optional_id, required_text, Problems, MAX_NAME_CHARS};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
 use crate::storage;
@@ -447,24 +447,36 @@ fn snapshot_query(p: &CreateSnapshot) -> ReportQuery {
 }
 
 /// Freezes the current forecast (as the caller sees it) for a later accuracy check.
+/// Each user may take 100 snapshots in any 24 hours.
 #[utoipa::path(post, path = "/api/v1/reports/forecast/snapshots", tag = "reports", operation_id = "create_forecast_snapshot",
     security(("bearer" = [])), request_body = CreateSnapshot,
     responses((status = 201, body = SnapshotOut), (status = 400, body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem)))]
+        (status = 422, body = crate::error::Problem, description = "`name` over 200 characters, or an id that is not a UUID"),
+        (status = 429, body = crate::error::Problem, description = "`snapshot_quota_exceeded`: 100 snapshots in the last 24 hours; see `Retry-After`")))]
 pub async fn create_forecast_snapshot(
     state: web::Data<AppState>,
     caller: Caller,
     body: ApiJson<CreateSnapshot>,
 ) -> AppResult<HttpResponse> {
     caller.require_person()?;
-    let b = body.0;
+    let mut b = body.0;
     let mut p = Problems::default();
-    let name = required_text(&mut p, "name", &b.name, 200);
+    b.name = required_text(&mut p, "name", &b.name, MAX_NAME_CHARS);
+    for (field, id) in [
+        ("pipeline_id", &b.pipeline_id),
+        ("owner_id", &b.owner_id),
+        ("team_id", &b.team_id),
+    ] {
+        optional_id(&mut p, field, id.as_deref());
+    }
     p.into_result()?;
     let scope = scope_of(&caller, &snapshot_query(&b), false)?;
     let period = b.period.unwrap_or(Period::Month);
     let params = serde_json::to_string(&b).map_err(AppError::internal)?;
+    let name = b.name;
     let snapshot = storage::run_tx(&state.pool, move |conn| {
+        let now = storage::now();
+        forecast::check_snapshot_quota(conn, &caller.user_id, now)?;
         let report = forecast::report(conn, &scope, period)?;
         let row = SnapshotRow {
             id: storage::new_id(),
@@ -472,7 +484,7 @@ pub async fn create_forecast_snapshot(
             period: period.as_str().to_owned(),
             scope: params,
             rows: serde_json::to_string(&report.rows).map_err(AppError::internal)?,
-            created_at: storage::now(),
+            created_at: now,
             created_by: caller.user_id.clone(),
         };
         forecast::insert_snapshot(conn, &row)?;

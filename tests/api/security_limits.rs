@@ -8,10 +8,13 @@ use serde_json::{json, Value};
 use stageflow::domain::user::Role;
 
 use crate::api_tests;
-use crate::helpers::{id_of, TestApp};
+use crate::helpers::{id_of, stage_id, TestApp};
 
 api_tests!(
     forecast_totals_stay_exact_at_the_largest_amount,
+    snapshots_refuse_malformed_ids_and_long_texts,
+    free_texts_are_capped,
+    snapshots_are_limited_per_user_per_day,
     report_ranges_reach_the_year_9999_and_refuse_beyond,
     report_csv_neutralises_formulas_in_user_text,
 );
@@ -98,6 +101,133 @@ async fn forecast_totals_stay_exact_at_the_largest_amount(app: TestApp) {
     let row = &acc.body["rows"][0];
     assert_eq!(row["forecast_weighted"], "1000000000000000.00");
     assert_eq!(row["error"], "-1000000000000000.00");
+}
+
+async fn snapshots_refuse_malformed_ids_and_long_texts(app: TestApp) {
+    let huge = "x".repeat(100_000);
+    let res = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .admin()
+        .json(
+            json!({"name": "ids", "owner_id": huge, "team_id": "team-7", "pipeline_id": "1; DROP"}),
+        )
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    let mut fields = res.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["owner_id", "pipeline_id", "team_id"]);
+    let long_name = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .admin()
+        .json(json!({"name": "n".repeat(201)}))
+        .send()
+        .await;
+    long_name.problem(422, "validation_failed");
+    assert_eq!(long_name.error_fields(), ["name"]);
+    assert_eq!(app.count("forecast_snapshots", ""), 0);
+    let p = pipeline(&app).await;
+    let ok = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .admin()
+        .json(json!({"name": "n".repeat(200), "pipeline_id": p["id"]}))
+        .send()
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+}
+
+async fn free_texts_are_capped(app: TestApp) {
+    let long = |n: usize| "述".repeat(n);
+    let stages = json!([{"name": "A", "probability": 10}, {"name": "Won", "kind": "won"},
+                        {"name": "Lost", "kind": "lost"}]);
+    let res = app
+        .post("/api/v1/pipelines")
+        .admin()
+        .json(json!({"name": "P", "description": long(2001), "stages": stages}))
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["description"]);
+    let res = app
+        .post("/api/v1/pipelines")
+        .admin()
+        .json(json!({"name": "P", "description": long(2000), "stages": stages}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let p = res.body;
+    let res = app
+        .patch(&format!("/api/v1/pipelines/{}", id_of(&p)))
+        .admin()
+        .json(json!({"description": long(2001)}))
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["description"]);
+
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "d", "pipeline_id": p["id"]}),
+        )
+        .await;
+    let res = app
+        .post(&format!("/api/v1/opportunities/{}/move", id_of(&deal)))
+        .admin()
+        .json(
+            json!({"stage_id": stage_id(&p, "Lost"), "loss_reason_id": "budget",
+                     "lost_note": long(2001)}),
+        )
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["lost_note"]);
+
+    let res = app
+        .put("/api/v1/scoring-rules")
+        .admin()
+        .json(
+            json!({"rules": [{"field": "region", "value": long(101), "points": 5, "label": "r"}]}),
+        )
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["rules[0].value"]);
+}
+
+async fn snapshots_are_limited_per_user_per_day(app: TestApp) {
+    let (_, rep, manager) = team_with_rep(&app).await;
+    for i in 0..100 {
+        let res = app
+            .post("/api/v1/reports/forecast/snapshots")
+            .token(&rep)
+            .json(json!({"name": format!("s{i}")}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{i}: {}", res.text);
+    }
+    let res = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .token(&rep)
+        .json(json!({"name": "one too many"}))
+        .send()
+        .await;
+    res.problem(429, "snapshot_quota_exceeded");
+    let retry: u64 = res
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+    assert_eq!(app.count("forecast_snapshots", ""), 100);
+    // The quota is the rep's own: their manager still has a full day's worth.
+    let res = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .token(&manager)
+        .json(json!({"name": "team"}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
 }
 
 async fn report_ranges_reach_the_year_9999_and_refuse_beyond(app: TestApp) {
