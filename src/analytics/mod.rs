@@ -14,6 +14,8 @@ pub mod math;
 pub mod people;
 pub mod stalled;
 
+use std::collections::BTreeMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::query_builder::BoxedSqlQuery;
 use diesel::query_dsl::RunQueryDsl;
@@ -253,6 +255,87 @@ impl Scope {
     }
 }
 
+/// Segments a report lists at most; the others are summed up as one `other` segment, so
+/// that a `group_by` over free-form values (tags) cannot make an answer of thousands.
+pub const MAX_SEGMENTS: usize = 50;
+
+/// The `segment` of the `other` segment in CSV.
+pub const OTHER_SEGMENT: &str = "(other)";
+
+/// The [`MAX_SEGMENTS`] largest keys by size (ties by key), or `None` when every key
+/// fits.
+pub fn largest_keys(sizes: impl IntoIterator<Item = (String, i64)>) -> Option<Vec<String>> {
+    let mut sizes: Vec<(String, i64)> = sizes.into_iter().collect();
+    if sizes.len() <= MAX_SEGMENTS {
+        return None;
+    }
+    sizes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Some(
+        sizes
+            .into_iter()
+            .take(MAX_SEGMENTS)
+            .map(|(key, _)| key)
+            .collect(),
+    )
+}
+
+/// Keeps the [`MAX_SEGMENTS`] largest segments of `by_key`. When there were more,
+/// `rest` computes the others as one from the kept keys, and comes back with how many
+/// segments it sums up.
+pub fn cap_segments<T, R>(
+    mut by_key: BTreeMap<String, T>,
+    size: impl Fn(&T) -> i64,
+    rest: impl FnOnce(&[String]) -> AppResult<R>,
+) -> AppResult<(BTreeMap<String, T>, Option<(i64, R)>)> {
+    let Some(kept) = largest_keys(by_key.iter().map(|(k, v)| (k.clone(), size(v)))) else {
+        return Ok((by_key, None));
+    };
+    let other = rest(&kept)?;
+    let summed = (by_key.len() - kept.len()) as i64;
+    by_key.retain(|k, _| kept.contains(k));
+    Ok((by_key, Some((summed, other))))
+}
+
+/// What a grouped report query reads: the whole (one key `''`), one segment per key, or
+/// every row outside the listed keys as one segment (key `''`), in which a deal or stay
+/// that has several of those keys (tags) counts once.
+#[derive(Debug, Clone, Copy)]
+pub enum Segments<'a> {
+    Whole,
+    Each(GroupBy),
+    Rest(GroupBy, &'a [String]),
+}
+
+impl Segments<'_> {
+    pub fn group(&self) -> Option<GroupBy> {
+        match *self {
+            Segments::Whole => None,
+            Segments::Each(g) | Segments::Rest(g, _) => Some(g),
+        }
+    }
+
+    /// The key column's expression.
+    pub fn key(&self) -> &'static str {
+        match *self {
+            Segments::Each(g) => segment_expr(g),
+            Segments::Whole | Segments::Rest(..) => "''",
+        }
+    }
+
+    /// True when rows may repeat a deal and must be counted distinctly.
+    pub fn merges(&self) -> bool {
+        matches!(self, Segments::Rest(..))
+    }
+
+    /// Appends ` AND key NOT IN (…)` for the rest.
+    pub fn push_filter(&self, q: &mut Sql) {
+        if let Segments::Rest(g, keys) = *self {
+            q.push(&format!(" AND {} NOT IN ", segment_expr(g)))
+                .in_texts(keys);
+        }
+    }
+}
+
 /// The SQL expression of a segment key over `o` (opportunities) and, for teams, `ou`
 /// (the owner's user row, joined by the caller of this function), or `tg.tag` for tags.
 pub fn segment_expr(group: GroupBy) -> &'static str {
@@ -377,6 +460,20 @@ mod tests {
         let mut empty = Sql::new(Backend::Sqlite);
         empty.push("b IN ").in_texts(&[]);
         assert_eq!(empty.sql_text(), "b IN (NULL)");
+    }
+
+    #[test]
+    fn the_largest_segments_are_kept() {
+        assert_eq!(largest_keys([("a".to_owned(), 1)]), None);
+        let sizes = (0..60).map(|i| (format!("k{i:02}"), i64::from(i % 3)));
+        let kept = largest_keys(sizes).unwrap();
+        assert_eq!(kept.len(), MAX_SEGMENTS);
+        assert_eq!(
+            &kept[..3],
+            ["k02", "k05", "k08"],
+            "largest first, ties by key"
+        );
+        assert!(!kept.contains(&"k57".to_owned()), "k57 has size 0");
     }
 
     #[test]

@@ -15,6 +15,7 @@ api_tests!(
     snapshots_refuse_malformed_ids_and_long_texts,
     free_texts_are_capped,
     snapshots_are_limited_per_user_per_day,
+    tag_segments_are_capped_with_the_rest_as_other,
     report_ranges_reach_the_year_9999_and_refuse_beyond,
     report_csv_neutralises_formulas_in_user_text,
 );
@@ -228,6 +229,107 @@ async fn snapshots_are_limited_per_user_per_day(app: TestApp) {
         .send()
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+}
+
+async fn tag_segments_are_capped_with_the_rest_as_other(app: TestApp) {
+    let p = pipeline(&app).await;
+    // 81 distinct tags: `common` on three deals, then 40 + 40 tags of one deal each.
+    let t = app.admin_token.clone();
+    let one = |prefix: &str| {
+        let mut tags: Vec<String> = (0..40).map(|i| format!("{prefix}{i:02}")).collect();
+        tags.push("common".into());
+        tags
+    };
+    let d1 = app
+        .opportunity(
+            &t,
+            json!({"name": "d1", "pipeline_id": p["id"], "tags": one("a")}),
+        )
+        .await;
+    app.opportunity(
+        &t,
+        json!({"name": "d2", "pipeline_id": p["id"], "tags": one("b")}),
+    )
+    .await;
+    app.opportunity(
+        &t,
+        json!({"name": "d3", "pipeline_id": p["id"], "tags": ["common"]}),
+    )
+    .await;
+    let moved = app
+        .post(&format!("/api/v1/opportunities/{}/move", id_of(&d1)))
+        .admin()
+        .json(json!({"stage_id": stage_id(&p, "B")}))
+        .send()
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+
+    let res = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&group_by=tag",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let r = &res.body;
+    assert_eq!(r["total"], 3);
+    let segments = r["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 50);
+    assert_eq!(r["segments_truncated"], true);
+    let common = segments.iter().find(|s| s["key"] == "common").unwrap();
+    assert_eq!(common["total"], 3, "the largest segment is kept");
+    // Kept: common and the first 49 one-deal tags (a00…a39, b00…b08); the other 31
+    // (b09…b39, all on d2) are one segment counting d2 once.
+    assert_eq!(r["other"]["segments"], 31);
+    assert_eq!(r["other"]["total"], 1);
+    assert_eq!(r["other"]["stages"][0]["reached_or_passed"], 1);
+    // The same from the stage log: the entries of a range.
+    let period = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&group_by=tag&mode=period&from=2020-01-01",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(period.status, StatusCode::OK, "{}", period.text);
+    assert_eq!(period.body["segments"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        (
+            &period.body["other"]["segments"],
+            &period.body["other"]["total"]
+        ),
+        (&json!(31), &json!(1))
+    );
+
+    let res = app
+        .get(&format!(
+            "/api/v1/reports/stage-durations?pipeline_id={}&group_by=tag",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["segments"].as_array().unwrap().len(), 50);
+    assert_eq!(res.body["segments_truncated"], true);
+    assert_eq!(res.body["other"]["segments"], 31);
+    // d2 still sits in A: one running stay.
+    assert_eq!(res.body["other"]["stages"][0]["open_count"], 1);
+
+    let few = app
+        .get(&format!(
+            "/api/v1/reports/funnel?pipeline_id={}&group_by=owner",
+            id_of(&p)
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(few.body["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(few.body["segments_truncated"], false);
+    assert!(few.body.get("other").is_none());
 }
 
 async fn report_ranges_reach_the_year_9999_and_refuse_beyond(app: TestApp) {
