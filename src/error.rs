@@ -127,6 +127,13 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// A quota of the caller is used up for now (429 with its own code).
+    #[error("{code}: {detail}")]
+    QuotaExceeded {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("internal: {0}")]
@@ -149,7 +156,8 @@ impl AppError {
             AppError::Validation(_) => "validation_failed",
             AppError::BadRequest { code, .. }
             | AppError::Conflict { code, .. }
-            | AppError::Rule { code, .. } => code,
+            | AppError::Rule { code, .. }
+            | AppError::QuotaExceeded { code, .. } => code,
             AppError::NotFound => "not_found",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
@@ -170,7 +178,8 @@ impl AppError {
             },
             AppError::BadRequest { detail, .. }
             | AppError::Conflict { detail, .. }
-            | AppError::Rule { detail, .. } => detail.clone(),
+            | AppError::Rule { detail, .. }
+            | AppError::QuotaExceeded { detail, .. } => detail.clone(),
             AppError::NotFound => "The resource does not exist or is not visible to you.".into(),
             AppError::Unauthorized(why) | AppError::Forbidden(why) => why.clone(),
             AppError::VersionConflict { current } => format!(
@@ -270,7 +279,9 @@ impl ResponseError for AppError {
             AppError::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -288,7 +299,10 @@ impl ResponseError for AppError {
             AppError::Unauthorized(_) => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            AppError::RateLimited { retry_after_secs } => {
+            AppError::RateLimited { retry_after_secs }
+            | AppError::QuotaExceeded {
+                retry_after_secs, ..
+            } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}

@@ -13,7 +13,9 @@ use diesel::QueryableByName;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{pipeline_stages, segment_expr, segment_join, GroupBy, Scope, Sql};
+use super::{
+    cap_segments, pipeline_stages, segment_join, GroupBy, Scope, Segments, Sql, OTHER_SEGMENT,
+};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
@@ -40,12 +42,29 @@ pub struct DurationSegment {
     pub stages: Vec<StageDuration>,
 }
 
+/// The segments beyond the largest [`super::MAX_SEGMENTS`], as one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DurationOther {
+    /// How many segments are summed up here.
+    pub segments: i64,
+    /// Stays of deals in any of those segments, each counted once.
+    pub stages: Vec<StageDuration>,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DurationsReport {
     pub pipeline_id: String,
     pub stages: Vec<StageDuration>,
+    /// With `group_by`: the 50 largest segments by stays (closed and running), in key
+    /// order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<DurationSegment>>,
+    /// With `group_by`: true when there were more than 50 segments and `other` holds the
+    /// rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments_truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other: Option<DurationOther>,
 }
 
 #[derive(QueryableByName, Debug)]
@@ -116,43 +135,62 @@ pub fn report(
             })
             .collect()
     };
-    let overall = rows(conn, scope, None, now)?.remove("").unwrap_or_default();
-    let segments = match group {
-        None => None,
-        Some(g) => Some(
-            rows(conn, scope, Some(g), now)?
-                .into_iter()
+    let overall = rows(conn, scope, Segments::Whole, now)?
+        .remove("")
+        .unwrap_or_default();
+    let (mut segments, mut segments_truncated, mut other) = (None, None, None);
+    if let Some(g) = group {
+        let by_key = rows(conn, scope, Segments::Each(g), now)?;
+        let (kept, rest) = cap_segments(
+            by_key,
+            |r| r.values().map(|row| row.n).sum(),
+            |keys| {
+                let mut rest = rows(conn, scope, Segments::Rest(g, keys), now)?;
+                Ok(rest.remove("").unwrap_or_default())
+            },
+        )?;
+        segments_truncated = Some(rest.is_some());
+        other = rest.map(|(summed, r)| DurationOther {
+            segments: summed,
+            stages: shape(&r),
+        });
+        segments = Some(
+            kept.into_iter()
                 .map(|(key, r)| DurationSegment {
                     key,
                     stages: shape(&r),
                 })
                 .collect(),
-        ),
-    };
+        );
+    }
     Ok(DurationsReport {
         pipeline_id,
         stages: shape(&overall),
         segments,
+        segments_truncated,
+        other,
     })
 }
 
 type Keyed = BTreeMap<String, BTreeMap<(String, i64), Row>>;
 
-fn rows(
-    conn: &mut DbConn,
-    scope: &Scope,
-    group: Option<GroupBy>,
-    now: NaiveDateTime,
-) -> AppResult<Keyed> {
+fn rows(conn: &mut DbConn, scope: &Scope, segs: Segments, now: NaiveDateTime) -> AppResult<Keyed> {
     let backend = backend_of(conn);
-    let key = group.map_or("''", segment_expr);
+    let group = segs.group();
+    let key = segs.key();
+    // The rest may reach one stay or deal through several keys (tags): each counts once.
+    let (distinct, stay_id, deal_id) = if segs.merges() {
+        ("DISTINCT ", "st.id AS id, ", "o.id AS id, ")
+    } else {
+        ("", "", "")
+    };
     // Closed stays come from the maintained `stage_stays` (the stage log with each
     // entry's next entry and the seconds between them). Without a segment this reads
     // the covering index of closed stays: one pipeline's entries, sorted by stage and
     // duration, so the percentiles sort presorted runs.
     let mut closed = Sql::new(backend);
     closed.push(&format!(
-        "WITH v AS (SELECT {key} AS key, st.stage_id AS stage_id, st.seconds AS value FROM stage_stays st"
+        "WITH v AS (SELECT {distinct}{stay_id}{key} AS key, st.stage_id AS stage_id, st.seconds AS value FROM stage_stays st"
     ));
     if group.is_some() {
         closed.push(" JOIN opportunities o ON o.id = st.opportunity_id");
@@ -160,6 +198,7 @@ fn rows(
     }
     closed.push(" WHERE st.seconds IS NOT NULL");
     scope.push_filter_on(&mut closed, "st");
+    segs.push_filter(&mut closed);
     scope.push_range(&mut closed, "st.entered_at");
     closed.push(")");
     aggregate(&mut closed, group.is_some(), 0);
@@ -169,7 +208,7 @@ fn rows(
     let age = open.seconds_between("NOW_TS", "o.stage_entered_at");
     let (before, after) = age.split_once("NOW_TS").unwrap_or((&age, ""));
     open.push(&format!(
-        "WITH v AS (SELECT {key} AS key, o.stage_id AS stage_id, "
+        "WITH v AS (SELECT {distinct}{deal_id}{key} AS key, o.stage_id AS stage_id, "
     ));
     open.push(before).ts(now).push(after);
     open.push(" AS value FROM opportunities o");
@@ -178,6 +217,7 @@ fn rows(
     // entry time; only open stages are kept when the rows are shaped.
     open.push(" WHERE o.status = 'open'");
     scope.push_deal_filter(&mut open);
+    segs.push_filter(&mut open);
     open.push(")");
     aggregate(&mut open, group.is_some(), 1);
 
@@ -259,6 +299,9 @@ pub fn csv_rows(r: &DurationsReport) -> Vec<Vec<String>> {
     push("", &r.stages);
     for seg in r.segments.iter().flatten() {
         push(&seg.key, &seg.stages);
+    }
+    if let Some(other) = &r.other {
+        push(OTHER_SEGMENT, &other.stages);
     }
     rows
 }

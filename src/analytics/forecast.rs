@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::math::{round4, Rate};
-use super::{Scope, Sql};
-use crate::domain::money::format_amount;
+use super::{last_day_before, money_sum, Scope, Sql};
+use crate::domain::money::{format_amount, join_sum, parse_total};
 use crate::error::{AppError, AppResult};
 use crate::storage::opportunities::backend_of;
 use crate::storage::schema::forecast_snapshots;
@@ -78,14 +78,18 @@ struct Row {
     #[diesel(sql_type = BigInt)]
     deals: i64,
     #[diesel(sql_type = BigInt)]
-    unweighted: i64,
-    /// Σ amount_minor × probability (hundredths of a minor unit).
+    unweighted_hi: i64,
     #[diesel(sql_type = BigInt)]
-    weighted_x100: i64,
+    unweighted_lo: i64,
+    /// Σ amount_minor × probability (hundredths of a minor unit), split.
+    #[diesel(sql_type = BigInt)]
+    weighted_hi: i64,
+    #[diesel(sql_type = BigInt)]
+    weighted_lo: i64,
 }
 
 /// Rounds hundredths of a minor unit half away from zero.
-fn from_x100(v: i64) -> i64 {
+fn from_x100(v: i128) -> i128 {
     (v + if v >= 0 { 50 } else { -50 }) / 100
 }
 
@@ -93,10 +97,15 @@ fn from_x100(v: i64) -> i64 {
 pub fn report(conn: &mut DbConn, scope: &Scope, period: Period) -> AppResult<ForecastReport> {
     let mut q = Sql::new(backend_of(conn));
     let key = q.period_key("o.expected_close_date", period == Period::Quarter);
+    let unweighted = money_sum("o.amount_minor", None, "unweighted");
+    let weighted = money_sum(
+        "o.amount_minor",
+        Some("COALESCE(o.probability, s.probability)"),
+        "weighted",
+    );
     q.push(&format!(
         "SELECT {key} AS period, o.owner_id AS owner_id, MAX(u.name) AS owner_name, o.currency AS currency, \
-         CAST(COUNT(*) AS BIGINT) AS deals, CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS unweighted, \
-         CAST(COALESCE(SUM(o.amount_minor * COALESCE(o.probability, s.probability)), 0) AS BIGINT) AS weighted_x100 \
+         CAST(COUNT(*) AS BIGINT) AS deals, {unweighted}, {weighted} \
          FROM opportunities o JOIN stages s ON s.id = o.stage_id LEFT JOIN users u ON u.id = o.owner_id \
          WHERE o.status = 'open' AND o.expected_close_date IS NOT NULL"
     ));
@@ -114,30 +123,30 @@ pub fn report(conn: &mut DbConn, scope: &Scope, period: Period) -> AppResult<For
             .push(cast);
     }
     if let Some(to) = scope.to {
-        q.push(" AND o.expected_close_date < ")
-            .text(&to.date().to_string())
+        q.push(" AND o.expected_close_date <= ")
+            .text(&last_day_before(to).to_string())
             .push(cast);
     }
     q.push(&format!(
         " GROUP BY {key}, o.owner_id, o.currency ORDER BY 1, 2, 4"
     ));
     let rows = q.load::<Row>(conn)?;
-    let mut totals: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
+    let mut totals: BTreeMap<(String, String), (i64, i128, i128)> = BTreeMap::new();
     for r in &rows {
         let t = totals
             .entry((r.period.clone(), r.currency.clone()))
             .or_default();
         t.0 += r.deals;
-        t.1 += r.unweighted;
-        t.2 += r.weighted_x100;
+        t.1 += join_sum(r.unweighted_hi, r.unweighted_lo);
+        t.2 += join_sum(r.weighted_hi, r.weighted_lo);
     }
     Ok(ForecastReport {
         period,
         rows: rows
             .into_iter()
             .map(|r| ForecastRow {
-                weighted: format_amount(from_x100(r.weighted_x100)),
-                unweighted: format_amount(r.unweighted),
+                weighted: format_amount(from_x100(join_sum(r.weighted_hi, r.weighted_lo))),
+                unweighted: format_amount(join_sum(r.unweighted_hi, r.unweighted_lo)),
                 period: r.period,
                 owner_id: r.owner_id,
                 owner_name: r.owner_name,
@@ -208,6 +217,35 @@ pub fn insert_snapshot(conn: &mut DbConn, row: &SnapshotRow) -> AppResult<()> {
     Ok(())
 }
 
+/// Snapshots one user may take in any 24 hours: enough for every team and period a
+/// manager tracks, while a script looping on the endpoint stops early.
+pub const SNAPSHOTS_PER_DAY: i64 = 100;
+
+/// Refuses a snapshot when `user_id` has taken [`SNAPSHOTS_PER_DAY`] in the 24 hours
+/// before `now`; `Retry-After` says when the oldest of them leaves the window.
+pub fn check_snapshot_quota(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> AppResult<()> {
+    let day = chrono::Duration::hours(24);
+    let (taken, oldest): (i64, Option<NaiveDateTime>) = forecast_snapshots::table
+        .filter(forecast_snapshots::created_by.eq(user_id))
+        .filter(forecast_snapshots::created_at.gt(now - day))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(forecast_snapshots::created_at),
+        ))
+        .first(conn)?;
+    if taken < SNAPSHOTS_PER_DAY {
+        return Ok(());
+    }
+    let wait = oldest.map_or(day, |t| t + day - now).num_seconds().max(1);
+    Err(AppError::QuotaExceeded {
+        code: "snapshot_quota_exceeded",
+        detail: format!(
+            "You have taken {SNAPSHOTS_PER_DAY} forecast snapshots in the last 24 hours; the next one is possible in {wait} s."
+        ),
+        retry_after_secs: wait.unsigned_abs(),
+    })
+}
+
 /// A snapshot its creator (or an admin, `any_creator`) may read.
 pub fn find_snapshot(
     conn: &mut DbConn,
@@ -261,7 +299,9 @@ struct WonRow {
     #[diesel(sql_type = BigInt)]
     deals: i64,
     #[diesel(sql_type = BigInt)]
-    amount: i64,
+    amount_hi: i64,
+    #[diesel(sql_type = BigInt)]
+    amount_lo: i64,
 }
 
 /// Compares a snapshot's rows with what was won in each period (rows with no forecast
@@ -286,19 +326,26 @@ pub fn accuracy(
     };
     let mut q = Sql::new(backend_of(conn));
     let key = q.period_key("o.closed_at", period == Period::Quarter);
+    let amount = money_sum("o.amount_minor", None, "amount");
     q.push(&format!(
         "SELECT {key} AS period, o.owner_id AS owner_id, o.currency AS currency, CAST(COUNT(*) AS BIGINT) AS deals, \
-         CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS amount FROM opportunities o WHERE o.status = 'won'"
+         {amount} FROM opportunities o WHERE o.status = 'won'"
     ));
     scope.push_deal_filter(&mut q);
     q.push(&format!(" AND {key} IN ")).in_texts(&periods);
     q.push(&format!(" GROUP BY {key}, o.owner_id, o.currency"));
-    let mut won: BTreeMap<(String, String, String), (i64, i64)> = q
+    let mut won: BTreeMap<(String, String, String), (i64, i128)> = q
         .load::<WonRow>(conn)?
         .into_iter()
-        .map(|r| ((r.period, r.owner_id, r.currency), (r.deals, r.amount)))
+        .map(|r| {
+            (
+                (r.period, r.owner_id, r.currency),
+                (r.deals, join_sum(r.amount_hi, r.amount_lo)),
+            )
+        })
         .collect();
-    let parse = |s: &str| crate::domain::money::parse_amount(s).unwrap_or(0);
+    // Frozen totals may be larger than any single amount.
+    let parse = |s: &str| parse_total(s).unwrap_or(0);
     let mut rows = Vec::new();
     for f in &frozen {
         let (deals, amount) = won
@@ -336,10 +383,10 @@ fn accuracy_row(
     owner_id: String,
     currency: String,
     forecast_deals: i64,
-    unweighted: i64,
-    weighted: i64,
+    unweighted: i128,
+    weighted: i128,
     won_deals: i64,
-    won_amount: i64,
+    won_amount: i128,
 ) -> AccuracyRow {
     AccuracyRow {
         period,

@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::math::Rate;
-use super::{pipeline_stages, segment_expr, segment_join, GroupBy, Scope, Sql, StageInfo};
+use super::{
+    cap_segments, pipeline_stages, segment_join, GroupBy, Scope, Segments, Sql, StageInfo,
+    OTHER_SEGMENT,
+};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
@@ -56,6 +59,17 @@ pub struct FunnelSegment {
     pub win_rate: Rate,
 }
 
+/// The segments beyond the largest [`super::MAX_SEGMENTS`], as one.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FunnelOther {
+    /// How many segments are summed up here.
+    pub segments: i64,
+    /// Deals in any of those segments, each counted once.
+    pub total: i64,
+    pub stages: Vec<FunnelStage>,
+    pub win_rate: Rate,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FunnelReport {
     pub pipeline_id: String,
@@ -67,8 +81,15 @@ pub struct FunnelReport {
     pub stages: Vec<FunnelStage>,
     /// Won deals over all deals in the report.
     pub win_rate: Rate,
+    /// With `group_by`: the 50 largest segments by `total`, in key order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<FunnelSegment>>,
+    /// With `group_by`: true when there were more than 50 segments and `other` holds the
+    /// rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments_truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other: Option<FunnelOther>,
 }
 
 /// The database's answer, per segment key.
@@ -158,11 +179,11 @@ struct StageCountRow {
 /// The FROM/WHERE of the funnel queries over the stage log (period mode with a range:
 /// only the entries in the range count): the deals in scope with their entries (joined
 /// as `t`, with the entered stage as `s`).
-fn from_entries(q: &mut Sql, scope: &Scope, group: Option<GroupBy>, lost_only: bool) {
+fn from_entries(q: &mut Sql, scope: &Scope, segs: Segments, lost_only: bool) {
     let backend = q.backend;
-    let key = group.map_or("''", segment_expr);
+    let key = segs.key();
     q.push(&format!("SELECT {key} AS key, o.id AS oid, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, s.kind AS kind, s.position AS position FROM opportunities o"));
-    q.push(segment_join(backend, group));
+    q.push(segment_join(backend, segs.group()));
     q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id");
     if lost_only {
         q.push(" AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at");
@@ -172,6 +193,7 @@ fn from_entries(q: &mut Sql, scope: &Scope, group: Option<GroupBy>, lost_only: b
         q.push(" AND o.status = 'lost'");
     }
     scope.push_deal_filter(q);
+    segs.push_filter(q);
     scope.push_range(q, "t.entered_at");
 }
 
@@ -216,21 +238,28 @@ pub fn add_deals(c: &mut Counts, stages: &[StageInfo], mask: i64, lost_from: &st
 fn counts_from_summary(
     conn: &mut DbConn,
     scope: &Scope,
-    group: Option<GroupBy>,
+    segs: Segments,
     stages: &[StageInfo],
 ) -> AppResult<BTreeMap<String, Counts>> {
     let mut q = Sql::new(backend_of(conn));
-    let key = group.map_or("''", segment_expr);
+    let key = segs.key();
+    // Mask and loss are facts of the deal, so a deal falls in one group per key.
+    let n = if segs.merges() {
+        "COUNT(DISTINCT oid)"
+    } else {
+        "COUNT(*)"
+    };
     q.push(&format!(
-        "SELECT key, mask, lost_from, CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT {key} AS key, \
+        "SELECT key, mask, lost_from, CAST({n} AS BIGINT) AS n FROM (SELECT {key} AS key, r.opportunity_id AS oid, \
          r.entered_mask AS mask, COALESCE(r.lost_from_stage_id, '') AS lost_from FROM deal_reach r"
     ));
-    if group.is_some() {
+    if let Some(group) = segs.group() {
         q.push(" JOIN opportunities o ON o.id = r.opportunity_id");
-        q.push(segment_join(q.backend, group));
+        q.push(segment_join(q.backend, Some(group)));
     }
     q.push(" WHERE r.entered_mask <> 0");
     scope.push_filter_on(&mut q, "r");
+    segs.push_filter(&mut q);
     scope.push_range(&mut q, "r.created_at");
     q.push(") e GROUP BY key, mask, lost_from");
     let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
@@ -251,11 +280,11 @@ pub fn counts(
     conn: &mut DbConn,
     scope: &Scope,
     mode: FunnelMode,
-    group: Option<GroupBy>,
+    segs: Segments,
     stages: &[StageInfo],
 ) -> AppResult<BTreeMap<String, Counts>> {
     if mode == FunnelMode::Cohort || !scope.has_range() {
-        return counts_from_summary(conn, scope, group, stages);
+        return counts_from_summary(conn, scope, segs, stages);
     }
     let backend = backend_of(conn);
     let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
@@ -266,7 +295,7 @@ pub fn counts(
          CAST(MAX(CASE WHEN kind = 'won' THEN {WON_RANK} WHEN kind = 'open' THEN position ELSE -1 END) AS BIGINT) AS max_rank, \
          CAST(MAX(CASE WHEN kind = 'won' THEN 1 ELSE 0 END) AS BIGINT) AS won FROM ("
     ));
-    from_entries(&mut reach, scope, group, false);
+    from_entries(&mut reach, scope, segs, false);
     reach.push(") e GROUP BY key, oid) d GROUP BY key, max_rank, won");
     for r in reach.load::<ReachRow>(conn)? {
         let c = by_key.entry(r.key).or_default();
@@ -278,7 +307,7 @@ pub fn counts(
     entered.push(
         "SELECT key, to_stage_id AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (",
     );
-    from_entries(&mut entered, scope, group, false);
+    from_entries(&mut entered, scope, segs, false);
     entered.push(") e GROUP BY key, to_stage_id");
     for r in entered.load::<StageCountRow>(conn)? {
         by_key
@@ -290,7 +319,7 @@ pub fn counts(
 
     let mut lost = Sql::new(backend);
     lost.push("SELECT key, COALESCE(from_stage_id, to_stage_id) AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (");
-    from_entries(&mut lost, scope, group, true);
+    from_entries(&mut lost, scope, segs, true);
     lost.push(") e GROUP BY key, COALESCE(from_stage_id, to_stage_id)");
     for r in lost.load::<StageCountRow>(conn)? {
         by_key
@@ -312,15 +341,33 @@ pub fn report(
     let stages = pipeline_stages(conn, &pipeline_id)?;
     // Overall numbers come from an ungrouped run: with tags a deal sits in several
     // segments, so segment totals do not add up to the whole.
-    let overall = counts(conn, scope, mode, None, &stages)?
+    let overall = counts(conn, scope, mode, Segments::Whole, &stages)?
         .remove("")
         .unwrap_or_default();
     let (total, steps, win_rate) = assemble(&stages, &overall);
-    let segments = match group {
-        None => None,
-        Some(g) => Some(
-            counts(conn, scope, mode, Some(g), &stages)?
-                .into_iter()
+    let (mut segments, mut segments_truncated, mut other) = (None, None, None);
+    if let Some(g) = group {
+        let by_key = counts(conn, scope, mode, Segments::Each(g), &stages)?;
+        let (kept, rest) = cap_segments(
+            by_key,
+            |c| c.reach.values().sum(),
+            |keys| {
+                let mut rest = counts(conn, scope, mode, Segments::Rest(g, keys), &stages)?;
+                Ok(rest.remove("").unwrap_or_default())
+            },
+        )?;
+        segments_truncated = Some(rest.is_some());
+        other = rest.map(|(summed, c)| {
+            let (total, stages, win_rate) = assemble(&stages, &c);
+            FunnelOther {
+                segments: summed,
+                total,
+                stages,
+                win_rate,
+            }
+        });
+        segments = Some(
+            kept.into_iter()
                 .map(|(key, c)| {
                     let (total, stages, win_rate) = assemble(&stages, &c);
                     FunnelSegment {
@@ -331,8 +378,8 @@ pub fn report(
                     }
                 })
                 .collect(),
-        ),
-    };
+        );
+    }
     Ok(FunnelReport {
         pipeline_id,
         mode,
@@ -342,6 +389,8 @@ pub fn report(
         stages: steps,
         win_rate,
         segments,
+        segments_truncated,
+        other,
     })
 }
 
@@ -390,6 +439,9 @@ pub fn csv_rows(r: &FunnelReport) -> Vec<Vec<String>> {
     push("", &r.stages);
     for seg in r.segments.iter().flatten() {
         push(&seg.key, &seg.stages);
+    }
+    if let Some(other) = &r.other {
+        push(OTHER_SEGMENT, &other.stages);
     }
     rows
 }
@@ -575,6 +627,8 @@ mod tests {
             stages,
             win_rate,
             segments: None,
+            segments_truncated: None,
+            other: None,
         };
         let svg = svg(&r, "Pipeline <A>");
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));

@@ -8,8 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::math::Rate;
-use super::{Scope, Sql};
-use crate::domain::money::format_amount;
+use super::{money_sum, Scope, Sql};
+use crate::domain::money::{format_amount, join_sum};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
@@ -27,9 +27,13 @@ pub struct LossRow {
     pub loss_reason_label: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub count: i64,
+    /// The amount, split (see `money_sum`).
     #[diesel(sql_type = BigInt)]
     #[serde(skip)]
-    pub amount_minor: i64,
+    pub amount_hi: i64,
+    #[diesel(sql_type = BigInt)]
+    #[serde(skip)]
+    pub amount_lo: i64,
     #[diesel(sql_type = BigInt)]
     #[serde(skip)]
     pub position: i64,
@@ -54,14 +58,15 @@ pub struct LossReport {
 /// Lost deals in scope lost within the range (by `lost_at`).
 pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
     let mut q = Sql::new(backend_of(conn));
-    q.push(
+    q.push(&format!(
         "SELECT a.stage_id AS stage_id, fs.name AS stage_name, a.loss_reason_id AS loss_reason_id, lr.label AS loss_reason_label, \
-         a.count AS count, a.amount_minor AS amount_minor, \
+         a.count AS count, a.amount_hi AS amount_hi, a.amount_lo AS amount_lo, \
          CAST(COALESCE(fs.position, -1) AS BIGINT) AS position FROM (\
          SELECT r.lost_from_stage_id AS stage_id, r.lost_reason_id AS loss_reason_id, \
-         CAST(COUNT(*) AS BIGINT) AS count, CAST(COALESCE(SUM(r.amount_minor), 0) AS BIGINT) AS amount_minor \
+         CAST(COUNT(*) AS BIGINT) AS count, {} \
          FROM deal_reach r WHERE r.status = 'lost'",
-    );
+        money_sum("r.amount_minor", None, "amount")
+    ));
     // The per-deal summary mirrors each deal's status, amount, close time and reason;
     // names are joined to the few grouped rows.
     scope.push_filter_on(&mut q, "r");
@@ -78,14 +83,18 @@ pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
             .then(a.loss_reason_id.cmp(&b.loss_reason_id))
     });
     let total_lost = rows.iter().map(|r| r.count).sum();
-    let total_amount = format_amount(rows.iter().map(|r| r.amount_minor).sum());
+    let total_amount = format_amount(
+        rows.iter()
+            .map(|r| join_sum(r.amount_hi, r.amount_lo))
+            .sum::<i128>(),
+    );
     Ok(LossReport {
         total_lost,
         total_amount,
         data: rows
             .into_iter()
             .map(|row| LossEntry {
-                amount: format_amount(row.amount_minor),
+                amount: format_amount(join_sum(row.amount_hi, row.amount_lo)),
                 row,
             })
             .collect(),
@@ -149,21 +158,27 @@ struct ReactivationRow {
     #[diesel(sql_type = BigInt)]
     lost_again: i64,
     #[diesel(sql_type = BigInt)]
-    won_amount: i64,
+    won_amount_hi: i64,
+    #[diesel(sql_type = BigInt)]
+    won_amount_lo: i64,
 }
 
 /// Per deal: was it lost (an entry into a lost stage in the range), and was it
 /// reopened (an entry from a lost stage into an open stage after that).
 pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationReport> {
     let mut q = Sql::new(backend_of(conn));
-    q.push(
+    q.push(&format!(
         "SELECT CAST(COUNT(*) AS BIGINT) AS lost, CAST(COALESCE(SUM(reopened), 0) AS BIGINT) AS reopened, \
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'won' THEN 1 ELSE 0 END), 0) AS BIGINT) AS won, \
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'open' THEN 1 ELSE 0 END), 0) AS BIGINT) AS open, \
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'lost' THEN 1 ELSE 0 END), 0) AS BIGINT) AS lost_again, \
-         CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END), 0) AS BIGINT) AS won_amount \
-         FROM (",
-    );
+         {} FROM (",
+        money_sum(
+            "CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END",
+            None,
+            "won_amount"
+        )
+    ));
     if !scope.has_range() {
         // Lost at any time: the per-deal summary knows whether a deal was ever lost and
         // whether it was reopened.
@@ -199,7 +214,8 @@ fn reactivation_row(conn: &mut DbConn, q: &Sql) -> AppResult<ReactivationReport>
         won: 0,
         open: 0,
         lost_again: 0,
-        won_amount: 0,
+        won_amount_hi: 0,
+        won_amount_lo: 0,
     });
     Ok(ReactivationReport {
         lost: r.lost,
@@ -209,7 +225,7 @@ fn reactivation_row(conn: &mut DbConn, q: &Sql) -> AppResult<ReactivationReport>
         open_after_reopen: r.open,
         lost_again: r.lost_again,
         win_rate_after_reopen: Rate::of(r.won, r.reopened),
-        won_amount_after_reopen: format_amount(r.won_amount),
+        won_amount_after_reopen: format_amount(join_sum(r.won_amount_hi, r.won_amount_lo)),
     })
 }
 

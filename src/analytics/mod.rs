@@ -14,6 +14,8 @@ pub mod math;
 pub mod people;
 pub mod stalled;
 
+use std::collections::BTreeMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::query_builder::BoxedSqlQuery;
 use diesel::query_dsl::RunQueryDsl;
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Visibility;
+use crate::domain::money::SUM_SPLIT;
 use crate::error::{AppError, AppResult};
 use crate::storage::{Backend, Db, DbConn};
 
@@ -154,6 +157,17 @@ impl Sql {
     }
 }
 
+/// `SUM(amount × factor)` as the two columns `{alias}_hi` and `{alias}_lo` (BIGINT),
+/// split at [`SUM_SPLIT`] so that neither can overflow; join them with
+/// [`crate::domain::money::join_sum`].
+pub fn money_sum(amount: &str, factor: Option<&str>, alias: &str) -> String {
+    let times = factor.map(|f| format!(" * {f}")).unwrap_or_default();
+    format!(
+        "CAST(COALESCE(SUM(({amount}) / {SUM_SPLIT}{times}), 0) AS BIGINT) AS {alias}_hi, \
+         CAST(COALESCE(SUM(({amount}) % {SUM_SPLIT}{times}), 0) AS BIGINT) AS {alias}_lo"
+    )
+}
+
 /// How a report splits its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -241,6 +255,87 @@ impl Scope {
     }
 }
 
+/// Segments a report lists at most; the others are summed up as one `other` segment, so
+/// that a `group_by` over free-form values (tags) cannot make an answer of thousands.
+pub const MAX_SEGMENTS: usize = 50;
+
+/// The `segment` of the `other` segment in CSV.
+pub const OTHER_SEGMENT: &str = "(other)";
+
+/// The [`MAX_SEGMENTS`] largest keys by size (ties by key), or `None` when every key
+/// fits.
+pub fn largest_keys(sizes: impl IntoIterator<Item = (String, i64)>) -> Option<Vec<String>> {
+    let mut sizes: Vec<(String, i64)> = sizes.into_iter().collect();
+    if sizes.len() <= MAX_SEGMENTS {
+        return None;
+    }
+    sizes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Some(
+        sizes
+            .into_iter()
+            .take(MAX_SEGMENTS)
+            .map(|(key, _)| key)
+            .collect(),
+    )
+}
+
+/// Keeps the [`MAX_SEGMENTS`] largest segments of `by_key`. When there were more,
+/// `rest` computes the others as one from the kept keys, and comes back with how many
+/// segments it sums up.
+pub fn cap_segments<T, R>(
+    mut by_key: BTreeMap<String, T>,
+    size: impl Fn(&T) -> i64,
+    rest: impl FnOnce(&[String]) -> AppResult<R>,
+) -> AppResult<(BTreeMap<String, T>, Option<(i64, R)>)> {
+    let Some(kept) = largest_keys(by_key.iter().map(|(k, v)| (k.clone(), size(v)))) else {
+        return Ok((by_key, None));
+    };
+    let other = rest(&kept)?;
+    let summed = (by_key.len() - kept.len()) as i64;
+    by_key.retain(|k, _| kept.contains(k));
+    Ok((by_key, Some((summed, other))))
+}
+
+/// What a grouped report query reads: the whole (one key `''`), one segment per key, or
+/// every row outside the listed keys as one segment (key `''`), in which a deal or stay
+/// that has several of those keys (tags) counts once.
+#[derive(Debug, Clone, Copy)]
+pub enum Segments<'a> {
+    Whole,
+    Each(GroupBy),
+    Rest(GroupBy, &'a [String]),
+}
+
+impl Segments<'_> {
+    pub fn group(&self) -> Option<GroupBy> {
+        match *self {
+            Segments::Whole => None,
+            Segments::Each(g) | Segments::Rest(g, _) => Some(g),
+        }
+    }
+
+    /// The key column's expression.
+    pub fn key(&self) -> &'static str {
+        match *self {
+            Segments::Each(g) => segment_expr(g),
+            Segments::Whole | Segments::Rest(..) => "''",
+        }
+    }
+
+    /// True when rows may repeat a deal and must be counted distinctly.
+    pub fn merges(&self) -> bool {
+        matches!(self, Segments::Rest(..))
+    }
+
+    /// Appends ` AND key NOT IN (…)` for the rest.
+    pub fn push_filter(&self, q: &mut Sql) {
+        if let Segments::Rest(g, keys) = *self {
+            q.push(&format!(" AND {} NOT IN ", segment_expr(g)))
+                .in_texts(keys);
+        }
+    }
+}
+
 /// The SQL expression of a segment key over `o` (opportunities) and, for teams, `ou`
 /// (the owner's user row, joined by the caller of this function), or `tg.tag` for tags.
 pub fn segment_expr(group: GroupBy) -> &'static str {
@@ -267,24 +362,52 @@ pub fn segment_join(backend: Backend, group: Option<GroupBy>) -> &'static str {
     }
 }
 
+/// The first and last instants a report bound may name. SQLite stores timestamps as
+/// ISO text and compares them as text, so a bound must keep four-digit years: the day
+/// after 9999-12-31 would be written `+10000-01-01` and sort before every real date.
+fn bound_limits() -> (NaiveDateTime, NaiveDateTime) {
+    let first = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+    (
+        first.and_hms_opt(0, 0, 0).unwrap_or_default(),
+        last.and_hms_micro_opt(23, 59, 59, 999_999)
+            .unwrap_or_default(),
+    )
+}
+
 /// Reads a report bound: a date (`2026-03-01`, the start of that day in UTC; as `to`, the
-/// end of it) or an RFC 3339 time with any offset (converted to UTC).
+/// end of it) or an RFC 3339 time with any offset (converted to UTC). Dates outside
+/// 0001-01-01..9999-12-31 are refused; a bound that its offset or the end of its day
+/// carries past those limits is clamped to them.
 pub fn parse_bound(field: &str, text: &str, is_end: bool) -> AppResult<NaiveDateTime> {
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let day = if is_end { d.succ_opt().unwrap_or(d) } else { d };
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let refuse = |message: &str| AppError::BadRequest {
+        code: "invalid_parameter",
+        detail: format!("{field}: {message}"),
+        errors: vec![crate::error::FieldError::new(field, "invalid", message)],
+    };
+    // The longest RFC 3339 time with nanoseconds and an offset has 35 characters; more
+    // digits would be read and dropped.
+    if text.len() > 40 {
+        return Err(refuse("expected a date (YYYY-MM-DD) or an RFC 3339 time"));
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.naive_utc())
-        .map_err(|_| AppError::BadRequest {
-            code: "invalid_parameter",
-            detail: format!("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time"),
-            errors: vec![crate::error::FieldError::new(
-                field,
-                "invalid",
-                "expected YYYY-MM-DD or RFC 3339",
-            )],
-        })
+    let (first, last) = bound_limits();
+    let (written, t) = if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if is_end { d.succ_opt().unwrap_or(d) } else { d };
+        (d, day.and_hms_opt(0, 0, 0).unwrap_or_default())
+    } else {
+        let t = chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|_| refuse("expected a date (YYYY-MM-DD) or an RFC 3339 time"))?;
+        (t.date_naive(), t.naive_utc())
+    };
+    if written < first.date() || written > last.date() {
+        return Err(refuse("must be between 0001-01-01 and 9999-12-31"));
+    }
+    Ok(t.clamp(first, last))
+}
+
+/// The last day a bound given as the end of a range includes, for date columns.
+pub fn last_day_before(end: NaiveDateTime) -> NaiveDate {
+    (end - chrono::Duration::microseconds(1)).date()
 }
 
 #[derive(QueryableByName, Debug, Clone)]
@@ -340,6 +463,20 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_segments_are_kept() {
+        assert_eq!(largest_keys([("a".to_owned(), 1)]), None);
+        let sizes = (0..60).map(|i| (format!("k{i:02}"), i64::from(i % 3)));
+        let kept = largest_keys(sizes).unwrap();
+        assert_eq!(kept.len(), MAX_SEGMENTS);
+        assert_eq!(
+            &kept[..3],
+            ["k02", "k05", "k08"],
+            "largest first, ties by key"
+        );
+        assert!(!kept.contains(&"k57".to_owned()), "k57 has size 0");
+    }
+
+    #[test]
     fn bounds_take_dates_and_offsets() {
         let day = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
         assert_eq!(
@@ -357,5 +494,35 @@ mod tests {
             "Beijing 08:00 is midnight UTC"
         );
         assert!(parse_bound("from", "March", false).is_err());
+    }
+
+    #[test]
+    fn bounds_stay_within_the_years_1_to_9999() {
+        let (first, last) = bound_limits();
+        assert_eq!(parse_bound("to", "9999-12-31", true).unwrap(), last);
+        assert_eq!(
+            parse_bound("to", "9999-12-31T23:00:00-05:00", true).unwrap(),
+            last
+        );
+        assert_eq!(
+            parse_bound("from", "0001-01-01T00:00:00+08:00", false).unwrap(),
+            first
+        );
+        assert_eq!(parse_bound("from", "0001-01-01", false).unwrap(), first);
+        for (field, text) in [
+            ("to", "10000-01-01"),
+            ("to", "+10000-01-01"),
+            ("from", "0000-12-31"),
+            ("from", "0000-12-31T23:00:00Z"),
+            ("from", "-0001-01-01"),
+        ] {
+            let err = parse_bound(field, text, field == "to").unwrap_err();
+            assert_eq!(err.code(), "invalid_parameter", "{text}");
+        }
+        assert_eq!(
+            last_day_before(parse_bound("to", "2026-03-31", true).unwrap()),
+            NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
+        );
+        assert_eq!(last_day_before(last), last.date());
     }
 }

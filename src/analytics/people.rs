@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::math::Rate;
-use super::{Scope, Sql};
-use crate::domain::money::format_amount;
+use super::{money_sum, Scope, Sql};
+use crate::domain::money::{format_amount, join_sum};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
@@ -47,10 +47,15 @@ struct OwnerRow {
     #[diesel(sql_type = BigInt)]
     n: i64,
     #[diesel(sql_type = BigInt)]
-    amount: i64,
+    amount_hi: i64,
+    #[diesel(sql_type = BigInt)]
+    amount_lo: i64,
 }
 
 use crate::storage::aggregates::rank;
+
+/// The amount columns of an [`OwnerRow`] for queries that count without amounts.
+const NO_AMOUNT: &str = "CAST(0 AS BIGINT) AS amount_hi, CAST(0 AS BIGINT) AS amount_lo";
 
 pub fn leaderboard(
     conn: &mut DbConn,
@@ -59,40 +64,40 @@ pub fn leaderboard(
 ) -> AppResult<Leaderboard> {
     let backend = backend_of(conn);
     let mut won = Sql::new(backend);
-    won.push(
-        "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, \
-         CAST(COALESCE(SUM(o.amount_minor), 0) AS BIGINT) AS amount \
+    won.push(&format!(
+        "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {} \
          FROM opportunities o WHERE o.status = 'won'",
-    );
+        money_sum("o.amount_minor", None, "amount")
+    ));
     scope.push_deal_filter(&mut won);
     scope.push_range(&mut won, "o.closed_at");
     won.push(" GROUP BY o.owner_id");
     let mut adv = Sql::new(backend);
     if !scope.has_range() {
         // All-time advances: summed from the per-deal summary.
-        adv.push(
-            "SELECT r.owner_id AS owner_id, CAST(SUM(r.advances) AS BIGINT) AS n, CAST(0 AS BIGINT) AS amount \
-             FROM deal_reach r WHERE r.advances > 0",
-        );
+        adv.push(&format!(
+            "SELECT r.owner_id AS owner_id, CAST(SUM(r.advances) AS BIGINT) AS n, {NO_AMOUNT} \
+             FROM deal_reach r WHERE r.advances > 0"
+        ));
         scope.push_filter_on(&mut adv, "r");
         adv.push(" GROUP BY r.owner_id");
     } else {
         adv.push(&format!(
-        "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, CAST(0 AS BIGINT) AS amount \
+            "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {NO_AMOUNT} \
          FROM stage_transitions t JOIN opportunities o ON o.id = t.opportunity_id \
          JOIN stages ts ON ts.id = t.to_stage_id JOIN stages fs ON fs.id = t.from_stage_id \
          WHERE fs.kind = 'open' AND {} > {}",
-        rank("ts"),
-        rank("fs")
-    ));
+            rank("ts"),
+            rank("fs")
+        ));
         scope.push_deal_filter(&mut adv);
         scope.push_range(&mut adv, "t.entered_at");
         adv.push(" GROUP BY o.owner_id");
     }
-    let mut by_owner: BTreeMap<String, (Option<String>, i64, i64, i64)> = BTreeMap::new();
+    let mut by_owner: BTreeMap<String, (Option<String>, i128, i64, i64)> = BTreeMap::new();
     for r in won.load::<OwnerRow>(conn)? {
         let e = by_owner.entry(r.owner_id).or_default();
-        e.1 = r.amount;
+        e.1 = join_sum(r.amount_hi, r.amount_lo);
         e.2 = r.n;
     }
     for r in adv.load::<OwnerRow>(conn)? {
@@ -104,14 +109,14 @@ pub fn leaderboard(
             e.0 = Some(name);
         }
     }
-    let mut rows: Vec<(String, Option<String>, i64, i64, i64)> = by_owner
+    let mut rows: Vec<(String, Option<String>, i128, i64, i64)> = by_owner
         .into_iter()
         .map(|(id, (name, amount, count, adv))| (id, name, amount, count, adv))
         .collect();
-    let key = |r: &(String, Option<String>, i64, i64, i64)| match metric {
+    let key = |r: &(String, Option<String>, i128, i64, i64)| match metric {
         LeaderboardMetric::WonAmount => r.2,
-        LeaderboardMetric::WonCount => r.3,
-        LeaderboardMetric::StageAdvances => r.4,
+        LeaderboardMetric::WonCount => i128::from(r.3),
+        LeaderboardMetric::StageAdvances => i128::from(r.4),
     };
     rows.sort_by(|a, b| key(b).cmp(&key(a)).then(a.0.cmp(&b.0)));
     let data = rows
@@ -193,21 +198,27 @@ struct SourceRow {
     #[diesel(sql_type = BigInt)]
     won: i64,
     #[diesel(sql_type = BigInt)]
-    won_amount: i64,
+    won_amount_hi: i64,
+    #[diesel(sql_type = BigInt)]
+    won_amount_lo: i64,
 }
 
 /// Leads by source; the owner, team and visibility apply to the lead's owner, the
 /// pipeline (when given) to the opportunity a lead was converted into.
 pub fn lead_sources(conn: &mut DbConn, scope: &Scope) -> AppResult<LeadSourcesReport> {
     let mut q = Sql::new(backend_of(conn));
-    q.push(
+    q.push(&format!(
         "SELECT l.source AS source, CAST(COUNT(*) AS BIGINT) AS leads, \
          CAST(SUM(CASE WHEN l.status IN ('qualified', 'converted') THEN 1 ELSE 0 END) AS BIGINT) AS qualified, \
          CAST(SUM(CASE WHEN l.status = 'converted' THEN 1 ELSE 0 END) AS BIGINT) AS converted, \
          CAST(SUM(CASE WHEN o.status = 'won' THEN 1 ELSE 0 END) AS BIGINT) AS won, \
-         CAST(COALESCE(SUM(CASE WHEN o.status = 'won' THEN o.amount_minor ELSE 0 END), 0) AS BIGINT) AS won_amount \
-         FROM leads l LEFT JOIN opportunities o ON o.id = l.converted_opportunity_id",
-    );
+         {} FROM leads l LEFT JOIN opportunities o ON o.id = l.converted_opportunity_id",
+        money_sum(
+            "CASE WHEN o.status = 'won' THEN o.amount_minor ELSE 0 END",
+            None,
+            "won_amount"
+        )
+    ));
     if let Some(p) = &scope.pipeline_id {
         q.push(" AND o.pipeline_id = ").text(p);
     }
@@ -222,7 +233,7 @@ pub fn lead_sources(conn: &mut DbConn, scope: &Scope) -> AppResult<LeadSourcesRe
             qualification_rate: Rate::of(r.qualified, r.leads),
             conversion_rate: Rate::of(r.converted, r.leads),
             win_rate: Rate::of(r.won, r.converted),
-            won_amount: format_amount(r.won_amount),
+            won_amount: format_amount(join_sum(r.won_amount_hi, r.won_amount_lo)),
             source: r.source,
             leads: r.leads,
             qualified: r.qualified,

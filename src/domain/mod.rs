@@ -27,6 +27,29 @@ impl Problems {
     }
 }
 
+/// Caps on free text, so that no field stores what a request body can carry (the body
+/// limit is a megabyte): names and titles, longer descriptions, notes on a change.
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// True for an id in the form the service writes them (`storage::new_id`): a UUID,
+/// hyphenated and in lower case.
+pub fn is_id(text: &str) -> bool {
+    uuid::Uuid::parse_str(text).is_ok_and(|u| u.hyphenated().to_string() == text)
+}
+
+/// An optional member that must be an id when present.
+pub fn optional_id(p: &mut Problems, field: &str, value: Option<&str>) {
+    if value.is_some_and(|v| !is_id(v)) {
+        p.add(
+            field,
+            "invalid",
+            "must be an id (a UUID such as 01970a7e-3c4f-7d2b-9a51-2f6c8e0b4d13)",
+        );
+    }
+}
+
 /// Trims a required text; empty or longer than `max` chars is a field error.
 pub fn required_text(p: &mut Problems, field: &str, value: &str, max: usize) -> String {
     let v = value.trim();
@@ -40,4 +63,24 @@ pub fn required_text(p: &mut Problems, field: &str, value: &str, max: usize) -> 
         );
     }
     v.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_canonical_uuids() {
+        assert!(is_id("01970a7e-3c4f-7d2b-9a51-2f6c8e0b4d13"));
+        for bad in [
+            "",
+            "nope",
+            "01970A7E-3C4F-7D2B-9A51-2F6C8E0B4D13",
+            "01970a7e3c4f7d2b9a512f6c8e0b4d13",
+            "{01970a7e-3c4f-7d2b-9a51-2f6c8e0b4d13}",
+            " 01970a7e-3c4f-7d2b-9a51-2f6c8e0b4d13",
+        ] {
+            assert!(!is_id(bad), "{bad:?}");
+        }
+    }
 }

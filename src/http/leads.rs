@@ -848,9 +848,7 @@ fn check_rules(input: &[ScoringRuleInput]) -> AppResult<Vec<ScoringRule>> {
             ),
             _ => {}
         }
-        if r.value.trim().is_empty() {
-            p.add(at("value"), "required", "must not be empty");
-        }
+        let value = required_text(&mut p, &at("value"), &r.value, 100);
         if !(-100..=100).contains(&r.points) {
             p.add(at("points"), "out_of_range", "must be between -100 and 100");
         }
@@ -865,7 +863,7 @@ fn check_rules(input: &[ScoringRuleInput]) -> AppResult<Vec<ScoringRule>> {
         out.push(ScoringRule {
             id,
             field,
-            value: r.value.trim().to_owned(),
+            value,
             points: r.points,
             label,
         });

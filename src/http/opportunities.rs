@@ -23,7 +23,7 @@ use crate::domain::money::{format_amount, parse_amount, parse_currency};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::domain::pipeline::StageKind;
 use crate::domain::user::Role;
-use crate::domain::{required_text, Problems};
+use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
 use crate::storage::accounts::{account, contact};
@@ -721,7 +721,7 @@ fn check_loss_reason(conn: &mut DbConn, id: &str) -> AppResult<()> {
 
 fn note_text(note: Option<String>) -> AppResult<Option<String>> {
     let mut p = Problems::default();
-    let note = opt_text(&mut p, "note", &note, 2000);
+    let note = opt_text(&mut p, "note", &note, MAX_NOTE_CHARS);
     p.into_result()?;
     Ok(note)
 }
@@ -747,7 +747,14 @@ pub async fn move_opportunity(
     body: ApiJson<MoveRequest>,
 ) -> AppResult<HttpResponse> {
     let b = body.0;
-    let note = note_text(b.note)?;
+    let mut p = Problems::default();
+    let note = opt_text(&mut p, "note", &b.note, MAX_NOTE_CHARS);
+    let lost_note = opt_text(&mut p, "lost_note", &b.lost_note, MAX_NOTE_CHARS);
+    let next_action_text = b
+        .next_action
+        .as_ref()
+        .map(|n| required_text(&mut p, "next_action.text", &n.text, 500));
+    p.into_result()?;
     let dry_run = b.dry_run;
     stage_endpoint(
         state,
@@ -762,12 +769,12 @@ pub async fn move_opportunity(
                 if let Some(reason) = &b.loss_reason_id {
                     check_loss_reason(conn, reason)?;
                     row.lost_reason_id = Some(reason.clone());
-                    row.lost_note = b.lost_note.clone();
+                    row.lost_note = lost_note.clone();
                 }
             }
             let keep = match &b.next_action {
                 Some(n) => {
-                    row.next_action_text = Some(n.text.trim().to_owned());
+                    row.next_action_text = next_action_text.clone();
                     row.next_action_due_at = n.due_at.map(|d| d.naive_utc());
                     true
                 }

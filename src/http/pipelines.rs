@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
+use super::fields::opt_text;
 use super::pagination::{page_out, page_request, PageOut};
 use super::{double_option, utc};
 use crate::auth::api_keys::Scope;
@@ -14,7 +15,7 @@ use crate::auth::Caller;
 use crate::domain::pipeline::{check_stage_set, StageDraft, StageInput, StageKind};
 use crate::domain::templates::{template, TEMPLATE_KEYS};
 use crate::domain::user::Role;
-use crate::domain::{required_text, Problems};
+use crate::domain::{required_text, Problems, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
 use crate::storage::pipelines::{self as store, PipelineFilter, PipelineWithStages, StageRow};
@@ -262,10 +263,11 @@ pub async fn create_pipeline(
     can_configure(&caller)?;
     let b = body.0;
     let mut p = Problems::default();
-    let name = required_text(&mut p, "name", &b.name, 200);
+    let name = required_text(&mut p, "name", &b.name, MAX_NAME_CHARS);
+    let description = opt_text(&mut p, "description", &b.description, MAX_DESCRIPTION_CHARS);
     let drafts = check_stages(&b.stages, &mut p);
     p.into_result()?;
-    create(&state, caller, name, b.description, drafts).await
+    create(&state, caller, name, description, drafts).await
 }
 
 /// Creates a pipeline from a ready-made template.
@@ -358,7 +360,11 @@ pub async fn update_pipeline(
     let name = b
         .name
         .as_deref()
-        .map(|n| required_text(&mut p, "name", n, 200));
+        .map(|n| required_text(&mut p, "name", n, MAX_NAME_CHARS));
+    let description = b
+        .description
+        .as_ref()
+        .map(|d| opt_text(&mut p, "description", d, MAX_DESCRIPTION_CHARS));
     p.into_result()?;
     let updated = storage::run_tx(&state.pool, move |conn| {
         store::touch(conn, &id, if_match.0, &caller.user_id)?;
@@ -366,7 +372,7 @@ pub async fn update_pipeline(
             conn,
             &id,
             name.as_deref(),
-            b.description.as_ref().map(|d| d.as_deref()),
+            description.as_ref().map(|d| d.as_deref()),
         )?;
         store::find(conn, &id)
     })

@@ -20,7 +20,7 @@ use crate::analytics::{parse_bound, GroupBy, Scope};
 use crate::auth::api_keys::Scope as KeyScope;
 use crate::auth::Caller;
 use crate::domain::user::Role;
-use crate::domain::{required_text, Problems};
+use crate::domain::{optional_id, required_text, Problems, MAX_NAME_CHARS};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
 use crate::storage;
@@ -104,17 +104,41 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.contains("text/csv"))
 }
 
-/// RFC 4180 CSV with a header row.
+/// True for the numbers the reports write (`12`, `-12.00`, `0.6667`).
+fn is_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !frac.is_empty()
+        && whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+}
+
+/// A spreadsheet runs a cell starting with `=`, `+`, `-` or `@` (or tab or CR before
+/// one) as a formula, and names, regions and tags are typed by reps: such text gets a
+/// leading `'` (OWASP, CSV injection). Numbers keep their sign.
+fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// RFC 4180 CSV with a header row; text that a spreadsheet would run is neutralised.
 pub fn to_csv(rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for row in rows {
         let line: Vec<String> = row
             .iter()
             .map(|f| {
+                let f = neutralise(f);
                 if f.contains([',', '"', '\n', '\r']) {
                     format!("\"{}\"", f.replace('"', "\"\""))
                 } else {
-                    f.clone()
+                    f.into_owned()
                 }
             })
             .collect();
@@ -423,24 +447,36 @@ fn snapshot_query(p: &CreateSnapshot) -> ReportQuery {
 }
 
 /// Freezes the current forecast (as the caller sees it) for a later accuracy check.
+/// Each user may take 100 snapshots in any 24 hours.
 #[utoipa::path(post, path = "/api/v1/reports/forecast/snapshots", tag = "reports", operation_id = "create_forecast_snapshot",
     security(("bearer" = [])), request_body = CreateSnapshot,
     responses((status = 201, body = SnapshotOut), (status = 400, body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem)))]
+        (status = 422, body = crate::error::Problem, description = "`name` over 200 characters, or an id that is not a UUID"),
+        (status = 429, body = crate::error::Problem, description = "`snapshot_quota_exceeded`: 100 snapshots in the last 24 hours; see `Retry-After`")))]
 pub async fn create_forecast_snapshot(
     state: web::Data<AppState>,
     caller: Caller,
     body: ApiJson<CreateSnapshot>,
 ) -> AppResult<HttpResponse> {
     caller.require_person()?;
-    let b = body.0;
+    let mut b = body.0;
     let mut p = Problems::default();
-    let name = required_text(&mut p, "name", &b.name, 200);
+    b.name = required_text(&mut p, "name", &b.name, MAX_NAME_CHARS);
+    for (field, id) in [
+        ("pipeline_id", &b.pipeline_id),
+        ("owner_id", &b.owner_id),
+        ("team_id", &b.team_id),
+    ] {
+        optional_id(&mut p, field, id.as_deref());
+    }
     p.into_result()?;
     let scope = scope_of(&caller, &snapshot_query(&b), false)?;
     let period = b.period.unwrap_or(Period::Month);
     let params = serde_json::to_string(&b).map_err(AppError::internal)?;
+    let name = b.name;
     let snapshot = storage::run_tx(&state.pool, move |conn| {
+        let now = storage::now();
+        forecast::check_snapshot_quota(conn, &caller.user_id, now)?;
         let report = forecast::report(conn, &scope, period)?;
         let row = SnapshotRow {
             id: storage::new_id(),
@@ -448,7 +484,7 @@ pub async fn create_forecast_snapshot(
             period: period.as_str().to_owned(),
             scope: params,
             rows: serde_json::to_string(&report.rows).map_err(AppError::internal)?,
-            created_at: storage::now(),
+            created_at: now,
             created_by: caller.user_id.clone(),
         };
         forecast::insert_snapshot(conn, &row)?;
@@ -485,4 +521,40 @@ pub async fn forecast_snapshot_accuracy(
         &r,
         forecast::accuracy_csv,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_would_run_as_formulas_get_a_quote() {
+        let rows = vec![vec![
+            "=HYPERLINK(\"http://x\",\"y\")".to_owned(),
+            "+1".into(),
+            "-1+2".into(),
+            "@SUM(A1)".into(),
+            "\t=1".into(),
+            "\r=1".into(),
+            "-".into(),
+        ]];
+        assert_eq!(
+            to_csv(&rows),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+1,'-1+2,'@SUM(A1),'\t=1,\"'\r=1\",'-\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_numbers_and_plain_text_stay_as_they_are() {
+        let rows = vec![vec![
+            "-12.00".to_owned(),
+            "-3".into(),
+            "0.6667".into(),
+            "12500.00".into(),
+            "华东".into(),
+            "a=b".into(),
+            "".into(),
+        ]];
+        assert_eq!(to_csv(&rows), "-12.00,-3,0.6667,12500.00,华东,a=b,\r\n");
+    }
 }

@@ -14,4 +14,5 @@ mod openapi;
 mod opportunities;
 mod pipelines;
 mod reports;
+mod security_limits;
 mod users;
