@@ -147,10 +147,13 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
     let given = form_urlencoded::parse(query.as_bytes())
         .filter(|(_, value)| !value.is_empty())
-        .fold(form_urlencoded::Serializer::new(String::new()), |mut out, (k, v)| {
-            out.append_pair(&k, &v);
-            out
-        })
+        .fold(
+            form_urlencoded::Serializer::new(String::new()),
+            |mut out, (k, v)| {
+                out.append_pair(&k, &v);
+                out
+            },
+        )
         .finish();
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(given.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|err| {

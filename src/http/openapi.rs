@@ -98,7 +98,13 @@ use super::{
         crate::error::FieldError,
         crate::analytics::GroupBy
     )),
-    modifiers(&BearerAuth, &IdempotentPosts, &ErrorResponses, &SharedParameters),
+    modifiers(
+        &BearerAuth,
+        &IdempotentPosts,
+        &ReportParameters,
+        &ErrorResponses,
+        &SharedParameters
+    ),
     tags(
         (name = "health", description = "Probes"),
         (name = "auth", description = "Tokens and API keys"),
@@ -340,7 +346,7 @@ struct SharedParameters;
 impl Modify for SharedParameters {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::ParameterIn;
-        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, KnownFormat, Type};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
         use utoipa::openapi::{RefOr, Required};
         for (path, item) in openapi.paths.paths.iter_mut() {
             let ops = [
@@ -367,7 +373,11 @@ impl Modify for SharedParameters {
                                 .pattern(Some(IF_MATCH_PATTERN))
                         }
                         (ParameterIn::Query, "limit") => {
-                            let max = if path.ends_with("/reports/stalled") { 1000 } else { super::pagination::MAX_LIMIT };
+                            let max = if path.ends_with("/reports/stalled") {
+                                1000
+                            } else {
+                                super::pagination::MAX_LIMIT
+                            };
                             ObjectBuilder::new()
                                 .schema_type(Type::Integer)
                                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
@@ -377,6 +387,96 @@ impl Modify for SharedParameters {
                         _ => continue,
                     };
                     param.schema = Some(schema.into());
+                }
+            }
+        }
+    }
+}
+
+/// Each report lists the parameters it reads (`reports::PARAMETERS`), typed as the
+/// server parses them, and offers its answer as JSON or, to `Accept: text/csv`, as CSV.
+struct ReportParameters;
+
+impl Modify for ReportParameters {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        use utoipa::openapi::{ContentBuilder, RefOr, Required};
+        for (name, wanted) in super::reports::PARAMETERS {
+            let path = format!("/api/v1/reports/{name}");
+            let Some(op) = openapi
+                .paths
+                .paths
+                .get_mut(&path)
+                .and_then(|i| i.get.as_mut())
+            else {
+                continue;
+            };
+            let params = op.parameters.get_or_insert_with(Vec::new);
+            params.retain(|p| match p {
+                RefOr::T(p) => {
+                    p.parameter_in != utoipa::openapi::path::ParameterIn::Query
+                        || wanted.iter().any(|w| w.trim_end_matches('*') == p.name)
+                }
+                RefOr::Ref(_) => true,
+            });
+            for param in params.iter_mut() {
+                let RefOr::T(param) = param else { continue };
+                if wanted.contains(&format!("{}*", param.name).as_str()) {
+                    param.required = Required::True;
+                }
+                let schema: Option<RefOr<utoipa::openapi::schema::Schema>> =
+                    match param.name.as_str() {
+                        "pipeline_id" | "owner_id" | "team_id" => Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .format(Some(SchemaFormat::Custom("uuid".into())))
+                                .into(),
+                        ),
+                        "from" | "to" => {
+                            Some(
+                                OneOfBuilder::new()
+                                    .item(
+                                        ObjectBuilder::new().schema_type(Type::String).format(
+                                            Some(SchemaFormat::KnownFormat(KnownFormat::Date)),
+                                        ),
+                                    )
+                                    .item(ObjectBuilder::new().schema_type(Type::String).format(
+                                        Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)),
+                                    ))
+                                    .into(),
+                            )
+                        }
+                        "within_days" => Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(1))
+                                .maximum(Some(365))
+                                .into(),
+                        ),
+                        _ => None,
+                    };
+                if let Some(schema) = schema {
+                    param.schema = Some(schema);
+                }
+            }
+            if *name == "funnel.svg" {
+                continue;
+            }
+            if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+                ok.content.insert(
+                    "text/csv".to_owned(),
+                    RefOr::T(
+                        ContentBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .build(),
+                    ),
+                );
+                if ok.description.is_empty() {
+                    ok.description =
+                        "The report as JSON, or as CSV (one header row) to `Accept: text/csv`."
+                            .into();
                 }
             }
         }

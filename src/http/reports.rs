@@ -25,7 +25,72 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::startup::AppState;
 use crate::storage;
 
-/// Parameters shared by the reports; each report says which it uses.
+/// The query parameters each report reads (`*`: required). The OpenAPI document lists
+/// exactly these per report (`http::openapi`), so a client is never offered a
+/// parameter its report ignores.
+pub const PARAMETERS: &[(&str, &[&str])] = &[
+    (
+        "funnel",
+        &[
+            "pipeline_id*",
+            "from",
+            "to",
+            "owner_id",
+            "team_id",
+            "group_by",
+            "mode",
+        ],
+    ),
+    (
+        "funnel.svg",
+        &["pipeline_id*", "from", "to", "owner_id", "team_id", "mode"],
+    ),
+    (
+        "stage-durations",
+        &[
+            "pipeline_id*",
+            "from",
+            "to",
+            "owner_id",
+            "team_id",
+            "group_by",
+        ],
+    ),
+    ("stalled", &["pipeline_id", "owner_id", "team_id", "limit"]),
+    (
+        "loss-reasons",
+        &["pipeline_id", "from", "to", "owner_id", "team_id"],
+    ),
+    (
+        "activity-effectiveness",
+        &[
+            "pipeline_id*",
+            "from",
+            "to",
+            "owner_id",
+            "team_id",
+            "within_days",
+        ],
+    ),
+    (
+        "lead-sources",
+        &["pipeline_id", "from", "to", "owner_id", "team_id"],
+    ),
+    (
+        "leaderboard",
+        &["pipeline_id", "from", "to", "owner_id", "team_id", "metric"],
+    ),
+    (
+        "reactivation",
+        &["pipeline_id", "from", "to", "owner_id", "team_id"],
+    ),
+    (
+        "forecast",
+        &["pipeline_id", "from", "to", "owner_id", "team_id", "period"],
+    ),
+];
+
+/// Parameters shared by the reports; each report reads those [`PARAMETERS`] names.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -101,7 +166,40 @@ fn wants_csv(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"))
+        .is_some_and(prefers_csv)
+}
+
+/// Content negotiation between JSON (the default) and CSV by `Accept` q-values
+/// (RFC 9110 §12.5.1): CSV only when it is preferred strictly over JSON.
+fn prefers_csv(accept: &str) -> bool {
+    let quality = |wanted: &str| -> f32 {
+        let (kind, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+        let mut best: Option<(u8, f32)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            // The most specific matching range decides (exact, then type/*, then */*).
+            let specificity = if media == wanted {
+                3
+            } else if media == format!("{kind}/*") {
+                2
+            } else if media == "*/*" {
+                1
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0.0, |(_, q)| q)
+    };
+    let csv = quality("text/csv");
+    csv > 0.0 && csv > quality("application/json")
 }
 
 /// True for the numbers the reports write (`12`, `-12.00`, `0.6667`).
@@ -174,8 +272,7 @@ fn respond<T: Serialize>(
 /// once with all it reached. With `group_by`, `segments` repeats the structure per key.
 #[utoipa::path(get, path = "/api/v1/reports/funnel", tag = "reports", operation_id = "funnel_report",
     security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, body = FunnelReport, content_type = "application/json"),
-        (status = 200, description = "with Accept: text/csv", content_type = "text/csv", body = String),
+    responses((status = 200, body = FunnelReport),
         (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn funnel_report(
     state: web::Data<AppState>,
@@ -526,6 +623,18 @@ pub async fn forecast_snapshot_accuracy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_q_values_choose_the_format() {
+        assert!(prefers_csv("text/csv"));
+        assert!(prefers_csv("text/csv, application/json;q=0.5"));
+        assert!(!prefers_csv("application/json, text/csv;q=0.1"));
+        assert!(!prefers_csv("*/*"));
+        assert!(!prefers_csv("application/json"));
+        assert!(!prefers_csv("text/csv;q=0"));
+        assert!(prefers_csv("text/*, application/json;q=0.9"));
+        assert!(!prefers_csv("text/html, */*;q=0.8"));
+    }
 
     #[test]
     fn csv_cells_that_would_run_as_formulas_get_a_quote() {

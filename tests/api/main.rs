@@ -6,6 +6,7 @@ mod helpers;
 mod activities;
 mod auth;
 mod binary;
+mod contract;
 mod errors;
 mod hardening;
 mod idempotency;
