@@ -12,4 +12,5 @@ mod openapi;
 mod opportunities;
 mod pipelines;
 mod reports;
+mod security_authz;
 mod users;

@@ -1,0 +1,191 @@
+//! Authorisation across teams, record kinds and API-key scopes: stage deletion, scopes
+//! per record kind, activities following their deal, and duplicate disclosure.
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+use stageflow::domain::user::Role;
+
+use crate::api_tests;
+use crate::helpers::{id_of, stage_id, TestApp};
+
+api_tests!(
+    managers_cannot_restructure_shared_pipelines,
+    stage_deletion_refuses_won_and_lost_targets,
+    stage_deletion_enforces_the_target_gate_for_every_deal,
+    evacuated_deals_enter_their_new_stage_like_a_move,
+);
+
+/// Two teams: a manager with a rep, and a rep of another team. Returns
+/// `(manager token, rep id, rep token, other rep id, other rep token)`.
+async fn two_teams(app: &TestApp) -> (String, String, String, String, String) {
+    let (manager_id, manager) = app.user("m@example.com", Role::Manager, None).await;
+    let team = app.team("East", Some(&manager_id)).await;
+    let (rep_id, rep) = app.user("r@example.com", Role::Rep, Some(&team)).await;
+    let west = app.team("West", None).await;
+    let (other_id, other) = app.user("o@example.com", Role::Rep, Some(&west)).await;
+    (manager, rep_id, rep, other_id, other)
+}
+
+async fn stage_count(app: &TestApp, pipeline: &Value) -> usize {
+    let p = app
+        .get(&format!("/api/v1/pipelines/{}", id_of(pipeline)))
+        .admin()
+        .send()
+        .await;
+    p.body["stages"].as_array().unwrap().len()
+}
+
+async fn managers_cannot_restructure_shared_pipelines(app: TestApp) {
+    let pipeline = app.gated_pipeline().await;
+    let (manager, _, _, _, other) = two_teams(&app).await;
+    let hidden = app
+        .opportunity(
+            &other,
+            json!({"name": "West deal", "pipeline_id": pipeline["id"]}),
+        )
+        .await;
+    let qualify = stage_id(&pipeline, "Qualify");
+    let negotiate = stage_id(&pipeline, "Negotiate");
+    let res = app
+        .delete(&format!("/api/v1/stages/{qualify}"))
+        .token(&manager)
+        .send()
+        .await;
+    let body = res.problem(403, "forbidden");
+    assert!(
+        !body["detail"].as_str().unwrap().contains('1'),
+        "no count of hidden deals: {body}"
+    );
+    let res = app
+        .delete(&format!("/api/v1/stages/{negotiate}"))
+        .token(&manager)
+        .send()
+        .await;
+    res.problem(403, "forbidden");
+    let deal = app
+        .get(&format!("/api/v1/opportunities/{}", id_of(&hidden)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(deal.status, StatusCode::OK);
+    assert_eq!(deal.body["stage_id"], qualify.as_str());
+    assert_eq!(deal.body["version"], 1);
+    assert_eq!(
+        stage_count(&app, &pipeline).await,
+        5,
+        "no stage was deleted"
+    );
+}
+
+async fn stage_deletion_refuses_won_and_lost_targets(app: TestApp) {
+    let pipeline = app.gated_pipeline().await;
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "D", "pipeline_id": pipeline["id"], "amount": "100.00"}),
+        )
+        .await;
+    let qualify = stage_id(&pipeline, "Qualify");
+    for target in ["Won", "Lost"] {
+        let res = app
+            .delete(&format!(
+                "/api/v1/stages/{qualify}?move_to={}",
+                stage_id(&pipeline, target)
+            ))
+            .admin()
+            .send()
+            .await;
+        res.problem(422, "validation_failed");
+        assert_eq!(res.error_fields(), ["move_to"], "{target}");
+    }
+    let after = app
+        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(after.body["status"], "open");
+    assert_eq!(after.body["stage_id"], qualify.as_str());
+}
+
+async fn stage_deletion_enforces_the_target_gate_for_every_deal(app: TestApp) {
+    let pipeline = app.gated_pipeline().await;
+    app.opportunity(
+        &app.admin_token,
+        json!({"name": "Ready", "pipeline_id": pipeline["id"], "amount": "10.00",
+               "expected_close_date": "2027-01-31"}),
+    )
+    .await;
+    let unready = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "Unready", "pipeline_id": pipeline["id"]}),
+        )
+        .await;
+    let qualify = stage_id(&pipeline, "Qualify");
+    let propose = stage_id(&pipeline, "Propose");
+    let res = app
+        .delete(&format!("/api/v1/stages/{qualify}?move_to={propose}"))
+        .admin()
+        .send()
+        .await;
+    res.problem(422, "stage_requirements_unmet");
+    let mut fields = res.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["amount", "expected_close_date"]);
+    assert!(
+        !res.text.contains(&id_of(&unready)),
+        "the problem names requirements, not deals: {}",
+        res.text
+    );
+    assert_eq!(
+        stage_count(&app, &pipeline).await,
+        5,
+        "no stage was deleted"
+    );
+    let in_qualify = app
+        .get(&format!("/api/v1/opportunities?stage_id={qualify}"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(in_qualify.body["data"].as_array().unwrap().len(), 2);
+}
+
+async fn evacuated_deals_enter_their_new_stage_like_a_move(app: TestApp) {
+    let pipeline = app.gated_pipeline().await;
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "Ready", "pipeline_id": pipeline["id"], "amount": "10.00",
+                   "expected_close_date": "2027-01-31"}),
+        )
+        .await;
+    assert_eq!(deal["next_action"]["text"], "Call the buyer");
+    let qualify = stage_id(&pipeline, "Qualify");
+    let propose = stage_id(&pipeline, "Propose");
+    let res = app
+        .delete(&format!("/api/v1/stages/{qualify}?move_to={propose}"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let after = app
+        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(after.body["stage_id"], propose.as_str());
+    assert_eq!(after.body["status"], "open");
+    assert_eq!(after.body["version"], 2);
+    // Propose suggests no action but gives three days: the stage's default applies.
+    assert_eq!(after.body["next_action"]["text"], "推进：Propose");
+    let history = app
+        .get(&format!("/api/v1/opportunities/{}/history", id_of(&deal)))
+        .admin()
+        .send()
+        .await;
+    let rows = history.body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["to_stage_id"], propose.as_str());
+    assert_eq!(rows[1]["channel"], "system");
+    assert_eq!(rows[1]["entered_at"], after.body["stage_entered_at"]);
+}
