@@ -18,7 +18,7 @@ use crate::domain::opportunity::ActivityType;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
-use crate::storage::activities::{self as store, ActivityFilter, ActivityRow};
+use crate::storage::activities::{self as store, ActivityFilter, ActivityRow, ParentKinds};
 use crate::storage::{self, leads, opportunities, DbConn};
 
 /// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
@@ -264,6 +264,7 @@ pub async fn list_activities(
         owner_id: q.owner_id,
         open: q.open,
         due_before: q.due_before.map(|d| d.naive_utc()),
+        kinds: ParentKinds::ALL,
     };
     let vis = caller.visibility();
     let req = page.clone();
@@ -418,7 +419,7 @@ pub async fn list_follow_ups(
         let n = limit as i64;
         let owner = owner.as_deref();
         let mut items: Vec<FollowUp> = Vec::new();
-        for a in store::open_due(conn, &vis, owner, before, n)? {
+        for a in store::open_due(conn, &vis, ParentKinds::ALL, owner, before, n)? {
             let due = a.due_at.unwrap_or(now);
             items.push(FollowUp {
                 kind: FollowUpKind::Activity,

@@ -385,6 +385,8 @@ pub fn tag_pattern(tag: &str) -> String {
 #[macro_export]
 macro_rules! owned_repo {
     ($table:ident, $row:ty) => {
+        $crate::row_repo!($table, $row);
+
         /// The record, if the caller may see it.
         pub fn find_visible(
             conn: &mut $crate::storage::DbConn,
@@ -414,7 +416,13 @@ macro_rules! owned_repo {
                 .filter(|r| vis.allows(&r.owner_id))
                 .ok_or($crate::error::AppError::NotFound)
         }
+    };
+}
 
+/// Insert, versioned save and delete of a record whose visibility is decided elsewhere.
+#[macro_export]
+macro_rules! row_repo {
+    ($table:ident, $row:ty) => {
         pub fn insert_row(
             conn: &mut $crate::storage::DbConn,
             row: &$row,

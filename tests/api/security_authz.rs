@@ -13,6 +13,7 @@ api_tests!(
     stage_deletion_refuses_won_and_lost_targets,
     stage_deletion_enforces_the_target_gate_for_every_deal,
     evacuated_deals_enter_their_new_stage_like_a_move,
+    former_owner_loses_the_activities_of_a_reassigned_deal,
 );
 
 /// Two teams: a manager with a rep, and a rep of another team. Returns
@@ -188,4 +189,51 @@ async fn evacuated_deals_enter_their_new_stage_like_a_move(app: TestApp) {
     assert_eq!(rows[1]["to_stage_id"], propose.as_str());
     assert_eq!(rows[1]["channel"], "system");
     assert_eq!(rows[1]["entered_at"], after.body["stage_entered_at"]);
+}
+
+async fn former_owner_loses_the_activities_of_a_reassigned_deal(app: TestApp) {
+    let pipeline = app.gated_pipeline().await;
+    let (_, _, rep, other_id, other) = two_teams(&app).await;
+    let deal = app
+        .opportunity(&rep, json!({"name": "D", "pipeline_id": pipeline["id"]}))
+        .await;
+    let logged = app
+        .post("/api/v1/activities")
+        .token(&rep)
+        .json(
+            json!({"type": "call", "subject": "首次通话", "opportunity_id": deal["id"],
+                     "completed_at": "2026-10-01T08:00:00Z"}),
+        )
+        .send()
+        .await;
+    assert_eq!(logged.status, StatusCode::CREATED, "{}", logged.text);
+    let res = app
+        .patch(&format!("/api/v1/opportunities/{}", id_of(&deal)))
+        .admin()
+        .json(json!({"owner_id": other_id}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let path = format!("/api/v1/activities/{}", id_of(&logged.body));
+    app.get(&path)
+        .token(&rep)
+        .send()
+        .await
+        .problem(404, "not_found");
+    app.delete(&path)
+        .token(&rep)
+        .send()
+        .await
+        .problem(404, "not_found");
+    let listed = app.get("/api/v1/activities").token(&rep).send().await;
+    assert_eq!(listed.body["data"], json!([]));
+    // The deal's new owner sees the deal's history of activities.
+    let seen = app.get(&path).token(&other).send().await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.text);
+    let after = app
+        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(after.body["last_activity_at"], "2026-10-01T08:00:00Z");
 }
