@@ -305,7 +305,7 @@ pub async fn create_pipeline_from_template(
 
 /// Lists pipelines with their stages.
 #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", operation_id = "list_pipelines",
-    security(("bearer" = [])), params(ListPipelines),
+    security(("bearer" = ["pipelines:read"])), params(ListPipelines),
     responses((status = 200, body = PageOut<PipelineOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_pipelines(
     state: web::Data<AppState>,
@@ -331,7 +331,7 @@ pub async fn list_pipelines(
 
 /// One pipeline with its stages.
 #[utoipa::path(get, path = "/api/v1/pipelines/{id}", tag = "pipelines", operation_id = "find_pipeline",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["pipelines:read"])), params(("id" = String, Path)),
     responses((status = 200, body = PipelineOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_pipeline(
     state: web::Data<AppState>,

@@ -96,13 +96,6 @@ pub struct ParentKinds {
 }
 
 impl ParentKinds {
-    pub const ALL: ParentKinds = ParentKinds {
-        leads: true,
-        opportunities: true,
-    };
-}
-
-impl ParentKinds {
     fn restrict<'a>(self, mut q: activities::BoxedQuery<'a, Db>) -> activities::BoxedQuery<'a, Db> {
         if !self.leads {
             q = q.filter(activities::lead_id.is_null());

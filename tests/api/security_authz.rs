@@ -13,8 +13,23 @@ api_tests!(
     stage_deletion_refuses_won_and_lost_targets,
     stage_deletion_enforces_the_target_gate_for_every_deal,
     evacuated_deals_enter_their_new_stage_like_a_move,
+    opportunity_keys_do_not_read_lead_activities_or_follow_ups,
+    opportunity_write_keys_do_not_touch_lead_activities,
+    api_keys_are_refused_at_users_me,
     former_owner_loses_the_activities_of_a_reassigned_deal,
 );
+
+/// An API key of the admin with `scopes`; returns its secret.
+async fn key(app: &TestApp, scopes: Value) -> String {
+    let res = app
+        .post("/api/v1/api-keys")
+        .admin()
+        .json(json!({"name": "integration", "scopes": scopes}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    res.body["secret"].as_str().unwrap().to_owned()
+}
 
 /// Two teams: a manager with a rep, and a rep of another team. Returns
 /// `(manager token, rep id, rep token, other rep id, other rep token)`.
@@ -189,6 +204,150 @@ async fn evacuated_deals_enter_their_new_stage_like_a_move(app: TestApp) {
     assert_eq!(rows[1]["to_stage_id"], propose.as_str());
     assert_eq!(rows[1]["channel"], "system");
     assert_eq!(rows[1]["entered_at"], after.body["stage_entered_at"]);
+}
+
+/// A lead with a due follow-up and a planned activity, and a deal with one.
+async fn lead_and_deal_with_tasks(app: &TestApp) -> (Value, Value, Value, Value) {
+    let lead = app
+        .lead(
+            &app.admin_token,
+            json!({"company": "线索公司", "email": "buyer@lead.example",
+                   "next_follow_up_at": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    let pipeline = app.gated_pipeline().await;
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "D", "pipeline_id": pipeline["id"]}),
+        )
+        .await;
+    let mut tasks = Vec::new();
+    for parent in [
+        json!({"lead_id": lead["id"]}),
+        json!({"opportunity_id": deal["id"]}),
+    ] {
+        let mut body = json!({"type": "task", "subject": "回访", "due_at": "2026-01-02T00:00:00Z"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(parent.as_object().unwrap().clone());
+        let res = app
+            .post("/api/v1/activities")
+            .admin()
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        tasks.push(res.body);
+    }
+    let on_deal = tasks.pop().unwrap();
+    let on_lead = tasks.pop().unwrap();
+    (lead, deal, on_lead, on_deal)
+}
+
+async fn opportunity_keys_do_not_read_lead_activities_or_follow_ups(app: TestApp) {
+    let (lead, deal, on_lead, on_deal) = lead_and_deal_with_tasks(&app).await;
+    let secret = key(&app, json!(["opportunities:read"])).await;
+    let list = app.get("/api/v1/activities").token(&secret).send().await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let ids: Vec<&str> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [on_deal["id"].as_str().unwrap()]);
+    app.get(&format!("/api/v1/activities/{}", id_of(&on_lead)))
+        .token(&secret)
+        .send()
+        .await
+        .problem(403, "forbidden");
+    app.get(&format!("/api/v1/activities?lead_id={}", id_of(&lead)))
+        .token(&secret)
+        .send()
+        .await
+        .problem(403, "forbidden");
+    let queue = app.get("/api/v1/follow-ups").token(&secret).send().await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.text);
+    assert!(
+        !queue.text.contains(&id_of(&lead)) && !queue.text.contains("线索公司"),
+        "no lead data for an opportunities key: {}",
+        queue.text
+    );
+    assert!(queue.text.contains(&id_of(&on_deal)));
+    assert!(queue.text.contains(&id_of(&deal)));
+    // A key with neither kind reads no follow-ups at all.
+    let reports = key(&app, json!(["reports:read"])).await;
+    app.get("/api/v1/follow-ups")
+        .token(&reports)
+        .send()
+        .await
+        .problem(403, "forbidden");
+}
+
+async fn opportunity_write_keys_do_not_touch_lead_activities(app: TestApp) {
+    let (lead, _, on_lead, on_deal) = lead_and_deal_with_tasks(&app).await;
+    let secret = key(&app, json!(["opportunities:read", "opportunities:write"])).await;
+    app.post("/api/v1/activities")
+        .token(&secret)
+        .json(json!({"type": "note", "subject": "x", "lead_id": lead["id"]}))
+        .send()
+        .await
+        .problem(403, "forbidden");
+    let path = format!("/api/v1/activities/{}", id_of(&on_lead));
+    app.patch(&path)
+        .token(&secret)
+        .json(json!({"subject": "changed"}))
+        .send()
+        .await
+        .problem(403, "forbidden");
+    app.delete(&path)
+        .token(&secret)
+        .send()
+        .await
+        .problem(403, "forbidden");
+    let kept = app.get(&path).admin().send().await;
+    assert_eq!(kept.body["subject"], "回访");
+    assert_eq!(kept.body["version"], 1);
+    // The deal's own activities stay writable with the key.
+    let res = app
+        .patch(&format!("/api/v1/activities/{}", id_of(&on_deal)))
+        .token(&secret)
+        .json(json!({"subject": "changed"}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // And a lead key does the lead's.
+    let leads = key(&app, json!(["leads:read", "leads:write"])).await;
+    let res = app
+        .patch(&path)
+        .token(&leads)
+        .json(json!({"subject": "ok"}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+async fn api_keys_are_refused_at_users_me(app: TestApp) {
+    let secret = key(&app, json!(["leads:read", "opportunities:read"])).await;
+    let res = app.get("/api/v1/users/me").token(&secret).send().await;
+    res.problem(403, "forbidden");
+    assert!(!res.text.contains(crate::helpers::ADMIN_EMAIL));
+    // The document states the scopes of each operation.
+    let spec: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    let security = |path: &str, method: &str| spec["paths"][path][method]["security"].clone();
+    assert_eq!(
+        security("/api/v1/leads", "get"),
+        json!([{"bearer": ["leads:read"]}])
+    );
+    assert_eq!(
+        security("/api/v1/activities", "post"),
+        json!([{"bearer": ["leads:write"]}, {"bearer": ["opportunities:write"]}])
+    );
+    assert_eq!(
+        security("/api/v1/leads/{id}/convert", "post"),
+        json!([{"bearer": ["leads:write", "opportunities:write"]}])
+    );
 }
 
 async fn former_owner_loses_the_activities_of_a_reassigned_deal(app: TestApp) {
