@@ -359,7 +359,7 @@ pub async fn update_account(
         lock: account::lock_visible,
         input_of: |r| AccountInput::from(r),
         build: account_row,
-        save: account::save_row,
+        save: |conn, _, row| account::save_row(conn, row),
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
@@ -485,7 +485,7 @@ pub async fn update_contact(
         lock: contact::lock_visible,
         input_of: |r| ContactInput::from(r),
         build: contact_row,
-        save: contact::save_row,
+        save: |conn, _, row| contact::save_row(conn, row),
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()

@@ -344,7 +344,7 @@ pub async fn update_activity(
         lock: store::lock_visible,
         input_of: |r| ActivityInput::from(r),
         build: activity_row,
-        save: |conn, row| {
+        save: |conn, _, row| {
             store::save_row(conn, row)?;
             refresh_parent(conn, row)
         },

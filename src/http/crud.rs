@@ -63,7 +63,7 @@ pub struct Ops<R, I> {
     pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
     pub input_of: fn(&R) -> I,
     pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
-    pub save: fn(&mut DbConn, &R) -> AppResult<()>,
+    pub save: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
 }
 
 pub async fn patch_owned<R, I>(
@@ -83,7 +83,7 @@ where
         check_version(if_match.0, current.version())?;
         let input = patched(&(ops.input_of)(&current), &patch)?;
         let row = (ops.build)(conn, &caller, &input, Some(&current))?;
-        (ops.save)(conn, &row)?;
+        (ops.save)(conn, &caller, &row)?;
         Ok(row)
     })
     .await

@@ -321,7 +321,7 @@ fn can_write(caller: &Caller) -> AppResult<()> {
 }
 
 /// Creates a lead and scores it. A lead with the email or external id of an existing
-/// one is refused with 409 `duplicate_lead` naming it in `existing_id`.
+/// one is refused with 409 `duplicate_lead`, naming it in `existing_id` when the caller may see it.
 #[utoipa::path(post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
     security(("bearer" = ["leads:write"])), request_body = LeadInput,
     responses(
@@ -337,7 +337,7 @@ pub async fn create_lead(
     can_write(&caller)?;
     let row = storage::run_tx(&state.pool, move |conn| {
         let row = lead_row(conn, &caller, &body.0, None)?;
-        store::insert(conn, &row)?;
+        store::insert(conn, &row, &caller.visibility())?;
         Ok(row)
     })
     .await?;
@@ -449,7 +449,7 @@ pub async fn update_lead(
         lock: store::lock_visible,
         input_of: |r| LeadInput::from(r),
         build: lead_row,
-        save: store::save,
+        save: |conn, caller, row| store::save(conn, row, &caller.visibility()),
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(respond(StatusCode::OK, row))
@@ -526,7 +526,7 @@ pub async fn disqualify_lead(
         row.stamp_next(&caller.user_id, storage::now());
         row.status = LeadStatus::Disqualified.as_str().into();
         row.disqualified_reason = Some(reason);
-        store::save(conn, &row)?;
+        store::save(conn, &row, &caller.visibility())?;
         Ok(row)
     })
     .await?;
@@ -729,12 +729,12 @@ fn convert(
         keep_next_action: false,
     };
     enter_stage(conn, &mut opp, None, &target, &change)?;
-    opp_store::insert(conn, &opp)?;
+    opp_store::insert(conn, &opp, &vis)?;
     lead.stamp_next(&caller.user_id, change.at);
     lead.status = LeadStatus::Converted.as_str().into();
     lead.converted_at = Some(change.at);
     lead.converted_opportunity_id = Some(opp.id.clone());
-    store::save(conn, &lead)?;
+    store::save(conn, &lead, &vis)?;
     Ok(ConversionOut {
         lead: lead.into(),
         account: account.into(),

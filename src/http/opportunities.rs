@@ -408,7 +408,7 @@ pub async fn create_opportunity(
             ..change(&caller, None, keep)
         };
         enter_stage(conn, &mut row, None, &target, &first)?;
-        store::insert(conn, &row)?;
+        store::insert(conn, &row, &caller.visibility())?;
         Ok((row, target.probability))
     })
     .await?;
@@ -564,7 +564,7 @@ pub async fn update_opportunity(
                 &change(&caller, None, keep),
             )?;
         }
-        store::save(conn, &row)?;
+        store::save(conn, &row, &caller.visibility())?;
         Ok((row, target.probability))
     })
     .await?;
@@ -694,7 +694,7 @@ where
             &change(&caller, d.note, d.keep_next_action),
         )?;
         row.stamp_next(&caller.user_id, storage::now());
-        store::save(conn, &row)?;
+        store::save(conn, &row, &caller.visibility())?;
         Ok((row, d.target.probability))
     })
     .await?;

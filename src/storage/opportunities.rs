@@ -96,34 +96,38 @@ pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<Transit
         .load(conn)?)
 }
 
-pub fn insert(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
-    check_external_id(conn, row)?;
+/// Inserts a deal written by someone who sees `vis` (a duplicate names the existing deal
+/// only when it is visible).
+pub fn insert(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
+    check_external_id(conn, row, vis)?;
     insert_row(conn, row)?;
     aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
-pub fn save(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
-    check_external_id(conn, row)?;
+pub fn save(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
+    check_external_id(conn, row, vis)?;
     save_row(conn, row)?;
     aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
-fn check_external_id(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
+fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
     let Some(external_id) = &row.external_id else {
         return Ok(());
     };
-    let other: Option<String> = opportunities::table
-        .select(opportunities::id)
+    let other: Option<(String, String)> = opportunities::table
+        .select((opportunities::id, opportunities::owner_id))
         .filter(opportunities::external_id.eq(external_id))
         .filter(opportunities::id.ne(&row.id))
         .first(conn)
         .optional()?;
     match other {
-        Some(id) => Err(AppError::Conflict {
-            code: "duplicate_opportunity",
-            detail: "An opportunity with the same external_id already exists.".into(),
-            existing_id: Some(id),
-        }),
+        Some(other) => Err(super::duplicate(
+            vis,
+            other,
+            "duplicate_opportunity",
+            "An opportunity",
+            "external_id",
+        )),
         None => Ok(()),
     }
 }
@@ -328,7 +332,7 @@ pub fn evacuate_stage(
         opp.version += 1;
         opp.updated_at = change.at;
         opp.updated_by = Some(actor.to_owned());
-        save(conn, &opp)?;
+        save(conn, &opp, &Visibility::All)?;
     }
     if !missing.is_empty() {
         return Err(AppError::Rule {

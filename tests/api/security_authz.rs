@@ -17,6 +17,7 @@ api_tests!(
     opportunity_write_keys_do_not_touch_lead_activities,
     api_keys_are_refused_at_users_me,
     former_owner_loses_the_activities_of_a_reassigned_deal,
+    duplicates_name_only_records_the_caller_may_see,
 );
 
 /// An API key of the admin with `scopes`; returns its secret.
@@ -395,4 +396,56 @@ async fn former_owner_loses_the_activities_of_a_reassigned_deal(app: TestApp) {
         .send()
         .await;
     assert_eq!(after.body["last_activity_at"], "2026-10-01T08:00:00Z");
+}
+
+async fn duplicates_name_only_records_the_caller_may_see(app: TestApp) {
+    let (_, _, rep, _, other) = two_teams(&app).await;
+    let theirs = app
+        .lead(
+            &other,
+            json!({"company": "A", "email": "taken@example.com", "external_id": "crm-1"}),
+        )
+        .await;
+    for body in [
+        json!({"company": "B", "email": "TAKEN@example.com"}),
+        json!({"company": "B", "external_id": "crm-1"}),
+    ] {
+        let res = app
+            .post("/api/v1/leads")
+            .token(&rep)
+            .json(body)
+            .send()
+            .await;
+        let problem = res.problem(409, "duplicate_lead");
+        assert!(problem.get("existing_id").is_none(), "{problem}");
+        assert!(!res.text.contains(&id_of(&theirs)));
+    }
+    // Whoever may see the record is told which it is.
+    let res = app
+        .post("/api/v1/leads")
+        .admin()
+        .json(json!({"company": "B", "email": "taken@example.com"}))
+        .send()
+        .await;
+    assert_eq!(
+        res.problem(409, "duplicate_lead")["existing_id"],
+        id_of(&theirs)
+    );
+    // The same holds for opportunities' external ids.
+    let pipeline = app.gated_pipeline().await;
+    let deal = app
+        .opportunity(
+            &other,
+            json!({"name": "D", "pipeline_id": pipeline["id"], "external_id": "deal-1"}),
+        )
+        .await;
+    let res = app
+        .post("/api/v1/opportunities")
+        .token(&rep)
+        .json(json!({"name": "E", "pipeline_id": pipeline["id"], "external_id": "deal-1"}))
+        .send()
+        .await;
+    let problem = res.problem(409, "duplicate_opportunity");
+    assert!(problem.get("existing_id").is_none(), "{problem}");
+    assert!(!res.text.contains(&id_of(&deal)));
 }
