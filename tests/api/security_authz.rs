@@ -13,6 +13,7 @@ api_tests!(
     stage_deletion_refuses_won_and_lost_targets,
     stage_deletion_enforces_the_target_gate_for_every_deal,
     evacuated_deals_enter_their_new_stage_like_a_move,
+    lost_deals_of_a_deleted_stage_stay_lost,
     opportunity_keys_do_not_read_lead_activities_or_follow_ups,
     opportunity_write_keys_do_not_touch_lead_activities,
     api_keys_are_refused_at_users_me,
@@ -205,6 +206,62 @@ async fn evacuated_deals_enter_their_new_stage_like_a_move(app: TestApp) {
     assert_eq!(rows[1]["to_stage_id"], propose.as_str());
     assert_eq!(rows[1]["channel"], "system");
     assert_eq!(rows[1]["entered_at"], after.body["stage_entered_at"]);
+}
+
+async fn lost_deals_of_a_deleted_stage_stay_lost(app: TestApp) {
+    let res = app
+        .post("/api/v1/pipelines")
+        .admin()
+        .json(json!({"name": "Two losses", "stages": [
+            {"name": "Open", "probability": 20},
+            {"name": "Won", "kind": "won"},
+            {"name": "No budget", "kind": "lost"},
+            {"name": "Gone", "kind": "lost"}
+        ]}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let pipeline = res.body;
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "D", "pipeline_id": pipeline["id"]}),
+        )
+        .await;
+    let no_budget = stage_id(&pipeline, "No budget");
+    let lost = app
+        .post(&format!("/api/v1/opportunities/{}/lose", id_of(&deal)))
+        .admin()
+        .json(json!({"loss_reason_id": "budget", "stage_id": no_budget}))
+        .send()
+        .await;
+    assert_eq!(lost.status, StatusCode::OK, "{}", lost.text);
+    let res = app
+        .delete(&format!(
+            "/api/v1/stages/{no_budget}?move_to={}",
+            stage_id(&pipeline, "Open")
+        ))
+        .admin()
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["move_to"]);
+    let gone = stage_id(&pipeline, "Gone");
+    let res = app
+        .delete(&format!("/api/v1/stages/{no_budget}?move_to={gone}"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let after = app
+        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(after.body["stage_id"], gone.as_str());
+    assert_eq!(after.body["status"], "lost");
+    assert_eq!(after.body["lost_reason_id"], "budget");
+    assert_eq!(after.body["lost_at"], lost.body["lost_at"]);
 }
 
 /// A lead with a due follow-up and a planned activity, and a deal with one.
