@@ -53,6 +53,17 @@ async fn stage_count(app: &TestApp, pipeline: &Value) -> usize {
     p.body["stages"].as_array().unwrap().len()
 }
 
+/// The deal as it stands now, read by an admin.
+async fn deal_as_admin(app: &TestApp, deal: &Value) -> Value {
+    let res = app
+        .get(&format!("/api/v1/opportunities/{}", id_of(deal)))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    res.body
+}
+
 async fn managers_cannot_restructure_shared_pipelines(app: TestApp) {
     let pipeline = app.gated_pipeline().await;
     let (manager, _, _, _, other) = two_teams(&app).await;
@@ -80,14 +91,9 @@ async fn managers_cannot_restructure_shared_pipelines(app: TestApp) {
         .send()
         .await;
     res.problem(403, "forbidden");
-    let deal = app
-        .get(&format!("/api/v1/opportunities/{}", id_of(&hidden)))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(deal.status, StatusCode::OK);
-    assert_eq!(deal.body["stage_id"], qualify.as_str());
-    assert_eq!(deal.body["version"], 1);
+    let deal = deal_as_admin(&app, &hidden).await;
+    assert_eq!(deal["stage_id"], qualify.as_str());
+    assert_eq!(deal["version"], 1);
     assert_eq!(
         stage_count(&app, &pipeline).await,
         5,
@@ -116,13 +122,9 @@ async fn stage_deletion_refuses_won_and_lost_targets(app: TestApp) {
         res.problem(422, "validation_failed");
         assert_eq!(res.error_fields(), ["move_to"], "{target}");
     }
-    let after = app
-        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(after.body["status"], "open");
-    assert_eq!(after.body["stage_id"], qualify.as_str());
+    let after = deal_as_admin(&app, &deal).await;
+    assert_eq!(after["status"], "open");
+    assert_eq!(after["stage_id"], qualify.as_str());
 }
 
 async fn stage_deletion_enforces_the_target_gate_for_every_deal(app: TestApp) {
@@ -186,16 +188,12 @@ async fn evacuated_deals_enter_their_new_stage_like_a_move(app: TestApp) {
         .send()
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    let after = app
-        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(after.body["stage_id"], propose.as_str());
-    assert_eq!(after.body["status"], "open");
-    assert_eq!(after.body["version"], 2);
+    let after = deal_as_admin(&app, &deal).await;
+    assert_eq!(after["stage_id"], propose.as_str());
+    assert_eq!(after["status"], "open");
+    assert_eq!(after["version"], 2);
     // Propose suggests no action but gives three days: the stage's default applies.
-    assert_eq!(after.body["next_action"]["text"], "推进：Propose");
+    assert_eq!(after["next_action"]["text"], "推进：Propose");
     let history = app
         .get(&format!("/api/v1/opportunities/{}/history", id_of(&deal)))
         .admin()
@@ -205,7 +203,7 @@ async fn evacuated_deals_enter_their_new_stage_like_a_move(app: TestApp) {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["to_stage_id"], propose.as_str());
     assert_eq!(rows[1]["channel"], "system");
-    assert_eq!(rows[1]["entered_at"], after.body["stage_entered_at"]);
+    assert_eq!(rows[1]["entered_at"], after["stage_entered_at"]);
 }
 
 async fn lost_deals_of_a_deleted_stage_stay_lost(app: TestApp) {
@@ -253,15 +251,11 @@ async fn lost_deals_of_a_deleted_stage_stay_lost(app: TestApp) {
         .send()
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    let after = app
-        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(after.body["stage_id"], gone.as_str());
-    assert_eq!(after.body["status"], "lost");
-    assert_eq!(after.body["lost_reason_id"], "budget");
-    assert_eq!(after.body["lost_at"], lost.body["lost_at"]);
+    let after = deal_as_admin(&app, &deal).await;
+    assert_eq!(after["stage_id"], gone.as_str());
+    assert_eq!(after["status"], "lost");
+    assert_eq!(after["lost_reason_id"], "budget");
+    assert_eq!(after["lost_at"], lost.body["lost_at"]);
 }
 
 /// A lead with a due follow-up and a planned activity, and a deal with one.
@@ -447,12 +441,8 @@ async fn former_owner_loses_the_activities_of_a_reassigned_deal(app: TestApp) {
     // The deal's new owner sees the deal's history of activities.
     let seen = app.get(&path).token(&other).send().await;
     assert_eq!(seen.status, StatusCode::OK, "{}", seen.text);
-    let after = app
-        .get(&format!("/api/v1/opportunities/{}", id_of(&deal)))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(after.body["last_activity_at"], "2026-10-01T08:00:00Z");
+    let after = deal_as_admin(&app, &deal).await;
+    assert_eq!(after["last_activity_at"], "2026-10-01T08:00:00Z");
 }
 
 async fn duplicates_name_only_records_the_caller_may_see(app: TestApp) {
