@@ -79,7 +79,7 @@ pub struct Problem {
     pub code: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// Id of an existing record a conflict refers to.
+    /// Id of an existing record a conflict refers to, when the caller may see it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<String>,
     /// Current version of the record, on `version_conflict`.

@@ -249,3 +249,27 @@ fn caller_of(
         api_key_id,
     })
 }
+
+impl Caller {
+    /// True when the caller may use `scope`: people always, API keys when they carry it.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.as_ref().is_none_or(|s| s.contains(&scope))
+    }
+
+    /// An API key must carry at least one of `scopes` (for actions that serve each kind
+    /// of record only as far as the key reaches); people pass.
+    pub fn require_any_scope(&self, scopes: &[Scope]) -> AppResult<()> {
+        if scopes.iter().any(|s| self.has_scope(*s)) {
+            return Ok(());
+        }
+        let names: Vec<String> = scopes
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        Err(AppError::Forbidden(format!(
+            "The API key needs one of the scopes: {}.",
+            names.join(", ")
+        )))
+    }
+}

@@ -269,7 +269,7 @@ fn can_write(caller: &Caller) -> AppResult<()> {
 
 /// Creates an account.
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", operation_id = "create_account",
-    security(("bearer" = [])), request_body = AccountInput,
+    security(("bearer" = ["leads:write"])), request_body = AccountInput,
     responses((status = 201, body = AccountOut, headers(("ETag" = String))), (status = 422, body = crate::error::Problem)))]
 pub async fn create_account(
     state: web::Data<AppState>,
@@ -290,7 +290,7 @@ pub async fn create_account(
 
 /// Lists the accounts visible to the caller.
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", operation_id = "list_accounts",
-    security(("bearer" = [])), params(ListAccounts),
+    security(("bearer" = ["leads:read"])), params(ListAccounts),
     responses((status = 200, body = PageOut<AccountOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_accounts(
     state: web::Data<AppState>,
@@ -323,7 +323,7 @@ pub async fn list_accounts(
 
 /// One account.
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "find_account",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["leads:read"])), params(("id" = String, Path)),
     responses((status = 200, body = AccountOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_account(
     state: web::Data<AppState>,
@@ -343,7 +343,7 @@ pub async fn find_account(
 
 /// Changes an account (JSON merge patch of its writable fields).
 #[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "update_account",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = Object, description = "Any writable members of AccountInput; null clears one"),
     responses((status = 200, body = AccountOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
         (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
@@ -359,7 +359,7 @@ pub async fn update_account(
         lock: account::lock_visible,
         input_of: |r| AccountInput::from(r),
         build: account_row,
-        save: account::save_row,
+        save: |conn, _, row| account::save_row(conn, row),
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
@@ -369,7 +369,7 @@ pub async fn update_account(
 
 /// Deletes an account no opportunity or contact refers to.
 #[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "delete_account",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn delete_account(
     state: web::Data<AppState>,
@@ -384,7 +384,7 @@ pub async fn delete_account(
         id.into_inner(),
         if_match,
         account::lock_visible,
-        |conn, a| {
+        |conn, _, a| {
             store::ensure_account_unused(conn, &a.id)?;
             account::delete_row(conn, &a.id)
         },
@@ -395,7 +395,7 @@ pub async fn delete_account(
 
 /// Creates a contact.
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "accounts", operation_id = "create_contact",
-    security(("bearer" = [])), request_body = ContactInput,
+    security(("bearer" = ["leads:write"])), request_body = ContactInput,
     responses((status = 201, body = ContactOut, headers(("ETag" = String))), (status = 422, body = crate::error::Problem)))]
 pub async fn create_contact(
     state: web::Data<AppState>,
@@ -416,7 +416,7 @@ pub async fn create_contact(
 
 /// Lists the contacts visible to the caller.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "accounts", operation_id = "list_contacts",
-    security(("bearer" = [])), params(ListContacts),
+    security(("bearer" = ["leads:read"])), params(ListContacts),
     responses((status = 200, body = PageOut<ContactOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_contacts(
     state: web::Data<AppState>,
@@ -449,7 +449,7 @@ pub async fn list_contacts(
 
 /// One contact.
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "find_contact",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["leads:read"])), params(("id" = String, Path)),
     responses((status = 200, body = ContactOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_contact(
     state: web::Data<AppState>,
@@ -469,7 +469,7 @@ pub async fn find_contact(
 
 /// Changes a contact (JSON merge patch of its writable fields).
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "update_contact",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = Object, description = "Any writable members of ContactInput; null clears one"),
     responses((status = 200, body = ContactOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
         (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
@@ -485,7 +485,7 @@ pub async fn update_contact(
         lock: contact::lock_visible,
         input_of: |r| ContactInput::from(r),
         build: contact_row,
-        save: contact::save_row,
+        save: |conn, _, row| contact::save_row(conn, row),
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
@@ -495,7 +495,7 @@ pub async fn update_contact(
 
 /// Deletes a contact no opportunity refers to.
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "delete_contact",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn delete_contact(
     state: web::Data<AppState>,
@@ -510,7 +510,7 @@ pub async fn delete_contact(
         id.into_inner(),
         if_match,
         contact::lock_visible,
-        |conn, c| {
+        |conn, _, c| {
             store::ensure_contact_unused(conn, &c.id)?;
             contact::delete_row(conn, &c.id)
         },

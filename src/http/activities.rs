@@ -18,7 +18,7 @@ use crate::domain::opportunity::ActivityType;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
-use crate::storage::activities::{self as store, ActivityFilter, ActivityRow};
+use crate::storage::activities::{self as store, ActivityFilter, ActivityRow, ParentKinds};
 use crate::storage::{self, leads, opportunities, DbConn};
 
 /// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
@@ -112,6 +112,10 @@ fn activity_row(
     input: &ActivityInput,
     base: Option<&ActivityRow>,
 ) -> AppResult<ActivityRow> {
+    match base {
+        Some(b) => require_parent_scopes(caller, &b.lead_id, &b.opportunity_id, true)?,
+        None => require_parent_scopes(caller, &input.lead_id, &input.opportunity_id, true)?,
+    }
     let mut p = Problems::default();
     let vis = caller.visibility();
     // Logging on a record the caller may not see is answered like reading it: 404.
@@ -190,17 +194,44 @@ fn refresh_parent(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
     Ok(())
 }
 
-fn can_read(caller: &Caller) -> AppResult<()> {
-    caller.require_scope(Scope::OpportunitiesRead)
+/// The scope an API key needs for activities: their parent's kind decides (`leads:*` on a
+/// lead, `opportunities:*` on a deal).
+fn require_parent_scopes(
+    caller: &Caller,
+    lead_id: &Option<String>,
+    opportunity_id: &Option<String>,
+    write: bool,
+) -> AppResult<()> {
+    let (on_lead, on_deal) = match write {
+        true => (Scope::LeadsWrite, Scope::OpportunitiesWrite),
+        false => (Scope::LeadsRead, Scope::OpportunitiesRead),
+    };
+    if lead_id.is_some() {
+        caller.require_scope(on_lead)?;
+    }
+    if opportunity_id.is_some() {
+        caller.require_scope(on_deal)?;
+    }
+    Ok(())
 }
 
 fn can_write(caller: &Caller) -> AppResult<()> {
-    caller.require_scope(Scope::OpportunitiesWrite)
+    caller.require_any_scope(&[Scope::LeadsWrite, Scope::OpportunitiesWrite])
+}
+
+/// The kinds of parent whose activities the caller may read; an API key with neither
+/// scope reads none.
+fn readable_kinds(caller: &Caller) -> AppResult<ParentKinds> {
+    caller.require_any_scope(&[Scope::LeadsRead, Scope::OpportunitiesRead])?;
+    Ok(ParentKinds {
+        leads: caller.has_scope(Scope::LeadsRead),
+        opportunities: caller.has_scope(Scope::OpportunitiesRead),
+    })
 }
 
 /// Logs an activity on a lead or an opportunity the caller may see (404 otherwise).
 #[utoipa::path(post, path = "/api/v1/activities", tag = "activities", operation_id = "create_activity",
-    security(("bearer" = [])), request_body = ActivityInput,
+    security(("bearer" = ["leads:write"]), ("bearer" = ["opportunities:write"])), request_body = ActivityInput,
     responses((status = 201, body = ActivityOut, headers(("ETag" = String))),
         (status = 404, body = crate::error::Problem, description = "the lead or opportunity is not visible to you"),
         (status = 422, body = crate::error::Problem)))]
@@ -241,15 +272,16 @@ pub struct ListActivities {
 
 /// Lists the activities visible to the caller.
 #[utoipa::path(get, path = "/api/v1/activities", tag = "activities", operation_id = "list_activities",
-    security(("bearer" = [])), params(ListActivities),
+    security(("bearer" = ["leads:read"]), ("bearer" = ["opportunities:read"])), params(ListActivities),
     responses((status = 200, body = PageOut<ActivityOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_activities(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListActivities>,
 ) -> AppResult<HttpResponse> {
-    can_read(&caller)?;
+    let kinds = readable_kinds(&caller)?;
     let q = query.0;
+    require_parent_scopes(&caller, &q.lead_id, &q.opportunity_id, false)?;
     let page = page_request(
         q.limit,
         q.cursor.as_deref(),
@@ -264,6 +296,7 @@ pub async fn list_activities(
         owner_id: q.owner_id,
         open: q.open,
         due_before: q.due_before.map(|d| d.naive_utc()),
+        kinds,
     };
     let vis = caller.visibility();
     let req = page.clone();
@@ -276,25 +309,26 @@ pub async fn list_activities(
 
 /// One activity.
 #[utoipa::path(get, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "find_activity",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["leads:read"]), ("bearer" = ["opportunities:read"])), params(("id" = String, Path)),
     responses((status = 200, body = ActivityOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_activity(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    can_read(&caller)?;
+    readable_kinds(&caller)?;
     let vis = caller.visibility();
     let row = storage::run(&state.pool, move |conn| {
         store::find_visible(conn, &vis, &id)
     })
     .await?;
+    require_parent_scopes(&caller, &row.lead_id, &row.opportunity_id, false)?;
     Ok(respond(StatusCode::OK, row))
 }
 
 /// Changes an activity (JSON merge patch); set `completed_at` to close a follow-up.
 #[utoipa::path(patch, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "update_activity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"]), ("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = Object, description = "Any writable members of ActivityInput; null clears one"),
     responses((status = 200, body = ActivityOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
         (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
@@ -310,7 +344,7 @@ pub async fn update_activity(
         lock: store::lock_visible,
         input_of: |r| ActivityInput::from(r),
         build: activity_row,
-        save: |conn, row| {
+        save: |conn, _, row| {
             store::save_row(conn, row)?;
             refresh_parent(conn, row)
         },
@@ -321,7 +355,7 @@ pub async fn update_activity(
 
 /// Deletes an activity.
 #[utoipa::path(delete, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "delete_activity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"]), ("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem)))]
 pub async fn delete_activity(
     state: web::Data<AppState>,
@@ -336,7 +370,8 @@ pub async fn delete_activity(
         id.into_inner(),
         if_match,
         store::lock_visible,
-        |conn, current| {
+        |conn, caller, current| {
+            require_parent_scopes(caller, &current.lead_id, &current.opportunity_id, true)?;
             store::delete_row(conn, &current.id)?;
             refresh_parent(conn, current)
         },
@@ -389,14 +424,14 @@ pub struct FollowUpQuery {
 /// The open follow-up queue in the caller's scope: planned activities, open deals'
 /// next actions and leads' next follow-ups, overdue first.
 #[utoipa::path(get, path = "/api/v1/follow-ups", tag = "activities", operation_id = "list_follow_ups",
-    security(("bearer" = [])), params(FollowUpQuery),
+    security(("bearer" = ["leads:read"]), ("bearer" = ["opportunities:read"])), params(FollowUpQuery),
     responses((status = 200, body = FollowUpList), (status = 400, body = crate::error::Problem)))]
 pub async fn list_follow_ups(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<FollowUpQuery>,
 ) -> AppResult<HttpResponse> {
-    can_read(&caller)?;
+    let kinds = readable_kinds(&caller)?;
     let q = query.0;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -418,7 +453,7 @@ pub async fn list_follow_ups(
         let n = limit as i64;
         let owner = owner.as_deref();
         let mut items: Vec<FollowUp> = Vec::new();
-        for a in store::open_due(conn, &vis, owner, before, n)? {
+        for a in store::open_due(conn, &vis, kinds, owner, before, n)? {
             let due = a.due_at.unwrap_or(now);
             items.push(FollowUp {
                 kind: FollowUpKind::Activity,
@@ -431,7 +466,11 @@ pub async fn list_follow_ups(
                 id: a.id,
             });
         }
-        for o in opportunities::due_next_actions(conn, &vis, owner, before, n)? {
+        let deals = match kinds.opportunities {
+            true => opportunities::due_next_actions(conn, &vis, owner, before, n)?,
+            false => Vec::new(),
+        };
+        for o in deals {
             let due = o.next_action_due_at.unwrap_or(now);
             items.push(FollowUp {
                 kind: FollowUpKind::Opportunity,
@@ -444,7 +483,11 @@ pub async fn list_follow_ups(
                 id: o.id,
             });
         }
-        for l in leads::due_follow_ups(conn, &vis, owner, before, n)? {
+        let due_leads = match kinds.leads {
+            true => leads::due_follow_ups(conn, &vis, owner, before, n)?,
+            false => Vec::new(),
+        };
+        for l in due_leads {
             let due = l.next_follow_up_at.unwrap_or(now);
             let who = [
                 l.company.as_deref(),

@@ -63,7 +63,7 @@ pub struct Ops<R, I> {
     pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
     pub input_of: fn(&R) -> I,
     pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
-    pub save: fn(&mut DbConn, &R) -> AppResult<()>,
+    pub save: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
 }
 
 pub async fn patch_owned<R, I>(
@@ -83,20 +83,21 @@ where
         check_version(if_match.0, current.version())?;
         let input = patched(&(ops.input_of)(&current), &patch)?;
         let row = (ops.build)(conn, &caller, &input, Some(&current))?;
-        (ops.save)(conn, &row)?;
+        (ops.save)(conn, &caller, &row)?;
         Ok(row)
     })
     .await
 }
 
-/// Deletes a visible record after `If-Match`; `remove` checks what must hold and deletes.
+/// Deletes a visible record after `If-Match`; `remove` checks what must hold (for this
+/// caller) and deletes.
 pub async fn delete_owned<R>(
     state: &AppState,
     caller: Caller,
     id: String,
     if_match: IfMatch,
     lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
-    remove: fn(&mut DbConn, &R) -> AppResult<()>,
+    remove: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
 ) -> AppResult<()>
 where
     R: Stamped + Send + 'static,
@@ -104,7 +105,7 @@ where
     storage::run_tx(&state.pool, move |conn| {
         let current = lock(conn, &caller.visibility(), &id)?;
         check_version(if_match.0, current.version())?;
-        remove(conn, &current)
+        remove(conn, &caller, &current)
     })
     .await
 }

@@ -321,9 +321,9 @@ fn can_write(caller: &Caller) -> AppResult<()> {
 }
 
 /// Creates a lead and scores it. A lead with the email or external id of an existing
-/// one is refused with 409 `duplicate_lead` naming it in `existing_id`.
+/// one is refused with 409 `duplicate_lead`, naming it in `existing_id` when the caller may see it.
 #[utoipa::path(post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
-    security(("bearer" = [])), request_body = LeadInput,
+    security(("bearer" = ["leads:write"])), request_body = LeadInput,
     responses(
         (status = 201, body = LeadOut, headers(("ETag" = String))),
         (status = 409, body = crate::error::Problem, description = "duplicate email or external_id"),
@@ -337,7 +337,7 @@ pub async fn create_lead(
     can_write(&caller)?;
     let row = storage::run_tx(&state.pool, move |conn| {
         let row = lead_row(conn, &caller, &body.0, None)?;
-        store::insert(conn, &row)?;
+        store::insert(conn, &row, &caller.visibility())?;
         Ok(row)
     })
     .await?;
@@ -370,7 +370,7 @@ pub struct ListLeads {
 
 /// Lists and screens the leads visible to the caller.
 #[utoipa::path(get, path = "/api/v1/leads", tag = "leads", operation_id = "list_leads",
-    security(("bearer" = [])), params(ListLeads),
+    security(("bearer" = ["leads:read"])), params(ListLeads),
     responses((status = 200, body = PageOut<LeadOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_leads(
     state: web::Data<AppState>,
@@ -410,7 +410,7 @@ pub async fn list_leads(
 
 /// One lead.
 #[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "find_lead",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["leads:read"])), params(("id" = String, Path)),
     responses((status = 200, body = LeadOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_lead(
     state: web::Data<AppState>,
@@ -428,7 +428,7 @@ pub async fn find_lead(
 
 /// Changes a lead (JSON merge patch of its writable fields) and rescores it.
 #[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "update_lead",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = Object, description = "Any writable members of LeadInput; null clears one, objects merge"),
     responses(
         (status = 200, body = LeadOut, headers(("ETag" = String))),
@@ -449,7 +449,7 @@ pub async fn update_lead(
         lock: store::lock_visible,
         input_of: |r| LeadInput::from(r),
         build: lead_row,
-        save: store::save,
+        save: |conn, caller, row| store::save(conn, row, &caller.visibility()),
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(respond(StatusCode::OK, row))
@@ -457,7 +457,7 @@ pub async fn update_lead(
 
 /// Deletes a lead that was not converted, with its activities.
 #[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "delete_lead",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn delete_lead(
     state: web::Data<AppState>,
@@ -472,7 +472,7 @@ pub async fn delete_lead(
         id.into_inner(),
         if_match,
         store::lock_visible,
-        |conn, current| {
+        |conn, _, current| {
             if current.status == LeadStatus::Converted.as_str() {
                 return Err(AppError::Conflict {
                     code: "lead_converted",
@@ -498,7 +498,7 @@ pub struct DisqualifyRequest {
 
 /// Disqualifies a lead with a reason. PATCH its status back to reopen it.
 #[utoipa::path(post, path = "/api/v1/leads/{id}/disqualify", tag = "leads", operation_id = "disqualify_lead",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = DisqualifyRequest,
     responses((status = 200, body = LeadOut), (status = 404, body = crate::error::Problem),
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
@@ -526,7 +526,7 @@ pub async fn disqualify_lead(
         row.stamp_next(&caller.user_id, storage::now());
         row.status = LeadStatus::Disqualified.as_str().into();
         row.disqualified_reason = Some(reason);
-        store::save(conn, &row)?;
+        store::save(conn, &row, &caller.visibility())?;
         Ok(row)
     })
     .await?;
@@ -567,7 +567,7 @@ fn person_name(l: &LeadRow) -> Option<String> {
 /// name) and the contact (matched by email), creates the opportunity in the pipeline's
 /// first stage (its requirements apply), and marks the lead converted. Twice is 409.
 #[utoipa::path(post, path = "/api/v1/leads/{id}/convert", tag = "leads", operation_id = "convert_lead",
-    security(("bearer" = [])), params(("id" = String, Path)), request_body = ConvertRequest,
+    security(("bearer" = ["leads:write", "opportunities:write"])), params(("id" = String, Path)), request_body = ConvertRequest,
     responses(
         (status = 201, body = ConversionOut),
         (status = 404, body = crate::error::Problem),
@@ -729,12 +729,12 @@ fn convert(
         keep_next_action: false,
     };
     enter_stage(conn, &mut opp, None, &target, &change)?;
-    opp_store::insert(conn, &opp)?;
+    opp_store::insert(conn, &opp, &vis)?;
     lead.stamp_next(&caller.user_id, change.at);
     lead.status = LeadStatus::Converted.as_str().into();
     lead.converted_at = Some(change.at);
     lead.converted_opportunity_id = Some(opp.id.clone());
-    store::save(conn, &lead)?;
+    store::save(conn, &lead, &vis)?;
     Ok(ConversionOut {
         lead: lead.into(),
         account: account.into(),
@@ -783,7 +783,7 @@ pub struct ScoringRulesReplaced {
 
 /// The lead scoring rules.
 #[utoipa::path(get, path = "/api/v1/scoring-rules", tag = "leads", operation_id = "list_scoring_rules",
-    security(("bearer" = [])), responses((status = 200, body = ScoringRulesOut)))]
+    security(("bearer" = ["leads:read"])), responses((status = 200, body = ScoringRulesOut)))]
 pub async fn list_scoring_rules(
     state: web::Data<AppState>,
     caller: Caller,

@@ -127,7 +127,11 @@ impl Modify for BearerAuth {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT or sfk_ API key".into());
         scheme.description = Some(
-            "A JWT from POST /api/v1/auth/token, or an API key (sfk_…) from POST /api/v1/api-keys."
+            "A JWT from POST /api/v1/auth/token, or an API key (sfk_…) from POST /api/v1/api-keys. \
+             Each operation lists the API-key scopes it needs (alternatives as separate \
+             requirements: activities and follow-ups need the scope of their lead or deal); an \
+             operation that lists none is for people only and refuses API keys (403). Signed-in \
+             people need no scopes: their role decides."
                 .into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));

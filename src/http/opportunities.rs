@@ -378,7 +378,7 @@ fn change<'a>(caller: &'a Caller, note: Option<String>, keep_next_action: bool) 
 /// Creates an opportunity in an open stage of its pipeline (the first by default). The
 /// stage's `required_fields` apply; the creation is the first row of the stage log.
 #[utoipa::path(post, path = "/api/v1/opportunities", tag = "opportunities", operation_id = "create_opportunity",
-    security(("bearer" = [])), request_body = OpportunityInput,
+    security(("bearer" = ["opportunities:write"])), request_body = OpportunityInput,
     responses(
         (status = 201, body = OpportunityOut, headers(("ETag" = String))),
         (status = 409, body = crate::error::Problem, description = "duplicate external_id"),
@@ -408,7 +408,7 @@ pub async fn create_opportunity(
             ..change(&caller, None, keep)
         };
         enter_stage(conn, &mut row, None, &target, &first)?;
-        store::insert(conn, &row)?;
+        store::insert(conn, &row, &caller.visibility())?;
         Ok((row, target.probability))
     })
     .await?;
@@ -456,7 +456,7 @@ fn amount_param(field: &str, value: &Option<String>) -> AppResult<Option<i64>> {
 
 /// Lists the opportunities visible to the caller.
 #[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities", operation_id = "list_opportunities",
-    security(("bearer" = [])), params(ListOpportunities),
+    security(("bearer" = ["opportunities:read"])), params(ListOpportunities),
     responses((status = 200, body = PageOut<OpportunityOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_opportunities(
     state: web::Data<AppState>,
@@ -508,7 +508,7 @@ fn stage_probability(conn: &mut DbConn, stage_id: &str) -> AppResult<i32> {
 
 /// One opportunity.
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", operation_id = "find_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["opportunities:read"])), params(("id" = String, Path)),
     responses((status = 200, body = OpportunityOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_opportunity(
     state: web::Data<AppState>,
@@ -530,7 +530,7 @@ pub async fn find_opportunity(
 /// is a stage move: the target stage's requirements are checked against the patched
 /// record and the move is logged.
 #[utoipa::path(patch, path = "/api/v1/opportunities/{id}", tag = "opportunities", operation_id = "update_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = Object, description = "Any writable members of OpportunityInput; null clears one"),
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
@@ -564,7 +564,7 @@ pub async fn update_opportunity(
                 &change(&caller, None, keep),
             )?;
         }
-        store::save(conn, &row)?;
+        store::save(conn, &row, &caller.visibility())?;
         Ok((row, target.probability))
     })
     .await?;
@@ -589,7 +589,7 @@ fn ensure_open(o: &OpportunityRow) -> AppResult<()> {
 
 /// Deletes an opportunity and its activities. Its stage log stays (it is history).
 #[utoipa::path(delete, path = "/api/v1/opportunities/{id}", tag = "opportunities", operation_id = "delete_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem)))]
 pub async fn delete_opportunity(
     state: web::Data<AppState>,
@@ -694,7 +694,7 @@ where
             &change(&caller, d.note, d.keep_next_action),
         )?;
         row.stamp_next(&caller.user_id, storage::now());
-        store::save(conn, &row)?;
+        store::save(conn, &row, &caller.visibility())?;
         Ok((row, d.target.probability))
     })
     .await?;
@@ -730,7 +730,7 @@ fn note_text(note: Option<String>) -> AppResult<Option<String>> {
 /// be set (422 `stage_requirements_unmet` lists the missing ones); a won or lost target
 /// wins or loses the deal. `dry_run` answers the same without writing.
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/move", tag = "opportunities", operation_id = "move_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = MoveRequest,
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
@@ -792,7 +792,7 @@ pub async fn move_opportunity(
 
 /// Wins a deal: moves it to the pipeline's won stage (its requirements apply).
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/win", tag = "opportunities", operation_id = "win_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = WinRequest,
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
@@ -834,7 +834,7 @@ pub async fn win_opportunity(
 
 /// Loses a deal with a managed loss reason.
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/lose", tag = "opportunities", operation_id = "lose_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = LoseRequest,
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
@@ -889,7 +889,7 @@ pub async fn lose_opportunity(
 
 /// Brings a lost deal back to an open stage (回流); counted by the reactivation report.
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/reopen", tag = "opportunities", operation_id = "reopen_opportunity",
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = ReopenRequest,
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
@@ -961,7 +961,7 @@ pub struct HistoryOut {
 
 /// The deal's stage log, oldest first, with the time spent in each stay.
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}/history", tag = "opportunities", operation_id = "opportunity_history",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["opportunities:read"])), params(("id" = String, Path)),
     responses((status = 200, body = HistoryOut), (status = 404, body = crate::error::Problem)))]
 pub async fn opportunity_history(
     state: web::Data<AppState>,
@@ -1036,7 +1036,7 @@ pub struct CreateLossReason {
 
 /// The managed loss reasons.
 #[utoipa::path(get, path = "/api/v1/loss-reasons", tag = "opportunities", operation_id = "list_loss_reasons",
-    security(("bearer" = [])), responses((status = 200, body = LossReasonList)))]
+    security(("bearer" = ["opportunities:read"])), responses((status = 200, body = LossReasonList)))]
 pub async fn list_loss_reasons(
     state: web::Data<AppState>,
     caller: Caller,

@@ -18,6 +18,7 @@ use crate::domain::user::Role;
 use crate::domain::{required_text, Problems, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
+use crate::storage::opportunities::stage_kind;
 use crate::storage::pipelines::{self as store, PipelineFilter, PipelineWithStages, StageRow};
 use crate::storage::{self, DbConn};
 
@@ -195,13 +196,20 @@ pub struct StageOrder {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteStageQuery {
-    /// Stage of the same pipeline that receives the deals sitting in the deleted stage.
+    /// Stage of the same pipeline and kind that receives the deals sitting in the
+    /// deleted stage (open deals go to an open stage, lost deals to a lost one).
     pub move_to: Option<String>,
 }
 
 fn can_configure(caller: &Caller) -> AppResult<()> {
     caller.require_person()?;
     caller.require_role(&[Role::Admin, Role::Manager])
+}
+
+/// Changing the stages of an existing pipeline, or deleting it, reaches every team's
+/// deals in it, and pipelines record no owning team: only admins restructure them.
+fn can_restructure(caller: &Caller) -> AppResult<()> {
+    caller.require_admin()
 }
 
 fn check_stages(inputs: &[StageInput], p: &mut Problems) -> Vec<StageDraft> {
@@ -299,7 +307,7 @@ pub async fn create_pipeline_from_template(
 
 /// Lists pipelines with their stages.
 #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", operation_id = "list_pipelines",
-    security(("bearer" = [])), params(ListPipelines),
+    security(("bearer" = ["pipelines:read"])), params(ListPipelines),
     responses((status = 200, body = PageOut<PipelineOut>), (status = 400, body = crate::error::Problem)))]
 pub async fn list_pipelines(
     state: web::Data<AppState>,
@@ -325,7 +333,7 @@ pub async fn list_pipelines(
 
 /// One pipeline with its stages.
 #[utoipa::path(get, path = "/api/v1/pipelines/{id}", tag = "pipelines", operation_id = "find_pipeline",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["pipelines:read"])), params(("id" = String, Path)),
     responses((status = 200, body = PipelineOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem)))]
 pub async fn find_pipeline(
     state: web::Data<AppState>,
@@ -392,7 +400,7 @@ pub async fn delete_pipeline(
     id: web::Path<String>,
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
-    can_configure(&caller)?;
+    can_restructure(&caller)?;
     storage::run_tx(&state.pool, move |conn| {
         store::touch(conn, &id, if_match.0, &caller.user_id)?;
         let deals = crate::storage::opportunities::count_in_pipeline(conn, &id)?;
@@ -445,7 +453,7 @@ pub async fn create_stage(
     id: web::Path<String>,
     body: ApiJson<StageInput>,
 ) -> AppResult<HttpResponse> {
-    can_configure(&caller)?;
+    can_restructure(&caller)?;
     let b = body.0;
     let mut p = Problems::default();
     let draft = StageDraft::check(&b, "", &mut p);
@@ -502,7 +510,7 @@ pub async fn update_stage(
     if_match: IfMatch,
     body: ApiJson<UpdateStage>,
 ) -> AppResult<HttpResponse> {
-    can_configure(&caller)?;
+    can_restructure(&caller)?;
     let b = body.0;
     let stage = storage::run_tx(&state.pool, move |conn| {
         let current = store::find_stage(conn, &id)?;
@@ -573,15 +581,17 @@ pub async fn update_stage(
         .json(StageOut::from(stage)))
 }
 
-/// Deletes a stage. Deals in it move to `move_to`; the pipeline must keep one won, one
-/// lost and one open stage.
+/// Deletes a stage (admins). Deals in it enter `move_to`, a stage of the same kind, as a
+/// move would: its `required_fields` apply to every deal, and one that misses them
+/// refuses the whole deletion. The pipeline must keep one won, one lost and one open stage.
 #[utoipa::path(delete, path = "/api/v1/stages/{id}", tag = "pipelines", operation_id = "delete_stage",
     security(("bearer" = [])), params(("id" = String, Path), DeleteStageQuery),
     responses(
         (status = 204),
+        (status = 403, body = crate::error::Problem, description = "only admins restructure pipelines"),
         (status = 404, body = crate::error::Problem),
         (status = 409, body = crate::error::Problem, description = "deals are in the stage and no move_to was given"),
-        (status = 422, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem, description = "`move_to` is not a stage of the same kind, or `stage_requirements_unmet` for deals in the stage"),
     ))]
 pub async fn delete_stage(
     state: web::Data<AppState>,
@@ -589,33 +599,20 @@ pub async fn delete_stage(
     id: web::Path<String>,
     query: ApiQuery<DeleteStageQuery>,
 ) -> AppResult<HttpResponse> {
-    can_configure(&caller)?;
+    can_restructure(&caller)?;
     let move_to = query.0.move_to;
     let id = id.into_inner();
     storage::run_tx(&state.pool, move |conn| {
         let current = store::find_stage(conn, &id)?;
         store::touch(conn, &current.pipeline_id, None, &caller.user_id)?;
         let mut stages = store::stages_of(conn, &current.pipeline_id)?;
-        if let Some(target) = &move_to {
-            if target == &id || !stages.iter().any(|s| &s.id == target) {
-                return Err(AppError::field(
-                    "move_to",
-                    "invalid",
-                    "must be another stage of the same pipeline",
-                ));
-            }
-        }
+        let target = move_to
+            .map(|t| evacuation_target(&stages, &current, &t))
+            .transpose()?;
         stages.retain(|s| s.id != id);
         check_set_after(&stages, "id")?;
-        let deals = crate::storage::opportunities::count_in_stage(conn, &id)?;
-        match (&move_to, deals) {
-            (_, 0) => {}
-            (Some(target), _) => {
-                let target = stages
-                    .iter()
-                    .find(|s| &s.id == target)
-                    .cloned()
-                    .ok_or(AppError::NotFound)?;
+        match target {
+            Some(target) => {
                 crate::storage::opportunities::evacuate_stage(
                     conn,
                     &current,
@@ -623,15 +620,16 @@ pub async fn delete_stage(
                     &caller.user_id,
                 )?;
             }
-            (None, n) => {
+            None if crate::storage::opportunities::count_in_stage(conn, &id)? > 0 => {
                 return Err(AppError::Conflict {
                     code: "stage_not_empty",
-                    detail: format!(
-                    "{n} opportunities are in this stage; pass move_to=<stage id> to move them."
-                ),
+                    detail:
+                        "Opportunities are in this stage; pass move_to=<stage id> to move them."
+                            .into(),
                     existing_id: None,
-                })
+                });
             }
+            None => {}
         }
         store::delete_stage(conn, &id)?;
         store::set_positions(
@@ -642,6 +640,35 @@ pub async fn delete_stage(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Where the deals of a deleted stage may go: another stage of the pipeline of the same
+/// kind. Open deals go to an open stage (winning or losing them is for /win and /lose,
+/// with their own rules); lost deals to another lost stage, keeping their reason.
+fn evacuation_target(stages: &[StageRow], from: &StageRow, target: &str) -> AppResult<StageRow> {
+    let target = stages
+        .iter()
+        .find(|s| s.id == target && s.id != from.id)
+        .ok_or_else(|| {
+            AppError::field(
+                "move_to",
+                "invalid",
+                "must be another stage of the same pipeline",
+            )
+        })?;
+    match stage_kind(from) {
+        kind if kind == stage_kind(target) => Ok(target.clone()),
+        StageKind::Open => Err(AppError::field(
+            "move_to",
+            "closed_stage",
+            "deals move to an open stage; win or lose them with /win and /lose",
+        )),
+        _ => Err(AppError::field(
+            "move_to",
+            "not_lost_stage",
+            "the deals of a lost stage move to another lost stage",
+        )),
+    }
 }
 
 /// Stage bits and ranks in the report aggregates follow stage positions and kinds:
@@ -670,7 +697,7 @@ pub async fn update_stage_order(
     if_match: IfMatch,
     body: ApiJson<StageOrder>,
 ) -> AppResult<HttpResponse> {
-    can_configure(&caller)?;
+    can_restructure(&caller)?;
     let order = body.0.stage_ids;
     let updated = storage::run_tx(&state.pool, move |conn| {
         store::touch(conn, &id, if_match.0, &caller.user_id)?;

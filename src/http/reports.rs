@@ -271,7 +271,7 @@ fn respond<T: Serialize>(
 /// the range. Skipped stages count as passed, re-entries once; a reopened deal counts
 /// once with all it reached. With `group_by`, `segments` repeats the structure per key.
 #[utoipa::path(get, path = "/api/v1/reports/funnel", tag = "reports", operation_id = "funnel_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = FunnelReport),
         (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn funnel_report(
@@ -293,7 +293,7 @@ pub async fn funnel_report(
 /// The funnel as an SVG picture: bars sized by deals reaching each step, labelled with
 /// counts and conversion rates.
 #[utoipa::path(get, path = "/api/v1/reports/funnel.svg", tag = "reports", operation_id = "funnel_svg",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, content_type = "image/svg+xml", body = String), (status = 400, body = crate::error::Problem),
         (status = 404, body = crate::error::Problem)))]
 pub async fn funnel_svg(
@@ -319,7 +319,7 @@ pub async fn funnel_svg(
 /// Time in each stage: closed stays (count, avg, median, p90, max, seconds) and running
 /// stays (count, median and p90 age) apart. Percentiles interpolate like `percentile_cont`.
 #[utoipa::path(get, path = "/api/v1/reports/stage-durations", tag = "reports", operation_id = "stage_durations_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = DurationsReport), (status = 400, body = crate::error::Problem),
         (status = 404, body = crate::error::Problem)))]
 pub async fn stage_durations_report(
@@ -341,7 +341,7 @@ pub async fn stage_durations_report(
 /// Open deals past their stage's `stalled_after_days` in the stage or without activity,
 /// longest in stage first (the same rule as `GET /opportunities?stalled=true`).
 #[utoipa::path(get, path = "/api/v1/reports/stalled", tag = "reports", operation_id = "stalled_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = StalledReport), (status = 400, body = crate::error::Problem)))]
 pub async fn stalled_report(
     state: web::Data<AppState>,
@@ -366,7 +366,7 @@ pub async fn stalled_report(
 /// Lost deals (lost in the range) by the stage they were lost from × loss reason, with
 /// counts and amounts.
 #[utoipa::path(get, path = "/api/v1/reports/loss-reasons", tag = "reports", operation_id = "loss_reasons_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = LossReport), (status = 400, body = crate::error::Problem)))]
 pub async fn loss_reasons_report(
     state: web::Data<AppState>,
@@ -382,7 +382,7 @@ pub async fn loss_reasons_report(
 /// Per open stage and activity type: how often stays with that activity advanced
 /// within `within_days`, against stays without it.
 #[utoipa::path(get, path = "/api/v1/reports/activity-effectiveness", tag = "reports", operation_id = "activity_effectiveness_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = EffectivenessReport), (status = 400, body = crate::error::Problem),
         (status = 404, body = crate::error::Problem)))]
 pub async fn activity_effectiveness_report(
@@ -412,7 +412,7 @@ pub async fn activity_effectiveness_report(
 /// Per lead source: leads created in the range, qualified, converted, won, the rates
 /// between them and the won amount.
 #[utoipa::path(get, path = "/api/v1/reports/lead-sources", tag = "reports", operation_id = "lead_sources_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = LeadSourcesReport), (status = 400, body = crate::error::Problem)))]
 pub async fn lead_sources_report(
     state: web::Data<AppState>,
@@ -427,7 +427,7 @@ pub async fn lead_sources_report(
 
 /// Owners ranked by won amount, won count or stage advances in the range.
 #[utoipa::path(get, path = "/api/v1/reports/leaderboard", tag = "reports", operation_id = "leaderboard_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = Leaderboard), (status = 400, body = crate::error::Problem)))]
 pub async fn leaderboard_report(
     state: web::Data<AppState>,
@@ -447,7 +447,7 @@ pub async fn leaderboard_report(
 
 /// Lost deals that flowed back (回流) and how they ended.
 #[utoipa::path(get, path = "/api/v1/reports/reactivation", tag = "reports", operation_id = "reactivation_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = ReactivationReport), (status = 400, body = crate::error::Problem)))]
 pub async fn reactivation_report(
     state: web::Data<AppState>,
@@ -463,7 +463,7 @@ pub async fn reactivation_report(
 /// Weighted (by effective probability) and unweighted amounts of open deals by expected
 /// close month or quarter, owner and currency; `from`/`to` bound the close dates.
 #[utoipa::path(get, path = "/api/v1/reports/forecast", tag = "reports", operation_id = "forecast_report",
-    security(("bearer" = [])), params(ReportQuery),
+    security(("bearer" = ["reports:read"])), params(ReportQuery),
     responses((status = 200, body = ForecastReport), (status = 400, body = crate::error::Problem)))]
 pub async fn forecast_report(
     state: web::Data<AppState>,
@@ -594,7 +594,7 @@ pub async fn create_forecast_snapshot(
 /// A snapshot against what actually closed: per period and owner, the frozen weighted
 /// forecast beside the amount won in that period, attainment and error.
 #[utoipa::path(get, path = "/api/v1/reports/forecast/snapshots/{id}/accuracy", tag = "reports", operation_id = "forecast_snapshot_accuracy",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = ["reports:read"])), params(("id" = String, Path)),
     responses((status = 200, body = AccuracyReport), (status = 404, body = crate::error::Problem)))]
 pub async fn forecast_snapshot_accuracy(
     state: web::Data<AppState>,

@@ -91,11 +91,13 @@ pub struct ListUsers {
     pub sort: Option<String>,
 }
 
-/// The signed-in user.
+/// The signed-in user. API keys are not people and are refused (403).
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", operation_id = "find_me",
     security(("bearer" = [])),
-    responses((status = 200, body = UserOut), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = UserOut), (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem, description = "an API key")))]
 pub async fn find_me(state: web::Data<AppState>, caller: Caller) -> AppResult<HttpResponse> {
+    caller.require_person()?;
     let id = caller.user_id.clone();
     let user = storage::run(&state.pool, move |conn| users::find(conn, &id)).await?;
     Ok(user_response(

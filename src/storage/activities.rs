@@ -3,9 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::activities;
-use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
-use crate::auth::visibility::{owner_filter, Visibility};
+use super::schema::{activities, leads, opportunities};
+use super::{parse_ts_key, ts_key, After, Db, DbConn, Page, PageRequest};
+use crate::auth::visibility::{Filter, Visibility};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -28,9 +28,86 @@ pub struct ActivityRow {
     pub updated_by: Option<String>,
 }
 
-crate::owned_repo!(activities, ActivityRow);
+crate::row_repo!(activities, ActivityRow);
 
-#[derive(Debug, Default, Clone)]
+/// Activities follow their lead or deal: visible to whoever may see the parent now, not
+/// to whoever logged them, so a reassigned deal takes its activities along. `None` when
+/// every activity is visible.
+fn parent_filter<'a>(vis: &Visibility) -> Option<Filter<'a, activities::table>> {
+    // Concrete owner predicates rather than `owner_filter`'s boxed one: a subquery must
+    // render on each backend of the multi-connection.
+    macro_rules! on_visible_parent {
+        ($lead_owner:expr, $deal_owner:expr) => {
+            Some(Box::new(
+                activities::lead_id
+                    .assume_not_null()
+                    .eq_any(leads::table.select(leads::id).filter($lead_owner))
+                    .or(activities::opportunity_id.assume_not_null().eq_any(
+                        opportunities::table
+                            .select(opportunities::id)
+                            .filter($deal_owner),
+                    )),
+            ))
+        };
+    }
+    match vis {
+        Visibility::All => None,
+        Visibility::Own(user) => on_visible_parent!(
+            leads::owner_id.eq(user.clone()),
+            opportunities::owner_id.eq(user.clone())
+        ),
+        Visibility::Team { members, .. } => on_visible_parent!(
+            leads::owner_id.eq_any(members.clone()),
+            opportunities::owner_id.eq_any(members.clone())
+        ),
+    }
+}
+
+/// The activity, if the caller may see its lead or deal.
+pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<ActivityRow> {
+    visible(vis)
+        .filter(activities::id.eq(id.to_owned()))
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+/// The activity, row-locked, if the caller may see its lead or deal.
+pub fn lock_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<ActivityRow> {
+    find_visible(conn, vis, id)?;
+    crate::lock_row!(conn, super::schema::activities, ActivityRow, id)?.ok_or(AppError::NotFound)
+}
+
+/// Every activity the caller may see, as a query to narrow.
+fn visible<'a>(vis: &Visibility) -> activities::BoxedQuery<'a, Db> {
+    let q = activities::table.into_boxed();
+    match parent_filter(vis) {
+        Some(f) => q.filter(f),
+        None => q,
+    }
+}
+
+/// Which parents' activities a query returns: an API key reads only the record kinds
+/// its scopes cover.
+#[derive(Debug, Clone, Copy)]
+pub struct ParentKinds {
+    pub leads: bool,
+    pub opportunities: bool,
+}
+
+impl ParentKinds {
+    fn restrict<'a>(self, mut q: activities::BoxedQuery<'a, Db>) -> activities::BoxedQuery<'a, Db> {
+        if !self.leads {
+            q = q.filter(activities::lead_id.is_null());
+        }
+        if !self.opportunities {
+            q = q.filter(activities::opportunity_id.is_null());
+        }
+        q
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct ActivityFilter {
     pub lead_id: Option<String>,
     pub opportunity_id: Option<String>,
@@ -39,6 +116,7 @@ pub struct ActivityFilter {
     /// `true`: not completed yet; `false`: completed.
     pub open: Option<bool>,
     pub due_before: Option<NaiveDateTime>,
+    pub kinds: ParentKinds,
 }
 
 pub fn list(
@@ -47,10 +125,7 @@ pub fn list(
     f: &ActivityFilter,
     page: &PageRequest,
 ) -> AppResult<Page<ActivityRow>> {
-    let mut q = activities::table
-        .filter(owner_filter(vis, activities::owner_id))
-        .select(ActivityRow::as_select())
-        .into_boxed();
+    let mut q = f.kinds.restrict(visible(vis));
     if let Some(v) = &f.lead_id {
         q = q.filter(activities::lead_id.eq(v.clone()));
     }
@@ -107,16 +182,15 @@ pub fn last_completed(
 pub fn open_due(
     conn: &mut DbConn,
     vis: &Visibility,
+    kinds: ParentKinds,
     owner_id: Option<&str>,
     before: Option<NaiveDateTime>,
     limit: i64,
 ) -> AppResult<Vec<ActivityRow>> {
-    let mut q = activities::table
-        .filter(owner_filter(vis, activities::owner_id))
+    let mut q = kinds
+        .restrict(visible(vis))
         .filter(activities::completed_at.is_null())
-        .filter(activities::due_at.is_not_null())
-        .select(ActivityRow::as_select())
-        .into_boxed();
+        .filter(activities::due_at.is_not_null());
     if let Some(owner) = owner_id {
         q = q.filter(activities::owner_id.eq(owner.to_owned()));
     }

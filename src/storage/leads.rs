@@ -68,47 +68,41 @@ pub struct LeadFilter {
     pub q: Option<String>,
 }
 
-pub fn insert(conn: &mut DbConn, row: &LeadRow) -> AppResult<()> {
-    check_unique(conn, row)?;
+/// Inserts a lead written by someone who sees `vis` (a duplicate names the existing lead
+/// only when it is visible).
+pub fn insert(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult<()> {
+    check_unique(conn, row, vis)?;
     insert_row(conn, row)
 }
 
-pub fn save(conn: &mut DbConn, row: &LeadRow) -> AppResult<()> {
-    check_unique(conn, row)?;
+pub fn save(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult<()> {
+    check_unique(conn, row, vis)?;
     save_row(conn, row)
-}
-
-fn duplicate(existing_id: Option<String>, what: &str) -> AppError {
-    AppError::Conflict {
-        code: "duplicate_lead",
-        detail: format!("A lead with the same {what} already exists."),
-        existing_id,
-    }
 }
 
 /// Duplicate detection by email and by external id (before writing: on PostgreSQL a
 /// failed insert would abort the transaction).
-fn check_unique(conn: &mut DbConn, row: &LeadRow) -> AppResult<()> {
-    if let Some(email) = &row.email {
-        let other: Option<String> = leads::table
-            .select(leads::id)
-            .filter(leads::email.eq(email))
+fn check_unique(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult<()> {
+    for (field, value) in [("email", &row.email), ("external_id", &row.external_id)] {
+        let Some(value) = value else {
+            continue;
+        };
+        let q = leads::table
+            .select((leads::id, leads::owner_id))
             .filter(leads::id.ne(&row.id))
-            .first(conn)
-            .optional()?;
-        if other.is_some() {
-            return Err(duplicate(other, "email"));
-        }
-    }
-    if let Some(external_id) = &row.external_id {
-        let other: Option<String> = leads::table
-            .select(leads::id)
-            .filter(leads::external_id.eq(external_id))
-            .filter(leads::id.ne(&row.id))
-            .first(conn)
-            .optional()?;
-        if other.is_some() {
-            return Err(duplicate(other, "external_id"));
+            .into_boxed();
+        let q = match field {
+            "email" => q.filter(leads::email.eq(value)),
+            _ => q.filter(leads::external_id.eq(value)),
+        };
+        if let Some(other) = q.first(conn).optional()? {
+            return Err(super::duplicate(
+                vis,
+                other,
+                "duplicate_lead",
+                "A lead",
+                field,
+            ));
         }
     }
     Ok(())

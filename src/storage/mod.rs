@@ -500,11 +500,34 @@ pub fn tag_pattern(tag: &str) -> String {
     format!("%{}%", pipelines::escape_like(&quoted))
 }
 
+/// A uniqueness conflict with the record `(id, owner_id)`. Its id is named only to a caller
+/// who may see it; anyone else learns just that the value is taken, never which record
+/// holds it.
+pub fn duplicate(
+    vis: &crate::auth::Visibility,
+    (id, owner_id): (String, String),
+    code: &'static str,
+    record: &str,
+    field: &str,
+) -> AppError {
+    let visible = vis.allows(&owner_id);
+    AppError::Conflict {
+        code,
+        detail: match visible {
+            true => format!("{record} with the same {field} already exists."),
+            false => format!("This {field} is already taken."),
+        },
+        existing_id: visible.then_some(id),
+    }
+}
+
 /// The operations every owned record shares: visible lookup, locked lookup, insert,
 /// versioned save and delete. `$table` is the schema module, which has `owner_id`.
 #[macro_export]
 macro_rules! owned_repo {
     ($table:ident, $row:ty) => {
+        $crate::row_repo!($table, $row);
+
         /// The record, if the caller may see it.
         pub fn find_visible(
             conn: &mut $crate::storage::DbConn,
@@ -534,7 +557,13 @@ macro_rules! owned_repo {
                 .filter(|r| vis.allows(&r.owner_id))
                 .ok_or($crate::error::AppError::NotFound)
         }
+    };
+}
 
+/// Insert, versioned save and delete of a record whose visibility is decided elsewhere.
+#[macro_export]
+macro_rules! row_repo {
+    ($table:ident, $row:ty) => {
         pub fn insert_row(
             conn: &mut $crate::storage::DbConn,
             row: &$row,

@@ -96,34 +96,38 @@ pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<Transit
         .load(conn)?)
 }
 
-pub fn insert(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
-    check_external_id(conn, row)?;
+/// Inserts a deal written by someone who sees `vis` (a duplicate names the existing deal
+/// only when it is visible).
+pub fn insert(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
+    check_external_id(conn, row, vis)?;
     insert_row(conn, row)?;
     aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
-pub fn save(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
-    check_external_id(conn, row)?;
+pub fn save(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
+    check_external_id(conn, row, vis)?;
     save_row(conn, row)?;
     aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
-fn check_external_id(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<()> {
+fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
     let Some(external_id) = &row.external_id else {
         return Ok(());
     };
-    let other: Option<String> = opportunities::table
-        .select(opportunities::id)
+    let other: Option<(String, String)> = opportunities::table
+        .select((opportunities::id, opportunities::owner_id))
         .filter(opportunities::external_id.eq(external_id))
         .filter(opportunities::id.ne(&row.id))
         .first(conn)
         .optional()?;
     match other {
-        Some(id) => Err(AppError::Conflict {
-            code: "duplicate_opportunity",
-            detail: "An opportunity with the same external_id already exists.".into(),
-            existing_id: Some(id),
-        }),
+        Some(other) => Err(super::duplicate(
+            vis,
+            other,
+            "duplicate_opportunity",
+            "An opportunity",
+            "external_id",
+        )),
         None => Ok(()),
     }
 }
@@ -278,8 +282,11 @@ pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64>
         .get_result(conn)?)
 }
 
-/// Moves every deal of a stage being deleted into `target`, logging each move as a
-/// system change (gates do not apply: the deals did not choose to move).
+/// Moves every deal of a stage being deleted into `target` through `enter_stage`, the
+/// same entry `/move` uses, so the target's gate, timestamps, next action, the log and
+/// the aggregates follow. The deletion is all or nothing: when deals miss what the
+/// target requires, the answer names the missing fields (never the deals) and the
+/// caller's transaction rolls back.
 pub fn evacuate_stage(
     conn: &mut DbConn,
     from: &StageRow,
@@ -289,34 +296,55 @@ pub fn evacuate_stage(
     let ids: Vec<String> = opportunities::table
         .select(opportunities::id)
         .filter(opportunities::stage_id.eq(&from.id))
+        .order(opportunities::id.asc())
         .load(conn)?;
-    let at = now();
-    let status = stage_kind(target).as_str();
+    let change = StageChange {
+        actor,
+        channel: Channel::System,
+        note: Some(format!("stage {:?} deleted", from.name)),
+        at: now(),
+        keep_next_action: false,
+    };
+    let mut missing: Vec<FieldError> = Vec::new();
     for id in &ids {
-        diesel::update(opportunities::table.find(id))
-            .set((
-                opportunities::stage_id.eq(&target.id),
-                opportunities::stage_entered_at.eq(at),
-                opportunities::status.eq(status),
-                opportunities::version.eq(opportunities::version + 1),
-                opportunities::updated_at.eq(at),
-                opportunities::updated_by.eq(actor),
-            ))
-            .execute(conn)?;
-        append_transition(
-            conn,
-            &TransitionRow {
-                id: super::new_id(),
-                opportunity_id: id.clone(),
-                pipeline_id: from.pipeline_id.clone(),
-                from_stage_id: Some(from.id.clone()),
-                to_stage_id: target.id.clone(),
-                entered_at: at,
-                actor_id: Some(actor.to_owned()),
-                channel: Channel::System.as_str().to_owned(),
-                note: Some(format!("stage {:?} deleted", from.name)),
-            },
-        )?;
+        let mut opp = lock_visible(conn, &Visibility::All, id)?;
+        // A lost deal moved between lost stages was lost when it was, not now.
+        let closed_at = opp.closed_at;
+        match enter_stage(conn, &mut opp, Some(from.id.clone()), target, &change) {
+            Ok(()) => {}
+            Err(AppError::Rule {
+                code: "stage_requirements_unmet",
+                errors,
+                ..
+            }) => {
+                for e in errors {
+                    if !missing.iter().any(|m| m.field == e.field) {
+                        missing.push(e);
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if stage_kind(from) == StageKind::Lost {
+            opp.closed_at = closed_at;
+        }
+        opp.version += 1;
+        opp.updated_at = change.at;
+        opp.updated_by = Some(actor.to_owned());
+        save(conn, &opp, &Visibility::All)?;
+    }
+    if !missing.is_empty() {
+        return Err(AppError::Rule {
+            code: "stage_requirements_unmet",
+            detail: format!(
+                "Deals in stage {:?} lack what stage {:?} requires: {}. Set those fields or choose another move_to.",
+                from.name,
+                target.name,
+                missing.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            errors: missing,
+        });
     }
     Ok(ids.len())
 }

@@ -15,5 +15,6 @@ mod openapi;
 mod opportunities;
 mod pipelines;
 mod reports;
+mod security_authz;
 mod security_limits;
 mod users;

@@ -852,12 +852,22 @@ async fn stage_and_pipeline_deletion_respect_deals(app: TestApp) {
         .send()
         .await
         .problem(409, "stage_not_empty");
-    let negotiate = stage_id(&pipeline, "Negotiate");
-    let res = app
-        .delete(&format!("/api/v1/stages/{qualify}?move_to={negotiate}"))
+    // The deals enter the target as a move would: its gate applies.
+    let propose = stage_id(&pipeline, "Propose");
+    let path = format!("/api/v1/stages/{qualify}?move_to={propose}");
+    app.delete(&path)
         .admin()
         .send()
+        .await
+        .problem(422, "stage_requirements_unmet");
+    let ready = app
+        .patch(&format!("/api/v1/opportunities/{opp}"))
+        .admin()
+        .json(json!({"amount": "10.00", "expected_close_date": "2027-01-31"}))
+        .send()
         .await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    let res = app.delete(&path).admin().send().await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     let o = app
         .get(&format!("/api/v1/opportunities/{opp}"))
@@ -865,7 +875,7 @@ async fn stage_and_pipeline_deletion_respect_deals(app: TestApp) {
         .send()
         .await
         .body;
-    assert_eq!(o["stage_id"], negotiate.as_str());
+    assert_eq!(o["stage_id"], propose.as_str());
     let history = app
         .get(&format!("/api/v1/opportunities/{opp}/history"))
         .admin()
