@@ -279,6 +279,10 @@ pub fn largest_keys(sizes: impl IntoIterator<Item = (String, i64)>) -> Option<Ve
     )
 }
 
+/// The segments kept by [`cap_segments`], and the rest summed up (how many, and their
+/// numbers as one) when there were more.
+pub type CappedSegments<T, R> = (BTreeMap<String, T>, Option<(i64, R)>);
+
 /// Keeps the [`MAX_SEGMENTS`] largest segments of `by_key`. When there were more,
 /// `rest` computes the others as one from the kept keys, and comes back with how many
 /// segments it sums up.
@@ -286,7 +290,7 @@ pub fn cap_segments<T, R>(
     mut by_key: BTreeMap<String, T>,
     size: impl Fn(&T) -> i64,
     rest: impl FnOnce(&[String]) -> AppResult<R>,
-) -> AppResult<(BTreeMap<String, T>, Option<(i64, R)>)> {
+) -> AppResult<CappedSegments<T, R>> {
     let Some(kept) = largest_keys(by_key.iter().map(|(k, v)| (k.clone(), size(v)))) else {
         return Ok((by_key, None));
     };
