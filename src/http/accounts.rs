@@ -303,7 +303,7 @@ pub async fn list_accounts(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["created_at", "name"],
+        super::pagination::sorts("/api/v1/accounts"),
         "created_at",
     )?;
     let filter = AccountFilter {
@@ -429,7 +429,7 @@ pub async fn list_contacts(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["created_at"],
+        super::pagination::sorts("/api/v1/contacts"),
         "created_at",
     )?;
     let filter = ContactFilter {

@@ -286,7 +286,7 @@ pub async fn list_activities(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["created_at"],
+        super::pagination::sorts("/api/v1/activities"),
         "created_at",
     )?;
     let filter = ActivityFilter {

@@ -142,20 +142,8 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     }
 }
 
-/// Parses a query string. A parameter given with an empty value (`?region=&sort=`, as
-/// an HTML form sends its blank fields) counts as absent.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
-    let given = form_urlencoded::parse(query.as_bytes())
-        .filter(|(_, value)| !value.is_empty())
-        .fold(
-            form_urlencoded::Serializer::new(String::new()),
-            |mut out, (k, v)| {
-                out.append_pair(&k, &v);
-                out
-            },
-        )
-        .finish();
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(given.as_bytes()));
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let fe = serde_field_error(&path, &err.into_inner().to_string());

@@ -120,11 +120,15 @@ pub async fn idempotency(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let key = match parse_key(&raw) {
-        Ok(key) => key,
-        Err(e) => return Ok(req.error_response(e)),
-    };
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    // Only a credential that holds right now may claim or replay a key: a deactivated
+    // user or a revoked API key gets its 401 from the handler, never an earlier answer.
+    let Some(scope) = super::middleware::credential(&req).and_then(|c| c.scope()) else {
         return next
             .call(req)
             .await
@@ -141,13 +145,9 @@ pub async fn idempotency(
             )],
         }));
     }
-    // Only a credential that holds right now may claim or replay a key: a deactivated
-    // user or a revoked API key gets its 401 from the handler, never an earlier answer.
-    let Some(scope) = super::middleware::credential(&req).and_then(|c| c.scope()) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+    let key = match parse_key(&raw) {
+        Ok(key) => key,
+        Err(e) => return Ok(req.error_response(e)),
     };
     let mut payload = req.parts_mut().1.take();
     let body = match super::extract::read_limited(&mut payload, state.settings.max_body_bytes).await

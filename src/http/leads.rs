@@ -383,7 +383,7 @@ pub async fn list_leads(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["created_at", "updated_at", "score"],
+        super::pagination::sorts("/api/v1/leads"),
         "created_at",
     )?;
     let filter = LeadFilter {

@@ -469,13 +469,7 @@ pub async fn list_opportunities(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &[
-            "created_at",
-            "updated_at",
-            "name",
-            "amount",
-            "stage_entered_at",
-        ],
+        super::pagination::sorts("/api/v1/opportunities"),
         "created_at",
     )?;
     let filter = OpportunityFilter {

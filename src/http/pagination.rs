@@ -10,6 +10,36 @@ use crate::error::{AppError, AppResult};
 use crate::storage::{invalid_cursor, After, Page, PageRequest};
 
 pub const DEFAULT_LIMIT: usize = 50;
+
+/// The fields each list sorts by, by path: the handlers page with them and the OpenAPI
+/// document offers them (and their `-` descending forms) as the `sort` values.
+pub const SORTS: &[(&str, &[&str])] = &[
+    ("/api/v1/accounts", &["created_at", "name"]),
+    ("/api/v1/contacts", &["created_at"]),
+    ("/api/v1/activities", &["created_at"]),
+    ("/api/v1/leads", &["created_at", "updated_at", "score"]),
+    (
+        "/api/v1/opportunities",
+        &[
+            "created_at",
+            "updated_at",
+            "name",
+            "amount",
+            "stage_entered_at",
+        ],
+    ),
+    ("/api/v1/pipelines", &["created_at", "name", "updated_at"]),
+    ("/api/v1/teams", &["name"]),
+    ("/api/v1/users", &["created_at", "email"]),
+];
+
+/// The sort fields of the list at `path` (none for an unknown path).
+pub fn sorts(path: &str) -> &'static [&'static str] {
+    SORTS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(&[], |(_, fields)| fields)
+}
 pub const MAX_LIMIT: usize = 500;
 
 /// A page of results. `next_cursor` is null on the last page.

@@ -320,7 +320,7 @@ pub async fn list_pipelines(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["created_at", "name", "updated_at"],
+        super::pagination::sorts("/api/v1/pipelines"),
         "created_at",
     )?;
     let filter = PipelineFilter {

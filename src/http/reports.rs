@@ -125,6 +125,20 @@ fn bad_param(field: &str, message: &str) -> AppError {
     }
 }
 
+/// An id parameter: a UUID in its 36-character form, any case (as the document's
+/// `format: uuid` allows), compared in the lower case ids are stored in.
+fn id_param(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
+    value
+        .map(|v| {
+            uuid::Uuid::parse_str(v)
+                .ok()
+                .filter(|_| v.len() == 36)
+                .map(|u| u.hyphenated().to_string())
+                .ok_or_else(|| bad_param(field, "must be an id (a UUID)"))
+        })
+        .transpose()
+}
+
 fn scope_of(caller: &Caller, q: &ReportQuery, needs_pipeline: bool) -> AppResult<Scope> {
     caller.require_scope(KeyScope::ReportsRead)?;
     if needs_pipeline && q.pipeline_id.is_none() {
@@ -154,9 +168,9 @@ fn scope_of(caller: &Caller, q: &ReportQuery, needs_pipeline: bool) -> AppResult
     }
     Ok(Scope {
         visibility: caller.visibility(),
-        pipeline_id: q.pipeline_id.clone(),
-        owner_id: q.owner_id.clone(),
-        team_id: q.team_id.clone(),
+        pipeline_id: id_param("pipeline_id", q.pipeline_id.as_deref())?,
+        owner_id: id_param("owner_id", q.owner_id.as_deref())?,
+        team_id: id_param("team_id", q.team_id.as_deref())?,
         from,
         to,
     })
@@ -567,7 +581,15 @@ pub async fn create_forecast_snapshot(
         optional_id(&mut p, field, id.as_deref());
     }
     p.into_result()?;
-    let scope = scope_of(&caller, &snapshot_query(&b), false)?;
+    // The same checks as the report's query, but these are members of a body: 422.
+    let scope = scope_of(&caller, &snapshot_query(&b), false).map_err(|e| match e {
+        AppError::BadRequest {
+            code: "invalid_parameter",
+            errors,
+            ..
+        } => AppError::Validation(errors),
+        other => other,
+    })?;
     let period = b.period.unwrap_or(Period::Month);
     let params = serde_json::to_string(&b).map_err(AppError::internal)?;
     let name = b.name;

@@ -129,7 +129,7 @@ pub async fn list_teams(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["name"],
+        super::pagination::sorts("/api/v1/teams"),
         "name",
     )?;
     let req = page.clone();

@@ -187,7 +187,7 @@ pub async fn list_users(
         q.limit,
         q.cursor.as_deref(),
         q.sort.as_deref(),
-        &["created_at", "email"],
+        super::pagination::sorts("/api/v1/users"),
         "created_at",
     )?;
     let vis = caller.visibility();

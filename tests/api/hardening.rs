@@ -190,8 +190,20 @@ async fn secret_issuing_requests_refuse_idempotency_keys(app: TestApp) {
         .as_str()
         .unwrap_or("")
         .contains("idempotency_key_not_supported"));
+    // Documented as a header no value satisfies, so typed clients cannot send it.
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
-    assert!(!params.iter().any(|p| p["name"] == "Idempotency-Key"));
+    let key = params
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .expect("the header is documented");
+    assert_eq!(key["schema"], serde_json::json!({"not": {}}));
+    // Without credentials the answer is 401, whatever the header says.
+    app.post("/api/v1/api-keys")
+        .header("Idempotency-Key", "key-create-2")
+        .json(json!({"name": "sync", "scopes": ["leads:read"]}))
+        .send()
+        .await
+        .problem(401, "unauthorized");
 }
 
 async fn replays_need_a_credential_that_still_holds(app: TestApp) {

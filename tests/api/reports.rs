@@ -735,7 +735,14 @@ async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
         .send()
         .await
         .problem(400, "invalid_parameter");
-    app.get("/api/v1/reports/funnel?pipeline_id=nope")
+    let res = app
+        .get("/api/v1/reports/funnel?pipeline_id=nope")
+        .admin()
+        .send()
+        .await;
+    res.problem(400, "invalid_parameter");
+    assert_eq!(res.error_fields(), ["pipeline_id"]);
+    app.get("/api/v1/reports/funnel?pipeline_id=00000000-0000-0000-0000-000000000000")
         .admin()
         .send()
         .await
