@@ -4,8 +4,8 @@
 //!
 //! Rules the layout keeps (unit-tested below):
 //! - A label is drawn inside its bar only when its estimated width fits between the
-//!   bar's paddings; otherwise it goes to the right of the bar, and the picture widens so
-//!   it never runs past the edge. Text width is estimated without a font: a Latin
+//!   bar's paddings; otherwise it goes to the right of the bar, and the picture widens to
+//!   the right so that it never runs past the edge. Text width is estimated without a font: a Latin
 //!   character counts 0.6 em, a CJK (wide) one 1.1 em, so estimates err on the wide side.
 //! - Every text colour has a contrast of at least 4.5:1 (WCAG AA) against what is
 //!   behind it: inside a bar the darker or the lighter ink, whichever contrasts more.
@@ -34,29 +34,16 @@ impl Lang {
         }
     }
 
-    /// The language an `Accept-Language` header prefers (RFC 9110 §12.5.4): the
-    /// highest-weighted range whose primary tag is `zh` or `en` (`*` means `en`); equal
-    /// weights keep the header's order. English when nothing matches.
-    pub fn negotiate(accept_language: Option<&str>) -> Lang {
-        let mut best: Option<(f32, Lang)> = None;
-        for range in accept_language.unwrap_or("").split(',') {
-            let mut parts = range.split(';');
-            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let primary = tag.split('-').next().unwrap_or("");
-            let lang = match primary {
-                "zh" => Lang::Zh,
-                "en" | "*" => Lang::En,
-                _ => continue,
-            };
-            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
-                best = Some((q, lang));
-            }
+    /// The language of a language tag's primary subtag (`zh-CN` → `zh`); `*` is English.
+    pub fn of_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.split('-').next().unwrap_or("").trim();
+        if primary.eq_ignore_ascii_case("zh") {
+            Some(Lang::Zh)
+        } else if primary.eq_ignore_ascii_case("en") || primary == "*" {
+            Some(Lang::En)
+        } else {
+            None
         }
-        best.map_or(Lang::En, |(_, lang)| lang)
     }
 
     fn title(self, pipeline: &str) -> String {
@@ -74,15 +61,7 @@ impl Lang {
                 Lang::Zh => format!(" — 赢单 {reached}"),
             };
         }
-        let rate = conversion.value.map(|v| {
-            format!(
-                "{:.1}% ({}/{})",
-                v * 100.0,
-                conversion.numerator,
-                conversion.denominator
-            )
-        });
-        match (self, rate) {
+        match (self, percent(conversion)) {
             (_, None) => format!(" — {reached}"),
             (Lang::En, Some(rate)) => format!(" — {reached} · conversion {rate}"),
             (Lang::Zh, Some(rate)) => format!(" — {reached} · 转化率 {rate}"),
@@ -90,14 +69,25 @@ impl Lang {
     }
 
     fn footer(self, total: i64, win: &Rate) -> String {
-        let rate = win.value.map_or("–".to_owned(), |v| {
-            format!("{:.1}% ({}/{})", v * 100.0, win.numerator, win.denominator)
-        });
+        let rate = percent(win).unwrap_or_else(|| "–".to_owned());
         match self {
+            Lang::En if total == 1 => format!("1 deal · win rate {rate}"),
             Lang::En => format!("{total} deals · win rate {rate}"),
             Lang::Zh => format!("共 {total} 个商机 · 赢单率 {rate}"),
         }
     }
+}
+
+/// `25.0% (1/4)`; `None` without a denominator.
+fn percent(rate: &Rate) -> Option<String> {
+    rate.value.map(|v| {
+        format!(
+            "{:.1}% ({}/{})",
+            v * 100.0,
+            rate.numerator,
+            rate.denominator
+        )
+    })
 }
 
 const MIN_WIDTH: f64 = 720.0;
@@ -246,6 +236,9 @@ pub struct Layout {
     pub height: f64,
     pub title: String,
     pub footer: String,
+    /// Centres of the title and the footer: over the bars unless that would cut them.
+    pub title_x: f64,
+    pub footer_x: f64,
     pub bars: Vec<Bar>,
 }
 
@@ -260,31 +253,30 @@ pub fn layout(r: &FunnelReport, pipeline: &str, lang: Lang) -> Layout {
         .max(1) as f64;
     let title = lang.title(&clip(pipeline, MAX_NAME_EM));
     let footer = lang.footer(r.total, &r.win_rate);
-    // Bars are centred, so a label right of a bar needs half the picture beyond the
-    // bar's half; the widest such need sets the width.
-    let mut half = (MIN_WIDTH / 2.0)
-        .max(text_width(&title, TITLE_SIZE) / 2.0 + MARGIN)
-        .max(text_width(&footer, FOOTER_SIZE) / 2.0 + MARGIN);
+    // Bars stay centred where a picture of the least width has its middle; a label
+    // beside a bar widens the picture to the right as far as it needs.
+    let centre = MIN_WIDTH / 2.0;
+    let mut width = MIN_WIDTH
+        .max(text_width(&title, TITLE_SIZE) + 2.0 * MARGIN)
+        .max(text_width(&footer, FOOTER_SIZE) + 2.0 * MARGIN);
     let mut rows = Vec::with_capacity(r.stages.len());
     for (i, s) in r.stages.iter().enumerate() {
         let won = s.kind == "won";
         let w = (s.reached_or_passed as f64 / max * BAR_SPAN).max(2.0);
         let rest = lang.step(s.reached_or_passed, won, &s.conversion_rate);
         let text = format!("{}{rest}", clip(&s.name, MAX_NAME_EM));
-        let width = text_width(&text, LABEL_SIZE);
-        let inside = width + 2.0 * PAD <= w;
+        let text_w = text_width(&text, LABEL_SIZE);
+        let inside = text_w + 2.0 * PAD <= w;
         if !inside {
-            half = half.max(w / 2.0 + PAD + width + MARGIN);
+            width = width.max(centre + w / 2.0 + PAD + text_w + MARGIN);
         }
         let fill = if won {
             WON_FILL
         } else {
             FILLS[i % FILLS.len()]
         };
-        rows.push((w, text, width, inside, fill, format!("{}{rest}", s.name)));
+        rows.push((w, text, text_w, inside, fill, format!("{}{rest}", s.name)));
     }
-    let width = (2.0 * half).ceil();
-    let centre = width / 2.0;
     let bars = rows
         .into_iter()
         .enumerate()
@@ -317,8 +309,11 @@ pub fn layout(r: &FunnelReport, pipeline: &str, lang: Lang) -> Layout {
             }
         })
         .collect::<Vec<_>>();
+    let over_bars = |text: &str, size: f64| centre.max(text_width(text, size) / 2.0 + MARGIN);
     Layout {
-        width,
+        width: width.ceil(),
+        title_x: over_bars(&title, TITLE_SIZE),
+        footer_x: over_bars(&footer, FOOTER_SIZE),
         height: TOP + (BAR_H + ROW_GAP) * bars.len() as f64 + BOTTOM,
         title,
         footer,
@@ -329,15 +324,16 @@ pub fn layout(r: &FunnelReport, pipeline: &str, lang: Lang) -> Layout {
 /// The picture of a funnel report, its fixed words in `lang`.
 pub fn svg(r: &FunnelReport, pipeline: &str, lang: Lang) -> String {
     let l = layout(r, pipeline, lang);
-    let (width, height, centre) = (l.width, l.height, l.width / 2.0);
+    let (width, height) = (l.width, l.height);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
          role=\"img\" xml:lang=\"{lang}\" font-family=\"'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif\">\n\
          <title>{title}</title>\n\
          <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
-         <text x=\"{centre}\" y=\"32\" font-size=\"{TITLE_SIZE}\" text-anchor=\"middle\" fill=\"{INK_DARK}\">{title}</text>\n",
+         <text x=\"{title_x}\" y=\"32\" font-size=\"{TITLE_SIZE}\" text-anchor=\"middle\" fill=\"{INK_DARK}\">{title}</text>\n",
         lang = lang.as_str(),
         title = escape(&l.title),
+        title_x = l.title_x,
     );
     for b in &l.bars {
         let anchor = match b.label.anchor {
@@ -359,7 +355,8 @@ pub fn svg(r: &FunnelReport, pipeline: &str, lang: Lang) -> String {
         ));
     }
     out.push_str(&format!(
-        "<text x=\"{centre}\" y=\"{:.1}\" font-size=\"{FOOTER_SIZE}\" text-anchor=\"middle\" fill=\"{INK_MUTED}\">{}</text>\n</svg>\n",
+        "<text x=\"{}\" y=\"{:.1}\" font-size=\"{FOOTER_SIZE}\" text-anchor=\"middle\" fill=\"{INK_MUTED}\">{}</text>\n</svg>\n",
+        l.footer_x,
         height - 14.0,
         escape(&l.footer),
     ));
@@ -434,6 +431,13 @@ mod tests {
     }
 
     fn assert_fits(l: &Layout) {
+        for (text, x, size) in [
+            (&l.title, l.title_x, TITLE_SIZE),
+            (&l.footer, l.footer_x, FOOTER_SIZE),
+        ] {
+            let half = text_width(text, size) / 2.0;
+            assert!(x - half >= MARGIN && x + half <= l.width - MARGIN, "{text}");
+        }
         for b in &l.bars {
             let (left, right) = b.label.extent();
             assert!(
@@ -525,15 +529,5 @@ mod tests {
         for word in ["deals", "win rate", "conversion", "won", "Sales"] {
             assert!(!zh.contains(word), "{word} in the Chinese picture");
         }
-    }
-
-    #[test]
-    fn accept_language_picks_the_language() {
-        assert_eq!(Lang::negotiate(None), Lang::En);
-        assert_eq!(Lang::negotiate(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
-        assert_eq!(Lang::negotiate(Some("en-US,zh;q=0.5")), Lang::En);
-        assert_eq!(Lang::negotiate(Some("fr-FR, zh-TW;q=0.7")), Lang::Zh);
-        assert_eq!(Lang::negotiate(Some("de")), Lang::En);
-        assert_eq!(Lang::negotiate(Some("zh;q=0, en;q=0.1")), Lang::En);
     }
 }

@@ -182,19 +182,27 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(prefers_csv)
 }
 
+/// The ranges of an `Accept` or `Accept-Language` header with their weights
+/// (RFC 9110 §12.4.2), lower-cased, in the header's order; `q` defaults to 1.
+fn weighted(header: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    header.split(',').map(|range| {
+        let mut parts = range.split(';');
+        let value = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        (value, q)
+    })
+}
+
 /// Content negotiation between JSON (the default) and CSV by `Accept` q-values
 /// (RFC 9110 §12.5.1): CSV only when it is preferred strictly over JSON.
 fn prefers_csv(accept: &str) -> bool {
     let quality = |wanted: &str| -> f32 {
         let (kind, _) = wanted.split_once('/').unwrap_or((wanted, ""));
         let mut best: Option<(u8, f32)> = None;
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
+        for (media, q) in weighted(accept) {
             // The most specific matching range decides (exact, then type/*, then */*).
             let specificity = if media == wanted {
                 3
@@ -213,6 +221,22 @@ fn prefers_csv(accept: &str) -> bool {
     };
     let csv = quality("text/csv");
     csv > 0.0 && csv > quality("application/json")
+}
+
+/// The picture's language by `Accept-Language` (RFC 9110 §12.5.4): the highest-weighted
+/// range naming `zh` or `en` (`*` means `en`); equal weights keep the header's order.
+/// English when nothing matches.
+fn preferred_lang(accept_language: Option<&str>) -> Lang {
+    let mut best: Option<(f32, Lang)> = None;
+    for (tag, q) in weighted(accept_language.unwrap_or("")) {
+        let Some(lang) = Lang::of_tag(&tag) else {
+            continue;
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, lang));
+        }
+    }
+    best.map_or(Lang::En, |(_, lang)| lang)
 }
 
 /// True for the numbers the reports write (`12`, `-12.00`, `0.6667`).
@@ -467,7 +491,7 @@ pub async fn funnel_svg(
     let mode = q.mode.unwrap_or(FunnelMode::Cohort);
     let lang = q
         .lang
-        .unwrap_or_else(|| Lang::negotiate(accept_language(&req)));
+        .unwrap_or_else(|| preferred_lang(accept_language(&req)));
     let pid = q.pipeline_id.clone().unwrap_or_default();
     let (r, title) = storage::run(&state.pool, move |conn| {
         let report = funnel::report(conn, &scope, mode, None)?;
@@ -557,7 +581,7 @@ pub async fn create_funnel_link(
         mode: b.mode,
         lang: Some(
             b.lang
-                .unwrap_or_else(|| Lang::negotiate(accept_language(&req))),
+                .unwrap_or_else(|| preferred_lang(accept_language(&req))),
         ),
         expires: None,
         signature: None,
@@ -895,6 +919,17 @@ mod tests {
         assert!(!prefers_csv("text/csv;q=0"));
         assert!(prefers_csv("text/*, application/json;q=0.9"));
         assert!(!prefers_csv("text/html, */*;q=0.8"));
+    }
+
+    #[test]
+    fn accept_language_picks_the_picture_language() {
+        assert_eq!(preferred_lang(None), Lang::En);
+        assert_eq!(preferred_lang(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
+        assert_eq!(preferred_lang(Some("en-US,zh;q=0.5")), Lang::En);
+        assert_eq!(preferred_lang(Some("fr-FR, zh-TW;q=0.7")), Lang::Zh);
+        assert_eq!(preferred_lang(Some("de")), Lang::En);
+        assert_eq!(preferred_lang(Some("zh;q=0, en;q=0.1")), Lang::En);
+        assert_eq!(preferred_lang(Some("fr, *;q=0.2, zh;q=0.1")), Lang::En);
     }
 
     #[test]
