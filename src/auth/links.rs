@@ -92,7 +92,9 @@ impl Signature {
     pub fn parse(text: &str) -> Option<Signature> {
         let mut parts = text.split('.');
         let (kind, id, mac) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || id.is_empty() || id.len() > 64 {
+        // Ids are UUIDs; anything else never reaches the database.
+        let id_like = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        if parts.next().is_some() || id.is_empty() || id.len() > 64 || !id.chars().all(id_like) {
             return None;
         }
         let signer = match kind {
@@ -155,5 +157,11 @@ mod tests {
         ] {
             assert!(Signature::parse(bad).is_none(), "{bad}");
         }
+        let mac = "A".repeat(43);
+        assert!(Signature::parse(&format!("u.0190-ab.{mac}")).is_some());
+        assert!(
+            Signature::parse(&format!("u.a\0b.{mac}")).is_none(),
+            "only id characters reach the database"
+        );
     }
 }
