@@ -35,6 +35,15 @@ pub enum FunnelMode {
     Period,
 }
 
+impl FunnelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunnelMode::Cohort => "cohort",
+            FunnelMode::Period => "period",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct FunnelStage {
     pub stage_id: String,
@@ -446,81 +455,6 @@ pub fn csv_rows(r: &FunnelReport) -> Vec<Vec<String>> {
     rows
 }
 
-/// The funnel as a standalone SVG: one centred bar per step, its width proportional to
-/// the deals that reached it, labelled with the stage, the count and the conversion.
-pub fn svg(r: &FunnelReport, title: &str) -> String {
-    let width = 720.0;
-    let bar_h = 44.0;
-    let gap = 10.0;
-    let top = 56.0;
-    let max = r
-        .stages
-        .iter()
-        .map(|s| s.reached_or_passed)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let height = top + (bar_h + gap) * r.stages.len() as f64 + 40.0;
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
-         font-family=\"'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
-         <text x=\"{}\" y=\"32\" font-size=\"20\" text-anchor=\"middle\" fill=\"#1f2937\">{}</text>\n",
-        width / 2.0,
-        escape(title)
-    );
-    for (i, s) in r.stages.iter().enumerate() {
-        let w = (s.reached_or_passed as f64 / max * (width - 200.0)).max(2.0);
-        let x = (width - w) / 2.0;
-        let y = top + i as f64 * (bar_h + gap);
-        let colour = if s.kind == "won" {
-            "#16a34a"
-        } else {
-            palette(i)
-        };
-        let rate = match s.conversion_rate.value {
-            Some(v) => format!(
-                " · 转化 {:.1}% ({}/{})",
-                v * 100.0,
-                s.conversion_rate.numerator,
-                s.conversion_rate.denominator
-            ),
-            None => String::new(),
-        };
-        out.push_str(&format!(
-            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bar_h}\" rx=\"4\" fill=\"{colour}\"/>\n\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"14\" text-anchor=\"middle\" fill=\"#111827\">{} — {}{}</text>\n",
-            width / 2.0,
-            y + bar_h / 2.0 + 5.0,
-            escape(&s.name),
-            s.reached_or_passed,
-            escape(&rate)
-        ));
-    }
-    out.push_str(&format!(
-        "<text x=\"{}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\" fill=\"#4b5563\">{} deals · win rate {}</text>\n</svg>\n",
-        width / 2.0,
-        height - 14.0,
-        r.total,
-        r.win_rate.value.map_or("–".to_owned(), |v| format!("{:.1}% ({}/{})", v * 100.0, r.win_rate.numerator, r.win_rate.denominator))
-    ));
-    out
-}
-
-fn palette(i: usize) -> &'static str {
-    const COLOURS: [&str; 6] = [
-        "#93c5fd", "#7dd3fc", "#67e8f9", "#5eead4", "#6ee7b7", "#a7f3d0",
-    ];
-    COLOURS[i % COLOURS.len()]
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,33 +546,5 @@ mod tests {
         let (total, steps, _) = assemble(&stages(), &c);
         assert_eq!(total, 4);
         assert_eq!(steps[0].reached_or_passed, 1);
-    }
-
-    #[test]
-    fn svg_is_standalone_and_labelled() {
-        let (total, stages, win_rate) =
-            assemble(&stages(), &counts(&[(1, 3), (WON_RANK, 1)], &[], &[], 1));
-        let r = FunnelReport {
-            pipeline_id: "p".into(),
-            mode: FunnelMode::Cohort,
-            from: None,
-            to: None,
-            total,
-            stages,
-            win_rate,
-            segments: None,
-            segments_truncated: None,
-            other: None,
-        };
-        let svg = svg(&r, "Pipeline <A>");
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(svg.contains("Pipeline &lt;A&gt;"));
-        assert_eq!(
-            svg.matches("<rect ").count(),
-            1 + 4,
-            "background + one bar per step"
-        );
-        assert!(svg.contains("A — 4"));
-        assert!(svg.contains("win rate 25.0% (1/4)"));
     }
 }

@@ -9,6 +9,7 @@ pub mod activity;
 pub mod durations;
 pub mod forecast;
 pub mod funnel;
+pub mod funnel_svg;
 pub mod losses;
 pub mod math;
 pub mod people;

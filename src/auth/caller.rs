@@ -8,6 +8,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::api_keys::{self, Scope};
 use super::jwt::Claims;
+use super::links::Signer;
 use super::visibility::Visibility;
 use crate::domain::user::Role;
 use crate::error::{AppError, AppResult};
@@ -224,6 +225,36 @@ async fn from_api_key(state: &AppState, token: String) -> AppResult<Caller> {
     .await
 }
 
+/// Re-reads the signer of a link as they are now, with the binding its MAC covers: for
+/// a person their id and token generation (a password change or a deactivation voids
+/// their links as it voids their tokens), for an API key its id. A deactivated person or
+/// a revoked key is 401.
+pub fn link_signer(conn: &mut storage::DbConn, signer: &Signer) -> AppResult<(Caller, String)> {
+    match signer {
+        Signer::User(id) => {
+            let user = users::find(conn, id)?.filter(|u| u.active).ok_or_else(|| {
+                unauthorized("The link's signer is deactivated or no longer exists.")
+            })?;
+            let binding = format!("user:{}:{}", user.id, user.token_generation);
+            Ok((caller_of(conn, user, None)?, binding))
+        }
+        Signer::Key(id) => {
+            let invalid =
+                || unauthorized("The link's API key is revoked or its owner deactivated.");
+            let key = key_store::find(conn, id)?
+                .filter(|k| k.revoked_at.is_none())
+                .ok_or_else(invalid)?;
+            let user = users::find(conn, &key.user_id)?
+                .filter(|u| u.active)
+                .ok_or_else(invalid)?;
+            let scopes: Vec<Scope> =
+                serde_json::from_str(&key.scopes).map_err(AppError::internal)?;
+            let binding = format!("key:{}", key.id);
+            Ok((caller_of(conn, user, Some((key.id, scopes)))?, binding))
+        }
+    }
+}
+
 fn caller_of(
     conn: &mut storage::DbConn,
     user: users::UserRow,
@@ -251,6 +282,14 @@ fn caller_of(
 }
 
 impl Caller {
+    /// Who this caller is when signing a link: the API key for machines, else the person.
+    pub fn signer(&self) -> Signer {
+        match &self.api_key_id {
+            Some(key) => Signer::Key(key.clone()),
+            None => Signer::User(self.user_id.clone()),
+        }
+    }
+
     /// True when the caller may use `scope`: people always, API keys when they carry it.
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.as_ref().is_none_or(|s| s.contains(&scope))

@@ -3,6 +3,7 @@
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::links::LinkKey;
 use crate::error::{AppError, AppResult};
 
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -30,6 +31,8 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     pub ttl_secs: i64,
+    /// Signs and verifies report links; derived from the same secret.
+    pub links: LinkKey,
 }
 
 impl JwtKeys {
@@ -55,6 +58,7 @@ impl JwtKeys {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs,
+            links: LinkKey::derive(secret),
         })
     }
 

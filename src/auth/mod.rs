@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod caller;
 pub mod jwt;
+pub mod links;
 pub mod password;
 pub mod rate_limit;
 pub mod visibility;

@@ -1,6 +1,7 @@
 //! Cross-cutting response handling: request ids and per-request spans, problem+json for
 //! every error response that did not come from `AppError` (unknown route, wrong method,
-//! middleware errors), and `Cache-Control: no-store` on API responses.
+//! middleware errors), and `Cache-Control: no-store` on API responses (unless the handler
+//! chose otherwise, as signed links do).
 
 use std::time::Instant;
 
@@ -61,7 +62,9 @@ pub async fn request_context(
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, v);
     }
-    if is_api {
+    // A response that chose its own caching keeps it: only signed links do, and they
+    // carry no credentials (their answer is private to whoever holds the link).
+    if is_api && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     headers.insert(

@@ -201,6 +201,10 @@ fn report_routes(cfg: &mut web::ServiceConfig) {
             web::get().to(reports::funnel_svg),
         ))
         .service(at(
+            "/reports/funnel.svg/links",
+            web::post().to(reports::create_funnel_link),
+        ))
+        .service(at(
             "/reports/stage-durations",
             web::get().to(reports::stage_durations_report),
         ))

@@ -82,6 +82,7 @@ use super::{
         activities::list_follow_ups,
         reports::funnel_report,
         reports::funnel_svg,
+        reports::create_funnel_link,
         reports::stage_durations_report,
         reports::stalled_report,
         reports::loss_reasons_report,

@@ -13,11 +13,14 @@ use crate::analytics::forecast::{
     self, AccuracyReport, ForecastReport, ForecastRow, Period, SnapshotRow,
 };
 use crate::analytics::funnel::{self, FunnelMode, FunnelReport};
+use crate::analytics::funnel_svg::{self, Lang};
 use crate::analytics::losses::{self, LossReport, ReactivationReport};
 use crate::analytics::people::{self, LeadSourcesReport, Leaderboard, LeaderboardMetric};
 use crate::analytics::stalled::{self, StalledReport};
 use crate::analytics::{parse_bound, GroupBy, Scope};
 use crate::auth::api_keys::Scope as KeyScope;
+use crate::auth::caller::link_signer;
+use crate::auth::links::{self, Signature};
 use crate::auth::Caller;
 use crate::domain::user::Role;
 use crate::domain::{optional_id, required_text, Problems, MAX_NAME_CHARS};
@@ -43,7 +46,17 @@ pub const PARAMETERS: &[(&str, &[&str])] = &[
     ),
     (
         "funnel.svg",
-        &["pipeline_id*", "from", "to", "owner_id", "team_id", "mode"],
+        &[
+            "pipeline_id*",
+            "from",
+            "to",
+            "owner_id",
+            "team_id",
+            "mode",
+            "lang",
+            "expires",
+            "signature",
+        ],
     ),
     (
         "stage-durations",
@@ -183,19 +196,27 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(prefers_csv)
 }
 
+/// The ranges of an `Accept` or `Accept-Language` header with their weights
+/// (RFC 9110 §12.4.2), lower-cased, in the header's order; `q` defaults to 1.
+fn weighted(header: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    header.split(',').map(|range| {
+        let mut parts = range.split(';');
+        let value = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        (value, q)
+    })
+}
+
 /// Content negotiation between JSON (the default) and CSV by `Accept` q-values
 /// (RFC 9110 §12.5.1): CSV only when it is preferred strictly over JSON.
 fn prefers_csv(accept: &str) -> bool {
     let quality = |wanted: &str| -> f32 {
         let (kind, _) = wanted.split_once('/').unwrap_or((wanted, ""));
         let mut best: Option<(u8, f32)> = None;
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
+        for (media, q) in weighted(accept) {
             // The most specific matching range decides (exact, then type/*, then */*).
             let specificity = if media == wanted {
                 3
@@ -214,6 +235,22 @@ fn prefers_csv(accept: &str) -> bool {
     };
     let csv = quality("text/csv");
     csv > 0.0 && csv > quality("application/json")
+}
+
+/// The picture's language by `Accept-Language` (RFC 9110 §12.5.4): the highest-weighted
+/// range naming `zh` or `en` (`*` means `en`); equal weights keep the header's order.
+/// English when nothing matches.
+fn preferred_lang(accept_language: Option<&str>) -> Lang {
+    let mut best: Option<(f32, Lang)> = None;
+    for (tag, q) in weighted(accept_language.unwrap_or("")) {
+        let Some(lang) = Lang::of_tag(&tag) else {
+            continue;
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, lang));
+        }
+    }
+    best.map_or(Lang::En, |(_, lang)| lang)
 }
 
 /// True for the numbers the reports write (`12`, `-12.00`, `0.6667`).
@@ -304,20 +341,171 @@ pub async fn funnel_report(
     Ok(respond(&req, "funnel", &r, funnel::csv_rows))
 }
 
+/// The parameters of the funnel picture, and the signed link that may stand in for
+/// credentials (see [`create_funnel_link`]).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FunnelSvgQuery {
+    /// The pipeline to draw.
+    pub pipeline_id: Option<String>,
+    /// Start of the range: `YYYY-MM-DD` (UTC day) or RFC 3339 with an offset.
+    pub from: Option<String>,
+    /// End of the range, inclusive for a date.
+    pub to: Option<String>,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    /// `cohort` (default) or `period`.
+    pub mode: Option<FunnelMode>,
+    /// Language of the picture's fixed words (title, footer, "won", rates): `en` or `zh`.
+    /// Without it, the language `Accept-Language` prefers, else `en`. Stage names stay
+    /// as the pipeline names them.
+    pub lang: Option<Lang>,
+    /// Signed links only: when the link expires (Unix seconds), as issued by
+    /// `POST /api/v1/reports/funnel.svg/links`.
+    pub expires: Option<i64>,
+    /// Signed links only: the link's signature, as issued. With `expires` and no
+    /// `Authorization`, the picture is drawn as its signer may see it now; any changed
+    /// parameter, an expired link or a deactivated signer is 401 `unauthorized`.
+    pub signature: Option<String>,
+}
+
+impl FunnelSvgQuery {
+    fn report_query(&self) -> ReportQuery {
+        ReportQuery {
+            pipeline_id: self.pipeline_id.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            owner_id: self.owner_id.clone(),
+            team_id: self.team_id.clone(),
+            mode: self.mode,
+            ..ReportQuery::default()
+        }
+    }
+
+    /// The picture's parameters in order, with the expiry: what a link's MAC covers.
+    fn link_params(&self, expires: i64) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("pipeline_id", self.pipeline_id.clone()),
+            ("from", self.from.clone()),
+            ("to", self.to.clone()),
+            ("owner_id", self.owner_id.clone()),
+            ("team_id", self.team_id.clone()),
+            ("mode", self.mode.map(|m| m.as_str().to_owned())),
+            ("lang", self.lang.map(|l| l.as_str().to_owned())),
+            ("expires", Some(expires.to_string())),
+        ]
+    }
+
+    fn signed_fields<'a>(params: &'a [(&'static str, Option<String>)]) -> Vec<Option<&'a str>> {
+        std::iter::once(Some("funnel.svg"))
+            .chain(params.iter().map(|(_, v)| v.as_deref()))
+            .collect()
+    }
+}
+
+fn accept_language(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A link to the funnel picture of `q`, signed for `caller` and valid until `expires`
+/// (Unix seconds): `/api/v1/reports/funnel.svg?<parameters>&expires=…&signature=…`.
+pub async fn sign_funnel_link(
+    state: &AppState,
+    caller: &Caller,
+    q: &FunnelSvgQuery,
+    expires: i64,
+) -> AppResult<String> {
+    let signer = caller.signer();
+    let params = q.link_params(expires);
+    let keys = state.jwt.clone();
+    storage::run(&state.pool, move |conn| {
+        let (_, binding) = link_signer(conn, &signer)?;
+        let signature = keys
+            .links
+            .sign(&signer, &binding, &FunnelSvgQuery::signed_fields(&params));
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &params {
+            if let Some(value) = value {
+                url.append_pair(name, value);
+            }
+        }
+        url.append_pair("signature", &signature);
+        Ok(format!("/api/v1/reports/funnel.svg?{}", url.finish()))
+    })
+    .await
+}
+
+/// The signer of a link as they are now, and the seconds the link has left.
+async fn verify_funnel_link(state: &AppState, q: &FunnelSvgQuery) -> AppResult<(Caller, i64)> {
+    let invalid = || {
+        AppError::Unauthorized(
+            "The link is invalid: its parameters or signature were changed.".into(),
+        )
+    };
+    let (Some(expires), Some(signature)) = (q.expires, q.signature.as_deref()) else {
+        return Err(AppError::Unauthorized(
+            "A signed link needs both expires and signature; create one with POST /api/v1/reports/funnel.svg/links.".into(),
+        ));
+    };
+    let now = chrono::Utc::now().timestamp();
+    if expires <= now {
+        return Err(AppError::Unauthorized(
+            "The link expired; create a new one with POST /api/v1/reports/funnel.svg/links.".into(),
+        ));
+    }
+    let signature = Signature::parse(signature).ok_or_else(invalid)?;
+    let params = q.link_params(expires);
+    let keys = state.jwt.clone();
+    storage::run(&state.pool, move |conn| {
+        let (caller, binding) = link_signer(conn, &signature.signer)?;
+        if !keys.links.verify(
+            &signature,
+            &binding,
+            &FunnelSvgQuery::signed_fields(&params),
+        ) {
+            return Err(invalid());
+        }
+        Ok((caller, expires - now))
+    })
+    .await
+}
+
 /// The funnel as an SVG picture: bars sized by deals reaching each step, labelled with
-/// counts and conversion rates.
+/// counts and conversion rates, its fixed words in one language (`lang`).
+///
+/// Either with `Authorization`, or, where no header can be sent (`<img src>`), through a
+/// signed link from `POST /api/v1/reports/funnel.svg/links`: `expires` and `signature`
+/// and no credentials. A link shows what its signer may see at the time of the request
+/// and is cached privately until it expires (`Cache-Control: private, max-age=…`).
 #[utoipa::path(get, path = "/api/v1/reports/funnel.svg", tag = "reports", operation_id = "funnel_svg",
-    security(("bearer" = ["reports:read"])), params(ReportQuery),
-    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 400, body = crate::error::Problem),
+    security(("bearer" = ["reports:read"]), ()), params(FunnelSvgQuery),
+    responses((status = 200, content_type = "image/svg+xml", body = String,
+            description = "The picture; `Content-Language` names the language of its fixed words"),
+        (status = 400, body = crate::error::Problem),
+        (status = 401, body = crate::error::Problem, description = "`unauthorized`: no or bad credentials, or a signed link that is expired (the detail says so), altered, or whose signer was deactivated"),
         (status = 404, body = crate::error::Problem)))]
 pub async fn funnel_svg(
     state: web::Data<AppState>,
-    caller: Caller,
-    query: ApiQuery<ReportQuery>,
+    req: HttpRequest,
+    query: ApiQuery<FunnelSvgQuery>,
 ) -> AppResult<HttpResponse> {
+    use actix_web::FromRequest;
     let q = query.0;
-    let scope = scope_of(&caller, &q, true)?;
+    let signed = q.expires.is_some() || q.signature.is_some();
+    let (caller, cache) = if signed && !req.headers().contains_key(header::AUTHORIZATION) {
+        let (caller, remaining) = verify_funnel_link(&state, &q).await?;
+        (caller, Some(format!("private, max-age={remaining}")))
+    } else {
+        (Caller::extract(&req).await?, None)
+    };
+    let scope = scope_of(&caller, &q.report_query(), true)?;
     let mode = q.mode.unwrap_or(FunnelMode::Cohort);
+    let lang = q
+        .lang
+        .unwrap_or_else(|| preferred_lang(accept_language(&req)));
     let pid = q.pipeline_id.clone().unwrap_or_default();
     let (r, title) = storage::run(&state.pool, move |conn| {
         let report = funnel::report(conn, &scope, mode, None)?;
@@ -325,9 +513,106 @@ pub async fn funnel_svg(
         Ok((report, name))
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("image/svg+xml; charset=utf-8")
-        .body(funnel::svg(&r, &title)))
+    let mut res = HttpResponse::Ok();
+    res.content_type("image/svg+xml; charset=utf-8")
+        .insert_header((header::CONTENT_LANGUAGE, lang.as_str()));
+    if let Some(cache) = cache {
+        res.insert_header((header::CACHE_CONTROL, cache));
+    }
+    Ok(res.body(funnel_svg::svg(&r, &title, lang)))
+}
+
+/// The parameters of a funnel picture to link to, as `GET /api/v1/reports/funnel.svg`
+/// takes them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFunnelLink {
+    pub pipeline_id: String,
+    /// `YYYY-MM-DD` (UTC day) or RFC 3339 with an offset.
+    pub from: Option<String>,
+    /// Inclusive for a date.
+    pub to: Option<String>,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    /// `cohort` (default) or `period`.
+    pub mode: Option<FunnelMode>,
+    /// The picture's language; without it the one `Accept-Language` of this request
+    /// prefers, else `en`. The link always names it.
+    pub lang: Option<Lang>,
+    /// How long the link works, in seconds: 60 to 3600; 900 (15 minutes) by default.
+    #[schema(minimum = 60, maximum = 3600, example = 900)]
+    pub ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelLink {
+    /// Path and query of the picture, to put after the API's origin (`<img src>`):
+    /// `/api/v1/reports/funnel.svg?…&expires=…&signature=…`.
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A short-lived link to the funnel picture, for `<img src>` (no `Authorization` needed).
+///
+/// The link is signed for the caller (HMAC-SHA256 over the caller, the exact parameters
+/// and the expiry, 15 minutes unless `ttl_secs` says otherwise) and shows what the
+/// caller may see when it is opened. Changing any parameter voids it, and so do the
+/// caller's deactivation, a password change, or the revocation of the API key that
+/// signed it.
+#[utoipa::path(post, path = "/api/v1/reports/funnel.svg/links", tag = "reports", operation_id = "create_funnel_link",
+    security(("bearer" = ["reports:read"])), request_body = CreateFunnelLink,
+    responses((status = 201, body = FunnelLink, description = "The link; `Location` holds its URL too",
+            headers(("Location" = String, description = "The link's URL"))),
+        (status = 404, body = crate::error::Problem, description = "No such pipeline: `not_found`"),
+        (status = 422, body = crate::error::Problem, description = "`ttl_secs` out of 60–3600: `validation_failed`")))]
+pub async fn create_funnel_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: ApiJson<CreateFunnelLink>,
+) -> AppResult<HttpResponse> {
+    let b = body.0;
+    let ttl = b.ttl_secs.unwrap_or(links::DEFAULT_TTL_SECS);
+    if !(links::MIN_TTL_SECS..=links::MAX_TTL_SECS).contains(&ttl) {
+        return Err(AppError::field(
+            "ttl_secs",
+            "out_of_range",
+            format!(
+                "must be between {} and {} seconds",
+                links::MIN_TTL_SECS,
+                links::MAX_TTL_SECS
+            ),
+        ));
+    }
+    // Blank values would be dropped from the link's query and break its signature.
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let q = FunnelSvgQuery {
+        pipeline_id: Some(b.pipeline_id),
+        from: given(b.from),
+        to: given(b.to),
+        owner_id: given(b.owner_id),
+        team_id: given(b.team_id),
+        mode: b.mode,
+        lang: Some(
+            b.lang
+                .unwrap_or_else(|| preferred_lang(accept_language(&req))),
+        ),
+        expires: None,
+        signature: None,
+    };
+    scope_of(&caller, &q.report_query(), true)?;
+    let pid = q.pipeline_id.clone().unwrap_or_default();
+    storage::run(&state.pool, move |conn| {
+        storage::pipelines::find(conn, &pid).map(drop)
+    })
+    .await?;
+    let expires = chrono::Utc::now().timestamp() + ttl;
+    let expires_at = chrono::DateTime::from_timestamp(expires, 0)
+        .ok_or_else(|| AppError::internal("link expiry out of range"))?;
+    let url = sign_funnel_link(&state, &caller, &q, expires).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, url.clone()))
+        .json(FunnelLink { url, expires_at }))
 }
 
 /// Time in each stage: closed stays (count, avg, median, p90, max, seconds) and running
@@ -656,6 +941,17 @@ mod tests {
         assert!(!prefers_csv("text/csv;q=0"));
         assert!(prefers_csv("text/*, application/json;q=0.9"));
         assert!(!prefers_csv("text/html, */*;q=0.8"));
+    }
+
+    #[test]
+    fn accept_language_picks_the_picture_language() {
+        assert_eq!(preferred_lang(None), Lang::En);
+        assert_eq!(preferred_lang(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
+        assert_eq!(preferred_lang(Some("en-US,zh;q=0.5")), Lang::En);
+        assert_eq!(preferred_lang(Some("fr-FR, zh-TW;q=0.7")), Lang::Zh);
+        assert_eq!(preferred_lang(Some("de")), Lang::En);
+        assert_eq!(preferred_lang(Some("zh;q=0, en;q=0.1")), Lang::En);
+        assert_eq!(preferred_lang(Some("fr, *;q=0.2, zh;q=0.1")), Lang::En);
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub fn find_by_prefix(conn: &mut DbConn, prefix: &str) -> AppResult<Option<ApiKe
         .optional()?)
 }
 
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<ApiKeyRow>> {
+    Ok(api_keys::table
+        .find(id)
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 pub fn list(conn: &mut DbConn) -> AppResult<Vec<ApiKeyRow>> {
     Ok(api_keys::table
         .select(ApiKeyRow::as_select())

@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod contract;
 mod errors;
+mod funnel_links;
 mod hardening;
 mod idempotency;
 mod leads;

@@ -22,7 +22,7 @@ api_tests!(
 );
 
 /// A → B → C → Won, Lost; no gates, A stalls after 7 days.
-async fn plain_pipeline(app: &TestApp) -> Value {
+pub(crate) async fn plain_pipeline(app: &TestApp) -> Value {
     let res = app
         .post("/api/v1/pipelines")
         .admin()
@@ -38,7 +38,7 @@ async fn plain_pipeline(app: &TestApp) -> Value {
     res.body
 }
 
-async fn deal(app: &TestApp, token: &str, p: &Value, extra: Value) -> String {
+pub(crate) async fn deal(app: &TestApp, token: &str, p: &Value, extra: Value) -> String {
     let mut body = json!({"name": "deal", "pipeline_id": p["id"]});
     body.as_object_mut()
         .unwrap()
@@ -46,7 +46,7 @@ async fn deal(app: &TestApp, token: &str, p: &Value, extra: Value) -> String {
     id_of(&app.opportunity(token, body).await)
 }
 
-async fn go(app: &TestApp, token: &str, id: &str, p: &Value, stage: &str) {
+pub(crate) async fn go(app: &TestApp, token: &str, id: &str, p: &Value, stage: &str) {
     let res = app
         .post(&format!("/api/v1/opportunities/{id}/move"))
         .token(token)
