@@ -68,6 +68,86 @@ fn push_segment(out: &mut String, segment: &str) {
     }
 }
 
+/// Every `code` a problem can carry: the OpenAPI document lists them as the values of
+/// `Problem.code`, and a test fails when the source uses one that is not here.
+pub const PROBLEM_CODES: &[&str] = &[
+    "validation_failed",
+    "not_found",
+    "unauthorized",
+    "forbidden",
+    "version_conflict",
+    "payload_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "service_unavailable",
+    "internal_error",
+    "bad_request",
+    "method_not_allowed",
+    "not_acceptable",
+    "conflict",
+    "error",
+    "account_in_use",
+    "body_unreadable",
+    "contact_in_use",
+    "email_taken",
+    "idempotency_key_in_progress",
+    "idempotency_key_not_supported",
+    "idempotency_key_reused",
+    "invalid_cursor",
+    "invalid_idempotency_key",
+    "invalid_if_match",
+    "invalid_parameter",
+    "lead_already_converted",
+    "lead_converted",
+    "lead_disqualified",
+    "loss_reason_exists",
+    "malformed_json",
+    "not_lost",
+    "opportunity_closed",
+    "pipeline_not_empty",
+    "snapshot_quota_exceeded",
+    "stage_not_empty",
+    "stage_requirements_unmet",
+    "team_name_taken",
+    "duplicate_lead",
+    "duplicate_opportunity",
+];
+
+/// Every `code` a field error can carry (`errors[].code`), listed the same way.
+pub const FIELD_CODES: &[&str] = &[
+    "required",
+    "invalid",
+    "invalid_type",
+    "unknown_field",
+    "unknown_value",
+    "closed_stage",
+    "duplicate",
+    "duplicate_name",
+    "immutable",
+    "invalid_cursor",
+    "lost_stage_missing",
+    "not_a_permutation",
+    "not_allowed",
+    "not_found",
+    "not_lost_stage",
+    "not_open_stage",
+    "not_supported",
+    "one_parent",
+    "open_stage_missing",
+    "out_of_range",
+    "required_by_stage",
+    "reused",
+    "same_stage",
+    "self_lockout",
+    "too_large",
+    "too_long",
+    "too_many",
+    "too_short",
+    "use_endpoint",
+    "won_stage_count",
+    "wrong_pipeline",
+];
+
 /// RFC 9457 problem document, as served.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -344,6 +424,114 @@ impl From<actix_web::error::BlockingError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The string literal passed as argument `index` of every call to `name(` in `text`.
+    fn literal_args(text: &str, name: &str, index: usize, arity: usize) -> Vec<String> {
+        let mut found = Vec::new();
+        for (at, _) in text.match_indices(name) {
+            let rest = &text[at + name.len()..];
+            let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
+            let (mut args, mut current) = (Vec::new(), String::new());
+            for c in rest.chars() {
+                if in_str {
+                    current.push(c);
+                    match (escaped, c) {
+                        (true, _) => escaped = false,
+                        (false, '\\') => escaped = true,
+                        (false, '"') => in_str = false,
+                        _ => {}
+                    }
+                    continue;
+                }
+                match c {
+                    '"' => {
+                        in_str = true;
+                        current.push(c);
+                    }
+                    '(' | '[' | '{' => {
+                        depth += 1;
+                        current.push(c);
+                    }
+                    ')' | ']' | '}' if depth == 0 => break,
+                    ')' | ']' | '}' => {
+                        depth -= 1;
+                        current.push(c);
+                    }
+                    ',' if depth == 0 => args.push(std::mem::take(&mut current)),
+                    _ => current.push(c),
+                }
+            }
+            if !current.trim().is_empty() {
+                args.push(current);
+            }
+            if args.len() != arity {
+                continue;
+            }
+            let arg = args[index].trim();
+            if let Some(code) = arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')) {
+                found.push(code.to_owned());
+            }
+        }
+        found
+    }
+
+    fn sources() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).expect("src").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("source");
+                    out.push((path.display().to_string(), text));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+        out
+    }
+
+    #[test]
+    fn every_problem_code_in_the_source_is_catalogued() {
+        for (file, text) in sources() {
+            for (at, _) in text.match_indices("code: \"") {
+                let code: String = text[at + 7..]
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect();
+                assert!(
+                    PROBLEM_CODES.contains(&code.as_str()) || code.is_empty(),
+                    "{file}: problem code {code:?} is missing from PROBLEM_CODES"
+                );
+            }
+        }
+        for status in 400..600u16 {
+            if let Ok(s) = StatusCode::from_u16(status) {
+                let code = problem_for_status(s).code;
+                assert!(PROBLEM_CODES.contains(&code.as_str()), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_code_in_the_source_is_catalogued() {
+        let mut seen = 0;
+        for (file, text) in sources() {
+            let mut codes = literal_args(&text, ".add(", 1, 3);
+            codes.extend(literal_args(&text, "FieldError::new(", 1, 3));
+            codes.extend(literal_args(&text, "FieldError::header(", 1, 3));
+            codes.extend(literal_args(&text, "AppError::field(", 1, 3));
+            for code in codes {
+                seen += 1;
+                assert!(
+                    FIELD_CODES.contains(&code.as_str()),
+                    "{file}: field code {code:?} is missing from FIELD_CODES"
+                );
+            }
+        }
+        assert!(seen > 20, "the scan found only {seen} codes");
+    }
 
     #[test]
     fn pointers_follow_rfc6901() {

@@ -622,6 +622,19 @@ impl BodyRules {
     }
 }
 
+/// `Problem.code` and `FieldError.code` list every code the server sends (the catalogue
+/// in `error.rs`, which a test keeps complete), so clients can switch on them typed.
+fn catalogue_codes(doc: &mut serde_json::Value) {
+    for (schema, codes) in [
+        ("Problem", crate::error::PROBLEM_CODES),
+        ("FieldError", crate::error::FIELD_CODES),
+    ] {
+        if let Some(code) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/code")) {
+            code["enum"] = serde_json::json!(codes);
+        }
+    }
+}
+
 /// Requests that issue a secret refuse `Idempotency-Key` (see `http::idempotency`): the
 /// header is documented with a schema no value satisfies, so a generated client cannot
 /// send it and a test tool knows that sending it is an error.
@@ -690,6 +703,7 @@ pub fn document() -> String {
     let mut json = serde_json::to_value(&doc).unwrap_or_default();
     BodyRules::apply(&mut json);
     refuse_idempotency_keys(&mut json);
+    catalogue_codes(&mut json);
     let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
     text.push('\n');
     text
