@@ -12,7 +12,7 @@ use super::accounts::not_visible;
 use super::crud::{stamp_new_or_next, Stamped};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::{
-    custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json,
+    custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json, MergePatch,
 };
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
@@ -76,9 +76,11 @@ pub struct OpportunityInput {
     /// Defaults from the stage's `next_action_within_days` when the deal enters a stage.
     pub next_action: Option<NextAction>,
     pub external_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub custom: Option<Map<String, Value>>,
 }
+
+/// The body of a PATCH: any writable members of [`OpportunityInput`].
+pub type OpportunityPatch = MergePatch<OpportunityInput>;
 
 #[derive(Serialize, ToSchema)]
 pub struct OpportunityOut {
@@ -113,7 +115,6 @@ pub struct OpportunityOut {
     pub won_at: Option<DateTime<Utc>>,
     pub lost_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
-    #[schema(value_type = Object)]
     pub custom: Map<String, Value>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -531,7 +532,7 @@ pub async fn find_opportunity(
 /// record and the move is logged.
 #[utoipa::path(patch, path = "/api/v1/opportunities/{id}", tag = "opportunities", operation_id = "update_opportunity",
     security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, description = "Any writable members of OpportunityInput; null clears one"),
+    request_body = OpportunityPatch,
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
         (status = 404, body = crate::error::Problem),
