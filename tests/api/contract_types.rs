@@ -108,8 +108,6 @@ fn custom_members_hold_any_json_values() {
     assert!(seen >= 4, "custom appears on leads and deals, in and out");
 }
 
-api_tests!(patch_bodies_are_applied_as_documented);
-
 async fn patch_bodies_are_applied_as_documented(app: TestApp) {
     let pipeline = app.gated_pipeline().await;
     let deal = app
@@ -142,4 +140,239 @@ async fn patch_bodies_are_applied_as_documented(app: TestApp) {
         .send()
         .await;
     res.problem(422, "validation_failed");
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let s = &doc["components"]["schemas"][name];
+    assert!(s.is_object(), "no schema {name}");
+    s
+}
+
+fn required(schema: &Value) -> BTreeSet<String> {
+    schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_nullable(member: &Value) -> bool {
+    types_of(member).iter().any(|t| t == "null")
+}
+
+#[test]
+fn members_the_server_always_sends_are_required() {
+    let doc = document();
+    let lead = schema(&doc, "LeadOut");
+    assert!(required(lead).contains("email"));
+    assert!(is_nullable(&lead["properties"]["email"]));
+    for (name, s) in doc["components"]["schemas"].as_object().unwrap() {
+        if !(name.ends_with("Out") || name.ends_with("Report") || name.starts_with("PageOut_")) {
+            continue;
+        }
+        for (member, m) in s["properties"].as_object().into_iter().flatten() {
+            if is_nullable(m) {
+                assert!(
+                    required(s).contains(member),
+                    "{name}.{member} is sent as null, so it is always there"
+                );
+            }
+        }
+    }
+    // Segments appear only with `group_by`, and are never null then.
+    let funnel = schema(&doc, "FunnelReport");
+    assert!(!required(funnel).contains("segments"));
+    assert!(!is_nullable(&funnel["properties"]["segments"]));
+}
+
+#[test]
+fn pages_reference_their_items_and_always_send_next_cursor() {
+    let doc = document();
+    let mut pages = 0;
+    for (name, s) in doc["components"]["schemas"].as_object().unwrap() {
+        let Some(item) = name.strip_prefix("PageOut_") else {
+            continue;
+        };
+        pages += 1;
+        assert_eq!(
+            required(s),
+            BTreeSet::from(["data".into(), "next_cursor".into()])
+        );
+        assert!(is_nullable(&s["properties"]["next_cursor"]), "{name}");
+        assert_eq!(
+            s["properties"]["data"]["items"]["$ref"],
+            format!("#/components/schemas/{item}"),
+            "{name}"
+        );
+    }
+    assert!(pages >= 8, "{pages}");
+}
+
+#[test]
+fn ids_are_uuids_except_slugs() {
+    let doc = document();
+    let format = |s: &str, m: &str| schema(&doc, s)["properties"][m]["format"].clone();
+    for (s, m) in [
+        ("LeadOut", "id"),
+        ("LeadOut", "owner_id"),
+        ("LeadOut", "converted_opportunity_id"),
+        ("OpportunityOut", "pipeline_id"),
+        ("OpportunityInput", "account_id"),
+        ("OpportunityPatch", "stage_id"),
+        ("ConvertRequest", "pipeline_id"),
+        ("MoveRequest", "stage_id"),
+        ("HistoryEntry", "to_stage_id"),
+        ("StageOut", "id"),
+        ("UserOut", "team_id"),
+    ] {
+        assert_eq!(format(s, m), "uuid", "{s}.{m}");
+    }
+    assert_eq!(
+        schema(&doc, "StageOrder")["properties"]["stage_ids"]["items"]["format"],
+        "uuid"
+    );
+    for (s, m) in [
+        ("LossReasonOut", "id"),
+        ("LoseRequest", "loss_reason_id"),
+        ("OpportunityOut", "lost_reason_id"),
+        ("OpportunityOut", "external_id"),
+        ("ScoringRule", "id"),
+    ] {
+        assert_eq!(format(s, m), Value::Null, "{s}.{m} is not a UUID");
+    }
+}
+
+#[test]
+fn amounts_are_decimal_strings_with_a_pattern() {
+    let doc = document();
+    for (s, m) in [
+        ("OpportunityInput", "amount"),
+        ("OpportunityPatch", "amount"),
+        ("ConvertRequest", "amount"),
+        ("OpportunityOut", "amount"),
+        ("StalledDeal", "amount"),
+        ("ForecastRow", "weighted"),
+        ("LeaderboardEntry", "won_amount"),
+    ] {
+        let member = &schema(&doc, s)["properties"][m];
+        assert!(types_of(member).contains(&"string".to_owned()), "{s}.{m}");
+        let pattern = member["pattern"].as_str().unwrap_or("");
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$') && pattern.contains("[0-9]"),
+            "{s}.{m}: {member}"
+        );
+        assert!(
+            !pattern.contains("^-") && !pattern.contains("-?"),
+            "{s}.{m}: amounts are never negative"
+        );
+    }
+    assert_eq!(
+        schema(&doc, "OpportunityPatch")["properties"]["amount"]["pattern"],
+        stageflow::http::openapi::AMOUNT_PATTERN
+    );
+}
+
+#[test]
+fn duration_counts_are_counts() {
+    let doc = document();
+    let stage = &schema(&doc, "StageDuration")["properties"];
+    for count in ["count", "open_count"] {
+        let text = stage[count]["description"].as_str().unwrap_or("");
+        assert!(!text.contains("second"), "{count}: {text}");
+    }
+    for length in [
+        "avg",
+        "median",
+        "p90",
+        "max",
+        "open_median_age",
+        "open_p90_age",
+    ] {
+        let text = stage[length]["description"].as_str().unwrap_or("");
+        assert!(text.contains("seconds"), "{length}: {text}");
+    }
+}
+
+/// Every member the schema requires is in the answer, ids are UUIDs and amounts read as
+/// the pattern says.
+fn assert_sent_as_documented(doc: &Value, name: &str, value: &Value) {
+    let s = schema(doc, name);
+    for member in required(s) {
+        assert!(
+            value.get(&member).is_some(),
+            "{name}.{member} missing in {value}"
+        );
+        let sent = &value[&member];
+        let format = &s["properties"][&member]["format"];
+        if let (Some(text), "uuid") = (sent.as_str(), format.as_str().unwrap_or("")) {
+            assert!(
+                uuid::Uuid::parse_str(text).is_ok(),
+                "{name}.{member}: {text}"
+            );
+        }
+        if let (Some(text), Some(_)) = (sent.as_str(), s["properties"][&member]["pattern"].as_str())
+        {
+            let (whole, cents) = text.split_once('.').unwrap_or((text, ""));
+            assert!(
+                !whole.is_empty()
+                    && whole.bytes().all(|b| b.is_ascii_digit())
+                    && cents.len() == 2
+                    && cents.bytes().all(|b| b.is_ascii_digit()),
+                "{name}.{member}: {text}"
+            );
+        }
+    }
+}
+
+api_tests!(
+    patch_bodies_are_applied_as_documented,
+    answers_carry_every_required_member,
+);
+
+async fn answers_carry_every_required_member(app: TestApp) {
+    let doc = document();
+    let pipeline = app.gated_pipeline().await;
+    let lead = app
+        .lead(&app.admin_token, json!({"company": "杭州云启科技"}))
+        .await;
+    assert_sent_as_documented(&doc, "LeadOut", &lead);
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "Sent", "pipeline_id": id_of(&pipeline), "amount": "12500.5"}),
+        )
+        .await;
+    assert_sent_as_documented(&doc, "OpportunityOut", &deal);
+    for (path, page) in [
+        ("/api/v1/leads", "PageOut_LeadOut"),
+        ("/api/v1/opportunities", "PageOut_OpportunityOut"),
+        ("/api/v1/pipelines", "PageOut_PipelineOut"),
+    ] {
+        let res = app.get(path).admin().send().await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_sent_as_documented(&doc, page, &res.body);
+        let item = page.trim_start_matches("PageOut_");
+        for record in res.body["data"].as_array().unwrap() {
+            assert_sent_as_documented(&doc, item, record);
+        }
+    }
+    let pipeline_id = id_of(&pipeline);
+    for (report, name) in [
+        ("funnel", "FunnelReport"),
+        ("stage-durations", "DurationsReport"),
+    ] {
+        let res = app
+            .get(&format!(
+                "/api/v1/reports/{report}?pipeline_id={pipeline_id}"
+            ))
+            .admin()
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_sent_as_documented(&doc, name, &res.body);
+        assert!(res.body.get("segments").is_none(), "{}", res.text);
+    }
 }
