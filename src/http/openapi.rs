@@ -105,7 +105,8 @@ use super::{
         &ErrorResponses,
         &SharedParameters,
         &ResponseMembers,
-        &WireFormats
+        &WireFormats,
+        &OptionalBodies
     ),
     tags(
         (name = "health", description = "Probes"),
@@ -460,17 +461,25 @@ fn response_and_request_schemas(
     )
 }
 
-fn is_nullable(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
-    use utoipa::openapi::schema::{Schema, SchemaType, Type};
-    use utoipa::openapi::RefOr;
-    let null = |t: &SchemaType| match t {
-        SchemaType::Type(t) => *t == Type::Null,
-        SchemaType::Array(ts) => ts.contains(&Type::Null),
+/// Whether a schema's `type` admits `t`.
+fn has_type(
+    schema_type: &utoipa::openapi::schema::SchemaType,
+    t: utoipa::openapi::schema::Type,
+) -> bool {
+    use utoipa::openapi::schema::SchemaType;
+    match schema_type {
+        SchemaType::Type(one) => *one == t,
+        SchemaType::Array(many) => many.contains(&t),
         SchemaType::AnyValue => false,
-    };
+    }
+}
+
+fn is_nullable(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
+    use utoipa::openapi::schema::{Schema, Type};
+    use utoipa::openapi::RefOr;
     match schema {
-        RefOr::T(Schema::Object(o)) => null(&o.schema_type),
-        RefOr::T(Schema::Array(a)) => null(&a.schema_type),
+        RefOr::T(Schema::Object(o)) => has_type(&o.schema_type, Type::Null),
+        RefOr::T(Schema::Array(a)) => has_type(&a.schema_type, Type::Null),
         RefOr::T(Schema::OneOf(one)) => one.items.iter().any(is_nullable),
         _ => false,
     }
@@ -567,7 +576,7 @@ struct WireFormats;
 
 impl Modify for WireFormats {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{ArrayItems, Schema, SchemaFormat, SchemaType, Type};
+        use utoipa::openapi::schema::{ArrayItems, Schema, SchemaFormat, Type};
         use utoipa::openapi::RefOr;
         let (_, requests) = response_and_request_schemas(openapi);
         let Some(components) = openapi.components.as_mut() else {
@@ -590,12 +599,7 @@ impl Modify for WireFormats {
                     _ => None,
                 };
                 let Some(value) = target else { continue };
-                let text = match &value.schema_type {
-                    SchemaType::Type(t) => *t == Type::String,
-                    SchemaType::Array(ts) => ts.contains(&Type::String),
-                    SchemaType::AnyValue => false,
-                };
-                if !text {
+                if !has_type(&value.schema_type, Type::String) {
                     continue;
                 }
                 if is_uuid_member(name, member) {
@@ -608,6 +612,39 @@ impl Modify for WireFormats {
                         AMOUNT_OUT_PATTERN
                     };
                     value.pattern = Some(pattern.into());
+                }
+            }
+        }
+    }
+}
+
+/// A body annotated as `Option<T>` (read with `extract::OptionalJson`) may be left out:
+/// it is documented as `required: false` with `T`'s schema, since a JSON `null` is not a
+/// body the server reads.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{RefOr, Required};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.post, &mut item.put, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let Some(RefOr::T(body)) = op.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    let RefOr::T(content) = content else { continue };
+                    let Some(RefOr::T(Schema::OneOf(one))) = &content.schema else {
+                        continue;
+                    };
+                    let mut items = one.items.iter().filter(|i| !is_nullable(i));
+                    if let (Some(inner), None, true) =
+                        (items.next(), items.next(), one.items.len() == 2)
+                    {
+                        content.schema = Some(inner.clone());
+                        body.required = Some(Required::False);
+                    }
                 }
             }
         }

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::not_visible;
 use super::crud::{stamp_new_or_next, Stamped};
-use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
+use super::extract::{etag, ApiJson, ApiQuery, IfMatch, OptionalJson};
 use super::fields::{
     custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json, MergePatch,
 };
@@ -794,7 +794,7 @@ pub async fn move_opportunity(
 /// Wins a deal: moves it to the pipeline's won stage (its requirements apply).
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/win", tag = "opportunities", operation_id = "win_opportunity",
     security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body = WinRequest,
+    request_body(content = Option<WinRequest>, description = "Optional: without a body (or with an empty one) the deal is simply won. A body that is sent must be JSON with known members."),
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
         (status = 409, body = crate::error::Problem),
@@ -806,9 +806,9 @@ pub async fn win_opportunity(
     caller: Caller,
     id: web::Path<String>,
     if_match: IfMatch,
-    body: Option<ApiJson<WinRequest>>,
+    body: OptionalJson<WinRequest>,
 ) -> AppResult<HttpResponse> {
-    let b = body.map(|b| b.0).unwrap_or_default();
+    let b = body.0.unwrap_or_default();
     let note = note_text(b.note)?;
     stage_endpoint(
         state,

@@ -330,6 +330,8 @@ fn assert_sent_as_documented(doc: &Value, name: &str, value: &Value) {
 api_tests!(
     patch_bodies_are_applied_as_documented,
     answers_carry_every_required_member,
+    win_refuses_a_body_it_cannot_read,
+    win_without_a_body_wins,
 );
 
 async fn answers_carry_every_required_member(app: TestApp) {
@@ -374,5 +376,105 @@ async fn answers_carry_every_required_member(app: TestApp) {
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
         assert_sent_as_documented(&doc, name, &res.body);
         assert!(res.body.get("segments").is_none(), "{}", res.text);
+    }
+}
+
+#[test]
+fn the_win_body_is_optional() {
+    let doc = document();
+    let body = &doc["paths"]["/api/v1/opportunities/{id}/win"]["post"]["requestBody"];
+    assert_eq!(body["required"], false, "{body}");
+    assert!(body["content"]["application/json"].is_object(), "{body}");
+    let responses = &doc["paths"]["/api/v1/opportunities/{id}/win"]["post"]["responses"];
+    for status in ["400", "415", "422"] {
+        assert!(responses.get(status).is_some(), "{status}");
+    }
+}
+
+async fn open_deal(app: &TestApp) -> String {
+    let pipeline = app.gated_pipeline().await;
+    let deal = app
+        .opportunity(
+            &app.admin_token,
+            json!({"name": "Win me", "pipeline_id": id_of(&pipeline), "amount": "100.00"}),
+        )
+        .await;
+    id_of(&deal)
+}
+
+async fn assert_still_open(app: &TestApp, id: &str) {
+    let res = app
+        .get(&format!("/api/v1/opportunities/{id}"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.body["status"], "open", "{}", res.text);
+    assert_eq!(res.body["version"], 1, "{}", res.text);
+}
+
+async fn win_refuses_a_body_it_cannot_read(app: TestApp) {
+    let id = open_deal(&app).await;
+    let url = format!("/api/v1/opportunities/{id}/win");
+    let res = app
+        .post(&url)
+        .admin()
+        .raw("application/json", "{\"note\": ")
+        .send()
+        .await;
+    res.problem(400, "malformed_json");
+    assert_still_open(&app, &id).await;
+    let res = app
+        .post(&url)
+        .admin()
+        .raw("text/plain;charset=UTF-8", "{\"note\":\"x\"}")
+        .send()
+        .await;
+    res.problem(415, "unsupported_media_type");
+    assert_still_open(&app, &id).await;
+    let res = app
+        .post(&url)
+        .admin()
+        .json(json!({"dryrun": true}))
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["dryrun"]);
+    assert_still_open(&app, &id).await;
+    let res = app.post(&url).admin().json(json!({"note": 5})).send().await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["note"]);
+    assert_still_open(&app, &id).await;
+    let res = app
+        .post(&url)
+        .admin()
+        .json(json!({"dry_run": true}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["status"], "won");
+    assert_still_open(&app, &id).await;
+}
+
+async fn win_without_a_body_wins(app: TestApp) {
+    for (content_type, body) in [
+        (None, ""),
+        (Some("text/plain;charset=UTF-8"), ""),
+        (Some("application/json"), ""),
+        (Some("application/json"), "{\"note\":\"签约\"}"),
+    ] {
+        let id = open_deal(&app).await;
+        let req = app.post(&format!("/api/v1/opportunities/{id}/win")).admin();
+        let req = match content_type {
+            Some(ct) => req.raw(ct, body),
+            None => req,
+        };
+        let res = req.send().await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "{content_type:?} {body:?}: {}",
+            res.text
+        );
+        assert_eq!(res.body["status"], "won");
     }
 }
