@@ -236,7 +236,6 @@ pub fn contact_row(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListAccounts {
     pub limit: Option<usize>,
@@ -251,7 +250,6 @@ pub struct ListAccounts {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListContacts {
     pub limit: Option<usize>,
@@ -289,7 +287,7 @@ pub async fn create_account(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Created()
+    Ok(super::answer(StatusCode::CREATED, "accounts", &row.id)
         .insert_header(etag(row.version))
         .json(AccountOut::from(row)))
 }
@@ -415,7 +413,7 @@ pub async fn create_contact(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::build(StatusCode::CREATED)
+    Ok(super::answer(StatusCode::CREATED, "contacts", &row.id)
         .insert_header(etag(row.version))
         .json(ContactOut::from(row)))
 }

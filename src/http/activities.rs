@@ -104,7 +104,7 @@ impl From<&ActivityRow> for ActivityInput {
 }
 
 fn respond(status: StatusCode, a: ActivityRow) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "activities", &a.id)
         .insert_header(etag(a.version))
         .json(ActivityOut::from(a))
 }
@@ -255,7 +255,6 @@ pub async fn create_activity(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListActivities {
     pub limit: Option<usize>,
@@ -414,7 +413,6 @@ pub struct FollowUpList {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FollowUpQuery {
     pub owner_id: Option<String>,

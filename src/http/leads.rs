@@ -177,7 +177,7 @@ impl From<&LeadRow> for LeadInput {
 }
 
 fn respond(status: StatusCode, l: LeadRow) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "leads", &l.id)
         .insert_header(etag(l.version))
         .json(LeadOut::from(l))
 }
@@ -346,7 +346,6 @@ pub async fn create_lead(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListLeads {
     pub limit: Option<usize>,
@@ -588,7 +587,8 @@ pub async fn convert_lead(
         convert(conn, &st, &caller, &id, body.0)
     })
     .await?;
-    Ok(HttpResponse::Created().json(out))
+    // The conversion's primary record is the new deal.
+    Ok(super::answer(StatusCode::CREATED, "opportunities", &out.opportunity.id).json(out))
 }
 
 fn convert(

@@ -106,7 +106,8 @@ use super::{
         &SharedParameters,
         &ResponseMembers,
         &WireFormats,
-        &OptionalBodies
+        &OptionalBodies,
+        &CreatedLocations
     ),
     tags(
         (name = "health", description = "Probes"),
@@ -646,6 +647,40 @@ impl Modify for OptionalBodies {
                         body.required = Some(Required::False);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Every 201 names the created record's URL in `Location` (see `http::answer`).
+struct CreatedLocations;
+
+impl Modify for CreatedLocations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.post, &mut item.put];
+            for op in ops.into_iter().flatten() {
+                let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else {
+                    continue;
+                };
+                let location = HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::Custom("uri-reference".into()))),
+                    ))
+                    .description(Some(
+                        "The URL of the created record, e.g. `/api/v1/leads/{id}` (a conversion: \
+                         its opportunity; a forecast snapshot: its accuracy report; teams and \
+                         loss reasons, which have no URL of their own: their list).",
+                    ))
+                    .build();
+                created
+                    .headers
+                    .insert("Location".to_owned(), location.into());
             }
         }
     }

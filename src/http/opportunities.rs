@@ -198,7 +198,7 @@ impl From<&OpportunityRow> for OpportunityInput {
 }
 
 fn respond(status: StatusCode, o: OpportunityRow, stage_probability: i32) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "opportunities", &o.id)
         .insert_header(etag(o.version))
         .json(OpportunityOut::new(o, stage_probability))
 }
@@ -417,7 +417,6 @@ pub async fn create_opportunity(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListOpportunities {
     pub limit: Option<usize>,
@@ -1093,5 +1092,8 @@ pub async fn create_loss_reason(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Created().json(LossReasonOut::from(row)))
+    // Loss reasons have no URL of their own; their list is where the new one is read.
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, "/api/v1/loss-reasons"))
+        .json(LossReasonOut::from(row)))
 }

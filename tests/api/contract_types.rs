@@ -332,6 +332,8 @@ api_tests!(
     answers_carry_every_required_member,
     win_refuses_a_body_it_cannot_read,
     win_without_a_body_wins,
+    every_201_names_the_created_record,
+    unknown_query_parameters_are_ignored,
 );
 
 async fn answers_carry_every_required_member(app: TestApp) {
@@ -476,5 +478,182 @@ async fn win_without_a_body_wins(app: TestApp) {
             res.text
         );
         assert_eq!(res.body["status"], "won");
+    }
+}
+
+#[test]
+fn every_201_documents_location() {
+    let doc = document();
+    let mut created = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if let Some(response) = op["responses"].get("201") {
+                created += 1;
+                let location = &response["headers"]["Location"];
+                assert_eq!(location["schema"]["type"], "string", "{method} {path}");
+                assert!(location["description"].is_string(), "{method} {path}");
+            }
+        }
+    }
+    assert!(created >= 14, "{created}");
+}
+
+/// Asserts the 201 and its `Location`; returns the created record.
+#[track_caller]
+fn created_at(res: &crate::helpers::Res, location: &str) -> Value {
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.header("location"), Some(location), "{}", res.text);
+    res.body.clone()
+}
+
+/// Reads the record back at its `Location`.
+async fn read_back(app: &TestApp, location: &str, id: &str) {
+    let res = app.get(location).admin().send().await;
+    assert_eq!(res.status, StatusCode::OK, "{location}: {}", res.text);
+    assert_eq!(res.body["id"], id, "{location}");
+}
+
+async fn every_201_names_the_created_record(app: TestApp) {
+    let res = app
+        .post("/api/v1/pipelines/from-template")
+        .admin()
+        .json(json!({"template": "saas"}))
+        .send()
+        .await;
+    let id = res.body["id"].as_str().unwrap_or_default().to_owned();
+    created_at(&res, &format!("/api/v1/pipelines/{id}"));
+    read_back(&app, &format!("/api/v1/pipelines/{id}"), &id).await;
+    let pipeline = app.gated_pipeline().await;
+    let pipeline_id = id_of(&pipeline);
+    let res = app
+        .post("/api/v1/pipelines")
+        .admin()
+        .json(
+            json!({"name": "Located", "stages": [{"name": "Open", "probability": 10},
+            {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]}),
+        )
+        .send()
+        .await;
+    let id = res.body["id"].as_str().unwrap_or_default().to_owned();
+    created_at(&res, &format!("/api/v1/pipelines/{id}"));
+    let res = app
+        .post(&format!("/api/v1/pipelines/{id}/stages"))
+        .admin()
+        .json(json!({"name": "Demo", "probability": 30}))
+        .send()
+        .await;
+    let stage = res.body["id"].as_str().unwrap_or_default().to_owned();
+    created_at(&res, &format!("/api/v1/stages/{stage}"));
+
+    let res = app
+        .post("/api/v1/leads")
+        .admin()
+        .json(json!({"company": "杭州云启科技", "email": "li@yunqi.example"}))
+        .send()
+        .await;
+    let lead = res.body["id"].as_str().unwrap_or_default().to_owned();
+    created_at(&res, &format!("/api/v1/leads/{lead}"));
+    read_back(&app, &format!("/api/v1/leads/{lead}"), &lead).await;
+    let res = app
+        .post(&format!("/api/v1/leads/{lead}/convert"))
+        .admin()
+        .json(json!({"pipeline_id": pipeline_id}))
+        .send()
+        .await;
+    let deal = res.body["opportunity"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    created_at(&res, &format!("/api/v1/opportunities/{deal}"));
+    read_back(&app, &format!("/api/v1/opportunities/{deal}"), &deal).await;
+
+    let res = app
+        .post("/api/v1/opportunities")
+        .admin()
+        .json(json!({"name": "Direct", "pipeline_id": pipeline_id}))
+        .send()
+        .await;
+    let id = res.body["id"].as_str().unwrap_or_default().to_owned();
+    created_at(&res, &format!("/api/v1/opportunities/{id}"));
+    for (collection, body) in [
+        ("accounts", json!({"name": "宁波港科"})),
+        ("contacts", json!({"last_name": "王"})),
+        (
+            "activities",
+            json!({"type": "call", "subject": "首次通话", "opportunity_id": deal}),
+        ),
+        (
+            "users",
+            json!({"email": "rep@example.com", "password": "correct-horse-battery",
+                         "name": "Rep", "role": "rep"}),
+        ),
+    ] {
+        let res = app
+            .post(&format!("/api/v1/{collection}"))
+            .admin()
+            .json(body)
+            .send()
+            .await;
+        let id = res.body["id"].as_str().unwrap_or_default().to_owned();
+        let location = format!("/api/v1/{collection}/{id}");
+        created_at(&res, &location);
+        read_back(&app, &location, &id).await;
+    }
+    let res = app
+        .post("/api/v1/api-keys")
+        .admin()
+        .json(json!({"name": "forms", "scopes": ["leads:write"]}))
+        .send()
+        .await;
+    let key = res.body["id"].as_str().unwrap_or_default().to_owned();
+    created_at(&res, &format!("/api/v1/api-keys/{key}"));
+    let res = app
+        .post("/api/v1/teams")
+        .admin()
+        .json(json!({"name": "华东"}))
+        .send()
+        .await;
+    created_at(&res, "/api/v1/teams");
+    let res = app
+        .post("/api/v1/loss-reasons")
+        .admin()
+        .json(json!({"id": "timing", "label": "时机不对"}))
+        .send()
+        .await;
+    created_at(&res, "/api/v1/loss-reasons");
+    let res = app
+        .post("/api/v1/reports/forecast/snapshots")
+        .admin()
+        .json(json!({"name": "Q4"}))
+        .send()
+        .await;
+    let id = res.body["id"].as_str().unwrap_or_default().to_owned();
+    let location = format!("/api/v1/reports/forecast/snapshots/{id}/accuracy");
+    created_at(&res, &location);
+    let res = app.get(&location).admin().send().await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+async fn unknown_query_parameters_are_ignored(app: TestApp) {
+    let pipeline = app.pipeline_from_template("standard").await;
+    let pipeline_id = id_of(&pipeline);
+    for path in [
+        "/api/v1/pipelines?_=1733000000000".to_owned(),
+        "/api/v1/leads?colour=red&_=1".to_owned(),
+        "/api/v1/opportunities?utm_source=mail".to_owned(),
+        "/api/v1/follow-ups?_=1".to_owned(),
+        format!("/api/v1/reports/funnel?pipeline_id={pipeline_id}&_=1"),
+    ] {
+        let res = app.get(&path).admin().send().await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
+    }
+    for (path, parameter) in [
+        ("/api/v1/pipelines?limit=many&_=1", "limit"),
+        ("/api/v1/leads?status=maybe&colour=red", "status"),
+        ("/api/v1/opportunities?stalled=perhaps", "stalled"),
+    ] {
+        let res = app.get(path).admin().send().await;
+        res.problem(400, "invalid_parameter");
+        assert_eq!(res.error_fields(), [parameter], "{path}");
     }
 }
