@@ -24,15 +24,21 @@ use crate::storage::DbConn;
 pub struct StageDuration {
     pub stage_id: String,
     pub name: String,
-    /// Closed stays, in seconds.
+    /// How many stays in the stage have ended (the deal left it).
     pub count: i64,
+    /// Mean length of the ended stays, in seconds; null without any.
     pub avg: Option<f64>,
+    /// Median length of the ended stays, in seconds; null without any.
     pub median: Option<f64>,
+    /// 90th percentile of the ended stays' lengths, in seconds; null without any.
     pub p90: Option<f64>,
+    /// Longest ended stay, in seconds; null without any.
     pub max: Option<f64>,
-    /// Stays still running (open deals in this open stage); ages in seconds.
+    /// How many stays are still running (open deals now in this open stage).
     pub open_count: i64,
+    /// Median age of the running stays, in seconds; null without any.
     pub open_median_age: Option<f64>,
+    /// 90th percentile of the running stays' ages, in seconds; null without any.
     pub open_p90_age: Option<f64>,
 }
 
@@ -58,12 +64,15 @@ pub struct DurationsReport {
     /// With `group_by`: the 50 largest segments by stays (closed and running), in key
     /// order.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub segments: Option<Vec<DurationSegment>>,
     /// With `group_by`: true when there were more than 50 segments and `other` holds the
     /// rest.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub segments_truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub other: Option<DurationOther>,
 }
 

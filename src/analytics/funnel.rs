@@ -92,12 +92,15 @@ pub struct FunnelReport {
     pub win_rate: Rate,
     /// With `group_by`: the 50 largest segments by `total`, in key order.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub segments: Option<Vec<FunnelSegment>>,
     /// With `group_by`: true when there were more than 50 segments and `other` holds the
     /// rest.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub segments_truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub other: Option<FunnelOther>,
 }
 

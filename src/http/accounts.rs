@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::{opt_email, opt_text, resolve_owner};
+use super::fields::{opt_email, opt_text, resolve_owner, MergePatch};
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
@@ -35,6 +35,9 @@ pub struct AccountInput {
     /// Defaults to the caller.
     pub owner_id: Option<String>,
 }
+
+/// The body of a PATCH: any writable members of [`AccountInput`].
+pub type AccountPatch = MergePatch<AccountInput>;
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountOut {
@@ -95,6 +98,9 @@ pub struct ContactInput {
     /// Defaults to the caller.
     pub owner_id: Option<String>,
 }
+
+/// The body of a PATCH: any writable members of [`ContactInput`].
+pub type ContactPatch = MergePatch<ContactInput>;
 
 #[derive(Serialize, ToSchema)]
 pub struct ContactOut {
@@ -230,7 +236,6 @@ pub fn contact_row(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListAccounts {
     pub limit: Option<usize>,
@@ -245,7 +250,6 @@ pub struct ListAccounts {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListContacts {
     pub limit: Option<usize>,
@@ -283,7 +287,7 @@ pub async fn create_account(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Created()
+    Ok(super::answer(StatusCode::CREATED, "accounts", &row.id)
         .insert_header(etag(row.version))
         .json(AccountOut::from(row)))
 }
@@ -344,7 +348,7 @@ pub async fn find_account(
 /// Changes an account (JSON merge patch of its writable fields).
 #[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "update_account",
     security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, description = "Any writable members of AccountInput; null clears one"),
+    request_body = AccountPatch,
     responses((status = 200, body = AccountOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
         (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn update_account(
@@ -409,7 +413,7 @@ pub async fn create_contact(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::build(StatusCode::CREATED)
+    Ok(super::answer(StatusCode::CREATED, "contacts", &row.id)
         .insert_header(etag(row.version))
         .json(ContactOut::from(row)))
 }
@@ -470,7 +474,7 @@ pub async fn find_contact(
 /// Changes a contact (JSON merge patch of its writable fields).
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "accounts", operation_id = "update_contact",
     security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, description = "Any writable members of ContactInput; null clears one"),
+    request_body = ContactPatch,
     responses((status = 200, body = ContactOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
         (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn update_contact(

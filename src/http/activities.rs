@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::{opt_text, resolve_owner};
+use super::fields::{opt_text, resolve_owner, MergePatch};
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
@@ -41,6 +41,9 @@ pub struct ActivityInput {
     /// Defaults to the caller.
     pub owner_id: Option<String>,
 }
+
+/// The body of a PATCH: any writable members of [`ActivityInput`].
+pub type ActivityPatch = MergePatch<ActivityInput>;
 
 #[derive(Serialize, ToSchema)]
 pub struct ActivityOut {
@@ -101,7 +104,7 @@ impl From<&ActivityRow> for ActivityInput {
 }
 
 fn respond(status: StatusCode, a: ActivityRow) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "activities", &a.id)
         .insert_header(etag(a.version))
         .json(ActivityOut::from(a))
 }
@@ -252,7 +255,6 @@ pub async fn create_activity(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListActivities {
     pub limit: Option<usize>,
@@ -329,7 +331,7 @@ pub async fn find_activity(
 /// Changes an activity (JSON merge patch); set `completed_at` to close a follow-up.
 #[utoipa::path(patch, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "update_activity",
     security(("bearer" = ["leads:write"]), ("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, description = "Any writable members of ActivityInput; null clears one"),
+    request_body = ActivityPatch,
     responses((status = 200, body = ActivityOut, headers(("ETag" = String))), (status = 404, body = crate::error::Problem),
         (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn update_activity(
@@ -411,7 +413,6 @@ pub struct FollowUpList {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FollowUpQuery {
     pub owner_id: Option<String>,

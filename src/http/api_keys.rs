@@ -95,10 +95,15 @@ pub async fn create_api_key(
     };
     let stored = row.clone();
     storage::run_tx(&state.pool, move |conn| store::insert(conn, &stored)).await?;
-    Ok(HttpResponse::Created().json(ApiKeyCreated {
-        key: row.into(),
-        secret: generated.plaintext,
-    }))
+    // Its URL is where the key is revoked (`DELETE`).
+    Ok(
+        super::answer(actix_web::http::StatusCode::CREATED, "api-keys", &row.id).json(
+            ApiKeyCreated {
+                key: row.into(),
+                secret: generated.plaintext,
+            },
+        ),
+    )
 }
 
 /// Lists API keys (admin), without their secrets.

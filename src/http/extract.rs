@@ -18,40 +18,74 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(1024 * 1024, |s| s.settings.max_body_bytes);
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = json_body(req, payload, false);
         Box::pin(async move {
-            let mime = content_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(AppError::UnsupportedMediaType(
-                    "Send the body as application/json.".into(),
-                ));
-            }
-            if declared_len.is_some_and(|n| n > limit) {
-                return Err(AppError::PayloadTooLarge(limit));
-            }
-            let body = read_limited(&mut payload, limit).await?;
+            let body = body.await?.unwrap_or_default();
             parse_json(&body).map(ApiJson)
         })
     }
+}
+
+/// An optional JSON body: none at all (or an empty one) is `None`, whatever the
+/// `Content-Type`; a body that is present is held to every rule of [`ApiJson`], so a
+/// mistake in it is refused rather than taken for no body.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = json_body(req, payload, true);
+        Box::pin(async move {
+            match body.await? {
+                Some(body) => parse_json(&body).map(|v| OptionalJson(Some(v))),
+                None => Ok(OptionalJson(None)),
+            }
+        })
+    }
+}
+
+/// Reads a request body that must be JSON: 415 for another media type, 413 above the
+/// limit. With `optional`, an empty body is `None` and its media type does not matter.
+fn json_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    optional: bool,
+) -> LocalBoxFuture<'static, Result<Option<web::Bytes>, AppError>> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(1024 * 1024, |s| s.settings.max_body_bytes);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        let json = mime == "application/json" || mime.ends_with("+json");
+        let unsupported =
+            || AppError::UnsupportedMediaType("Send the body as application/json.".into());
+        if !json && !optional {
+            return Err(unsupported());
+        }
+        if declared_len.is_some_and(|n| n > limit) {
+            return Err(AppError::PayloadTooLarge(limit));
+        }
+        let body = read_limited(&mut payload, limit).await?;
+        match (body.is_empty(), json) {
+            (true, _) if optional => Ok(None),
+            (false, false) => Err(unsupported()),
+            _ => Ok(Some(body)),
+        }
+    })
 }
 
 /// Reads a whole request body, refusing more than `limit` bytes (413).

@@ -1,9 +1,15 @@
 //! Input helpers shared by the CRM resources: PATCH as JSON merge patch over the
 //! writable representation, owners, optional texts, tags and custom fields.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::extract::from_value;
 use crate::auth::Caller;
@@ -46,6 +52,81 @@ pub fn patched<T: Serialize + DeserializeOwned>(current: &T, patch: &Value) -> A
     let mut value = serde_json::to_value(current).map_err(AppError::internal)?;
     merge_patch(&mut value, patch);
     from_value(value)
+}
+
+/// The documented body of a PATCH: a JSON merge patch over the writable representation
+/// `I` that [`patched`] applies. The schema is derived from `I`'s, so it lists exactly
+/// the members the handler accepts, with their types, and cannot drift from them: none is
+/// required, and each member a create may omit is nullable, since `null` clears it. A
+/// member a create requires stays non-null: clearing it is refused like omitting it.
+pub struct MergePatch<I>(PhantomData<I>);
+
+impl<I: ToSchema> PartialSchema for MergePatch<I> {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut object)) = I::schema() else {
+            return I::schema();
+        };
+        let required = std::mem::take(&mut object.required);
+        for (name, member) in object.properties.iter_mut() {
+            if !required.contains(name) {
+                nullable(member);
+            }
+        }
+        object.description = Some(format!(
+            "A JSON merge patch (RFC 7396) of `{}`: members sent replace the stored ones, \
+             `null` clears one, nested objects merge. The result is checked like a create.",
+            I::name()
+        ));
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl<I: ToSchema> ToSchema for MergePatch<I> {
+    fn name() -> Cow<'static, str> {
+        let input = I::name();
+        Cow::Owned(format!(
+            "{}Patch",
+            input.strip_suffix("Input").unwrap_or(&input)
+        ))
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        I::schemas(schemas);
+    }
+}
+
+fn with_null(t: &mut SchemaType) {
+    *t = match std::mem::replace(t, SchemaType::AnyValue) {
+        SchemaType::Type(Type::Null) => SchemaType::Type(Type::Null),
+        SchemaType::Type(one) => SchemaType::Array(vec![one, Type::Null]),
+        SchemaType::Array(mut many) => {
+            if !many.contains(&Type::Null) {
+                many.push(Type::Null);
+            }
+            SchemaType::Array(many)
+        }
+        SchemaType::AnyValue => SchemaType::AnyValue,
+    };
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// Lets a member schema also be `null`.
+fn nullable(member: &mut RefOr<Schema>) {
+    match member {
+        RefOr::T(Schema::Object(o)) => with_null(&mut o.schema_type),
+        RefOr::T(Schema::Array(a)) => with_null(&mut a.schema_type),
+        RefOr::T(Schema::OneOf(one)) if one.items.iter().any(is_null) => {}
+        other => {
+            let inner = std::mem::replace(other, RefOr::T(Schema::default()));
+            *other = OneOfBuilder::new()
+                .item(inner)
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .into();
+        }
+    }
 }
 
 /// A trimmed optional text: empty becomes `None`, longer than `max` is an error.

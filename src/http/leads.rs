@@ -13,7 +13,7 @@ use super::accounts::{
 use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops, Stamped};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::{
-    custom_json, json_list, json_object, opt_email, opt_text, resolve_owner, tags_json,
+    custom_json, json_list, json_object, opt_email, opt_text, resolve_owner, tags_json, MergePatch,
 };
 use super::opportunities::{first_open_stage, opportunity_row, OpportunityInput, OpportunityOut};
 use super::pagination::{page_out, page_request, PageOut};
@@ -62,9 +62,11 @@ pub struct LeadInput {
     pub owner_id: Option<String>,
     pub next_follow_up_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub custom: Option<Map<String, Value>>,
 }
+
+/// The body of a PATCH: any writable members of [`LeadInput`].
+pub type LeadPatch = MergePatch<LeadInput>;
 
 #[derive(Serialize, ToSchema)]
 pub struct LeadOut {
@@ -93,7 +95,6 @@ pub struct LeadOut {
     pub next_follow_up_at: Option<DateTime<Utc>>,
     pub last_activity_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
-    #[schema(value_type = Object)]
     pub custom: Map<String, Value>,
     pub converted_at: Option<DateTime<Utc>>,
     pub converted_opportunity_id: Option<String>,
@@ -176,7 +177,7 @@ impl From<&LeadRow> for LeadInput {
 }
 
 fn respond(status: StatusCode, l: LeadRow) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "leads", &l.id)
         .insert_header(etag(l.version))
         .json(LeadOut::from(l))
 }
@@ -345,7 +346,6 @@ pub async fn create_lead(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListLeads {
     pub limit: Option<usize>,
@@ -429,7 +429,7 @@ pub async fn find_lead(
 /// Changes a lead (JSON merge patch of its writable fields) and rescores it.
 #[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "update_lead",
     security(("bearer" = ["leads:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, description = "Any writable members of LeadInput; null clears one, objects merge"),
+    request_body = LeadPatch,
     responses(
         (status = 200, body = LeadOut, headers(("ETag" = String))),
         (status = 404, body = crate::error::Problem),
@@ -587,7 +587,8 @@ pub async fn convert_lead(
         convert(conn, &st, &caller, &id, body.0)
     })
     .await?;
-    Ok(HttpResponse::Created().json(out))
+    // The conversion's primary record is the new deal.
+    Ok(super::answer(StatusCode::CREATED, "opportunities", &out.opportunity.id).json(out))
 }
 
 fn convert(

@@ -20,7 +20,8 @@ pub mod reports;
 pub mod teams;
 pub mod users;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse, HttpResponseBuilder};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
@@ -249,6 +250,17 @@ fn report_routes(cfg: &mut web::ServiceConfig) {
 /// Fallback for unknown paths.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// The builder of an answer about the record at `/api/v1/{collection}/{id}`. A 201 names
+/// that URL in `Location` (RFC 9110 §15.3.2), so a client reads the new record back
+/// without assembling URLs.
+pub fn answer(status: StatusCode, collection: &str, id: &str) -> HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    if status == StatusCode::CREATED {
+        builder.insert_header((header::LOCATION, format!("/api/v1/{collection}/{id}")));
+    }
+    builder
 }
 
 /// Stored timestamps are UTC without an offset; the API speaks RFC 3339 with `Z`.

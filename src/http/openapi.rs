@@ -104,7 +104,11 @@ use super::{
         &IdempotentPosts,
         &ReportParameters,
         &ErrorResponses,
-        &SharedParameters
+        &SharedParameters,
+        &ResponseMembers,
+        &WireFormats,
+        &OptionalBodies,
+        &CreatedLocations
     ),
     tags(
         (name = "health", description = "Probes"),
@@ -408,6 +412,291 @@ impl Modify for SharedParameters {
                     };
                     param.schema = Some(schema.into());
                 }
+            }
+        }
+    }
+}
+
+/// The component schemas that `$ref`s in `value` reach, directly or through other schemas.
+fn reached_schemas(
+    components: &utoipa::openapi::Components,
+    value: serde_json::Value,
+) -> std::collections::BTreeSet<String> {
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => out.push(r.rsplit('/').next().unwrap_or("").into()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut todo = Vec::new();
+    refs(&value, &mut todo);
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if let Some(schema) = components.schemas.get(&name) {
+            if seen.insert(name) {
+                refs(&serde_json::to_value(schema).unwrap_or_default(), &mut todo);
+            }
+        }
+    }
+    seen
+}
+
+/// (schemas reached from success responses, schemas reached from request bodies).
+fn response_and_request_schemas(
+    openapi: &utoipa::openapi::OpenApi,
+) -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
+    let mut responses = Vec::new();
+    let mut requests = Vec::new();
+    for item in openapi.paths.paths.values() {
+        let ops = [&item.get, &item.post, &item.put, &item.patch, &item.delete];
+        for op in ops.into_iter().flatten() {
+            for (status, response) in &op.responses.responses {
+                if status.starts_with('2') {
+                    responses.push(serde_json::to_value(response).unwrap_or_default());
+                }
+            }
+            requests.push(serde_json::to_value(&op.request_body).unwrap_or_default());
+        }
+    }
+    let Some(components) = openapi.components.as_ref() else {
+        return Default::default();
+    };
+    (
+        reached_schemas(components, responses.into()),
+        reached_schemas(components, requests.into()),
+    )
+}
+
+/// Whether a schema's `type` admits `t`.
+fn has_type(
+    schema_type: &utoipa::openapi::schema::SchemaType,
+    t: utoipa::openapi::schema::Type,
+) -> bool {
+    use utoipa::openapi::schema::SchemaType;
+    match schema_type {
+        SchemaType::Type(one) => *one == t,
+        SchemaType::Array(many) => many.contains(&t),
+        SchemaType::AnyValue => false,
+    }
+}
+
+fn is_nullable(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
+    use utoipa::openapi::schema::{Schema, Type};
+    use utoipa::openapi::RefOr;
+    match schema {
+        RefOr::T(Schema::Object(o)) => has_type(&o.schema_type, Type::Null),
+        RefOr::T(Schema::Array(a)) => has_type(&a.schema_type, Type::Null),
+        RefOr::T(Schema::OneOf(one)) => one.items.iter().any(is_nullable),
+        _ => false,
+    }
+}
+
+/// Response members as the server writes them, so that a generated client need not
+/// guard against members that are always there. A member is either always sent —
+/// required, and nullable when it can be null (an `Option` serialised as `null`) — or
+/// left out when it has no value (`skip_serializing_if`, marked `nullable = false`), and
+/// then it is optional and never null. Schemas that request bodies use as well (`Bant`,
+/// `NextAction`) keep the optional members a request may leave out.
+struct ResponseMembers;
+
+impl Modify for ResponseMembers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let (responses, requests) = response_and_request_schemas(openapi);
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in responses.difference(&requests) {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) else {
+                continue;
+            };
+            for (member, schema) in &object.properties {
+                if is_nullable(schema) && !object.required.contains(member) {
+                    object.required.push(member.clone());
+                }
+            }
+        }
+        // A page lists records whose schemas are components: reference them rather than
+        // repeat them, so that a client names one type per record.
+        for (name, schema) in components.schemas.iter_mut() {
+            let Some(item) = name.strip_prefix("PageOut_") else {
+                continue;
+            };
+            let RefOr::T(Schema::Object(page)) = schema else {
+                continue;
+            };
+            if let Some(RefOr::T(Schema::Array(data))) = page.properties.get_mut("data") {
+                data.items = utoipa::openapi::schema::ArrayItems::RefOrSchema(Box::new(
+                    utoipa::openapi::Ref::from_schema_name(item).into(),
+                ));
+            }
+        }
+    }
+}
+
+/// A decimal amount as requests may write it (`domain::money::parse_amount`): up to 14
+/// whole digits and two decimals, at most 10000000000000.00, never negative.
+pub const AMOUNT_PATTERN: &str = "^(0?[0-9]{1,13}(\\.[0-9]{1,2})?|10000000000000(\\.00?)?)$";
+/// An amount or a sum of amounts as the server writes it (`domain::money::format_amount`).
+pub const AMOUNT_OUT_PATTERN: &str = "^[0-9]+\\.[0-9]{2}$";
+
+/// Members holding money: decimal strings.
+const MONEY_MEMBERS: [&str; 6] = [
+    "amount",
+    "won_amount",
+    "total_amount",
+    "weighted",
+    "unweighted",
+    "won_amount_after_reopen",
+];
+
+/// Whether a member holds a record id this server wrote: a UUIDv7. Loss reasons and
+/// scoring rules have slugs, `external_id` is the client's own and `request_id` may come
+/// from the client's `X-Request-Id`.
+fn is_uuid_member(schema: &str, member: &str) -> bool {
+    let slug_ids = [
+        "LossReasonOut",
+        "CreateLossReason",
+        "ScoringRule",
+        "ScoringRuleInput",
+    ];
+    let other_ids = [
+        "external_id",
+        "request_id",
+        "loss_reason_id",
+        "lost_reason_id",
+        "rule_id",
+    ];
+    match member {
+        "id" => !slug_ids.contains(&schema),
+        m if other_ids.contains(&m) => false,
+        m => m.ends_with("_id") || m.ends_with("_ids"),
+    }
+}
+
+/// Formats of the values every schema shares: ids are UUIDs, amounts decimal strings
+/// with a pattern (as requests may write them, or as the server writes them). A pattern
+/// set on the field itself is kept.
+struct WireFormats;
+
+impl Modify for WireFormats {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ArrayItems, Schema, SchemaFormat, Type};
+        use utoipa::openapi::RefOr;
+        let (_, requests) = response_and_request_schemas(openapi);
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, schema) in components.schemas.iter_mut() {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                continue;
+            };
+            for (member, schema) in object.properties.iter_mut() {
+                let target = match schema {
+                    RefOr::T(Schema::Object(o)) => Some(o),
+                    RefOr::T(Schema::Array(a)) => match &mut a.items {
+                        ArrayItems::RefOrSchema(item) => match item.as_mut() {
+                            RefOr::T(Schema::Object(o)) => Some(o),
+                            _ => None,
+                        },
+                        ArrayItems::False => None,
+                    },
+                    _ => None,
+                };
+                let Some(value) = target else { continue };
+                if !has_type(&value.schema_type, Type::String) {
+                    continue;
+                }
+                if is_uuid_member(name, member) {
+                    value.format = Some(SchemaFormat::Custom("uuid".into()));
+                }
+                if MONEY_MEMBERS.contains(&member.as_str()) && value.pattern.is_none() {
+                    let pattern = if requests.contains(name) {
+                        AMOUNT_PATTERN
+                    } else {
+                        AMOUNT_OUT_PATTERN
+                    };
+                    value.pattern = Some(pattern.into());
+                }
+            }
+        }
+    }
+}
+
+/// A body annotated as `Option<T>` (read with `extract::OptionalJson`) may be left out:
+/// it is documented as `required: false` with `T`'s schema, since a JSON `null` is not a
+/// body the server reads.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{RefOr, Required};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.post, &mut item.put, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let Some(RefOr::T(body)) = op.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    let RefOr::T(content) = content else { continue };
+                    let Some(RefOr::T(Schema::OneOf(one))) = &content.schema else {
+                        continue;
+                    };
+                    let mut items = one.items.iter().filter(|i| !is_nullable(i));
+                    if let (Some(inner), None, true) =
+                        (items.next(), items.next(), one.items.len() == 2)
+                    {
+                        content.schema = Some(inner.clone());
+                        body.required = Some(Required::False);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every 201 names the created record's URL in `Location` (see `http::answer`).
+struct CreatedLocations;
+
+impl Modify for CreatedLocations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.post, &mut item.put];
+            for op in ops.into_iter().flatten() {
+                let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else {
+                    continue;
+                };
+                let location = HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::Custom("uri-reference".into()))),
+                    ))
+                    .description(Some(
+                        "The URL of the created record, e.g. `/api/v1/leads/{id}` (a conversion: \
+                         its opportunity; a forecast snapshot: its accuracy report; teams and \
+                         loss reasons, which have no URL of their own: their list).",
+                    ))
+                    .build();
+                created
+                    .headers
+                    .insert("Location".to_owned(), location.into());
             }
         }
     }

@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::not_visible;
 use super::crud::{stamp_new_or_next, Stamped};
-use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
+use super::extract::{etag, ApiJson, ApiQuery, IfMatch, OptionalJson};
 use super::fields::{
-    custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json,
+    custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json, MergePatch,
 };
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
@@ -76,9 +76,11 @@ pub struct OpportunityInput {
     /// Defaults from the stage's `next_action_within_days` when the deal enters a stage.
     pub next_action: Option<NextAction>,
     pub external_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub custom: Option<Map<String, Value>>,
 }
+
+/// The body of a PATCH: any writable members of [`OpportunityInput`].
+pub type OpportunityPatch = MergePatch<OpportunityInput>;
 
 #[derive(Serialize, ToSchema)]
 pub struct OpportunityOut {
@@ -113,7 +115,6 @@ pub struct OpportunityOut {
     pub won_at: Option<DateTime<Utc>>,
     pub lost_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
-    #[schema(value_type = Object)]
     pub custom: Map<String, Value>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -197,7 +198,7 @@ impl From<&OpportunityRow> for OpportunityInput {
 }
 
 fn respond(status: StatusCode, o: OpportunityRow, stage_probability: i32) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "opportunities", &o.id)
         .insert_header(etag(o.version))
         .json(OpportunityOut::new(o, stage_probability))
 }
@@ -416,7 +417,6 @@ pub async fn create_opportunity(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListOpportunities {
     pub limit: Option<usize>,
@@ -525,7 +525,7 @@ pub async fn find_opportunity(
 /// record and the move is logged.
 #[utoipa::path(patch, path = "/api/v1/opportunities/{id}", tag = "opportunities", operation_id = "update_opportunity",
     security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, description = "Any writable members of OpportunityInput; null clears one"),
+    request_body = OpportunityPatch,
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
         (status = 404, body = crate::error::Problem),
@@ -787,7 +787,7 @@ pub async fn move_opportunity(
 /// Wins a deal: moves it to the pipeline's won stage (its requirements apply).
 #[utoipa::path(post, path = "/api/v1/opportunities/{id}/win", tag = "opportunities", operation_id = "win_opportunity",
     security(("bearer" = ["opportunities:write"])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    request_body = WinRequest,
+    request_body(content = Option<WinRequest>, description = "Optional: without a body (or with an empty one) the deal is simply won. A body that is sent must be JSON with known members."),
     responses(
         (status = 200, body = OpportunityOut, headers(("ETag" = String))),
         (status = 409, body = crate::error::Problem),
@@ -799,9 +799,9 @@ pub async fn win_opportunity(
     caller: Caller,
     id: web::Path<String>,
     if_match: IfMatch,
-    body: Option<ApiJson<WinRequest>>,
+    body: OptionalJson<WinRequest>,
 ) -> AppResult<HttpResponse> {
-    let b = body.map(|b| b.0).unwrap_or_default();
+    let b = body.0.unwrap_or_default();
     let note = note_text(b.note)?;
     stage_endpoint(
         state,
@@ -1086,5 +1086,8 @@ pub async fn create_loss_reason(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Created().json(LossReasonOut::from(row)))
+    // Loss reasons have no URL of their own; their list is where the new one is read.
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, "/api/v1/loss-reasons"))
+        .json(LossReasonOut::from(row)))
 }

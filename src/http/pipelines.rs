@@ -99,7 +99,7 @@ impl From<PipelineWithStages> for PipelineOut {
 }
 
 fn pipeline_response(status: StatusCode, p: PipelineWithStages) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "pipelines", &p.pipeline.id)
         .insert_header(etag(p.pipeline.version))
         .json(PipelineOut::from(p))
 }
@@ -156,7 +156,6 @@ pub struct UpdatePipeline {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListPipelines {
     /// 1–500, default 50.
@@ -193,7 +192,6 @@ pub struct StageOrder {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteStageQuery {
     /// Stage of the same pipeline and kind that receives the deals sitting in the
@@ -488,7 +486,7 @@ pub async fn create_stage(
         stage_result(conn, &row.id)
     })
     .await?;
-    Ok(HttpResponse::Created()
+    Ok(super::answer(StatusCode::CREATED, "stages", &stage.id)
         .insert_header(etag(stage.version))
         .json(StageOut::from(stage)))
 }

@@ -105,7 +105,6 @@ pub const PARAMETERS: &[(&str, &[&str])] = &[
 
 /// Parameters shared by the reports; each report reads those [`PARAMETERS`] names.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// Required by funnel, stage-durations and activity-effectiveness.
@@ -895,7 +894,14 @@ pub async fn create_forecast_snapshot(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Created().json(snapshot_out(snapshot)?))
+    // A snapshot is read through its accuracy report, its one URL.
+    let location = format!(
+        "/api/v1/reports/forecast/snapshots/{}/accuracy",
+        snapshot.id
+    );
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .json(snapshot_out(snapshot)?))
 }
 
 /// A snapshot against what actually closed: per period and owner, the frozen weighted

@@ -49,7 +49,6 @@ pub struct CreateTeam {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListTeams {
     pub limit: Option<usize>,
@@ -109,7 +108,9 @@ pub async fn create_team(
         Ok(row)
     })
     .await?;
+    // Teams have no URL of their own; their list is where the new one is read.
     Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, "/api/v1/teams"))
         .insert_header(etag(team.version))
         .json(TeamOut::from(team)))
 }

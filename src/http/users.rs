@@ -45,7 +45,7 @@ impl From<UserRow> for UserOut {
 }
 
 fn user_response(status: actix_web::http::StatusCode, u: UserRow) -> HttpResponse {
-    HttpResponse::build(status)
+    super::answer(status, "users", &u.id)
         .insert_header(etag(u.version))
         .json(UserOut::from(u))
 }
@@ -81,7 +81,6 @@ pub struct UpdateUser {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListUsers {
     /// 1–500, default 50.

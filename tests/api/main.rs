@@ -7,6 +7,7 @@ mod activities;
 mod auth;
 mod binary;
 mod contract;
+mod contract_types;
 mod errors;
 mod funnel_links;
 mod hardening;

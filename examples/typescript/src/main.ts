@@ -9,6 +9,9 @@ import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
 type Problem = components["schemas"]["Problem"];
+// Reports answer JSON or, to `Accept: text/csv`, CSV: reading JSON by default types each
+// answer as its JSON schema (a CSV request says `parseAs: "text"`).
+type Json = `${string}/json` | `${string}/${string}+json`;
 
 const baseUrl = process.env.STAGEFLOW_URL ?? "http://127.0.0.1:8080";
 const email = process.env.STAGEFLOW_EMAIL ?? "admin@localhost";
@@ -25,12 +28,12 @@ function ok(step: string, detail = ""): void {
 }
 
 async function main(): Promise<void> {
-  const anonymous = createClient<paths>({ baseUrl });
+  const anonymous = createClient<paths, Json>({ baseUrl });
   const signIn = await anonymous.POST("/api/v1/auth/token", { body: { email, password } });
   if (!signIn.data) fail("sign in", signIn.error);
   ok("signed in", `token expires in ${signIn.data.expires_in} s`);
 
-  const api = createClient<paths>({
+  const api = createClient<paths, Json>({
     baseUrl,
     headers: { Authorization: `Bearer ${signIn.data.access_token}` },
   });
