@@ -488,7 +488,10 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut out,
+        );
         out
     }
 
@@ -496,10 +499,7 @@ mod tests {
     fn every_problem_code_in_the_source_is_catalogued() {
         for (file, text) in sources() {
             for (at, _) in text.match_indices("code: \"") {
-                let code: String = text[at + 7..]
-                    .chars()
-                    .take_while(|c| *c != '"')
-                    .collect();
+                let code: String = text[at + 7..].chars().take_while(|c| *c != '"').collect();
                 assert!(
                     PROBLEM_CODES.contains(&code.as_str()) || code.is_empty(),
                     "{file}: problem code {code:?} is missing from PROBLEM_CODES"

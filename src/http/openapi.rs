@@ -918,7 +918,9 @@ fn catalogue_codes(doc: &mut serde_json::Value) {
         ("Problem", crate::error::PROBLEM_CODES),
         ("FieldError", crate::error::FIELD_CODES),
     ] {
-        if let Some(code) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/code")) {
+        if let Some(code) =
+            doc.pointer_mut(&format!("/components/schemas/{schema}/properties/code"))
+        {
             code["enum"] = serde_json::json!(codes);
         }
     }
