@@ -89,6 +89,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "account_in_use",
     "body_unreadable",
     "contact_in_use",
+    "lead_in_use",
     "email_taken",
     "idempotency_key_in_progress",
     "idempotency_key_not_supported",

@@ -205,9 +205,17 @@ pub fn resolve_owner(
     caller: &Caller,
     requested: &Option<String>,
 ) -> AppResult<String> {
-    let Some(owner) = requested.as_deref().filter(|o| !o.is_empty()) else {
+    let Some(owner) = requested.as_deref() else {
         return Ok(caller.user_id.clone());
     };
+    if !crate::domain::is_id(owner) {
+        p.add(
+            "owner_id",
+            "invalid",
+            "must be an id (a UUID such as 01970a7e-3c4f-7d2b-9a51-2f6c8e0b4d13)",
+        );
+        return Ok(caller.user_id.clone());
+    }
     if owner == caller.user_id {
         return Ok(owner.to_owned());
     }

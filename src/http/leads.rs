@@ -481,6 +481,7 @@ pub async fn delete_lead(
                     existing_id: current.converted_opportunity_id.clone(),
                 });
             }
+            store::ensure_lead_unused(conn, &current.id)?;
             activities::delete_for_lead(conn, &current.id)?;
             store::delete_row(conn, &current.id)
         },

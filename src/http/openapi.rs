@@ -298,14 +298,19 @@ impl Modify for ErrorResponses {
         use utoipa::openapi::RefOr;
         for (path, item) in openapi.paths.paths.iter_mut() {
             let ops = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
+                (false, &mut item.get),
+                (false, &mut item.post),
+                (true, &mut item.put),
+                (true, &mut item.patch),
+                (true, &mut item.delete),
             ];
-            for op in ops.into_iter().flatten() {
-                for (status, description) in Self::standard(path, op) {
+            for (changes_record, op) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let mut statuses = Self::standard(path, op);
+                if changes_record && is_secured(op) {
+                    statuses.push(("409", "A conflict named by `code`: a unique value taken by another record (`existing_id` when you may see it), or a record still in use."));
+                }
+                for (status, description) in statuses {
                     op.responses
                         .responses
                         .entry(status.to_owned())
@@ -574,6 +579,7 @@ fn is_uuid_member(schema: &str, member: &str) -> bool {
     ];
     let other_ids = [
         "external_id",
+        "existing_id",
         "request_id",
         "loss_reason_id",
         "lost_reason_id",
@@ -855,7 +861,9 @@ impl BodyRules {
             ("CreateSnapshot", "owner_id", uuid.clone()),
             ("CreateSnapshot", "team_id", uuid),
             ("CreateSnapshot", "from", date_or_time.clone()),
-            ("CreateSnapshot", "to", date_or_time),
+            ("CreateSnapshot", "to", date_or_time.clone()),
+            ("CreateFunnelLink", "from", date_or_time.clone()),
+            ("CreateFunnelLink", "to", date_or_time),
             ("LeadInput", "email", email.clone()),
             ("LeadInput", "tags", tags.clone()),
             ("ContactInput", "email", email),

@@ -151,6 +151,19 @@ fn id_param(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
         .transpose()
 }
 
+/// The report's parameter checks applied to members of a body: a bad one is 422
+/// `validation_failed` naming the member, as for any body.
+fn body_error(e: AppError) -> AppError {
+    match e {
+        AppError::BadRequest {
+            code: "invalid_parameter",
+            errors,
+            ..
+        } => AppError::Validation(errors),
+        other => other,
+    }
+}
+
 fn scope_of(caller: &Caller, q: &ReportQuery, needs_pipeline: bool) -> AppResult<Scope> {
     caller.require_scope(KeyScope::ReportsRead)?;
     if needs_pipeline && q.pipeline_id.is_none() {
@@ -583,14 +596,30 @@ pub async fn create_funnel_link(
             ),
         ));
     }
-    // Blank values would be dropped from the link's query and break its signature.
-    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    // Blank values would be dropped from the link's query and break its signature; the
+    // document types them as ids and dates, so they are refused like any bad value.
+    let mut p = Problems::default();
+    for (field, value) in [
+        ("from", &b.from),
+        ("to", &b.to),
+        ("owner_id", &b.owner_id),
+        ("team_id", &b.team_id),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            p.add(
+                field,
+                "required",
+                "must not be empty; leave the member out instead",
+            );
+        }
+    }
+    p.into_result()?;
     let q = FunnelSvgQuery {
         pipeline_id: Some(b.pipeline_id),
-        from: given(b.from),
-        to: given(b.to),
-        owner_id: given(b.owner_id),
-        team_id: given(b.team_id),
+        from: b.from,
+        to: b.to,
+        owner_id: b.owner_id,
+        team_id: b.team_id,
         mode: b.mode,
         lang: Some(
             b.lang
@@ -599,7 +628,7 @@ pub async fn create_funnel_link(
         expires: None,
         signature: None,
     };
-    scope_of(&caller, &q.report_query(), true)?;
+    scope_of(&caller, &q.report_query(), true).map_err(body_error)?;
     let pid = q.pipeline_id.clone().unwrap_or_default();
     storage::run(&state.pool, move |conn| {
         storage::pipelines::find(conn, &pid).map(drop)
@@ -865,15 +894,7 @@ pub async fn create_forecast_snapshot(
         optional_id(&mut p, field, id.as_deref());
     }
     p.into_result()?;
-    // The same checks as the report's query, but these are members of a body: 422.
-    let scope = scope_of(&caller, &snapshot_query(&b), false).map_err(|e| match e {
-        AppError::BadRequest {
-            code: "invalid_parameter",
-            errors,
-            ..
-        } => AppError::Validation(errors),
-        other => other,
-    })?;
+    let scope = scope_of(&caller, &snapshot_query(&b), false).map_err(body_error)?;
     let period = b.period.unwrap_or(Period::Month);
     let params = serde_json::to_string(&b).map_err(AppError::internal)?;
     let name = b.name;

@@ -97,7 +97,7 @@ pub fn ensure_account_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
     if deals + people > 0 {
         return Err(AppError::Conflict {
             code: "account_in_use",
-            detail: format!("The account still has {deals} opportunities and {people} contacts."),
+            detail: "Opportunities or contacts still belong to the account.".into(),
             existing_id: None,
         });
     }
@@ -112,7 +112,7 @@ pub fn ensure_contact_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
     if deals > 0 {
         return Err(AppError::Conflict {
             code: "contact_in_use",
-            detail: format!("The contact is on {deals} opportunities."),
+            detail: "Opportunities still name this contact.".into(),
             existing_id: None,
         });
     }

@@ -194,6 +194,24 @@ pub fn list(
 }
 
 /// All leads not yet converted, for rescoring after the rules change.
+/// Refuses to delete a lead that deals name as their origin (a lead converted by its own
+/// endpoint is refused earlier, as part of its deal's history).
+pub fn ensure_lead_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
+    use super::schema::opportunities;
+    let deals: i64 = opportunities::table
+        .filter(opportunities::lead_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    if deals > 0 {
+        return Err(AppError::Conflict {
+            code: "lead_in_use",
+            detail: "Opportunities name this lead as their origin; it stays.".into(),
+            existing_id: None,
+        });
+    }
+    Ok(())
+}
+
 pub fn unconverted(conn: &mut DbConn) -> AppResult<Vec<LeadRow>> {
     Ok(leads::table
         .filter(leads::status.ne("converted"))

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::api_tests;
 use crate::helpers::TestApp;
