@@ -50,6 +50,7 @@ pub struct FunnelStage {
     pub name: String,
     pub position: i32,
     /// `open` or `won`.
+    #[schema(value_type = crate::domain::pipeline::StageKind)]
     pub kind: String,
     pub entered: i64,
     pub reached_or_passed: i64,

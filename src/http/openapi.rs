@@ -398,6 +398,9 @@ impl Modify for SharedParameters {
                                 .schema_type(Type::String)
                                 .enum_values(Some(values))
                         }
+                        (ParameterIn::Query, "amount_min" | "amount_max") => ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(AMOUNT_PATTERN)),
                         (ParameterIn::Query, "cursor") => ObjectBuilder::new()
                             .schema_type(Type::String)
                             .pattern(Some("^[A-Za-z0-9_-]*$")),

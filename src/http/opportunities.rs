@@ -445,7 +445,13 @@ fn amount_param(field: &str, value: &Option<String>) -> AppResult<Option<i64>> {
     value
         .as_deref()
         .map(|v| {
-            parse_amount(v).map_err(|m| AppError::BadRequest {
+            // Exactly the documented pattern: no spaces around the number.
+            let parsed = if v.trim() == v {
+                parse_amount(v)
+            } else {
+                Err("must be a decimal string such as \"12500.00\" without spaces")
+            };
+            parsed.map_err(|m| AppError::BadRequest {
                 code: "invalid_parameter",
                 detail: format!("{field} {m}"),
                 errors: vec![crate::error::FieldError::new(field, "invalid", m)],

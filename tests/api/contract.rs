@@ -81,6 +81,14 @@ fn enums_carry_the_values_on_the_wire() {
     assert!(values("Timeline").contains(&"within_3_months".to_owned()));
     assert_eq!(values("OpportunityStatus"), ["open", "won", "lost"]);
     assert!(values("ActivityType").contains(&"meeting".to_owned()));
+    assert_eq!(
+        doc["components"]["schemas"]["FunnelStage"]["properties"]["kind"]["$ref"],
+        "#/components/schemas/StageKind"
+    );
+    let codes = &doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"];
+    assert!(codes
+        .as_array()
+        .is_some_and(|c| c.contains(&"stage_requirements_unmet".into())));
     assert!(values("Channel").contains(&"import".to_owned()));
 }
 
@@ -174,8 +182,65 @@ fn the_statuses_the_server_answers_are_documented() {
 
 api_tests!(
     reports_negotiate_by_q_values,
-    browsers_can_read_download_names
+    browsers_can_read_download_names,
+    a_lead_deals_point_at_is_kept,
+    blank_ids_are_refused_not_read_as_absent,
 );
+
+async fn a_lead_deals_point_at_is_kept(app: TestApp) {
+    let pipeline = app.pipeline_from_template("standard").await;
+    let lead = app
+        .lead(&app.admin_token, json!({"company": "Origin"}))
+        .await;
+    app.opportunity(
+        &app.admin_token,
+        json!({"name": "From the lead", "pipeline_id": pipeline["id"], "lead_id": lead["id"]}),
+    )
+    .await;
+    let url = format!("/api/v1/leads/{}", lead["id"].as_str().unwrap());
+    app.delete(&url)
+        .admin()
+        .send()
+        .await
+        .problem(409, "lead_in_use");
+    let still = app.get(&url).admin().send().await;
+    assert_eq!(still.status, StatusCode::OK);
+}
+
+async fn blank_ids_are_refused_not_read_as_absent(app: TestApp) {
+    let res = app
+        .post("/api/v1/accounts")
+        .admin()
+        .json(json!({"name": "Blank owner", "owner_id": ""}))
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["owner_id"]);
+    let pipeline = app.pipeline_from_template("standard").await;
+    let res = app
+        .post("/api/v1/reports/funnel.svg/links")
+        .admin()
+        .json(json!({"pipeline_id": pipeline["id"], "team_id": ""}))
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["team_id"]);
+    let res = app
+        .post("/api/v1/reports/funnel.svg/links")
+        .admin()
+        .json(json!({"pipeline_id": pipeline["id"], "from": "soon"}))
+        .send()
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["from"]);
+    let res = app
+        .get("/api/v1/opportunities?amount_min=%2012")
+        .admin()
+        .send()
+        .await;
+    res.problem(400, "invalid_parameter");
+    assert_eq!(res.error_fields(), ["amount_min"]);
+}
 
 async fn reports_negotiate_by_q_values(app: TestApp) {
     let pipeline = app.pipeline_from_template("standard").await;
