@@ -146,7 +146,7 @@ async fn a_link_draws_the_picture_without_credentials(app: TestApp) {
         json!({"pipeline_id": p["id"], "from": "soon"}),
     )
     .await
-    .problem(400, "invalid_parameter");
+    .problem(422, "validation_failed");
     link(
         &app,
         &admin,
