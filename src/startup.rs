@@ -17,36 +17,8 @@ use crate::auth::rate_limit::Limiter;
 use crate::config::Settings;
 use crate::domain::user::{Email, Role, MIN_PASSWORD_LEN};
 use crate::http;
+pub use crate::state::AppState;
 use crate::storage::{self, users, Backend, DbPool};
-
-pub struct AppState {
-    pub pool: DbPool,
-    pub backend: Backend,
-    pub settings: Arc<Settings>,
-    pub jwt: Arc<JwtKeys>,
-    /// Sign-in attempts per (client IP, email).
-    pub login_limiter: Arc<Limiter>,
-    /// Sign-in attempts per client IP.
-    pub login_ip_limiter: Arc<Limiter>,
-    /// API requests per credential.
-    pub request_limiter: Arc<Limiter>,
-    /// API requests per client IP without valid credentials.
-    pub public_limiter: Arc<Limiter>,
-}
-
-impl AppState {
-    /// Drops rate-limit entries whose budget is whole again.
-    pub fn housekeep_limiters(&self) {
-        for limiter in [
-            &self.login_limiter,
-            &self.login_ip_limiter,
-            &self.request_limiter,
-            &self.public_limiter,
-        ] {
-            limiter.housekeep();
-        }
-    }
-}
 
 /// Connects, migrates and loads the signing key. Refuses weak or missing secrets where
 /// they matter.

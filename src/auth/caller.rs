@@ -2,18 +2,16 @@
 //! `sfk_` API key). The user row is read on every request, so a deactivated user or a
 //! changed role takes effect at once rather than when the token expires.
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
-use futures_util::future::LocalBoxFuture;
+use actix_web::http::header::HeaderValue;
+use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
 
 use super::api_keys::{self, Scope};
-use super::jwt::Claims;
+use super::jwt::{Claims, JwtKeys};
 use super::links::Signer;
 use super::visibility::Visibility;
 use crate::domain::user::Role;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
-use crate::storage::{self, api_keys as key_store, users};
+use crate::storage::{self, api_keys as key_store, users, DbPool};
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -111,7 +109,7 @@ pub enum Credential {
 
 impl Credential {
     /// Resolves the `Authorization` header of a request.
-    pub async fn resolve(state: &AppState, header: Option<HeaderValue>) -> Credential {
+    pub async fn resolve(jwt: &JwtKeys, pool: &DbPool, header: Option<HeaderValue>) -> Credential {
         let Some(value) = header else {
             return Credential::Absent;
         };
@@ -120,10 +118,10 @@ impl Credential {
             Err(why) => return Credential::Rejected(why.to_owned()),
         };
         let caller = if token.starts_with("sfk_") {
-            from_api_key(state, token).await
+            from_api_key(pool, token).await
         } else {
-            match state.jwt.verify(&token) {
-                Ok(claims) => from_claims(state, claims).await,
+            match jwt.verify(&token) {
+                Ok(claims) => from_claims(pool, claims).await,
                 Err(e) => Err(e),
             }
         };
@@ -173,25 +171,22 @@ fn bearer_token(value: &HeaderValue) -> Result<String, &'static str> {
 
 impl FromRequest for Caller {
     type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
 
+    /// The credential the authentication middleware resolved for this request.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        if let Some(credential) = req.extensions().get::<Credential>() {
-            let caller = credential.caller();
-            return Box::pin(async move { caller });
-        }
-        // Outside the middleware (not expected on API routes): resolve here.
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req.headers().get(header::AUTHORIZATION).cloned();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
-            Credential::resolve(&state, header).await.caller()
-        })
+        let caller = match req.extensions().get::<Credential>() {
+            Some(credential) => credential.caller(),
+            None => Err(AppError::internal(
+                "the authentication middleware did not run for this route",
+            )),
+        };
+        std::future::ready(caller)
     }
 }
 
-async fn from_claims(state: &AppState, claims: Claims) -> AppResult<Caller> {
-    storage::run(&state.pool, move |conn| {
+async fn from_claims(pool: &DbPool, claims: Claims) -> AppResult<Caller> {
+    storage::run(pool, move |conn| {
         let user = users::find(conn, &claims.sub)?
             .filter(|u| u.active)
             .ok_or_else(|| unauthorized("The account does not exist or is deactivated."))?;
@@ -207,8 +202,8 @@ async fn from_claims(state: &AppState, claims: Claims) -> AppResult<Caller> {
     .await
 }
 
-async fn from_api_key(state: &AppState, token: String) -> AppResult<Caller> {
-    storage::run(&state.pool, move |conn| {
+async fn from_api_key(pool: &DbPool, token: String) -> AppResult<Caller> {
+    storage::run(pool, move |conn| {
         let invalid = || unauthorized("The API key is invalid or revoked.");
         let (prefix, secret) = api_keys::parse(&token).ok_or_else(invalid)?;
         let key = key_store::find_by_prefix(conn, prefix)?

@@ -7,7 +7,7 @@ pub mod jwt;
 pub mod links;
 pub mod password;
 pub mod rate_limit;
-pub mod visibility;
 
+/// Visibility is a storage filter; identity only works out which one a caller has.
+pub use crate::storage::visibility::{self, Visibility};
 pub use caller::Caller;
-pub use visibility::Visibility;

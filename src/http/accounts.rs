@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::domain::lead::CompanySize;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::accounts::{
     self as store, account, contact, AccountFilter, AccountRow, ContactFilter, ContactRow,
 };

@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::domain::opportunity::ActivityType;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::activities::{self as store, ActivityFilter, ActivityRow, ParentKinds};
 use crate::storage::{self, leads, opportunities, DbConn};
 

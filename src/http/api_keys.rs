@@ -11,7 +11,7 @@ use crate::auth::api_keys::{self, Scope};
 use crate::auth::Caller;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{self, api_keys as store, api_keys::ApiKeyRow};
 
 #[derive(Deserialize, ToSchema)]

@@ -8,7 +8,7 @@ use super::extract::ApiJson;
 use crate::auth::password;
 use crate::domain::user::Email;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{self, users};
 
 #[derive(Deserialize, ToSchema)]

@@ -10,7 +10,7 @@ use super::extract::IfMatch;
 use super::fields::patched;
 use crate::auth::{Caller, Visibility};
 use crate::error::AppResult;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{self, check_version, DbConn};
 
 /// Rows that carry the standard bookkeeping columns.

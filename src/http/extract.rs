@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A JSON body, read up to the configured size limit.
 pub struct ApiJson<T>(pub T);

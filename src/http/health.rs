@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::AppResult;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage;
 
 #[derive(Serialize, ToSchema)]

@@ -19,7 +19,7 @@ use actix_web::{web, Error, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{self, idempotency as store};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");

@@ -28,7 +28,7 @@ use crate::domain::opportunity::Channel;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::accounts::{self as accounts_store, account, contact};
 use crate::storage::leads::{self as store, LeadFilter, LeadRow};
 use crate::storage::opportunities::{self as opp_store, enter_stage, StageChange};

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use crate::auth::caller::Credential;
 use crate::config::Settings;
 use crate::error::{problem_for_status, PROBLEM_JSON};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -154,7 +154,7 @@ pub async fn authenticate(
         state.filter(|_| req.path().starts_with("/api/") && req.method() != Method::OPTIONS)
     {
         let header = req.headers().get(header::AUTHORIZATION).cloned();
-        let credential = Credential::resolve(&state, header).await;
+        let credential = Credential::resolve(&state.jwt, &state.pool, header).await;
         req.extensions_mut().insert(credential);
     }
     next.call(req)

@@ -25,7 +25,7 @@ use crate::domain::pipeline::StageKind;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::accounts::{account, contact};
 use crate::storage::opportunities::{
     self as store, enter_stage, stage_kind, OpportunityFilter, OpportunityRow, StageChange,

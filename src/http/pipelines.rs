@@ -17,7 +17,7 @@ use crate::domain::templates::{template, TEMPLATE_KEYS};
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::opportunities::stage_kind;
 use crate::storage::pipelines::{self as store, PipelineFilter, PipelineWithStages, StageRow};
 use crate::storage::{self, DbConn};

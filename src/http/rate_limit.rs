@@ -18,7 +18,7 @@ use actix_web::{web, Error};
 
 use crate::auth::rate_limit::Quota;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");

@@ -25,7 +25,7 @@ use crate::auth::Caller;
 use crate::domain::user::Role;
 use crate::domain::{optional_id, required_text, Problems, MAX_NAME_CHARS};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage;
 
 /// The query parameters each report reads (`*`: required). The OpenAPI document lists

@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{self, schema, teams, teams::TeamRow, users};
 
 #[derive(Serialize, ToSchema)]

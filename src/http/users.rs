@@ -12,7 +12,7 @@ use crate::auth::{password, Caller};
 use crate::domain::user::{check_password, Email, Role};
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{self, teams, users, users::UserRow};
 
 #[derive(Serialize, ToSchema)]

@@ -7,8 +7,8 @@ use diesel::sql_types::Text;
 
 use super::schema::{accounts, contacts, opportunities};
 use super::{contains_pattern, parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
-use crate::auth::visibility::{owner_filter, Visibility};
 use crate::error::{AppError, AppResult};
+use crate::storage::visibility::{owner_filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = accounts, treat_none_as_null = true)]

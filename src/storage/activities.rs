@@ -5,8 +5,8 @@ use diesel::prelude::*;
 
 use super::schema::{activities, leads, opportunities};
 use super::{parse_ts_key, ts_key, After, Db, DbConn, Page, PageRequest};
-use crate::auth::visibility::{Filter, Visibility};
 use crate::error::{AppError, AppResult};
+use crate::storage::visibility::{Filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = activities, treat_none_as_null = true)]

@@ -17,8 +17,8 @@
 
 use diesel::prelude::*;
 
+use super::sql::Sql;
 use super::{Backend, DbConn};
-use crate::analytics::Sql;
 use crate::domain::opportunity::ActivityType;
 use crate::error::AppResult;
 

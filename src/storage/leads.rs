@@ -9,8 +9,8 @@ use super::schema::leads;
 use super::{
     contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest,
 };
-use crate::auth::visibility::{owner_filter, Visibility};
 use crate::error::{AppError, AppResult};
+use crate::storage::visibility::{owner_filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = leads, treat_none_as_null = true)]

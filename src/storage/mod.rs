@@ -12,8 +12,10 @@ pub mod pipelines;
 pub mod schema;
 pub mod scoring;
 pub mod settings;
+pub mod sql;
 pub mod teams;
 pub mod users;
+pub mod visibility;
 
 use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -504,7 +506,7 @@ pub fn tag_pattern(tag: &str) -> String {
 /// who may see it; anyone else learns just that the value is taken, never which record
 /// holds it.
 pub fn duplicate(
-    vis: &crate::auth::Visibility,
+    vis: &crate::storage::visibility::Visibility,
     (id, owner_id): (String, String),
     code: &'static str,
     record: &str,
@@ -531,13 +533,13 @@ macro_rules! owned_repo {
         /// The record, if the caller may see it.
         pub fn find_visible(
             conn: &mut $crate::storage::DbConn,
-            vis: &$crate::auth::Visibility,
+            vis: &$crate::storage::visibility::Visibility,
             id: &str,
         ) -> $crate::error::AppResult<$row> {
             use diesel::prelude::*;
             $table::table
                 .find(id)
-                .filter($crate::auth::visibility::owner_filter(
+                .filter($crate::storage::visibility::owner_filter(
                     vis,
                     $table::owner_id,
                 ))
@@ -550,7 +552,7 @@ macro_rules! owned_repo {
         /// The record, row-locked, if the caller may see it.
         pub fn lock_visible(
             conn: &mut $crate::storage::DbConn,
-            vis: &$crate::auth::Visibility,
+            vis: &$crate::storage::visibility::Visibility,
             id: &str,
         ) -> $crate::error::AppResult<$row> {
             $crate::lock_row!(conn, $crate::storage::schema::$table, $row, id)?

@@ -14,11 +14,11 @@ use super::{
     contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page,
     PageRequest,
 };
-use crate::auth::visibility::{owner_filter, Visibility};
 use crate::domain::money::format_amount;
 use crate::domain::opportunity::{missing_required_fields, Channel};
 use crate::domain::pipeline::StageKind;
 use crate::error::{AppError, AppResult, FieldError};
+use crate::storage::visibility::{owner_filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = opportunities, treat_none_as_null = true)]

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 
 use super::schema::users;
 use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
-use crate::auth::visibility::{owner_filter, Visibility};
 use crate::error::{AppError, AppResult};
+use crate::storage::visibility::{owner_filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]

@@ -205,7 +205,7 @@ async fn altered_or_expired_links_are_refused(app: TestApp) {
 
     // A link that expired: signed directly with an expiry in the past.
     let header = HeaderValue::from_str(&format!("Bearer {admin}")).unwrap();
-    let caller = Credential::resolve(&app.state, Some(header))
+    let caller = Credential::resolve(&app.state.jwt, &app.state.pool, Some(header))
         .await
         .caller()
         .unwrap();

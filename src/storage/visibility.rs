@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::query_builder::QueryFragment;
 use diesel::sql_types::{Bool, Text};
 
-use crate::storage::Db;
+use super::Db;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
