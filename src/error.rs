@@ -68,51 +68,72 @@ fn push_segment(out: &mut String, segment: &str) {
     }
 }
 
-/// Every `code` a problem can carry: the OpenAPI document lists them as the values of
-/// `Problem.code`, and a test fails when the source uses one that is not here.
-pub const PROBLEM_CODES: &[&str] = &[
-    "validation_failed",
-    "not_found",
-    "unauthorized",
-    "forbidden",
-    "version_conflict",
-    "payload_too_large",
-    "unsupported_media_type",
-    "rate_limited",
-    "service_unavailable",
-    "internal_error",
-    "bad_request",
-    "method_not_allowed",
-    "not_acceptable",
-    "conflict",
-    "error",
-    "account_in_use",
-    "body_unreadable",
-    "contact_in_use",
-    "lead_in_use",
-    "email_taken",
-    "idempotency_key_in_progress",
-    "idempotency_key_not_supported",
-    "idempotency_key_reused",
-    "invalid_cursor",
-    "invalid_idempotency_key",
-    "invalid_if_match",
-    "invalid_parameter",
-    "lead_already_converted",
-    "lead_converted",
-    "lead_disqualified",
-    "loss_reason_exists",
-    "malformed_json",
-    "not_lost",
-    "opportunity_closed",
-    "pipeline_not_empty",
-    "snapshot_quota_exceeded",
-    "stage_not_empty",
-    "stage_requirements_unmet",
-    "team_name_taken",
-    "duplicate_lead",
-    "duplicate_opportunity",
-];
+/// Every `code` a problem can carry, as one type: the OpenAPI document lists their
+/// texts as the values of `Problem.code`, and the api-guide table documents them.
+macro_rules! problem_codes {
+    ($($variant:ident = $text:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ProblemCode { $($variant),* }
+
+        impl ProblemCode {
+            pub const ALL: &'static [ProblemCode] = &[$(ProblemCode::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ProblemCode::$variant => $text),* }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    ValidationFailed = "validation_failed",
+    NotFound = "not_found",
+    Unauthorized = "unauthorized",
+    Forbidden = "forbidden",
+    VersionConflict = "version_conflict",
+    PayloadTooLarge = "payload_too_large",
+    UnsupportedMediaType = "unsupported_media_type",
+    RateLimited = "rate_limited",
+    ServiceUnavailable = "service_unavailable",
+    InternalError = "internal_error",
+    BadRequest = "bad_request",
+    MethodNotAllowed = "method_not_allowed",
+    NotAcceptable = "not_acceptable",
+    Conflict = "conflict",
+    Error = "error",
+    AccountInUse = "account_in_use",
+    BodyUnreadable = "body_unreadable",
+    ContactInUse = "contact_in_use",
+    LeadInUse = "lead_in_use",
+    EmailTaken = "email_taken",
+    IdempotencyKeyInProgress = "idempotency_key_in_progress",
+    IdempotencyKeyNotSupported = "idempotency_key_not_supported",
+    IdempotencyKeyReused = "idempotency_key_reused",
+    InvalidCursor = "invalid_cursor",
+    InvalidIdempotencyKey = "invalid_idempotency_key",
+    InvalidIfMatch = "invalid_if_match",
+    InvalidParameter = "invalid_parameter",
+    LeadAlreadyConverted = "lead_already_converted",
+    LeadConverted = "lead_converted",
+    LeadDisqualified = "lead_disqualified",
+    LossReasonExists = "loss_reason_exists",
+    MalformedJson = "malformed_json",
+    NotLost = "not_lost",
+    OpportunityClosed = "opportunity_closed",
+    PipelineNotEmpty = "pipeline_not_empty",
+    SnapshotQuotaExceeded = "snapshot_quota_exceeded",
+    StageNotEmpty = "stage_not_empty",
+    StageRequirementsUnmet = "stage_requirements_unmet",
+    TeamNameTaken = "team_name_taken",
+    DuplicateLead = "duplicate_lead",
+    DuplicateOpportunity = "duplicate_opportunity",
+}
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Every `code` a field error can carry (`errors[].code`), listed the same way.
 pub const FIELD_CODES: &[&str] = &[
@@ -177,14 +198,14 @@ pub enum AppError {
     Validation(Vec<FieldError>),
     #[error("{code}: {detail}")]
     BadRequest {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         errors: Vec<FieldError>,
     },
     /// A business rule refused a well-formed request (422 with its own code).
     #[error("{code}: {detail}")]
     Rule {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         errors: Vec<FieldError>,
     },
@@ -196,7 +217,7 @@ pub enum AppError {
     Forbidden(String),
     #[error("{code}: {detail}")]
     Conflict {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         existing_id: Option<String>,
     },
@@ -211,7 +232,7 @@ pub enum AppError {
     /// A quota of the caller is used up for now (429 with its own code).
     #[error("{code}: {detail}")]
     QuotaExceeded {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         retry_after_secs: u64,
     },
@@ -238,7 +259,7 @@ impl AppError {
             AppError::BadRequest { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Rule { code, .. }
-            | AppError::QuotaExceeded { code, .. } => code,
+            | AppError::QuotaExceeded { code, .. } => code.as_str(),
             AppError::NotFound => "not_found",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
@@ -398,7 +419,7 @@ impl From<diesel::result::Error> for AppError {
         match err {
             Error::NotFound => AppError::NotFound,
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::Conflict {
-                code: "conflict",
+                code: ProblemCode::Conflict,
                 detail: "A record with the same unique value already exists.".into(),
                 existing_id: None,
             },
@@ -497,21 +518,23 @@ mod tests {
     }
 
     #[test]
-    fn every_problem_code_in_the_source_is_catalogued() {
-        for (file, text) in sources() {
-            for (at, _) in text.match_indices("code: \"") {
-                let code: String = text[at + 7..].chars().take_while(|c| *c != '"').collect();
-                assert!(
-                    PROBLEM_CODES.contains(&code.as_str()) || code.is_empty(),
-                    "{file}: problem code {code:?} is missing from PROBLEM_CODES"
-                );
-            }
-        }
+    fn every_problem_code_is_a_problem_code() {
+        let texts: Vec<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
         for status in 400..600u16 {
             if let Ok(s) = StatusCode::from_u16(status) {
                 let code = problem_for_status(s).code;
-                assert!(PROBLEM_CODES.contains(&code.as_str()), "{code}");
+                assert!(texts.contains(&code.as_str()), "{code}");
             }
+        }
+        let mut unique = texts.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), texts.len(), "a code is listed twice");
+        for code in texts {
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
         }
     }
 

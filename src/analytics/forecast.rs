@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::math::{round4, Rate};
 use super::{last_day_before, money_sum, Scope, Sql};
 use crate::domain::money::{format_amount, join_sum, parse_total};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::opportunities::backend_of;
 use crate::storage::schema::forecast_snapshots;
@@ -238,7 +239,7 @@ pub fn check_snapshot_quota(conn: &mut DbConn, user_id: &str, now: NaiveDateTime
     }
     let wait = oldest.map_or(day, |t| t + day - now).num_seconds().max(1);
     Err(AppError::QuotaExceeded {
-        code: "snapshot_quota_exceeded",
+        code: ProblemCode::SnapshotQuotaExceeded,
         detail: format!(
             "You have taken {SNAPSHOTS_PER_DAY} forecast snapshots in the last 24 hours; the next one is possible in {wait} s."
         ),

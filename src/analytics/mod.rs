@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Visibility;
 use crate::domain::money::SUM_SPLIT;
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 pub use crate::storage::sql::Sql;
 use crate::storage::{Backend, DbConn};
@@ -257,7 +258,7 @@ fn bound_limits() -> (NaiveDateTime, NaiveDateTime) {
 /// carries past those limits is clamped to them.
 pub fn parse_bound(field: &str, text: &str, is_end: bool) -> AppResult<NaiveDateTime> {
     let refuse = |message: &str| AppError::BadRequest {
-        code: "invalid_parameter",
+        code: ProblemCode::InvalidParameter,
         detail: format!("{field}: {message}"),
         errors: vec![crate::error::FieldError::new(field, "invalid", message)],
     };

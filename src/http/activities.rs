@@ -16,6 +16,7 @@ use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::domain::opportunity::ActivityType;
 use crate::domain::{required_text, Problems};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::activities::{self as store, ActivityFilter, ActivityRow, ParentKinds};
@@ -437,7 +438,7 @@ pub async fn list_follow_ups(
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: "limit must be between 1 and 500".into(),
             errors: vec![crate::error::FieldError::new(
                 "limit",

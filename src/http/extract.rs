@@ -7,6 +7,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::error::ProblemCode;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 
@@ -93,7 +94,7 @@ pub async fn read_limited(payload: &mut Payload, limit: usize) -> Result<web::By
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest {
-            code: "body_unreadable",
+            code: ProblemCode::BodyUnreadable,
             detail: format!("The request body could not be read: {e}"),
             errors: Vec::new(),
         })?;
@@ -110,7 +111,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     // Syntax first, so that a broken document is always a 400 whatever its content.
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
-            code: "malformed_json",
+            code: ProblemCode::MalformedJson,
             detail: format!("The body is not valid JSON: {e}"),
             errors: Vec::new(),
         })?;
@@ -182,7 +183,7 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
         let path = err.path().to_string();
         let fe = serde_field_error(&path, &err.into_inner().to_string());
         AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: format!("Query parameter {}: {}", fe.field, fe.message),
             errors: vec![fe],
         }
@@ -207,12 +208,12 @@ impl FromRequest for IfMatch {
                     .parse::<i32>()
                     .map(|n| IfMatch(Some(n)))
                     .map_err(|_| AppError::BadRequest {
-                        code: "invalid_if_match",
+                        code: ProblemCode::InvalidIfMatch,
                         detail: "If-Match must be an ETag from this API, e.g. \"3\".".into(),
                         errors: Vec::new(),
                     }),
                 Err(_) => Err(AppError::BadRequest {
-                    code: "invalid_if_match",
+                    code: ProblemCode::InvalidIfMatch,
                     detail: "If-Match is not valid text.".into(),
                     errors: Vec::new(),
                 }),
@@ -275,7 +276,7 @@ mod tests {
         assert!(matches!(
             parse_json::<Outer>(b"{\"name\":"),
             Err(AppError::BadRequest {
-                code: "malformed_json",
+                code: ProblemCode::MalformedJson,
                 ..
             })
         ));

@@ -18,6 +18,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpResponse};
 use sha2::{Digest, Sha256};
 
+use crate::error::ProblemCode;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 use crate::storage::{self, idempotency as store};
@@ -45,7 +46,7 @@ fn parse_key(value: &HeaderValue) -> Result<String, AppError> {
         })
         .map(str::to_owned)
         .ok_or_else(|| AppError::BadRequest {
-            code: "invalid_idempotency_key",
+            code: ProblemCode::InvalidIdempotencyKey,
             detail: format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters without spaces."
             ),
@@ -136,7 +137,7 @@ pub async fn idempotency(
     };
     if SECRET_ISSUING.contains(&req.path()) {
         return Ok(req.error_response(AppError::BadRequest {
-            code: "idempotency_key_not_supported",
+            code: ProblemCode::IdempotencyKeyNotSupported,
             detail: "This request issues a secret, which is shown once and never stored, so it cannot be replayed; send it without Idempotency-Key.".into(),
             errors: vec![FieldError::header(
                 "Idempotency-Key",
@@ -175,12 +176,12 @@ pub async fn idempotency(
         Err(e) => Ok(req.error_response(e)),
         Ok(store::Claim::Replay(stored)) => Ok(req.into_response(replay(stored))),
         Ok(store::Claim::Mismatch) => Ok(req.error_response(AppError::Rule {
-            code: "idempotency_key_reused",
+            code: ProblemCode::IdempotencyKeyReused,
             detail: "This Idempotency-Key was already used with a different request; use a new key for a new request.".into(),
             errors: vec![FieldError::header("Idempotency-Key", "reused", "already used with another request")],
         })),
         Ok(store::Claim::Running) => Ok(req.error_response(AppError::Conflict {
-            code: "idempotency_key_in_progress",
+            code: ProblemCode::IdempotencyKeyInProgress,
             detail: "A request with this Idempotency-Key is still being processed; retry shortly.".into(),
             existing_id: None,
         })),

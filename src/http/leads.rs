@@ -27,6 +27,7 @@ use crate::domain::lead::{
 use crate::domain::opportunity::Channel;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::accounts::{self as accounts_store, account, contact};
@@ -229,7 +230,7 @@ fn lead_row(
         match (old_status, status) {
             (Some(LeadStatus::Converted), _) => {
                 return Err(AppError::Conflict {
-                    code: "lead_converted",
+                    code: ProblemCode::LeadConverted,
                     detail: "A converted lead keeps its status.".into(),
                     existing_id: None,
                 })
@@ -475,7 +476,7 @@ pub async fn delete_lead(
         |conn, _, current| {
             if current.status == LeadStatus::Converted.as_str() {
                 return Err(AppError::Conflict {
-                    code: "lead_converted",
+                    code: ProblemCode::LeadConverted,
                     detail: "A converted lead is part of its opportunity's history and stays."
                         .into(),
                     existing_id: current.converted_opportunity_id.clone(),
@@ -519,7 +520,7 @@ pub async fn disqualify_lead(
         check_version(if_match.0, row.version)?;
         if row.status == LeadStatus::Converted.as_str() {
             return Err(AppError::Conflict {
-                code: "lead_converted",
+                code: ProblemCode::LeadConverted,
                 detail: "A converted lead cannot be disqualified.".into(),
                 existing_id: row.converted_opportunity_id,
             });
@@ -604,14 +605,14 @@ fn convert(
     match LeadStatus::parse(&lead.status) {
         Some(LeadStatus::Converted) => {
             return Err(AppError::Conflict {
-                code: "lead_already_converted",
+                code: ProblemCode::LeadAlreadyConverted,
                 detail: "The lead was converted already.".into(),
                 existing_id: lead.converted_opportunity_id.clone(),
             })
         }
         Some(LeadStatus::Disqualified) => {
             return Err(AppError::Conflict {
-                code: "lead_disqualified",
+                code: ProblemCode::LeadDisqualified,
                 detail: "Requalify the lead (PATCH its status) before converting it.".into(),
                 existing_id: None,
             })

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, built from the handlers' annotations. The committed copy in
 //! `openapi/openapi.json` must equal it (a test checks; `stageflow openapi` regenerates).
 
+use crate::error::ProblemCode;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -922,11 +923,13 @@ impl BodyRules {
     }
 }
 
-/// `Problem.code` and `FieldError.code` list every code the server sends (the catalogue
-/// in `error.rs`, which a test keeps complete), so clients can switch on them typed.
+/// `Problem.code` and `FieldError.code` list every code the server sends (the
+/// `ProblemCode` type and the field-code catalogue in `error.rs`, which a test keeps
+/// complete), so clients can switch on them typed.
 fn catalogue_codes(doc: &mut serde_json::Value) {
+    let problems: Vec<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
     for (schema, codes) in [
-        ("Problem", crate::error::PROBLEM_CODES),
+        ("Problem", problems.as_slice()),
         ("FieldError", crate::error::FIELD_CODES),
     ] {
         if let Some(code) =

@@ -24,6 +24,7 @@ use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::domain::pipeline::StageKind;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::accounts::{account, contact};
@@ -452,7 +453,7 @@ fn amount_param(field: &str, value: &Option<String>) -> AppResult<Option<i64>> {
                 Err("must be a decimal string such as \"12500.00\" without spaces")
             };
             parsed.map_err(|m| AppError::BadRequest {
-                code: "invalid_parameter",
+                code: ProblemCode::InvalidParameter,
                 detail: format!("{field} {m}"),
                 errors: vec![crate::error::FieldError::new(field, "invalid", m)],
             })
@@ -575,12 +576,12 @@ fn ensure_open(o: &OpportunityRow) -> AppResult<()> {
     match o.status.as_str() {
         "open" => Ok(()),
         "lost" => Err(AppError::Conflict {
-            code: "opportunity_closed",
+            code: ProblemCode::OpportunityClosed,
             detail: "The deal is lost; bring it back with /reopen.".into(),
             existing_id: None,
         }),
         _ => Err(AppError::Conflict {
-            code: "opportunity_closed",
+            code: ProblemCode::OpportunityClosed,
             detail: "The deal is won; its stage no longer changes.".into(),
             existing_id: None,
         }),
@@ -915,7 +916,7 @@ pub async fn reopen_opportunity(
         move |_, row, stages| {
             if row.status != "lost" {
                 return Err(AppError::Conflict {
-                    code: "not_lost",
+                    code: ProblemCode::NotLost,
                     detail: "Only a lost deal can be reopened.".into(),
                     existing_id: None,
                 });
@@ -1076,7 +1077,7 @@ pub async fn create_loss_reason(
     let row = storage::run_tx(&state.pool, move |conn| {
         if scoring::find_loss_reason(conn, &code)?.is_some() {
             return Err(AppError::Conflict {
-                code: "loss_reason_exists",
+                code: ProblemCode::LossReasonExists,
                 detail: format!("The loss reason {code} already exists."),
                 existing_id: Some(code),
             });

@@ -6,6 +6,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::{invalid_cursor, After, Page, PageRequest};
 
@@ -68,7 +69,7 @@ pub fn page_request(
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: format!("limit must be between 1 and {MAX_LIMIT}"),
             errors: vec![crate::error::FieldError::new(
                 "limit",
@@ -84,7 +85,7 @@ pub fn page_request(
     };
     if !allowed.contains(&field) {
         return Err(AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: format!(
                 "sort must be one of {} (prefix - for descending)",
                 allowed.join(", ")
@@ -121,7 +122,7 @@ pub fn page_request(
 fn bad_cursor() -> AppError {
     match invalid_cursor() {
         AppError::Validation(errors) => AppError::BadRequest {
-            code: "invalid_cursor",
+            code: ProblemCode::InvalidCursor,
             detail: "The cursor is malformed or was issued for another sort order.".into(),
             errors,
         },

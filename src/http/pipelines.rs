@@ -16,6 +16,7 @@ use crate::domain::pipeline::{check_stage_set, StageDraft, StageInput, StageKind
 use crate::domain::templates::{template, TEMPLATE_KEYS};
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::opportunities::stage_kind;
@@ -404,7 +405,7 @@ pub async fn delete_pipeline(
         let deals = crate::storage::opportunities::count_in_pipeline(conn, &id)?;
         if deals > 0 {
             return Err(AppError::Conflict {
-                code: "pipeline_not_empty",
+                code: ProblemCode::PipelineNotEmpty,
                 detail: format!(
                     "The pipeline holds {deals} opportunities; move or delete them first."
                 ),
@@ -547,7 +548,7 @@ pub async fn update_stage(
         if kind != out.kind && crate::storage::opportunities::count_in_stage(conn, &current.id)? > 0
         {
             return Err(AppError::Conflict {
-                code: "stage_not_empty",
+                code: ProblemCode::StageNotEmpty,
                 detail: "Deals sit in this stage; its kind cannot change until they move.".into(),
                 existing_id: None,
             });
@@ -620,7 +621,7 @@ pub async fn delete_stage(
             }
             None if crate::storage::opportunities::count_in_stage(conn, &id)? > 0 => {
                 return Err(AppError::Conflict {
-                    code: "stage_not_empty",
+                    code: ProblemCode::StageNotEmpty,
                     detail:
                         "Opportunities are in this stage; pass move_to=<stage id> to move them."
                             .into(),

@@ -24,6 +24,7 @@ use crate::auth::links::{self, Signature};
 use crate::auth::Caller;
 use crate::domain::user::Role;
 use crate::domain::{optional_id, required_text, Problems, MAX_NAME_CHARS};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
 use crate::storage;
@@ -131,7 +132,7 @@ pub struct ReportQuery {
 
 fn bad_param(field: &str, message: &str) -> AppError {
     AppError::BadRequest {
-        code: "invalid_parameter",
+        code: ProblemCode::InvalidParameter,
         detail: format!("{field}: {message}"),
         errors: vec![FieldError::new(field, "invalid", message)],
     }
@@ -156,7 +157,7 @@ fn id_param(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
 fn body_error(e: AppError) -> AppError {
     match e {
         AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             errors,
             ..
         } => AppError::Validation(errors),
@@ -168,7 +169,7 @@ fn scope_of(caller: &Caller, q: &ReportQuery, needs_pipeline: bool) -> AppResult
     caller.require_scope(KeyScope::ReportsRead)?;
     if needs_pipeline && q.pipeline_id.is_none() {
         return Err(AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: "pipeline_id is required for this report".into(),
             errors: vec![FieldError::new(
                 "pipeline_id",

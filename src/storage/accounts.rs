@@ -7,6 +7,7 @@ use diesel::sql_types::Text;
 
 use super::schema::{accounts, contacts, opportunities};
 use super::{contains_pattern, parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
 
@@ -96,7 +97,7 @@ pub fn ensure_account_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
         .get_result(conn)?;
     if deals + people > 0 {
         return Err(AppError::Conflict {
-            code: "account_in_use",
+            code: ProblemCode::AccountInUse,
             detail: "Opportunities or contacts still belong to the account.".into(),
             existing_id: None,
         });
@@ -111,7 +112,7 @@ pub fn ensure_contact_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
         .get_result(conn)?;
     if deals > 0 {
         return Err(AppError::Conflict {
-            code: "contact_in_use",
+            code: ProblemCode::ContactInUse,
             detail: "Opportunities still name this contact.".into(),
             existing_id: None,
         });

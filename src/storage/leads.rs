@@ -9,6 +9,7 @@ use super::schema::leads;
 use super::{
     contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest,
 };
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
 
@@ -99,7 +100,7 @@ fn check_unique(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult
             return Err(super::duplicate(
                 vis,
                 other,
-                "duplicate_lead",
+                ProblemCode::DuplicateLead,
                 "A lead",
                 field,
             ));
@@ -204,7 +205,7 @@ pub fn ensure_lead_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
         .get_result(conn)?;
     if deals > 0 {
         return Err(AppError::Conflict {
-            code: "lead_in_use",
+            code: ProblemCode::LeadInUse,
             detail: "Opportunities name this lead as their origin; it stays.".into(),
             existing_id: None,
         });

@@ -508,7 +508,7 @@ pub fn tag_pattern(tag: &str) -> String {
 pub fn duplicate(
     vis: &crate::storage::visibility::Visibility,
     (id, owner_id): (String, String),
-    code: &'static str,
+    code: crate::error::ProblemCode,
     record: &str,
     field: &str,
 ) -> AppError {

@@ -17,6 +17,7 @@ use super::{
 use crate::domain::money::format_amount;
 use crate::domain::opportunity::{missing_required_fields, Channel};
 use crate::domain::pipeline::StageKind;
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::storage::visibility::{owner_filter, Visibility};
 
@@ -124,7 +125,7 @@ fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) 
         Some(other) => Err(super::duplicate(
             vis,
             other,
-            "duplicate_opportunity",
+            ProblemCode::DuplicateOpportunity,
             "An opportunity",
             "external_id",
         )),
@@ -207,7 +208,7 @@ pub fn enter_stage(
     let missing = missing_required_fields(&gate_view(opp), &required);
     if !missing.is_empty() {
         return Err(AppError::Rule {
-            code: "stage_requirements_unmet",
+            code: ProblemCode::StageRequirementsUnmet,
             detail: format!("Stage {:?} requires: {}.", target.name, missing.join(", ")),
             errors: missing
                 .iter()
@@ -313,7 +314,7 @@ pub fn evacuate_stage(
         match enter_stage(conn, &mut opp, Some(from.id.clone()), target, &change) {
             Ok(()) => {}
             Err(AppError::Rule {
-                code: "stage_requirements_unmet",
+                code: ProblemCode::StageRequirementsUnmet,
                 errors,
                 ..
             }) => {
@@ -336,7 +337,7 @@ pub fn evacuate_stage(
     }
     if !missing.is_empty() {
         return Err(AppError::Rule {
-            code: "stage_requirements_unmet",
+            code: ProblemCode::StageRequirementsUnmet,
             detail: format!(
                 "Deals in stage {:?} lack what stage {:?} requires: {}. Set those fields or choose another move_to.",
                 from.name,

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::teams;
 use super::{DbConn, Page, PageRequest};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -30,7 +31,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<TeamRow>> {
 
 fn name_taken(name: &str, existing_id: Option<String>) -> AppError {
     AppError::Conflict {
-        code: "team_name_taken",
+        code: ProblemCode::TeamNameTaken,
         detail: format!("A team named {name:?} already exists."),
         existing_id,
     }

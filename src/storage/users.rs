@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::users;
 use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
+use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
 
@@ -70,7 +71,7 @@ pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<
 
 fn email_taken(email: &str, existing_id: Option<String>) -> AppError {
     AppError::Conflict {
-        code: "email_taken",
+        code: ProblemCode::EmailTaken,
         detail: format!("A user with email {email} already exists."),
         existing_id,
     }
