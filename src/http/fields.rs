@@ -209,11 +209,7 @@ pub fn resolve_owner(
         return Ok(caller.user_id.clone());
     };
     if !crate::domain::is_id(owner) {
-        p.add(
-            "owner_id",
-            "invalid",
-            "must be an id (a UUID such as 01970a7e-3c4f-7d2b-9a51-2f6c8e0b4d13)",
-        );
+        crate::domain::optional_id(p, "owner_id", Some(owner));
         return Ok(caller.user_id.clone());
     }
     if owner == caller.user_id {

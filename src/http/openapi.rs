@@ -144,6 +144,21 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation of a path item, with its method.
+fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
+    [
+        ("get", &mut item.get),
+        ("post", &mut item.post),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+        ("delete", &mut item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
+}
+
 /// True when the operation needs credentials (public ones list an empty requirement).
 fn is_secured(op: &utoipa::openapi::path::Operation) -> bool {
     let public = utoipa::openapi::security::SecurityRequirement::default();
@@ -298,15 +313,8 @@ impl Modify for ErrorResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let ops = [
-                (false, &mut item.get),
-                (false, &mut item.post),
-                (true, &mut item.put),
-                (true, &mut item.patch),
-                (true, &mut item.delete),
-            ];
-            for (changes_record, op) in ops {
-                let Some(op) = op.as_mut() else { continue };
+            for (method, op) in operations_mut(item) {
+                let changes_record = matches!(method, "put" | "patch" | "delete");
                 let mut statuses = Self::standard(path, op);
                 if changes_record && is_secured(op) {
                     statuses.push(("409", "A conflict named by `code`: a unique value taken by another record (`existing_id` when you may see it), or a record still in use."));
@@ -364,14 +372,7 @@ impl Modify for SharedParameters {
         use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
         use utoipa::openapi::{RefOr, Required};
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for op in ops.into_iter().flatten() {
+            for (_, op) in operations_mut(item) {
                 for param in op.parameters.iter_mut().flatten() {
                     let RefOr::T(param) = param else { continue };
                     let schema = match (&param.parameter_in, param.name.as_str()) {
@@ -655,8 +656,7 @@ impl Modify for OptionalBodies {
         use utoipa::openapi::schema::Schema;
         use utoipa::openapi::{RefOr, Required};
         for item in openapi.paths.paths.values_mut() {
-            let ops = [&mut item.post, &mut item.put, &mut item.patch];
-            for op in ops.into_iter().flatten() {
+            for (_, op) in operations_mut(item) {
                 let Some(RefOr::T(body)) = op.request_body.as_mut() else {
                     continue;
                 };
@@ -687,8 +687,7 @@ impl Modify for CreatedLocations {
         use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
         use utoipa::openapi::RefOr;
         for item in openapi.paths.paths.values_mut() {
-            let ops = [&mut item.post, &mut item.put];
-            for op in ops.into_iter().flatten() {
+            for (_, op) in operations_mut(item) {
                 let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else {
                     continue;
                 };
