@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod config;
+pub mod crm;
 pub mod demo;
 pub mod domain;
 pub mod error;

@@ -23,24 +23,9 @@ text_enum!(
     }
 );
 
-/// The stage gate: which of a stage's `required_fields` the opportunity (in its API
-/// shape, after the proposed change) does not satisfy. A field is satisfied when it is
-/// present and not null, not an empty string, not an empty list or object.
-pub fn missing_required_fields(record: &Value, required: &[String]) -> Vec<String> {
-    required
-        .iter()
-        .filter(|field| {
-            let value = match field.strip_prefix("custom.") {
-                Some(key) => record.get("custom").and_then(|c| c.get(key)),
-                None => record.get(field.as_str()),
-            };
-            !is_filled(value)
-        })
-        .cloned()
-        .collect()
-}
-
-fn is_filled(value: Option<&Value>) -> bool {
+/// Whether a JSON member counts as set for the stage gate: present, not null, not an
+/// empty string, list or object.
+pub fn is_filled(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) => !s.trim().is_empty(),
@@ -96,33 +81,20 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn gate_lists_each_missing_field() {
-        let record = json!({"amount": null, "expected_close_date": "2026-12-01", "tags": [],
-                            "account_id": "", "custom": {"po": "A-1", "empty": null}, "probability": 0});
-        let required: Vec<String> = [
-            "amount",
-            "expected_close_date",
-            "tags",
-            "account_id",
-            "custom.po",
-            "custom.empty",
-            "custom.none",
-            "probability",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            missing_required_fields(&record, &required),
-            [
-                "amount",
-                "tags",
-                "account_id",
-                "custom.empty",
-                "custom.none"
-            ]
-        );
-        assert!(missing_required_fields(&record, &[]).is_empty());
+    fn filled_means_present_and_not_empty() {
+        let record =
+            json!({"zero": 0, "text": " ", "list": [], "object": {}, "null": null, "yes": "a"});
+        for (key, filled) in [
+            ("zero", true),
+            ("text", false),
+            ("list", false),
+            ("object", false),
+            ("null", false),
+            ("missing", false),
+            ("yes", true),
+        ] {
+            assert_eq!(is_filled(record.get(key)), filled, "{key}");
+        }
     }
 
     #[test]

@@ -35,29 +35,38 @@ impl StageKind {
     }
 }
 
-/// Opportunity fields a stage may require before a deal enters it. `custom.<key>`
-/// names a member of the opportunity's `custom` object.
-pub const REQUIRABLE_FIELDS: &[&str] = &[
-    "name",
-    "amount",
-    "currency",
-    "probability",
-    "expected_close_date",
-    "account_id",
-    "contact_id",
-    "lead_id",
-    "owner_id",
-    "source",
-    "industry",
-    "company_size",
-    "region",
-    "tags",
-    "next_action",
-    "external_id",
+/// Opportunity fields a stage may require before a deal enters it, under their API
+/// names. `custom.<key>` names a member of the opportunity's `custom` object.
+const REQUIRABLE: &[(&str, RequirableField)] = &[
+    ("name", RequirableField::Name),
+    ("amount", RequirableField::Amount),
+    ("currency", RequirableField::Currency),
+    ("probability", RequirableField::Probability),
+    ("expected_close_date", RequirableField::ExpectedCloseDate),
+    ("account_id", RequirableField::AccountId),
+    ("contact_id", RequirableField::ContactId),
+    ("lead_id", RequirableField::LeadId),
+    ("owner_id", RequirableField::OwnerId),
+    ("source", RequirableField::Source),
+    ("industry", RequirableField::Industry),
+    ("company_size", RequirableField::CompanySize),
+    ("region", RequirableField::Region),
+    ("tags", RequirableField::Tags),
+    ("next_action", RequirableField::NextAction),
+    ("external_id", RequirableField::ExternalId),
 ];
 
+/// The names of the fixed requirable fields, for messages.
+pub fn requirable_field_names() -> String {
+    REQUIRABLE
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn is_requirable_field(name: &str) -> bool {
-    REQUIRABLE_FIELDS.contains(&name)
+    REQUIRABLE.iter().any(|(n, _)| *n == name)
         || name.strip_prefix("custom.").is_some_and(|key| {
             !key.is_empty()
                 && key.len() <= 64
@@ -65,6 +74,52 @@ pub fn is_requirable_field(name: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         })
+}
+
+/// One entry of a stage's `required_fields`, typed: the gate asks the deal about each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequirableField {
+    Name,
+    Amount,
+    Currency,
+    Probability,
+    ExpectedCloseDate,
+    AccountId,
+    ContactId,
+    LeadId,
+    OwnerId,
+    Source,
+    Industry,
+    CompanySize,
+    Region,
+    Tags,
+    NextAction,
+    ExternalId,
+    /// `custom.<key>`: a member of the deal's `custom` object.
+    Custom(String),
+}
+
+impl RequirableField {
+    /// Reads the stored or submitted name; `None` for a name the gate does not know.
+    pub fn parse(name: &str) -> Option<RequirableField> {
+        if let Some((_, field)) = REQUIRABLE.iter().find(|(n, _)| *n == name) {
+            return Some(field.clone());
+        }
+        let key = name.strip_prefix("custom.")?;
+        is_requirable_field(name).then(|| RequirableField::Custom(key.to_owned()))
+    }
+
+    /// The API name: the opportunity field, or `custom.<key>`.
+    pub fn name(&self) -> String {
+        match self {
+            RequirableField::Custom(key) => format!("custom.{key}"),
+            fixed => REQUIRABLE
+                .iter()
+                .find(|(_, f)| f == fixed)
+                .map(|(n, _)| (*n).to_owned())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 pub const MAX_STAGES: usize = 30;
@@ -199,7 +254,7 @@ pub fn check_required_fields(p: &mut Problems, at: &str, fields: &[String]) -> V
                 "unknown_field",
                 format!(
                     "{f:?} is not an opportunity field; use one of {} or custom.<key>",
-                    REQUIRABLE_FIELDS.join(", ")
+                    requirable_field_names()
                 ),
             );
         } else if !out.iter().any(|o| o == f) {
@@ -301,6 +356,22 @@ mod tests {
             &mut p,
         );
         assert_eq!(p.0[0].pointer, "/stages/1/probability");
+    }
+
+    #[test]
+    fn every_requirable_field_has_its_variant() {
+        for (name, field) in REQUIRABLE {
+            assert_eq!(RequirableField::parse(name).as_ref(), Some(field));
+            assert_eq!(field.name(), *name);
+        }
+        assert_eq!(RequirableField::Custom("po".into()).name(), "custom.po");
+        assert_eq!(
+            RequirableField::parse("custom.po_number"),
+            Some(RequirableField::Custom("po_number".into()))
+        );
+        for bad in ["custom.", "custom.a b", "status", "Amount", ""] {
+            assert_eq!(RequirableField::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

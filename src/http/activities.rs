@@ -7,41 +7,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops};
+use super::crud::{delete_owned, patch_owned};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::{opt_text, resolve_owner, MergePatch};
+use super::fields::MergePatch;
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
+pub use crate::crm::activities::ActivityInput;
+use crate::crm::activities::{self as crm, require_parent_scopes};
 use crate::domain::opportunity::ActivityType;
-use crate::domain::{required_text, Problems};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::activities::{self as store, ActivityFilter, ActivityRow, ParentKinds};
-use crate::storage::{self, leads, opportunities, DbConn};
-
-/// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
-/// Without `due_at` and `completed_at` the activity is a record of something done now;
-/// with only `due_at` it is a planned follow-up, open until `completed_at` is set.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActivityInput {
-    #[serde(rename = "type")]
-    pub type_: ActivityType,
-    #[schema(example = "方案讲解会")]
-    pub subject: String,
-    pub body: Option<String>,
-    pub lead_id: Option<String>,
-    pub opportunity_id: Option<String>,
-    pub due_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    #[schema(example = "客户认可方案，下周报价")]
-    pub outcome: Option<String>,
-    /// Defaults to the caller.
-    pub owner_id: Option<String>,
-}
+use crate::storage::{self, leads, opportunities};
 
 /// The body of a PATCH: any writable members of [`ActivityInput`].
 pub type ActivityPatch = MergePatch<ActivityInput>;
@@ -88,135 +68,10 @@ impl From<ActivityRow> for ActivityOut {
     }
 }
 
-impl From<&ActivityRow> for ActivityInput {
-    fn from(a: &ActivityRow) -> Self {
-        ActivityInput {
-            type_: ActivityType::parse(&a.type_).unwrap_or(ActivityType::Note),
-            subject: a.subject.clone(),
-            body: a.body.clone(),
-            lead_id: a.lead_id.clone(),
-            opportunity_id: a.opportunity_id.clone(),
-            due_at: a.due_at.map(utc),
-            completed_at: a.completed_at.map(utc),
-            outcome: a.outcome.clone(),
-            owner_id: Some(a.owner_id.clone()),
-        }
-    }
-}
-
 fn respond(status: StatusCode, a: ActivityRow) -> HttpResponse {
     super::answer(status, "activities", &a.id)
         .insert_header(etag(a.version))
         .json(ActivityOut::from(a))
-}
-
-fn activity_row(
-    conn: &mut DbConn,
-    caller: &Caller,
-    input: &ActivityInput,
-    base: Option<&ActivityRow>,
-) -> AppResult<ActivityRow> {
-    match base {
-        Some(b) => require_parent_scopes(caller, &b.lead_id, &b.opportunity_id, true)?,
-        None => require_parent_scopes(caller, &input.lead_id, &input.opportunity_id, true)?,
-    }
-    let mut p = Problems::default();
-    let vis = caller.visibility();
-    // Logging on a record the caller may not see is answered like reading it: 404.
-    match (&input.lead_id, &input.opportunity_id) {
-        (Some(_), Some(_)) | (None, None) => p.add(
-            "lead_id",
-            "one_parent",
-            "give exactly one of lead_id and opportunity_id",
-        ),
-        (Some(id), None) => {
-            leads::find_visible(conn, &vis, id)?;
-        }
-        (None, Some(id)) => {
-            opportunities::find_visible(conn, &vis, id)?;
-        }
-    }
-    if let Some(b) = base {
-        if b.lead_id != input.lead_id || b.opportunity_id != input.opportunity_id {
-            p.add(
-                "opportunity_id",
-                "immutable",
-                "an activity stays on its lead or opportunity",
-            );
-        }
-    }
-    let subject = required_text(&mut p, "subject", &input.subject, 300);
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
-    let now = storage::now();
-    let completed_at = match (input.completed_at, input.due_at, base) {
-        (Some(c), _, _) => Some(c.naive_utc()),
-        (None, None, None) => Some(now),
-        _ => None,
-    };
-    let row = ActivityRow {
-        type_: input.type_.as_str().to_owned(),
-        subject,
-        body: opt_text(&mut p, "body", &input.body, 10_000),
-        lead_id: input.lead_id.clone(),
-        opportunity_id: input.opportunity_id.clone(),
-        due_at: input.due_at.map(|d| d.naive_utc()),
-        completed_at,
-        outcome: opt_text(&mut p, "outcome", &input.outcome, 2000),
-        owner_id,
-        ..stamp_new_or_next(base.cloned(), caller, |id, now| ActivityRow {
-            id,
-            type_: String::new(),
-            subject: String::new(),
-            body: None,
-            lead_id: None,
-            opportunity_id: None,
-            due_at: None,
-            completed_at: None,
-            outcome: None,
-            owner_id: String::new(),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
-        })
-    };
-    p.into_result()?;
-    Ok(row)
-}
-
-/// Keeps the parent's `last_activity_at` equal to its latest completed activity.
-fn refresh_parent(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
-    if let Some(id) = &a.lead_id {
-        let last = store::last_completed(conn, Some(id), None)?;
-        leads::touch_activity(conn, id, last)?;
-    }
-    if let Some(id) = &a.opportunity_id {
-        let last = store::last_completed(conn, None, Some(id))?;
-        opportunities::touch_activity(conn, id, last)?;
-    }
-    Ok(())
-}
-
-/// The scope an API key needs for activities: their parent's kind decides (`leads:*` on a
-/// lead, `opportunities:*` on a deal).
-fn require_parent_scopes(
-    caller: &Caller,
-    lead_id: &Option<String>,
-    opportunity_id: &Option<String>,
-    write: bool,
-) -> AppResult<()> {
-    let (on_lead, on_deal) = match write {
-        true => (Scope::LeadsWrite, Scope::OpportunitiesWrite),
-        false => (Scope::LeadsRead, Scope::OpportunitiesRead),
-    };
-    if lead_id.is_some() {
-        caller.require_scope(on_lead)?;
-    }
-    if opportunity_id.is_some() {
-        caller.require_scope(on_deal)?;
-    }
-    Ok(())
 }
 
 fn can_write(caller: &Caller) -> AppResult<()> {
@@ -245,13 +100,7 @@ pub async fn create_activity(
     body: ApiJson<ActivityInput>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let row = activity_row(conn, &caller, &body.0, None)?;
-        store::insert_row(conn, &row)?;
-        refresh_parent(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
+    let row = storage::run_tx(&state.pool, move |conn| crm::create(conn, &caller, &body.0)).await?;
     Ok(respond(StatusCode::CREATED, row))
 }
 
@@ -343,16 +192,15 @@ pub async fn update_activity(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let ops = Ops {
-        lock: store::lock_visible,
-        input_of: |r| ActivityInput::from(r),
-        build: activity_row,
-        save: |conn, _, row| {
-            store::save_row(conn, row)?;
-            refresh_parent(conn, row)
-        },
-    };
-    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
+    let row = patch_owned(
+        &state,
+        caller,
+        id.into_inner(),
+        if_match,
+        body.0,
+        crm::ops(),
+    )
+    .await?;
     Ok(respond(StatusCode::OK, row))
 }
 
@@ -373,11 +221,7 @@ pub async fn delete_activity(
         id.into_inner(),
         if_match,
         store::lock_visible,
-        |conn, caller, current| {
-            require_parent_scopes(caller, &current.lead_id, &current.opportunity_id, true)?;
-            store::delete_row(conn, &current.id)?;
-            refresh_parent(conn, current)
-        },
+        crm::remove,
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,6 +1,6 @@
-//! The update and delete paths every owned CRM record shares: lock the row the caller
-//! may see, check `If-Match`, apply the JSON merge patch to its writable representation,
-//! rebuild and check the row exactly as on create, save with the version check.
+//! The HTTP side of the shared update and delete paths: the transaction around
+//! [`crate::crm::records`], with `If-Match` as the expected version and a PATCH body
+//! applied as a JSON merge patch.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -9,62 +9,10 @@ use serde_json::Value;
 use super::extract::IfMatch;
 use super::fields::patched;
 use crate::auth::{Caller, Visibility};
+use crate::crm::records::{self, Ops};
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::storage::{self, check_version, DbConn};
-
-/// Rows that carry the standard bookkeeping columns.
-pub trait Stamped {
-    fn version(&self) -> i32;
-    fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime);
-}
-
-macro_rules! stamped {
-    ($($t:ty),*) => {$(
-        impl Stamped for $t {
-            fn version(&self) -> i32 {
-                self.version
-            }
-            fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
-                self.version += 1;
-                self.updated_at = now;
-                self.updated_by = Some(actor.to_owned());
-            }
-        }
-    )*};
-}
-stamped!(
-    crate::storage::accounts::AccountRow,
-    crate::storage::accounts::ContactRow,
-    crate::storage::leads::LeadRow,
-    crate::storage::opportunities::OpportunityRow,
-    crate::storage::activities::ActivityRow
-);
-
-/// For an update: the stored row with the next version and `updated_*` set. For a
-/// create: a fresh row from `fresh(new_id, now)`.
-pub fn stamp_new_or_next<T: Stamped>(
-    base: Option<T>,
-    caller: &Caller,
-    fresh: impl FnOnce(String, chrono::NaiveDateTime) -> T,
-) -> T {
-    let now = storage::now();
-    match base {
-        Some(mut row) => {
-            row.stamp_next(&caller.user_id, now);
-            row
-        }
-        None => fresh(storage::new_id(), now),
-    }
-}
-
-/// How one resource is locked, shown as input, rebuilt and saved.
-pub struct Ops<R, I> {
-    pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
-    pub input_of: fn(&R) -> I,
-    pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
-    pub save: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
-}
+use crate::storage::{self, DbConn, Stamped};
 
 pub async fn patch_owned<R, I>(
     state: &AppState,
@@ -79,18 +27,12 @@ where
     I: Serialize + DeserializeOwned + 'static,
 {
     storage::run_tx(&state.pool, move |conn| {
-        let current = (ops.lock)(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version())?;
-        let input = patched(&(ops.input_of)(&current), &patch)?;
-        let row = (ops.build)(conn, &caller, &input, Some(&current))?;
-        (ops.save)(conn, &caller, &row)?;
-        Ok(row)
+        let edit = |current: I| patched(&current, &patch);
+        records::update(conn, &caller, &id, if_match.0, edit, &ops)
     })
     .await
 }
 
-/// Deletes a visible record after `If-Match`; `remove` checks what must hold (for this
-/// caller) and deletes.
 pub async fn delete_owned<R>(
     state: &AppState,
     caller: Caller,
@@ -103,9 +45,7 @@ where
     R: Stamped + Send + 'static,
 {
     storage::run_tx(&state.pool, move |conn| {
-        let current = lock(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version())?;
-        remove(conn, &caller, &current)
+        records::delete(conn, &caller, &id, if_match.0, lock, remove)
     })
     .await
 }

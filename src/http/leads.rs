@@ -2,69 +2,34 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::accounts::{
-    account_row, contact_row, AccountInput, AccountOut, ContactInput, ContactOut,
-};
-use super::crud::{delete_owned, patch_owned, stamp_new_or_next, Ops, Stamped};
+use super::accounts::{AccountOut, ContactOut};
+use super::crud::{delete_owned, patch_owned};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::{
-    custom_json, json_list, json_object, opt_email, opt_text, resolve_owner, tags_json, MergePatch,
-};
-use super::opportunities::{first_open_stage, opportunity_row, OpportunityInput, OpportunityOut};
+use super::fields::MergePatch;
+use super::opportunities::OpportunityOut;
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
+use crate::crm::conversion::{self, ConvertRequest};
+use crate::crm::fields::{json_list, json_object};
+pub use crate::crm::leads::LeadInput;
+use crate::crm::leads::{self as crm, bant_of};
 use crate::domain::lead::{
-    rule_field_values, score, Bant, CompanySize, LeadFacts, LeadSource, LeadStatus, ScoreItem,
-    ScoringRule, RULE_FIELDS,
+    rule_field_values, Bant, CompanySize, LeadSource, LeadStatus, ScoreItem, ScoringRule,
+    RULE_FIELDS,
 };
-use crate::domain::opportunity::Channel;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems};
-use crate::error::ProblemCode;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::state::AppState;
-use crate::storage::accounts::{self as accounts_store, account, contact};
 use crate::storage::leads::{self as store, LeadFilter, LeadRow};
-use crate::storage::opportunities::{self as opp_store, enter_stage, StageChange};
-use crate::storage::{self, activities, check_version, pipelines, scoring, DbConn};
-
-/// The writable fields of a lead.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LeadInput {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub company: Option<String>,
-    pub job_title: Option<String>,
-    pub industry: Option<String>,
-    pub company_size: Option<CompanySize>,
-    pub region: Option<String>,
-    pub country: Option<String>,
-    /// Defaults to `other`.
-    pub source: Option<LeadSource>,
-    pub source_detail: Option<String>,
-    pub interest: Option<String>,
-    /// `new` (default), `contacted`, `nurturing` or `qualified`. `converted` and
-    /// `disqualified` are reached through their own endpoints.
-    pub status: Option<LeadStatus>,
-    pub bant: Option<Bant>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Defaults to the caller.
-    pub owner_id: Option<String>,
-    pub next_follow_up_at: Option<DateTime<Utc>>,
-    pub external_id: Option<String>,
-    pub custom: Option<Map<String, Value>>,
-}
+use crate::storage::{self, scoring};
 
 /// The body of a PATCH: any writable members of [`LeadInput`].
 pub type LeadPatch = MergePatch<LeadInput>;
@@ -107,10 +72,6 @@ pub struct LeadOut {
     pub updated_by: Option<String>,
 }
 
-fn bant_of(l: &LeadRow) -> Bant {
-    serde_json::from_str(&l.bant).unwrap_or_default()
-}
-
 impl From<LeadRow> for LeadOut {
     fn from(l: LeadRow) -> Self {
         LeadOut {
@@ -150,168 +111,10 @@ impl From<LeadRow> for LeadOut {
     }
 }
 
-impl From<&LeadRow> for LeadInput {
-    fn from(l: &LeadRow) -> Self {
-        LeadInput {
-            first_name: l.first_name.clone(),
-            last_name: l.last_name.clone(),
-            email: l.email.clone(),
-            phone: l.phone.clone(),
-            company: l.company.clone(),
-            job_title: l.job_title.clone(),
-            industry: l.industry.clone(),
-            company_size: l.company_size.as_deref().and_then(CompanySize::parse),
-            region: l.region.clone(),
-            country: l.country.clone(),
-            source: LeadSource::parse(&l.source),
-            source_detail: l.source_detail.clone(),
-            interest: l.interest.clone(),
-            status: LeadStatus::parse(&l.status),
-            bant: Some(bant_of(l)),
-            tags: json_list(&l.tags),
-            owner_id: Some(l.owner_id.clone()),
-            next_follow_up_at: l.next_follow_up_at.map(utc),
-            external_id: l.external_id.clone(),
-            custom: Some(json_object(&l.custom)),
-        }
-    }
-}
-
 fn respond(status: StatusCode, l: LeadRow) -> HttpResponse {
     super::answer(status, "leads", &l.id)
         .insert_header(etag(l.version))
         .json(LeadOut::from(l))
-}
-
-/// Recomputes a lead's score and breakdown from the current rules.
-pub fn apply_score(row: &mut LeadRow, rules: &[ScoringRule]) {
-    let facts = LeadFacts {
-        bant: bant_of(row),
-        source: Some(row.source.clone()),
-        industry: row.industry.clone(),
-        company_size: row.company_size.clone(),
-        region: row.region.clone(),
-        country: row.country.clone(),
-        tags: json_list(&row.tags),
-        has_email: row.email.is_some(),
-        has_phone: row.phone.is_some(),
-    };
-    let (total, items) = score(&facts, rules);
-    row.score = total;
-    row.score_breakdown = serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
-}
-
-/// Checks input and builds the scored row; `base` is the stored lead on update.
-fn lead_row(
-    conn: &mut DbConn,
-    caller: &Caller,
-    input: &LeadInput,
-    base: Option<&LeadRow>,
-) -> AppResult<LeadRow> {
-    let mut p = Problems::default();
-    let first_name = opt_text(&mut p, "first_name", &input.first_name, 100);
-    let last_name = opt_text(&mut p, "last_name", &input.last_name, 100);
-    let email = opt_email(&mut p, "email", &input.email);
-    let phone = opt_text(&mut p, "phone", &input.phone, 50);
-    let company = opt_text(&mut p, "company", &input.company, 200);
-    if [&first_name, &last_name, &email, &phone, &company]
-        .iter()
-        .all(|v| v.is_none())
-    {
-        p.add(
-            "last_name",
-            "required",
-            "a lead needs at least a name, a company, an email or a phone",
-        );
-    }
-    let old_status = base.and_then(|b| LeadStatus::parse(&b.status));
-    let status = input.status.unwrap_or(LeadStatus::New);
-    if Some(status) != old_status {
-        match (old_status, status) {
-            (Some(LeadStatus::Converted), _) => {
-                return Err(AppError::Conflict {
-                    code: ProblemCode::LeadConverted,
-                    detail: "A converted lead keeps its status.".into(),
-                    existing_id: None,
-                })
-            }
-            (_, LeadStatus::Converted | LeadStatus::Disqualified) => p.add(
-                "status",
-                "use_endpoint",
-                "convert or disqualify a lead with POST /leads/{id}/convert or /disqualify",
-            ),
-            _ => {}
-        }
-    }
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
-    let bant =
-        serde_json::to_string(&input.bant.unwrap_or_default()).unwrap_or_else(|_| "{}".into());
-    let mut row = LeadRow {
-        first_name,
-        last_name,
-        email,
-        phone,
-        company,
-        job_title: opt_text(&mut p, "job_title", &input.job_title, 100),
-        industry: opt_text(&mut p, "industry", &input.industry, 100),
-        company_size: input.company_size.map(|s| s.as_str().to_owned()),
-        region: opt_text(&mut p, "region", &input.region, 100),
-        country: opt_text(&mut p, "country", &input.country, 100),
-        source: input
-            .source
-            .unwrap_or(LeadSource::Other)
-            .as_str()
-            .to_owned(),
-        source_detail: opt_text(&mut p, "source_detail", &input.source_detail, 300),
-        interest: opt_text(&mut p, "interest", &input.interest, 1000),
-        status: status.as_str().to_owned(),
-        bant,
-        tags: tags_json(&mut p, &input.tags),
-        owner_id,
-        next_follow_up_at: input.next_follow_up_at.map(|t| t.naive_utc()),
-        external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
-        custom: custom_json(&mut p, &input.custom),
-        ..stamp_new_or_next(base.cloned(), caller, |id, now| LeadRow {
-            id,
-            first_name: None,
-            last_name: None,
-            email: None,
-            phone: None,
-            company: None,
-            job_title: None,
-            industry: None,
-            company_size: None,
-            region: None,
-            country: None,
-            source: String::new(),
-            source_detail: None,
-            interest: None,
-            status: String::new(),
-            bant: String::new(),
-            score: 0,
-            score_breakdown: "[]".into(),
-            tags: "[]".into(),
-            owner_id: String::new(),
-            next_follow_up_at: None,
-            last_activity_at: None,
-            external_id: None,
-            custom: "{}".into(),
-            converted_at: None,
-            converted_opportunity_id: None,
-            disqualified_reason: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
-        })
-    };
-    p.into_result()?;
-    if old_status == Some(LeadStatus::Disqualified) && status != LeadStatus::Disqualified {
-        row.disqualified_reason = None;
-    }
-    apply_score(&mut row, &scoring::rules(conn)?);
-    Ok(row)
 }
 
 fn can_read(caller: &Caller) -> AppResult<()> {
@@ -337,12 +140,7 @@ pub async fn create_lead(
     body: ApiJson<LeadInput>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let row = lead_row(conn, &caller, &body.0, None)?;
-        store::insert(conn, &row, &caller.visibility())?;
-        Ok(row)
-    })
-    .await?;
+    let row = storage::run_tx(&state.pool, move |conn| crm::create(conn, &caller, &body.0)).await?;
     Ok(respond(StatusCode::CREATED, row))
 }
 
@@ -446,13 +244,15 @@ pub async fn update_lead(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let ops = Ops {
-        lock: store::lock_visible,
-        input_of: |r| LeadInput::from(r),
-        build: lead_row,
-        save: |conn, caller, row| store::save(conn, row, &caller.visibility()),
-    };
-    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
+    let row = patch_owned(
+        &state,
+        caller,
+        id.into_inner(),
+        if_match,
+        body.0,
+        crm::ops(),
+    )
+    .await?;
     Ok(respond(StatusCode::OK, row))
 }
 
@@ -473,19 +273,7 @@ pub async fn delete_lead(
         id.into_inner(),
         if_match,
         store::lock_visible,
-        |conn, _, current| {
-            if current.status == LeadStatus::Converted.as_str() {
-                return Err(AppError::Conflict {
-                    code: ProblemCode::LeadConverted,
-                    detail: "A converted lead is part of its opportunity's history and stays."
-                        .into(),
-                    existing_id: current.converted_opportunity_id.clone(),
-                });
-            }
-            store::ensure_lead_unused(conn, &current.id)?;
-            activities::delete_for_lead(conn, &current.id)?;
-            store::delete_row(conn, &current.id)
-        },
+        crm::remove,
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -512,40 +300,11 @@ pub async fn disqualify_lead(
     body: ApiJson<DisqualifyRequest>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let mut p = Problems::default();
-    let reason = required_text(&mut p, "reason", &body.0.reason, 1000);
-    p.into_result()?;
     let row = storage::run_tx(&state.pool, move |conn| {
-        let mut row = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, row.version)?;
-        if row.status == LeadStatus::Converted.as_str() {
-            return Err(AppError::Conflict {
-                code: ProblemCode::LeadConverted,
-                detail: "A converted lead cannot be disqualified.".into(),
-                existing_id: row.converted_opportunity_id,
-            });
-        }
-        row.stamp_next(&caller.user_id, storage::now());
-        row.status = LeadStatus::Disqualified.as_str().into();
-        row.disqualified_reason = Some(reason);
-        store::save(conn, &row, &caller.visibility())?;
-        Ok(row)
+        crm::disqualify(conn, &caller, &id, if_match.0, &body.0.reason)
     })
     .await?;
     Ok(respond(StatusCode::OK, row))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConvertRequest {
-    pub pipeline_id: String,
-    /// Defaults to "<company> – <interest>" (or the person's name).
-    pub name: Option<String>,
-    #[schema(example = "120000.00")]
-    pub amount: Option<String>,
-    pub expected_close_date: Option<NaiveDate>,
-    /// An open stage; defaults to the pipeline's first.
-    pub stage_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -554,15 +313,6 @@ pub struct ConversionOut {
     pub account: AccountOut,
     pub contact: ContactOut,
     pub opportunity: OpportunityOut,
-}
-
-fn person_name(l: &LeadRow) -> Option<String> {
-    let name = [l.last_name.as_deref(), l.first_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("");
-    (!name.is_empty()).then_some(name)
 }
 
 /// Converts a lead in one transaction: links or creates the account (matched by company
@@ -584,166 +334,20 @@ pub async fn convert_lead(
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
     caller.require_scope(Scope::OpportunitiesWrite)?;
-    let st = state.clone();
-    let out = storage::run_tx(&state.pool, move |conn| {
-        convert(conn, &st, &caller, &id, body.0)
+    let currency = state.settings.default_currency.clone();
+    let done = storage::run_tx(&state.pool, move |conn| {
+        conversion::convert(conn, &caller, &currency, &id, body.0)
     })
     .await?;
+    let (deal, probability) = done.opportunity;
+    let out = ConversionOut {
+        lead: done.lead.into(),
+        account: done.account.into(),
+        contact: done.contact.into(),
+        opportunity: OpportunityOut::new(deal, probability),
+    };
     // The conversion's primary record is the new deal.
     Ok(super::answer(StatusCode::CREATED, "opportunities", &out.opportunity.id).json(out))
-}
-
-fn convert(
-    conn: &mut DbConn,
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    req: ConvertRequest,
-) -> AppResult<ConversionOut> {
-    let vis = caller.visibility();
-    let mut lead = store::lock_visible(conn, &vis, id)?;
-    match LeadStatus::parse(&lead.status) {
-        Some(LeadStatus::Converted) => {
-            return Err(AppError::Conflict {
-                code: ProblemCode::LeadAlreadyConverted,
-                detail: "The lead was converted already.".into(),
-                existing_id: lead.converted_opportunity_id.clone(),
-            })
-        }
-        Some(LeadStatus::Disqualified) => {
-            return Err(AppError::Conflict {
-                code: ProblemCode::LeadDisqualified,
-                detail: "Requalify the lead (PATCH its status) before converting it.".into(),
-                existing_id: None,
-            })
-        }
-        _ => {}
-    }
-    let stages = pipelines::stages_of(conn, &req.pipeline_id)?;
-    if stages.is_empty() {
-        return Err(AppError::field(
-            "pipeline_id",
-            "not_found",
-            "no such pipeline",
-        ));
-    }
-    let stage = match &req.stage_id {
-        Some(sid) => stages
-            .iter()
-            .find(|s| &s.id == sid)
-            .cloned()
-            .filter(|s| s.kind == "open"),
-        None => Some(first_open_stage(&stages)?),
-    }
-    .ok_or_else(|| {
-        AppError::field(
-            "stage_id",
-            "not_found",
-            "no such open stage in this pipeline",
-        )
-    })?;
-    // A lead owned by someone else stays theirs; so do its account, contact and deal.
-    let owned_by_lead = Some(lead.owner_id.clone());
-    let account_name = lead
-        .company
-        .clone()
-        .or_else(|| person_name(&lead))
-        .or_else(|| lead.email.clone())
-        .unwrap_or_default();
-    let account = match accounts_store::visible_account_named(conn, &vis, &account_name)? {
-        Some(a) => a,
-        None => {
-            let input = AccountInput {
-                name: account_name,
-                industry: lead.industry.clone(),
-                company_size: lead
-                    .company_size
-                    .as_deref()
-                    .and_then(crate::domain::lead::CompanySize::parse),
-                region: lead.region.clone(),
-                website: None,
-                owner_id: owned_by_lead.clone(),
-            };
-            let row = account_row(conn, caller, &input, None)?;
-            account::insert_row(conn, &row)?;
-            row
-        }
-    };
-    let existing_contact = match &lead.email {
-        Some(email) => accounts_store::visible_contact_with_email(conn, &vis, email)?,
-        None => None,
-    };
-    let contact = match existing_contact {
-        Some(c) => c,
-        None => {
-            let input = ContactInput {
-                first_name: lead.first_name.clone(),
-                last_name: lead.last_name.clone().or_else(|| {
-                    lead.first_name
-                        .is_none()
-                        .then(|| lead.company.clone())
-                        .flatten()
-                }),
-                email: lead.email.clone(),
-                phone: lead.phone.clone(),
-                account_id: Some(account.id.clone()),
-                owner_id: owned_by_lead.clone(),
-            };
-            let row = contact_row(conn, caller, &input, None)?;
-            contact::insert_row(conn, &row)?;
-            row
-        }
-    };
-    let default_name = match (&lead.company, &lead.interest) {
-        (Some(c), Some(i)) => format!("{c} – {i}"),
-        (Some(c), None) => c.clone(),
-        _ => person_name(&lead).unwrap_or_else(|| account.name.clone()),
-    };
-    let input = OpportunityInput {
-        name: req.name.clone().unwrap_or(default_name),
-        pipeline_id: req.pipeline_id.clone(),
-        stage_id: Some(stage.id.clone()),
-        amount: req.amount.clone(),
-        currency: None,
-        probability: None,
-        expected_close_date: req.expected_close_date,
-        account_id: Some(account.id.clone()),
-        contact_id: Some(contact.id.clone()),
-        lead_id: Some(lead.id.clone()),
-        owner_id: owned_by_lead,
-        source: LeadSource::parse(&lead.source),
-        industry: lead.industry.clone(),
-        company_size: lead
-            .company_size
-            .as_deref()
-            .and_then(crate::domain::lead::CompanySize::parse),
-        region: lead.region.clone(),
-        tags: json_list(&lead.tags),
-        next_action: None,
-        external_id: None,
-        custom: None,
-    };
-    let (mut opp, target) = opportunity_row(conn, caller, state, &input, None)?;
-    let change = StageChange {
-        actor: &caller.user_id,
-        channel: Channel::Api,
-        note: Some(format!("converted from lead {}", lead.id)),
-        at: opp.created_at,
-        keep_next_action: false,
-    };
-    enter_stage(conn, &mut opp, None, &target, &change)?;
-    opp_store::insert(conn, &opp, &vis)?;
-    lead.stamp_next(&caller.user_id, change.at);
-    lead.status = LeadStatus::Converted.as_str().into();
-    lead.converted_at = Some(change.at);
-    lead.converted_opportunity_id = Some(opp.id.clone());
-    store::save(conn, &lead, &vis)?;
-    Ok(ConversionOut {
-        lead: lead.into(),
-        account: account.into(),
-        contact: contact.into(),
-        opportunity: OpportunityOut::new(opp, target.probability),
-    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -813,13 +417,8 @@ pub async fn replace_scoring_rules(
     caller.require_role(&[Role::Admin])?;
     let rules = check_rules(&body.0.rules)?;
     let (rules, rescored) = storage::run_tx(&state.pool, move |conn| {
-        scoring::replace_rules(conn, &rules)?;
-        let leads = store::unconverted(conn)?;
-        for mut lead in leads.iter().cloned() {
-            apply_score(&mut lead, &rules);
-            store::set_score(conn, &lead.id, lead.score, &lead.score_breakdown)?;
-        }
-        Ok((rules, leads.len()))
+        let rescored = crm::replace_rules(conn, &rules)?;
+        Ok((rules, rescored))
     })
     .await?;
     Ok(HttpResponse::Ok().json(ScoringRulesReplaced {

@@ -10,6 +10,7 @@ pub mod fields;
 pub mod health;
 pub mod idempotency;
 pub mod leads;
+pub mod loss_reasons;
 pub mod middleware;
 pub mod openapi;
 pub mod opportunities;
@@ -166,8 +167,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/loss-reasons")
-                        .route(web::get().to(opportunities::list_loss_reasons))
-                        .route(web::post().to(opportunities::create_loss_reason)),
+                        .route(web::get().to(loss_reasons::list_loss_reasons))
+                        .route(web::post().to(loss_reasons::create_loss_reason)),
                 )
                 .service(
                     web::resource("/activities")

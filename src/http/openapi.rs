@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    accounts, activities, api_keys, auth, health, leads, opportunities, pipelines, reports, teams,
-    users,
+    accounts, activities, api_keys, auth, health, leads, loss_reasons, opportunities, pipelines,
+    reports, teams, users,
 };
 
 #[derive(OpenApi)]
@@ -73,8 +73,8 @@ use super::{
         opportunities::lose_opportunity,
         opportunities::reopen_opportunity,
         opportunities::opportunity_history,
-        opportunities::list_loss_reasons,
-        opportunities::create_loss_reason,
+        loss_reasons::list_loss_reasons,
+        loss_reasons::create_loss_reason,
         activities::list_activities,
         activities::create_activity,
         activities::find_activity,

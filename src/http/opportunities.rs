@@ -8,77 +8,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::accounts::not_visible;
-use super::crud::{stamp_new_or_next, Stamped};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch, OptionalJson};
-use super::fields::{
-    custom_json, json_list, json_object, opt_text, patched, resolve_owner, tags_json, MergePatch,
-};
+use super::fields::{patched, MergePatch};
 use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
+use crate::crm::fields::{json_list, json_object};
+use crate::crm::opportunities::{self as crm, StageMove};
+pub use crate::crm::opportunities::{NextAction, OpportunityInput};
 use crate::domain::lead::{CompanySize, LeadSource};
-use crate::domain::money::{format_amount, parse_amount, parse_currency};
+use crate::domain::money::{format_amount, parse_amount};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
-use crate::domain::pipeline::StageKind;
-use crate::domain::user::Role;
-use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::storage::accounts::{account, contact};
-use crate::storage::opportunities::{
-    self as store, enter_stage, stage_kind, OpportunityFilter, OpportunityRow, StageChange,
-};
-use crate::storage::pipelines::{self as pipelines, StageRow};
-use crate::storage::scoring::{self, LossReasonRow};
-use crate::storage::{self, activities, check_version, leads, DbConn};
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct NextAction {
-    #[schema(example = "发送方案并约定讲解时间")]
-    pub text: String,
-    pub due_at: Option<DateTime<Utc>>,
-}
-
-/// The writable fields of an opportunity. `status`, `lost_reason_id`, `stage_entered_at`
-/// and the other derived fields change only through the stage endpoints.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpportunityInput {
-    #[schema(example = "云启科技 CRM 升级")]
-    pub name: String,
-    pub pipeline_id: String,
-    /// An open stage of the pipeline; defaults to the first. Changing it is a stage move
-    /// (gated like `/move`).
-    pub stage_id: Option<String>,
-    /// Decimal string, e.g. `"12500.00"`.
-    #[schema(example = "12500.00")]
-    pub amount: Option<String>,
-    /// ISO 4217; defaults to the server's currency.
-    #[schema(example = "CNY")]
-    pub currency: Option<String>,
-    /// Overrides the stage's probability (0–100); null uses the stage's.
-    pub probability: Option<i32>,
-    pub expected_close_date: Option<NaiveDate>,
-    pub account_id: Option<String>,
-    pub contact_id: Option<String>,
-    pub lead_id: Option<String>,
-    /// Defaults to the caller.
-    pub owner_id: Option<String>,
-    pub source: Option<LeadSource>,
-    pub industry: Option<String>,
-    pub company_size: Option<CompanySize>,
-    pub region: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Defaults from the stage's `next_action_within_days` when the deal enters a stage.
-    pub next_action: Option<NextAction>,
-    pub external_id: Option<String>,
-    pub custom: Option<Map<String, Value>>,
-}
+use crate::storage::opportunities::{self as store, OpportunityFilter, OpportunityRow};
+use crate::storage::pipelines;
+use crate::storage::{self, DbConn};
 
 /// The body of a PATCH: any writable members of [`OpportunityInput`].
 pub type OpportunityPatch = MergePatch<OpportunityInput>;
@@ -169,194 +116,10 @@ impl OpportunityOut {
     }
 }
 
-impl From<&OpportunityRow> for OpportunityInput {
-    fn from(o: &OpportunityRow) -> Self {
-        OpportunityInput {
-            name: o.name.clone(),
-            pipeline_id: o.pipeline_id.clone(),
-            stage_id: Some(o.stage_id.clone()),
-            amount: o.amount_minor.map(format_amount),
-            currency: Some(o.currency.clone()),
-            probability: o.probability,
-            expected_close_date: o.expected_close_date,
-            account_id: o.account_id.clone(),
-            contact_id: o.contact_id.clone(),
-            lead_id: o.lead_id.clone(),
-            owner_id: Some(o.owner_id.clone()),
-            source: o.source.as_deref().and_then(LeadSource::parse),
-            industry: o.industry.clone(),
-            company_size: o.company_size.as_deref().and_then(CompanySize::parse),
-            region: o.region.clone(),
-            tags: json_list(&o.tags),
-            next_action: o.next_action_text.clone().map(|text| NextAction {
-                text,
-                due_at: o.next_action_due_at.map(utc),
-            }),
-            external_id: o.external_id.clone(),
-            custom: Some(json_object(&o.custom)),
-        }
-    }
-}
-
 fn respond(status: StatusCode, o: OpportunityRow, stage_probability: i32) -> HttpResponse {
     super::answer(status, "opportunities", &o.id)
         .insert_header(etag(o.version))
         .json(OpportunityOut::new(o, stage_probability))
-}
-
-/// Checks input and builds the row (stage fields untouched on update); returns it with
-/// the stage the input asks for.
-pub fn opportunity_row(
-    conn: &mut DbConn,
-    caller: &Caller,
-    state: &AppState,
-    input: &OpportunityInput,
-    base: Option<&OpportunityRow>,
-) -> AppResult<(OpportunityRow, StageRow)> {
-    let mut p = Problems::default();
-    let vis = caller.visibility();
-    let name = required_text(&mut p, "name", &input.name, 200);
-    if let Some(b) = base {
-        if b.pipeline_id != input.pipeline_id {
-            return Err(AppError::field(
-                "pipeline_id",
-                "immutable",
-                "an opportunity stays in its pipeline",
-            ));
-        }
-    }
-    let stages = pipelines::stages_of(conn, &input.pipeline_id)?;
-    if stages.is_empty() {
-        return Err(AppError::field(
-            "pipeline_id",
-            "not_found",
-            "no such pipeline",
-        ));
-    }
-    let target = match &input.stage_id {
-        Some(id) => stages
-            .iter()
-            .find(|s| &s.id == id)
-            .cloned()
-            .ok_or_else(|| {
-                AppError::field("stage_id", "not_found", "no such stage in this pipeline")
-            })?,
-        None => first_open_stage(&stages)?,
-    };
-    let amount_minor = match input
-        .amount
-        .as_deref()
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
-        Some(a) => parse_amount(a)
-            .map_err(|m| p.add("amount", "invalid", m))
-            .ok(),
-        None => None,
-    };
-    let currency = match &input.currency {
-        Some(c) => parse_currency(c).unwrap_or_else(|m| {
-            p.add("currency", "invalid", m);
-            String::new()
-        }),
-        None => state.settings.default_currency.clone(),
-    };
-    if let Some(prob) = input.probability {
-        if !(0..=100).contains(&prob) {
-            p.add("probability", "out_of_range", "must be between 0 and 100");
-        }
-    }
-    if let Some(id) = &input.account_id {
-        if account::find_visible(conn, &vis, id).is_err() {
-            p.0.push(field_error(not_visible("account_id", "account")));
-        }
-    }
-    if let Some(id) = &input.contact_id {
-        if contact::find_visible(conn, &vis, id).is_err() {
-            p.0.push(field_error(not_visible("contact_id", "contact")));
-        }
-    }
-    if let Some(id) = &input.lead_id {
-        if leads::find_visible(conn, &vis, id).is_err() {
-            p.0.push(field_error(not_visible("lead_id", "lead")));
-        }
-    }
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
-    let next_action = input.next_action.as_ref().map(|n| {
-        let text = required_text(&mut p, "next_action.text", &n.text, 500);
-        (text, n.due_at.map(|d| d.naive_utc()))
-    });
-    let row = OpportunityRow {
-        name,
-        amount_minor,
-        currency,
-        probability: input.probability,
-        expected_close_date: input.expected_close_date,
-        account_id: input.account_id.clone(),
-        contact_id: input.contact_id.clone(),
-        lead_id: input.lead_id.clone(),
-        owner_id,
-        source: input.source.map(|s| s.as_str().to_owned()),
-        industry: opt_text(&mut p, "industry", &input.industry, 100),
-        company_size: input.company_size.map(|s| s.as_str().to_owned()),
-        region: opt_text(&mut p, "region", &input.region, 100),
-        tags: tags_json(&mut p, &input.tags),
-        next_action_text: next_action.as_ref().map(|n| n.0.clone()),
-        next_action_due_at: next_action.and_then(|n| n.1),
-        external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
-        custom: custom_json(&mut p, &input.custom),
-        ..stamp_new_or_next(base.cloned(), caller, |id, now| OpportunityRow {
-            id,
-            name: String::new(),
-            pipeline_id: input.pipeline_id.clone(),
-            stage_id: String::new(),
-            status: "open".into(),
-            amount_minor: None,
-            currency: String::new(),
-            probability: None,
-            expected_close_date: None,
-            account_id: None,
-            contact_id: None,
-            lead_id: None,
-            owner_id: String::new(),
-            source: None,
-            industry: None,
-            company_size: None,
-            region: None,
-            tags: "[]".into(),
-            next_action_text: None,
-            next_action_due_at: None,
-            lost_reason_id: None,
-            lost_note: None,
-            stage_entered_at: now,
-            last_activity_at: None,
-            closed_at: None,
-            external_id: None,
-            custom: "{}".into(),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
-        })
-    };
-    p.into_result()?;
-    Ok((row, target))
-}
-
-fn field_error(e: AppError) -> crate::error::FieldError {
-    match e {
-        AppError::Validation(mut v) if !v.is_empty() => v.remove(0),
-        other => crate::error::FieldError::new("", "invalid", other.to_string()),
-    }
-}
-
-pub fn first_open_stage(stages: &[StageRow]) -> AppResult<StageRow> {
-    stages
-        .iter()
-        .find(|s| stage_kind(s) == StageKind::Open)
-        .cloned()
-        .ok_or_else(|| AppError::internal("pipeline without an open stage"))
 }
 
 fn can_read(caller: &Caller) -> AppResult<()> {
@@ -365,16 +128,6 @@ fn can_read(caller: &Caller) -> AppResult<()> {
 
 fn can_write(caller: &Caller) -> AppResult<()> {
     caller.require_scope(Scope::OpportunitiesWrite)
-}
-
-fn change<'a>(caller: &'a Caller, note: Option<String>, keep_next_action: bool) -> StageChange<'a> {
-    StageChange {
-        actor: &caller.user_id,
-        channel: Channel::Api,
-        note,
-        at: storage::now(),
-        keep_next_action,
-    }
 }
 
 /// Creates an opportunity in an open stage of its pipeline (the first by default). The
@@ -392,26 +145,9 @@ pub async fn create_opportunity(
     body: ApiJson<OpportunityInput>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let st = state.clone();
+    let currency = state.settings.default_currency.clone();
     let (row, prob) = storage::run_tx(&state.pool, move |conn| {
-        let (mut row, target) = opportunity_row(conn, &caller, &st, &body.0, None)?;
-        if stage_kind(&target) != StageKind::Open {
-            return Err(AppError::field(
-                "stage_id",
-                "closed_stage",
-                "create deals in an open stage; then use /win or /lose",
-            ));
-        }
-        let keep = body.0.next_action.is_some();
-        row.stage_id = target.id.clone();
-        // The creation is the first stay: it starts when the record does.
-        let first = StageChange {
-            at: row.created_at,
-            ..change(&caller, None, keep)
-        };
-        enter_stage(conn, &mut row, None, &target, &first)?;
-        store::insert(conn, &row, &caller.visibility())?;
-        Ok((row, target.probability))
+        crm::create(conn, &caller, &currency, &body.0)
     })
     .await?;
     Ok(respond(StatusCode::CREATED, row, prob))
@@ -548,44 +284,22 @@ pub async fn update_opportunity(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let st = state.clone();
+    let currency = state.settings.default_currency.clone();
     let (row, prob) = storage::run_tx(&state.pool, move |conn| {
-        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        let input = patched(&OpportunityInput::from(&current), &body.0)?;
-        let (mut row, target) = opportunity_row(conn, &caller, &st, &input, Some(&current))?;
-        if target.id != current.stage_id {
-            ensure_open(&current)?;
-            let keep = body.0.get("next_action").is_some();
-            enter_stage(
-                conn,
-                &mut row,
-                Some(current.stage_id.clone()),
-                &target,
-                &change(&caller, None, keep),
-            )?;
-        }
-        store::save(conn, &row, &caller.visibility())?;
-        Ok((row, target.probability))
+        let sets_next_action = body.0.get("next_action").is_some();
+        let edit = |current: OpportunityInput| patched(&current, &body.0);
+        crm::update(
+            conn,
+            &caller,
+            &currency,
+            &id,
+            if_match.0,
+            edit,
+            sets_next_action,
+        )
     })
     .await?;
     Ok(respond(StatusCode::OK, row, prob))
-}
-
-fn ensure_open(o: &OpportunityRow) -> AppResult<()> {
-    match o.status.as_str() {
-        "open" => Ok(()),
-        "lost" => Err(AppError::Conflict {
-            code: ProblemCode::OpportunityClosed,
-            detail: "The deal is lost; bring it back with /reopen.".into(),
-            existing_id: None,
-        }),
-        _ => Err(AppError::Conflict {
-            code: ProblemCode::OpportunityClosed,
-            detail: "The deal is won; its stage no longer changes.".into(),
-            existing_id: None,
-        }),
-    }
 }
 
 /// Deletes an opportunity and its activities. Its stage log stays (it is history).
@@ -600,11 +314,7 @@ pub async fn delete_opportunity(
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
     storage::run_tx(&state.pool, move |conn| {
-        let current = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, current.version)?;
-        activities::delete_for_opportunity(conn, &id)?;
-        leads::forget_conversion(conn, &id)?;
-        store::delete_row(conn, &id)
+        crm::delete(conn, &caller, &id, if_match.0)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -657,74 +367,21 @@ pub struct ReopenRequest {
     pub dry_run: bool,
 }
 
-/// What a stage endpoint decided: the target stage and the log note.
-struct Decision {
-    target: StageRow,
-    note: Option<String>,
-    keep_next_action: bool,
-}
-
-/// The shared path of every stage endpoint: lock the deal, check If-Match, let `decide`
-/// pick the target (and adjust the deal), pass the gate, log, save — or, with `dry_run`,
-/// do all of it and roll back.
-async fn stage_endpoint<F>(
+/// Runs a stage move in a transaction (rolled back for a dry run) and answers the deal.
+async fn stage_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
     id: String,
     if_match: IfMatch,
     dry_run: bool,
-    decide: F,
-) -> AppResult<HttpResponse>
-where
-    F: FnOnce(&mut DbConn, &mut OpportunityRow, &[StageRow]) -> AppResult<Decision>
-        + Send
-        + 'static,
-{
+    requested: StageMove,
+) -> AppResult<HttpResponse> {
     can_write(&caller)?;
     let (row, prob) = storage::run_tx_maybe_dry(&state.pool, dry_run, move |conn| {
-        let mut row = store::lock_visible(conn, &caller.visibility(), &id)?;
-        check_version(if_match.0, row.version)?;
-        let stages = pipelines::stages_of(conn, &row.pipeline_id)?;
-        let from = row.stage_id.clone();
-        let d = decide(conn, &mut row, &stages)?;
-        enter_stage(
-            conn,
-            &mut row,
-            Some(from),
-            &d.target,
-            &change(&caller, d.note, d.keep_next_action),
-        )?;
-        row.stamp_next(&caller.user_id, storage::now());
-        store::save(conn, &row, &caller.visibility())?;
-        Ok((row, d.target.probability))
+        crm::change_stage(conn, &caller, &id, if_match.0, requested)
     })
     .await?;
     Ok(respond(StatusCode::OK, row, prob))
-}
-
-fn stage_in<'a>(stages: &'a [StageRow], id: &str, field: &str) -> AppResult<&'a StageRow> {
-    stages
-        .iter()
-        .find(|s| s.id == id)
-        .ok_or_else(|| AppError::field(field, "not_found", "no such stage in this deal's pipeline"))
-}
-
-fn check_loss_reason(conn: &mut DbConn, id: &str) -> AppResult<()> {
-    match scoring::find_loss_reason(conn, id)? {
-        Some(r) if r.active => Ok(()),
-        _ => Err(AppError::field(
-            "loss_reason_id",
-            "not_found",
-            "no such active loss reason; see /loss-reasons",
-        )),
-    }
-}
-
-fn note_text(note: Option<String>) -> AppResult<Option<String>> {
-    let mut p = Problems::default();
-    let note = opt_text(&mut p, "note", &note, MAX_NOTE_CHARS);
-    p.into_result()?;
-    Ok(note)
 }
 
 /// Moves a deal to another stage of its pipeline. The target's `required_fields` must
@@ -748,45 +405,20 @@ pub async fn move_opportunity(
     body: ApiJson<MoveRequest>,
 ) -> AppResult<HttpResponse> {
     let b = body.0;
-    let mut p = Problems::default();
-    let note = opt_text(&mut p, "note", &b.note, MAX_NOTE_CHARS);
-    let lost_note = opt_text(&mut p, "lost_note", &b.lost_note, MAX_NOTE_CHARS);
-    let next_action_text = b
-        .next_action
-        .as_ref()
-        .map(|n| required_text(&mut p, "next_action.text", &n.text, 500));
-    p.into_result()?;
-    let dry_run = b.dry_run;
+    let requested = StageMove::Move {
+        stage_id: b.stage_id,
+        note: b.note,
+        loss_reason_id: b.loss_reason_id,
+        lost_note: b.lost_note,
+        next_action: b.next_action,
+    };
     stage_endpoint(
         state,
         caller,
         id.into_inner(),
         if_match,
-        dry_run,
-        move |conn, row, stages| {
-            ensure_open(row)?;
-            let target = stage_in(stages, &b.stage_id, "stage_id")?.clone();
-            if stage_kind(&target) == StageKind::Lost {
-                if let Some(reason) = &b.loss_reason_id {
-                    check_loss_reason(conn, reason)?;
-                    row.lost_reason_id = Some(reason.clone());
-                    row.lost_note = lost_note.clone();
-                }
-            }
-            let keep = match &b.next_action {
-                Some(n) => {
-                    row.next_action_text = next_action_text.clone();
-                    row.next_action_due_at = n.due_at.map(|d| d.naive_utc());
-                    true
-                }
-                None => false,
-            };
-            Ok(Decision {
-                target,
-                note,
-                keep_next_action: keep,
-            })
-        },
+        b.dry_run,
+        requested,
     )
     .await
 }
@@ -809,26 +441,14 @@ pub async fn win_opportunity(
     body: OptionalJson<WinRequest>,
 ) -> AppResult<HttpResponse> {
     let b = body.0.unwrap_or_default();
-    let note = note_text(b.note)?;
+    let requested = StageMove::Win { note: b.note };
     stage_endpoint(
         state,
         caller,
         id.into_inner(),
         if_match,
         b.dry_run,
-        move |_, row, stages| {
-            ensure_open(row)?;
-            let target = stages
-                .iter()
-                .find(|s| stage_kind(s) == StageKind::Won)
-                .cloned()
-                .ok_or_else(|| AppError::internal("pipeline without a won stage"))?;
-            Ok(Decision {
-                target,
-                note,
-                keep_next_action: false,
-            })
-        },
+        requested,
     )
     .await
 }
@@ -851,39 +471,18 @@ pub async fn lose_opportunity(
     body: ApiJson<LoseRequest>,
 ) -> AppResult<HttpResponse> {
     let b = body.0;
-    let note = note_text(b.note)?;
+    let requested = StageMove::Lose {
+        loss_reason_id: b.loss_reason_id,
+        stage_id: b.stage_id,
+        note: b.note,
+    };
     stage_endpoint(
         state,
         caller,
         id.into_inner(),
         if_match,
         b.dry_run,
-        move |conn, row, stages| {
-            ensure_open(row)?;
-            check_loss_reason(conn, &b.loss_reason_id)?;
-            let target = match &b.stage_id {
-                Some(sid) => stage_in(stages, sid, "stage_id")?.clone(),
-                None => stages
-                    .iter()
-                    .find(|s| stage_kind(s) == StageKind::Lost)
-                    .cloned()
-                    .ok_or_else(|| AppError::internal("pipeline without a lost stage"))?,
-            };
-            if stage_kind(&target) != StageKind::Lost {
-                return Err(AppError::field(
-                    "stage_id",
-                    "not_lost_stage",
-                    "choose a lost stage",
-                ));
-            }
-            row.lost_reason_id = Some(b.loss_reason_id.clone());
-            row.lost_note = note.clone();
-            Ok(Decision {
-                target,
-                note,
-                keep_next_action: false,
-            })
-        },
+        requested,
     )
     .await
 }
@@ -906,35 +505,17 @@ pub async fn reopen_opportunity(
     body: ApiJson<ReopenRequest>,
 ) -> AppResult<HttpResponse> {
     let b = body.0;
-    let note = note_text(b.note)?;
+    let requested = StageMove::Reopen {
+        stage_id: b.stage_id,
+        note: b.note,
+    };
     stage_endpoint(
         state,
         caller,
         id.into_inner(),
         if_match,
         b.dry_run,
-        move |_, row, stages| {
-            if row.status != "lost" {
-                return Err(AppError::Conflict {
-                    code: ProblemCode::NotLost,
-                    detail: "Only a lost deal can be reopened.".into(),
-                    existing_id: None,
-                });
-            }
-            let target = stage_in(stages, &b.stage_id, "stage_id")?.clone();
-            if stage_kind(&target) != StageKind::Open {
-                return Err(AppError::field(
-                    "stage_id",
-                    "not_open_stage",
-                    "reopen into an open stage",
-                ));
-            }
-            Ok(Decision {
-                target,
-                note,
-                keep_next_action: false,
-            })
-        },
+        requested,
     )
     .await
 }
@@ -997,104 +578,4 @@ pub async fn opportunity_history(
         });
     }
     Ok(HttpResponse::Ok().json(HistoryOut { data }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct LossReasonOut {
-    #[schema(example = "competitor")]
-    pub id: String,
-    #[schema(example = "竞争对手介入")]
-    pub label: String,
-    pub active: bool,
-    pub position: i32,
-}
-
-impl From<LossReasonRow> for LossReasonOut {
-    fn from(r: LossReasonRow) -> Self {
-        LossReasonOut {
-            id: r.id,
-            label: r.label,
-            active: r.active,
-            position: r.position,
-        }
-    }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct LossReasonList {
-    pub data: Vec<LossReasonOut>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLossReason {
-    /// Stable snake_case code used by clients and reports.
-    #[schema(example = "price_too_high")]
-    pub id: String,
-    #[schema(example = "报价过高")]
-    pub label: String,
-}
-
-/// The managed loss reasons.
-#[utoipa::path(get, path = "/api/v1/loss-reasons", tag = "opportunities", operation_id = "list_loss_reasons",
-    security(("bearer" = ["opportunities:read"])), responses((status = 200, body = LossReasonList)))]
-pub async fn list_loss_reasons(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> AppResult<HttpResponse> {
-    can_read(&caller)?;
-    let rows = storage::run(&state.pool, scoring::loss_reasons).await?;
-    Ok(HttpResponse::Ok().json(LossReasonList {
-        data: rows.into_iter().map(LossReasonOut::from).collect(),
-    }))
-}
-
-/// Adds a loss reason (admin or manager).
-#[utoipa::path(post, path = "/api/v1/loss-reasons", tag = "opportunities", operation_id = "create_loss_reason",
-    security(("bearer" = [])), request_body = CreateLossReason,
-    responses((status = 201, body = LossReasonOut), (status = 403, body = crate::error::Problem),
-        (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
-pub async fn create_loss_reason(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: ApiJson<CreateLossReason>,
-) -> AppResult<HttpResponse> {
-    caller.require_person()?;
-    caller.require_role(&[Role::Admin, Role::Manager])?;
-    let b = body.0;
-    let mut p = Problems::default();
-    let code = b.id.trim().to_owned();
-    if code.is_empty()
-        || code.len() > 50
-        || !code
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        p.add("id", "invalid", "use 1–50 characters of a-z, 0-9 and _");
-    }
-    let label = required_text(&mut p, "label", &b.label, 100);
-    p.into_result()?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        if scoring::find_loss_reason(conn, &code)?.is_some() {
-            return Err(AppError::Conflict {
-                code: ProblemCode::LossReasonExists,
-                detail: format!("The loss reason {code} already exists."),
-                existing_id: Some(code),
-            });
-        }
-        let row = LossReasonRow {
-            position: scoring::next_loss_reason_position(conn)?,
-            id: code,
-            label,
-            active: true,
-            created_at: storage::now(),
-        };
-        scoring::insert_loss_reason(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
-    // Loss reasons have no URL of their own; their list is where the new one is read.
-    Ok(HttpResponse::Created()
-        .insert_header((actix_web::http::header::LOCATION, "/api/v1/loss-reasons"))
-        .json(LossReasonOut::from(row)))
 }

@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::fields::opt_text;
 use super::pagination::{page_out, page_request, PageOut};
 use super::{double_option, utc};
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
+use crate::crm::fields::opt_text;
+use crate::crm::stages::kind_of;
 use crate::domain::pipeline::{check_stage_set, StageDraft, StageInput, StageKind};
 use crate::domain::templates::{template, TEMPLATE_KEYS};
 use crate::domain::user::Role;
@@ -19,7 +20,6 @@ use crate::domain::{required_text, Problems, MAX_DESCRIPTION_CHARS, MAX_NAME_CHA
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::storage::opportunities::stage_kind;
 use crate::storage::pipelines::{self as store, PipelineFilter, PipelineWithStages, StageRow};
 use crate::storage::{self, DbConn};
 
@@ -612,12 +612,7 @@ pub async fn delete_stage(
         check_set_after(&stages, "id")?;
         match target {
             Some(target) => {
-                crate::storage::opportunities::evacuate_stage(
-                    conn,
-                    &current,
-                    &target,
-                    &caller.user_id,
-                )?;
+                crate::crm::stages::evacuate_stage(conn, &current, &target, &caller.user_id)?;
             }
             None if crate::storage::opportunities::count_in_stage(conn, &id)? > 0 => {
                 return Err(AppError::Conflict {
@@ -655,8 +650,8 @@ fn evacuation_target(stages: &[StageRow], from: &StageRow, target: &str) -> AppR
                 "must be another stage of the same pipeline",
             )
         })?;
-    match stage_kind(from) {
-        kind if kind == stage_kind(target) => Ok(target.clone()),
+    match kind_of(from)? {
+        kind if kind == kind_of(target)? => Ok(target.clone()),
         StageKind::Open => Err(AppError::field(
             "move_to",
             "closed_stage",

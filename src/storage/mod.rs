@@ -13,6 +13,7 @@ pub mod schema;
 pub mod scoring;
 pub mod settings;
 pub mod sql;
+pub mod stamped;
 pub mod teams;
 pub mod users;
 pub mod visibility;
@@ -24,6 +25,7 @@ use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{AppError, AppResult};
+pub use stamped::Stamped;
 
 pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

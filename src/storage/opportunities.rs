@@ -5,20 +5,15 @@ use diesel::dsl::sql;
 use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
-use serde_json::{json, Value};
 
 use super::aggregates::{self, Target};
-use super::pipelines::StageRow;
 use super::schema::{opportunities, stage_transitions, stages};
 use super::{
     contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page,
     PageRequest,
 };
-use crate::domain::money::format_amount;
-use crate::domain::opportunity::{missing_required_fields, Channel};
-use crate::domain::pipeline::StageKind;
 use crate::error::ProblemCode;
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -133,142 +128,6 @@ fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) 
     }
 }
 
-/// The opportunity's fields under their API names, as the stage gate reads them.
-pub fn gate_view(o: &OpportunityRow) -> Value {
-    let parse = |t: &str, empty: Value| serde_json::from_str::<Value>(t).unwrap_or(empty);
-    json!({
-        "name": o.name,
-        "amount": o.amount_minor.map(format_amount),
-        "currency": o.currency,
-        "probability": o.probability,
-        "expected_close_date": o.expected_close_date.map(|d| d.to_string()),
-        "account_id": o.account_id,
-        "contact_id": o.contact_id,
-        "lead_id": o.lead_id,
-        "owner_id": o.owner_id,
-        "source": o.source,
-        "industry": o.industry,
-        "company_size": o.company_size,
-        "region": o.region,
-        "tags": parse(&o.tags, json!([])),
-        "next_action": o.next_action_text.as_ref().map(|t| json!({"text": t, "due_at": o.next_action_due_at})),
-        "external_id": o.external_id,
-        "custom": parse(&o.custom, json!({})),
-    })
-}
-
-/// How a stage change is recorded.
-pub struct StageChange<'a> {
-    pub actor: &'a str,
-    pub channel: Channel,
-    pub note: Option<String>,
-    pub at: NaiveDateTime,
-    /// The request set `next_action` itself; do not default it from the stage.
-    pub keep_next_action: bool,
-}
-
-pub fn stage_kind(stage: &StageRow) -> StageKind {
-    StageKind::parse(&stage.kind).unwrap_or(StageKind::Open)
-}
-
-/// Checks the target stage's gate against `opp` (already carrying the request's other
-/// changes); on success moves it there, keeps status, timestamps and next action in
-/// step, and appends one row to the stage log. The caller saves `opp` in the same
-/// transaction.
-pub fn enter_stage(
-    conn: &mut DbConn,
-    opp: &mut OpportunityRow,
-    from_stage_id: Option<String>,
-    target: &StageRow,
-    change: &StageChange<'_>,
-) -> AppResult<()> {
-    if target.pipeline_id != opp.pipeline_id {
-        return Err(AppError::field(
-            "stage_id",
-            "wrong_pipeline",
-            "the stage belongs to another pipeline",
-        ));
-    }
-    if from_stage_id.as_deref() == Some(target.id.as_str()) {
-        return Err(AppError::field(
-            "stage_id",
-            "same_stage",
-            "the opportunity is already in this stage",
-        ));
-    }
-    let kind = stage_kind(target);
-    if kind == StageKind::Lost && opp.lost_reason_id.is_none() {
-        return Err(AppError::field(
-            "loss_reason_id",
-            "required",
-            "a lost deal needs a loss reason (see /loss-reasons)",
-        ));
-    }
-    let required: Vec<String> = serde_json::from_str(&target.required_fields).unwrap_or_default();
-    let missing = missing_required_fields(&gate_view(opp), &required);
-    if !missing.is_empty() {
-        return Err(AppError::Rule {
-            code: ProblemCode::StageRequirementsUnmet,
-            detail: format!("Stage {:?} requires: {}.", target.name, missing.join(", ")),
-            errors: missing
-                .iter()
-                .map(|f| {
-                    FieldError::new(
-                        f.as_str(),
-                        "required_by_stage",
-                        format!("required to enter stage {:?}", target.name),
-                    )
-                })
-                .collect(),
-        });
-    }
-    opp.stage_id = target.id.clone();
-    opp.stage_entered_at = change.at;
-    match kind {
-        StageKind::Open => {
-            opp.status = "open".into();
-            opp.closed_at = None;
-            opp.lost_reason_id = None;
-            opp.lost_note = None;
-            if let (false, Some(days)) = (change.keep_next_action, target.next_action_within_days) {
-                let actions: Vec<String> =
-                    serde_json::from_str(&target.suggested_actions).unwrap_or_default();
-                opp.next_action_text = Some(
-                    actions
-                        .into_iter()
-                        .next()
-                        .unwrap_or_else(|| format!("推进：{}", target.name)),
-                );
-                opp.next_action_due_at = Some(change.at + chrono::Duration::days(i64::from(days)));
-            }
-        }
-        StageKind::Won | StageKind::Lost => {
-            opp.status = kind.as_str().into();
-            opp.closed_at = Some(change.at);
-            opp.next_action_text = None;
-            opp.next_action_due_at = None;
-            if kind == StageKind::Won {
-                opp.lost_reason_id = None;
-                opp.lost_note = None;
-            }
-        }
-    }
-    append_transition(
-        conn,
-        &TransitionRow {
-            id: super::new_id(),
-            opportunity_id: opp.id.clone(),
-            pipeline_id: opp.pipeline_id.clone(),
-            from_stage_id,
-            to_stage_id: target.id.clone(),
-            entered_at: change.at,
-            actor_id: Some(change.actor.to_owned()),
-            channel: change.channel.as_str().to_owned(),
-            note: change.note.clone(),
-        },
-    )
-}
-
 pub fn count_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<i64> {
     Ok(opportunities::table
         .filter(opportunities::stage_id.eq(stage_id))
@@ -283,71 +142,13 @@ pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64>
         .get_result(conn)?)
 }
 
-/// Moves every deal of a stage being deleted into `target` through `enter_stage`, the
-/// same entry `/move` uses, so the target's gate, timestamps, next action, the log and
-/// the aggregates follow. The deletion is all or nothing: when deals miss what the
-/// target requires, the answer names the missing fields (never the deals) and the
-/// caller's transaction rolls back.
-pub fn evacuate_stage(
-    conn: &mut DbConn,
-    from: &StageRow,
-    target: &StageRow,
-    actor: &str,
-) -> AppResult<usize> {
-    let ids: Vec<String> = opportunities::table
+/// The deals in a stage, in id order (the order evacuation locks them in).
+pub fn ids_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<Vec<String>> {
+    Ok(opportunities::table
         .select(opportunities::id)
-        .filter(opportunities::stage_id.eq(&from.id))
+        .filter(opportunities::stage_id.eq(stage_id))
         .order(opportunities::id.asc())
-        .load(conn)?;
-    let change = StageChange {
-        actor,
-        channel: Channel::System,
-        note: Some(format!("stage {:?} deleted", from.name)),
-        at: now(),
-        keep_next_action: false,
-    };
-    let mut missing: Vec<FieldError> = Vec::new();
-    for id in &ids {
-        let mut opp = lock_visible(conn, &Visibility::All, id)?;
-        // A lost deal moved between lost stages was lost when it was, not now.
-        let closed_at = opp.closed_at;
-        match enter_stage(conn, &mut opp, Some(from.id.clone()), target, &change) {
-            Ok(()) => {}
-            Err(AppError::Rule {
-                code: ProblemCode::StageRequirementsUnmet,
-                errors,
-                ..
-            }) => {
-                for e in errors {
-                    if !missing.iter().any(|m| m.field == e.field) {
-                        missing.push(e);
-                    }
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-        if stage_kind(from) == StageKind::Lost {
-            opp.closed_at = closed_at;
-        }
-        opp.version += 1;
-        opp.updated_at = change.at;
-        opp.updated_by = Some(actor.to_owned());
-        save(conn, &opp, &Visibility::All)?;
-    }
-    if !missing.is_empty() {
-        return Err(AppError::Rule {
-            code: ProblemCode::StageRequirementsUnmet,
-            detail: format!(
-                "Deals in stage {:?} lack what stage {:?} requires: {}. Set those fields or choose another move_to.",
-                from.name,
-                target.name,
-                missing.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-            errors: missing,
-        });
-    }
-    Ok(ids.len())
+        .load(conn)?)
 }
 
 pub fn backend_of(conn: &DbConn) -> Backend {

@@ -1,0 +1,155 @@
+//! Accounts (companies) and contacts (people at them): their writable fields and how a
+//! row is built from them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::fields::{opt_email, opt_text, resolve_owner};
+use super::records::stamp_new_or_next;
+use crate::auth::Caller;
+use crate::domain::lead::CompanySize;
+use crate::domain::{required_text, Problems};
+use crate::error::{AppError, AppResult};
+use crate::storage::accounts::{account, AccountRow, ContactRow};
+use crate::storage::DbConn;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    #[schema(example = "杭州云启科技有限公司")]
+    pub name: String,
+    pub industry: Option<String>,
+    pub company_size: Option<CompanySize>,
+    pub region: Option<String>,
+    pub website: Option<String>,
+    /// Defaults to the caller.
+    pub owner_id: Option<String>,
+}
+
+impl From<&AccountRow> for AccountInput {
+    fn from(a: &AccountRow) -> Self {
+        AccountInput {
+            name: a.name.clone(),
+            industry: a.industry.clone(),
+            company_size: a.company_size.as_deref().and_then(CompanySize::parse),
+            region: a.region.clone(),
+            website: a.website.clone(),
+            owner_id: Some(a.owner_id.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_id: Option<String>,
+    /// Defaults to the caller.
+    pub owner_id: Option<String>,
+}
+
+impl From<&ContactRow> for ContactInput {
+    fn from(c: &ContactRow) -> Self {
+        ContactInput {
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            account_id: c.account_id.clone(),
+            owner_id: Some(c.owner_id.clone()),
+        }
+    }
+}
+
+/// Builds the row to store from checked input; `base` is the stored row on update.
+pub fn account_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &AccountInput,
+    base: Option<&AccountRow>,
+) -> AppResult<AccountRow> {
+    let mut p = Problems::default();
+    let name = required_text(&mut p, "name", &input.name, 200);
+    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let row = AccountRow {
+        name,
+        industry: opt_text(&mut p, "industry", &input.industry, 100),
+        company_size: input.company_size.map(|s| s.as_str().to_owned()),
+        region: opt_text(&mut p, "region", &input.region, 100),
+        website: opt_text(&mut p, "website", &input.website, 300),
+        owner_id,
+        ..stamp_new_or_next(base.cloned(), caller, |id, now| AccountRow {
+            id,
+            name: String::new(),
+            industry: None,
+            company_size: None,
+            region: None,
+            website: None,
+            owner_id: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
+        })
+    };
+    p.into_result()?;
+    Ok(row)
+}
+
+pub fn contact_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &ContactInput,
+    base: Option<&ContactRow>,
+) -> AppResult<ContactRow> {
+    let mut p = Problems::default();
+    let first_name = opt_text(&mut p, "first_name", &input.first_name, 100);
+    let last_name = opt_text(&mut p, "last_name", &input.last_name, 100);
+    let email = opt_email(&mut p, "email", &input.email);
+    if first_name.is_none() && last_name.is_none() && email.is_none() {
+        p.add(
+            "last_name",
+            "required",
+            "a contact needs a name or an email",
+        );
+    }
+    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    if let Some(account_id) = &input.account_id {
+        if account::find_visible(conn, &caller.visibility(), account_id).is_err() {
+            p.add("account_id", "not_found", "no such account");
+        }
+    }
+    let row = ContactRow {
+        first_name,
+        last_name,
+        email,
+        phone: opt_text(&mut p, "phone", &input.phone, 50),
+        account_id: input.account_id.clone(),
+        owner_id,
+        ..stamp_new_or_next(base.cloned(), caller, |id, now| ContactRow {
+            id,
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: None,
+            account_id: None,
+            owner_id: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
+        })
+    };
+    p.into_result()?;
+    Ok(row)
+}
+
+/// Error for a referenced record the caller may not see.
+pub fn not_visible(field: &str, what: &str) -> AppError {
+    AppError::field(field, "not_found", format!("no such {what}"))
+}

@@ -1,0 +1,193 @@
+//! Activities on leads and deals: their writable fields, how a row is built and checked,
+//! and the parent's `last_activity_at` kept in step with every change.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::fields::{opt_text, resolve_owner};
+use super::records::{stamp_new_or_next, Ops};
+use crate::auth::api_keys::Scope;
+use crate::auth::Caller;
+use crate::domain::opportunity::ActivityType;
+use crate::domain::{required_text, Problems};
+use crate::error::AppResult;
+use crate::storage::activities::{self as store, ActivityRow};
+use crate::storage::{self, leads, opportunities, DbConn};
+
+/// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
+/// Without `due_at` and `completed_at` the activity is a record of something done now;
+/// with only `due_at` it is a planned follow-up, open until `completed_at` is set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityInput {
+    #[serde(rename = "type")]
+    pub type_: ActivityType,
+    #[schema(example = "方案讲解会")]
+    pub subject: String,
+    pub body: Option<String>,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    #[schema(example = "客户认可方案，下周报价")]
+    pub outcome: Option<String>,
+    /// Defaults to the caller.
+    pub owner_id: Option<String>,
+}
+
+
+impl From<&ActivityRow> for ActivityInput {
+    fn from(a: &ActivityRow) -> Self {
+        ActivityInput {
+            type_: ActivityType::parse(&a.type_).unwrap_or(ActivityType::Note),
+            subject: a.subject.clone(),
+            body: a.body.clone(),
+            lead_id: a.lead_id.clone(),
+            opportunity_id: a.opportunity_id.clone(),
+            due_at: a.due_at.map(|t| t.and_utc()),
+            completed_at: a.completed_at.map(|t| t.and_utc()),
+            outcome: a.outcome.clone(),
+            owner_id: Some(a.owner_id.clone()),
+        }
+    }
+}
+
+
+/// Checks input and builds the row; `base` is the stored activity on update.
+pub fn build(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &ActivityInput,
+    base: Option<&ActivityRow>,
+) -> AppResult<ActivityRow> {
+    match base {
+        Some(b) => require_parent_scopes(caller, &b.lead_id, &b.opportunity_id, true)?,
+        None => require_parent_scopes(caller, &input.lead_id, &input.opportunity_id, true)?,
+    }
+    let mut p = Problems::default();
+    let vis = caller.visibility();
+    // Logging on a record the caller may not see is answered like reading it: 404.
+    match (&input.lead_id, &input.opportunity_id) {
+        (Some(_), Some(_)) | (None, None) => p.add(
+            "lead_id",
+            "one_parent",
+            "give exactly one of lead_id and opportunity_id",
+        ),
+        (Some(id), None) => {
+            leads::find_visible(conn, &vis, id)?;
+        }
+        (None, Some(id)) => {
+            opportunities::find_visible(conn, &vis, id)?;
+        }
+    }
+    if let Some(b) = base {
+        if b.lead_id != input.lead_id || b.opportunity_id != input.opportunity_id {
+            p.add(
+                "opportunity_id",
+                "immutable",
+                "an activity stays on its lead or opportunity",
+            );
+        }
+    }
+    let subject = required_text(&mut p, "subject", &input.subject, 300);
+    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let now = storage::now();
+    let completed_at = match (input.completed_at, input.due_at, base) {
+        (Some(c), _, _) => Some(c.naive_utc()),
+        (None, None, None) => Some(now),
+        _ => None,
+    };
+    let row = ActivityRow {
+        type_: input.type_.as_str().to_owned(),
+        subject,
+        body: opt_text(&mut p, "body", &input.body, 10_000),
+        lead_id: input.lead_id.clone(),
+        opportunity_id: input.opportunity_id.clone(),
+        due_at: input.due_at.map(|d| d.naive_utc()),
+        completed_at,
+        outcome: opt_text(&mut p, "outcome", &input.outcome, 2000),
+        owner_id,
+        ..stamp_new_or_next(base.cloned(), caller, |id, now| ActivityRow {
+            id,
+            type_: String::new(),
+            subject: String::new(),
+            body: None,
+            lead_id: None,
+            opportunity_id: None,
+            due_at: None,
+            completed_at: None,
+            outcome: None,
+            owner_id: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
+        })
+    };
+    p.into_result()?;
+    Ok(row)
+}
+
+/// Keeps the parent's `last_activity_at` equal to its latest completed activity.
+fn refresh_parent(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
+    if let Some(id) = &a.lead_id {
+        let last = store::last_completed(conn, Some(id), None)?;
+        leads::touch_activity(conn, id, last)?;
+    }
+    if let Some(id) = &a.opportunity_id {
+        let last = store::last_completed(conn, None, Some(id))?;
+        opportunities::touch_activity(conn, id, last)?;
+    }
+    Ok(())
+}
+
+/// The scope an API key needs for activities: their parent's kind decides (`leads:*` on a
+/// lead, `opportunities:*` on a deal).
+pub fn require_parent_scopes(
+    caller: &Caller,
+    lead_id: &Option<String>,
+    opportunity_id: &Option<String>,
+    write: bool,
+) -> AppResult<()> {
+    let (on_lead, on_deal) = match write {
+        true => (Scope::LeadsWrite, Scope::OpportunitiesWrite),
+        false => (Scope::LeadsRead, Scope::OpportunitiesRead),
+    };
+    if lead_id.is_some() {
+        caller.require_scope(on_lead)?;
+    }
+    if opportunity_id.is_some() {
+        caller.require_scope(on_deal)?;
+    }
+    Ok(())
+}
+
+/// Logs an activity on a lead or a deal the caller may see (404 otherwise).
+pub fn create(conn: &mut DbConn, caller: &Caller, input: &ActivityInput) -> AppResult<ActivityRow> {
+    let row = build(conn, caller, input, None)?;
+    store::insert_row(conn, &row)?;
+    refresh_parent(conn, &row)?;
+    Ok(row)
+}
+
+/// How an activity is locked, shown as input, rebuilt and saved on update.
+pub fn ops() -> Ops<ActivityRow, ActivityInput> {
+    Ops {
+        lock: store::lock_visible,
+        input_of: |r| ActivityInput::from(r),
+        build,
+        save: |conn, _, row| {
+            store::save_row(conn, row)?;
+            refresh_parent(conn, row)
+        },
+    }
+}
+
+/// Deletes an activity (the caller needs write scope on its parent's kind).
+pub fn remove(conn: &mut DbConn, caller: &Caller, current: &ActivityRow) -> AppResult<()> {
+    require_parent_scopes(caller, &current.lead_id, &current.opportunity_id, true)?;
+    store::delete_row(conn, &current.id)?;
+    refresh_parent(conn, current)
+}

@@ -1,0 +1,15 @@
+//! The workflow layer: every change to a lead, an account, a contact or a deal goes
+//! through one function here, whoever asks for it (an HTTP handler today; imports,
+//! captured forms and webhooks next). Each function takes a connection inside the
+//! caller's transaction, the caller, and typed input, runs the whole rule set (checks,
+//! visibility, stage gates, the stage log, next actions, closing times, scoring, the
+//! report aggregates) and returns rows or an error. Nothing here knows HTTP.
+
+pub mod accounts;
+pub mod activities;
+pub mod conversion;
+pub mod fields;
+pub mod leads;
+pub mod opportunities;
+pub mod records;
+pub mod stages;

@@ -1,0 +1,67 @@
+//! The update and delete paths every owned record shares: lock the row the caller may
+//! see, check the expected version, let the caller edit the writable representation,
+//! rebuild and check the row exactly as on create, save with the version check.
+
+use chrono::NaiveDateTime;
+
+use crate::auth::{Caller, Visibility};
+use crate::error::AppResult;
+use crate::storage::{self, check_version, DbConn, Stamped};
+
+/// For an update: the stored row with the next version and `updated_*` set. For a
+/// create: a fresh row from `fresh(new_id, now)`.
+pub fn stamp_new_or_next<T: Stamped>(
+    base: Option<T>,
+    caller: &Caller,
+    fresh: impl FnOnce(String, NaiveDateTime) -> T,
+) -> T {
+    let now = storage::now();
+    match base {
+        Some(mut row) => {
+            row.stamp_next(&caller.user_id, now);
+            row
+        }
+        None => fresh(storage::new_id(), now),
+    }
+}
+
+/// How one kind of record is locked, shown as input, rebuilt and saved.
+pub struct Ops<R, I> {
+    pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
+    pub input_of: fn(&R) -> I,
+    pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
+    pub save: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
+}
+
+/// Updates a visible record: `edit` turns its current input into the new one (a merge
+/// patch over HTTP, a file's row in an import), which is then checked like a create.
+pub fn update<R: Stamped, I>(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    expected_version: Option<i32>,
+    edit: impl FnOnce(I) -> AppResult<I>,
+    ops: &Ops<R, I>,
+) -> AppResult<R> {
+    let current = (ops.lock)(conn, &caller.visibility(), id)?;
+    check_version(expected_version, current.version())?;
+    let input = edit((ops.input_of)(&current))?;
+    let row = (ops.build)(conn, caller, &input, Some(&current))?;
+    (ops.save)(conn, caller, &row)?;
+    Ok(row)
+}
+
+/// Deletes a visible record at the expected version; `remove` checks what must hold
+/// (for this caller) and deletes.
+pub fn delete<R: Stamped>(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    expected_version: Option<i32>,
+    lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
+    remove: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
+) -> AppResult<()> {
+    let current = lock(conn, &caller.visibility(), id)?;
+    check_version(expected_version, current.version())?;
+    remove(conn, caller, &current)
+}
