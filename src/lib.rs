@@ -87,5 +87,33 @@ mod layering {
             }
         }
         assert!(refs.get("storage").is_some_and(|s| !s.contains("auth")));
+        for inner in ["crm", "domain", "storage", "analytics"] {
+            assert!(
+                refs.get(inner).is_none_or(|r| !r.contains("http")),
+                "{inner} refers to http"
+            );
+        }
+    }
+
+    /// The workflow layer and the domain know nothing of the web framework or of SQL
+    /// beyond what storage hands them.
+    #[test]
+    fn workflows_and_domain_know_no_framework() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for (dir, banned) in [
+            ("crm", &["actix"][..]),
+            ("domain", &["actix", "diesel"][..]),
+        ] {
+            for entry in std::fs::read_dir(src.join(dir)).expect("dir").flatten() {
+                let text = std::fs::read_to_string(entry.path()).expect("source");
+                for word in banned {
+                    assert!(
+                        !text.contains(word),
+                        "{} mentions {word}",
+                        entry.path().display()
+                    );
+                }
+            }
+        }
     }
 }

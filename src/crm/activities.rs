@@ -36,7 +36,6 @@ pub struct ActivityInput {
     pub owner_id: Option<String>,
 }
 
-
 impl From<&ActivityRow> for ActivityInput {
     fn from(a: &ActivityRow) -> Self {
         ActivityInput {
@@ -52,7 +51,6 @@ impl From<&ActivityRow> for ActivityInput {
         }
     }
 }
-
 
 /// Checks input and builds the row; `base` is the stored activity on update.
 pub fn build(

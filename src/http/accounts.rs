@@ -19,10 +19,10 @@ use crate::crm::records::Ops;
 use crate::domain::lead::CompanySize;
 use crate::error::AppResult;
 use crate::state::AppState;
+use crate::storage;
 use crate::storage::accounts::{
     self as store, account, contact, AccountFilter, AccountRow, ContactFilter, ContactRow,
 };
-use crate::storage;
 
 /// The body of a PATCH: any writable members of [`AccountInput`].
 pub type AccountPatch = MergePatch<AccountInput>;

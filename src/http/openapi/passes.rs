@@ -1,131 +1,10 @@
-//! The OpenAPI 3.1 document, built from the handlers' annotations. The committed copy in
-//! `openapi/openapi.json` must equal it (a test checks; `stageflow openapi` regenerates).
+//! Passes over the generated document that add what the annotations cannot say once
+//! for all operations: security, idempotency keys, shared parameters and errors, wire
+//! formats, report parameters.
 
-use crate::error::ProblemCode;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
+use super::*;
 
-use super::{
-    accounts, activities, api_keys, auth, health, leads, loss_reasons, opportunities, pipelines,
-    reports, teams, users,
-};
-
-#[derive(OpenApi)]
-#[openapi(
-    servers((url = "/", description = "This server")),
-    info(
-        title = "stageflow",
-        description = "Sales-pipeline backend: leads, opportunities moving through gated stages, \
-                       and funnel analytics. Errors are RFC 9457 problem+json with a stable `code`.",
-        license(name = "Apache-2.0", identifier = "Apache-2.0"),
-    ),
-    paths(
-        health::live,
-        health::ready,
-        auth::create_token,
-        users::find_me,
-        users::list_users,
-        users::create_user,
-        users::find_user,
-        users::update_user,
-        teams::list_teams,
-        teams::create_team,
-        api_keys::list_api_keys,
-        api_keys::create_api_key,
-        api_keys::delete_api_key,
-        pipelines::list_pipelines,
-        pipelines::create_pipeline,
-        pipelines::create_pipeline_from_template,
-        pipelines::find_pipeline,
-        pipelines::update_pipeline,
-        pipelines::delete_pipeline,
-        pipelines::create_stage,
-        pipelines::update_stage_order,
-        pipelines::update_stage,
-        pipelines::delete_stage,
-        leads::list_scoring_rules,
-        leads::replace_scoring_rules,
-        leads::list_leads,
-        leads::create_lead,
-        leads::find_lead,
-        leads::update_lead,
-        leads::delete_lead,
-        leads::convert_lead,
-        leads::disqualify_lead,
-        accounts::list_accounts,
-        accounts::create_account,
-        accounts::find_account,
-        accounts::update_account,
-        accounts::delete_account,
-        accounts::list_contacts,
-        accounts::create_contact,
-        accounts::find_contact,
-        accounts::update_contact,
-        accounts::delete_contact,
-        opportunities::list_opportunities,
-        opportunities::create_opportunity,
-        opportunities::find_opportunity,
-        opportunities::update_opportunity,
-        opportunities::delete_opportunity,
-        opportunities::move_opportunity,
-        opportunities::win_opportunity,
-        opportunities::lose_opportunity,
-        opportunities::reopen_opportunity,
-        opportunities::opportunity_history,
-        loss_reasons::list_loss_reasons,
-        loss_reasons::create_loss_reason,
-        activities::list_activities,
-        activities::create_activity,
-        activities::find_activity,
-        activities::update_activity,
-        activities::delete_activity,
-        activities::list_follow_ups,
-        reports::funnel_report,
-        reports::funnel_svg,
-        reports::create_funnel_link,
-        reports::stage_durations_report,
-        reports::stalled_report,
-        reports::loss_reasons_report,
-        reports::activity_effectiveness_report,
-        reports::lead_sources_report,
-        reports::leaderboard_report,
-        reports::reactivation_report,
-        reports::forecast_report,
-        reports::create_forecast_snapshot,
-        reports::forecast_snapshot_accuracy,
-    ),
-    components(schemas(
-        crate::error::Problem,
-        crate::error::FieldError,
-        crate::analytics::GroupBy
-    )),
-    modifiers(
-        &BearerAuth,
-        &IdempotentPosts,
-        &ReportParameters,
-        &ErrorResponses,
-        &SharedParameters,
-        &ResponseMembers,
-        &WireFormats,
-        &OptionalBodies,
-        &CreatedLocations
-    ),
-    tags(
-        (name = "health", description = "Probes"),
-        (name = "auth", description = "Tokens and API keys"),
-        (name = "users", description = "Users and teams"),
-        (name = "pipelines", description = "Pipelines and their stages"),
-        (name = "leads", description = "Leads, scoring and conversion"),
-        (name = "accounts", description = "Accounts and contacts"),
-        (name = "opportunities", description = "Opportunities, stage moves and the stage log"),
-        (name = "activities", description = "Activities and the follow-up queue"),
-        (name = "reports", description = "Funnel, durations, stalled deals, losses, forecast and more"),
-    )
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
+pub(super) struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -145,7 +24,7 @@ impl Modify for BearerAuth {
 }
 
 /// Every operation of a path item, with its method.
-fn operations_mut(
+pub(super) fn operations_mut(
     item: &mut utoipa::openapi::path::PathItem,
 ) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
     [
@@ -160,14 +39,14 @@ fn operations_mut(
 }
 
 /// True when the operation needs credentials (public ones list an empty requirement).
-fn is_secured(op: &utoipa::openapi::path::Operation) -> bool {
+pub(super) fn is_secured(op: &utoipa::openapi::path::Operation) -> bool {
     let public = utoipa::openapi::security::SecurityRequirement::default();
     op.security.iter().flatten().any(|r| *r != public)
 }
 
 /// Every authenticated `POST` takes `Idempotency-Key` (see `http::idempotency`), except
 /// those that issue a secret.
-struct IdempotentPosts;
+pub(super) struct IdempotentPosts;
 
 impl Modify for IdempotentPosts {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -181,7 +60,7 @@ impl Modify for IdempotentPosts {
             if !is_secured(op) {
                 continue;
             }
-            if super::idempotency::SECRET_ISSUING.contains(&path.as_str()) {
+            if crate::http::idempotency::SECRET_ISSUING.contains(&path.as_str()) {
                 let note = "\n\nThe answer carries a secret shown once and never stored, so \
                             `Idempotency-Key` is refused here (400 `idempotency_key_not_supported`).";
                 let description = op.description.get_or_insert_with(String::new);
@@ -232,7 +111,7 @@ impl Modify for IdempotentPosts {
 /// JSON, parameters or headers; 401 and 403 on protected operations; 404 on a record
 /// path; 412 with `If-Match`; 413/415 with a body; 429 on the API), every error as
 /// `application/problem+json`, and a description on every response.
-struct ErrorResponses;
+pub(super) struct ErrorResponses;
 
 impl ErrorResponses {
     fn standard(
@@ -292,7 +171,9 @@ impl ErrorResponses {
     }
 }
 
-fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+pub(super) fn problem_response(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
     utoipa::openapi::ResponseBuilder::new()
         .description(description)
         .content(
@@ -305,7 +186,7 @@ fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi
         .into()
 }
 
-fn is_problem_schema(content: &utoipa::openapi::Content) -> bool {
+pub(super) fn is_problem_schema(content: &utoipa::openapi::Content) -> bool {
     matches!(&content.schema, Some(utoipa::openapi::RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
 }
 
@@ -357,14 +238,14 @@ impl Modify for ErrorResponses {
 }
 
 /// 1 to 255 printable ASCII characters without spaces (see `http::idempotency`).
-const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+pub(super) const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
 /// `*`, or the ETag of a version as this API writes it (`"3"`, weak `W/"3"` accepted).
-const IF_MATCH_PATTERN: &str = "^(\\*|(W/)?\"[0-9]{1,9}\")$";
+pub(super) const IF_MATCH_PATTERN: &str = "^(\\*|(W/)?\"[0-9]{1,9}\")$";
 
 /// Parameters that mean the same on every operation, typed as strictly as the server
 /// reads them: record ids in paths are UUIDs, `If-Match` is an ETag of this API,
 /// `limit` pages are 1–500 (the stalled report lists up to 1000).
-struct SharedParameters;
+pub(super) struct SharedParameters;
 
 impl Modify for SharedParameters {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -389,9 +270,9 @@ impl Modify for SharedParameters {
                                 .pattern(Some(IF_MATCH_PATTERN))
                         }
                         (ParameterIn::Query, "sort")
-                            if !super::pagination::sorts(path).is_empty() =>
+                            if !crate::http::pagination::sorts(path).is_empty() =>
                         {
-                            let fields = super::pagination::sorts(path);
+                            let fields = crate::http::pagination::sorts(path);
                             let values: Vec<String> = fields
                                 .iter()
                                 .flat_map(|f| [(*f).to_owned(), format!("-{f}")])
@@ -410,7 +291,7 @@ impl Modify for SharedParameters {
                             let max = if path.ends_with("/reports/stalled") {
                                 1000
                             } else {
-                                super::pagination::MAX_LIMIT
+                                crate::http::pagination::MAX_LIMIT
                             };
                             ObjectBuilder::new()
                                 .schema_type(Type::Integer)
@@ -428,7 +309,7 @@ impl Modify for SharedParameters {
 }
 
 /// The component schemas that `$ref`s in `value` reach, directly or through other schemas.
-fn reached_schemas(
+pub(super) fn reached_schemas(
     components: &utoipa::openapi::Components,
     value: serde_json::Value,
 ) -> std::collections::BTreeSet<String> {
@@ -460,7 +341,7 @@ fn reached_schemas(
 }
 
 /// (schemas reached from success responses, schemas reached from request bodies).
-fn response_and_request_schemas(
+pub(super) fn response_and_request_schemas(
     openapi: &utoipa::openapi::OpenApi,
 ) -> (
     std::collections::BTreeSet<String>,
@@ -489,7 +370,7 @@ fn response_and_request_schemas(
 }
 
 /// Whether a schema's `type` admits `t`.
-fn has_type(
+pub(super) fn has_type(
     schema_type: &utoipa::openapi::schema::SchemaType,
     t: utoipa::openapi::schema::Type,
 ) -> bool {
@@ -501,7 +382,9 @@ fn has_type(
     }
 }
 
-fn is_nullable(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
+pub(super) fn is_nullable(
+    schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+) -> bool {
     use utoipa::openapi::schema::{Schema, Type};
     use utoipa::openapi::RefOr;
     match schema {
@@ -518,7 +401,7 @@ fn is_nullable(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)
 /// left out when it has no value (`skip_serializing_if`, marked `nullable = false`), and
 /// then it is optional and never null. Schemas that request bodies use as well (`Bant`,
 /// `NextAction`) keep the optional members a request may leave out.
-struct ResponseMembers;
+pub(super) struct ResponseMembers;
 
 impl Modify for ResponseMembers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -563,7 +446,7 @@ pub const AMOUNT_PATTERN: &str = "^(0?[0-9]{1,13}(\\.[0-9]{1,2})?|10000000000000
 pub const AMOUNT_OUT_PATTERN: &str = "^[0-9]+\\.[0-9]{2}$";
 
 /// Members holding money: decimal strings.
-const MONEY_MEMBERS: [&str; 6] = [
+pub(super) const MONEY_MEMBERS: [&str; 6] = [
     "amount",
     "won_amount",
     "total_amount",
@@ -575,7 +458,7 @@ const MONEY_MEMBERS: [&str; 6] = [
 /// Whether a member holds a record id this server wrote: a UUIDv7. Loss reasons and
 /// scoring rules have slugs, `external_id` is the client's own and `request_id` may come
 /// from the client's `X-Request-Id`.
-fn is_uuid_member(schema: &str, member: &str) -> bool {
+pub(super) fn is_uuid_member(schema: &str, member: &str) -> bool {
     let slug_ids = [
         "LossReasonOut",
         "CreateLossReason",
@@ -600,7 +483,7 @@ fn is_uuid_member(schema: &str, member: &str) -> bool {
 /// Formats of the values every schema shares: ids are UUIDs, amounts decimal strings
 /// with a pattern (as requests may write them, or as the server writes them). A pattern
 /// set on the field itself is kept.
-struct WireFormats;
+pub(super) struct WireFormats;
 
 impl Modify for WireFormats {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -649,7 +532,7 @@ impl Modify for WireFormats {
 /// A body annotated as `Option<T>` (read with `extract::OptionalJson`) may be left out:
 /// it is documented as `required: false` with `T`'s schema, since a JSON `null` is not a
 /// body the server reads.
-struct OptionalBodies;
+pub(super) struct OptionalBodies;
 
 impl Modify for OptionalBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -679,7 +562,7 @@ impl Modify for OptionalBodies {
 }
 
 /// Every 201 names the created record's URL in `Location` (see `http::answer`).
-struct CreatedLocations;
+pub(super) struct CreatedLocations;
 
 impl Modify for CreatedLocations {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -713,7 +596,7 @@ impl Modify for CreatedLocations {
 
 /// Each report lists the parameters it reads (`reports::PARAMETERS`), typed as the
 /// server parses them, and offers its answer as JSON or, to `Accept: text/csv`, as CSV.
-struct ReportParameters;
+pub(super) struct ReportParameters;
 
 impl Modify for ReportParameters {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -721,7 +604,7 @@ impl Modify for ReportParameters {
             KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
         };
         use utoipa::openapi::{ContentBuilder, RefOr, Required};
-        for (name, wanted) in super::reports::PARAMETERS {
+        for (name, wanted) in crate::http::reports::PARAMETERS {
             let path = format!("/api/v1/reports/{name}");
             let Some(op) = openapi
                 .paths
@@ -799,229 +682,4 @@ impl Modify for ReportParameters {
             }
         }
     }
-}
-
-/// Text the server trims and refuses when empty: at least one non-space character.
-fn text(max: usize) -> serde_json::Value {
-    serde_json::json!({"minLength": 1, "maxLength": max, "pattern": "\\S"})
-}
-
-/// The rules the server checks on request bodies, stated in their schemas so that what
-/// the schema allows the server accepts: lengths of trimmed text, ranges, formats,
-/// list sizes, and the "one of these members" rules. Rules that depend on stored data
-/// (references to records, a stage's required fields, unique names, the won/lost
-/// stages of a pipeline) cannot be stated in a schema; those answers are 422 and the
-/// operations document them.
-struct BodyRules;
-
-impl BodyRules {
-    fn properties() -> Vec<(&'static str, &'static str, serde_json::Value)> {
-        use serde_json::json;
-        let email = json!({"format": "email", "maxLength": 254});
-        let password =
-            json!({"minLength": crate::domain::user::MIN_PASSWORD_LEN, "maxLength": 256});
-        let tags = json!({"maxItems": 50, "items": text(50)});
-        let uuid = json!({"format": "uuid"});
-        let texts = json!({"maxItems": 30, "items": text(500)});
-        let date_or_time =
-            json!({"anyOf": [{"type": "null"}, {"format": "date"}, {"format": "date-time"}]});
-        let mut rules = vec![
-            ("TokenRequest", "email", email.clone()),
-            ("CreateUser", "email", email.clone()),
-            ("CreateUser", "password", password.clone()),
-            ("CreateUser", "name", text(200)),
-            ("UpdateUser", "email", email.clone()),
-            ("UpdateUser", "password", password),
-            ("UpdateUser", "name", text(200)),
-            ("CreateApiKey", "name", text(100)),
-            ("CreateApiKey", "scopes", json!({"minItems": 1})),
-            (
-                "CreateLossReason",
-                "id",
-                json!({"pattern": "^[a-z0-9_]{1,50}$"}),
-            ),
-            ("CreateLossReason", "label", text(200)),
-            ("CreateTeam", "name", text(200)),
-            ("CreatePipeline", "name", text(200)),
-            (
-                "CreatePipeline",
-                "description",
-                json!({"maxLength": crate::domain::MAX_DESCRIPTION_CHARS}),
-            ),
-            (
-                "CreatePipeline",
-                "stages",
-                json!({"minItems": 3, "maxItems": crate::domain::pipeline::MAX_STAGES}),
-            ),
-            ("UpdatePipeline", "name", text(200)),
-            (
-                "UpdatePipeline",
-                "description",
-                json!({"maxLength": crate::domain::MAX_DESCRIPTION_CHARS}),
-            ),
-            ("CreateSnapshot", "name", text(200)),
-            ("CreateSnapshot", "pipeline_id", uuid.clone()),
-            ("CreateSnapshot", "owner_id", uuid.clone()),
-            ("CreateSnapshot", "team_id", uuid),
-            ("CreateSnapshot", "from", date_or_time.clone()),
-            ("CreateSnapshot", "to", date_or_time.clone()),
-            ("CreateFunnelLink", "from", date_or_time.clone()),
-            ("CreateFunnelLink", "to", date_or_time),
-            ("LeadInput", "email", email.clone()),
-            ("LeadInput", "tags", tags.clone()),
-            ("ContactInput", "email", email),
-            ("OpportunityInput", "tags", tags),
-            ("ScoringRuleInput", "points", json!({"type": "integer"})),
-        ];
-        for stage in ["StageInput", "UpdateStage"] {
-            rules.extend([
-                (stage, "name", text(100)),
-                (stage, "probability", json!({"minimum": 0, "maximum": 100})),
-                (
-                    stage,
-                    "stalled_after_days",
-                    json!({"minimum": 1, "maximum": 3650}),
-                ),
-                (
-                    stage,
-                    "next_action_within_days",
-                    json!({"minimum": 0, "maximum": 365}),
-                ),
-                (stage, "exit_criteria", texts.clone()),
-                (stage, "suggested_actions", texts.clone()),
-            ]);
-        }
-        rules
-    }
-
-    /// `{"anyOf": [...]}`: at least one of `members` holds non-blank text.
-    fn any_text_of(members: &[&str]) -> serde_json::Value {
-        let branches: Vec<serde_json::Value> = members
-            .iter()
-            .map(|m| serde_json::json!({"required": [m], "properties": {*m: {"type": "string", "pattern": "\\S"}}}))
-            .collect();
-        serde_json::json!({ "anyOf": branches })
-    }
-
-    fn objects() -> Vec<(&'static str, serde_json::Value)> {
-        let parent = |one: &str, other: &str| serde_json::json!({"required": [one], "properties": {one: {"type": "string"}, other: {"type": "null"}}});
-        vec![
-            (
-                "LeadInput",
-                Self::any_text_of(&["first_name", "last_name", "company", "email", "phone"]),
-            ),
-            (
-                "ContactInput",
-                Self::any_text_of(&["first_name", "last_name", "email"]),
-            ),
-            (
-                "ActivityInput",
-                serde_json::json!({"oneOf": [parent("lead_id", "opportunity_id"), parent("opportunity_id", "lead_id")]}),
-            ),
-        ]
-    }
-}
-
-/// `Problem.code` and `FieldError.code` list every code the server sends (the
-/// `ProblemCode` type and the field-code catalogue in `error.rs`, which a test keeps
-/// complete), so clients can switch on them typed.
-fn catalogue_codes(doc: &mut serde_json::Value) {
-    let problems: Vec<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
-    for (schema, codes) in [
-        ("Problem", problems.as_slice()),
-        ("FieldError", crate::error::FIELD_CODES),
-    ] {
-        if let Some(code) =
-            doc.pointer_mut(&format!("/components/schemas/{schema}/properties/code"))
-        {
-            code["enum"] = serde_json::json!(codes);
-        }
-    }
-}
-
-/// Requests that issue a secret refuse `Idempotency-Key` (see `http::idempotency`): the
-/// header is documented with a schema no value satisfies, so a generated client cannot
-/// send it and a test tool knows that sending it is an error.
-fn refuse_idempotency_keys(doc: &mut serde_json::Value) {
-    for path in super::idempotency::SECRET_ISSUING {
-        let Some(op) = doc.pointer_mut(&format!("/paths/{}/post", path.replace('/', "~1"))) else {
-            continue;
-        };
-        let params = op.as_object_mut().map(|o| {
-            o.entry("parameters")
-                .or_insert_with(|| serde_json::json!([]))
-        });
-        if let Some(serde_json::Value::Array(params)) = params {
-            params.push(serde_json::json!({
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": false,
-                "description": "Not accepted here: the answer carries a secret that is never stored, so it cannot be replayed (400 `idempotency_key_not_supported`).",
-                "schema": {"not": {}}
-            }));
-        }
-    }
-}
-
-/// Merges `patch` into `target` (objects member by member, anything else replaced).
-fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (target, patch) {
-        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
-            for (k, v) in p {
-                merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-impl BodyRules {
-    /// Applied to the document as JSON: utoipa's schema types cannot hold every keyword
-    /// these rules need (`anyOf` beside `properties`).
-    fn apply(doc: &mut serde_json::Value) {
-        let Some(schemas) = doc.pointer_mut("/components/schemas") else {
-            return;
-        };
-        for (component, property, rule) in Self::properties() {
-            if let Some(slot) = schemas.pointer_mut(&format!("/{component}/properties/{property}"))
-            {
-                // Siblings of `$ref` are ignored by some tools: wrap it.
-                if slot.get("$ref").is_some() {
-                    *slot = serde_json::json!({"allOf": [slot.clone()]});
-                }
-                merge(slot, &rule);
-            }
-        }
-        for (component, rule) in Self::objects() {
-            if let Some(schema) = schemas.get_mut(component) {
-                merge(schema, &rule);
-            }
-        }
-    }
-}
-
-/// The document as served and committed: pretty JSON with a trailing newline.
-pub fn document() -> String {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    let mut json = serde_json::to_value(&doc).unwrap_or_default();
-    BodyRules::apply(&mut json);
-    refuse_idempotency_keys(&mut json);
-    catalogue_codes(&mut json);
-    let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
-    text.push('\n');
-    text
-}
-
-/// Swagger UI at /docs (assets built in, no network needed) reading /openapi.json.
-pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json"))
-}
-
-/// `GET /openapi.json`: byte for byte the committed document.
-pub async fn serve_document() -> actix_web::HttpResponse {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    actix_web::HttpResponse::Ok()
-        .content_type("application/json")
-        .body(DOC.get_or_init(document).clone())
 }
