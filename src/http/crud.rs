@@ -13,33 +13,7 @@ use crate::error::AppResult;
 use crate::state::AppState;
 use crate::storage::{self, check_version, DbConn};
 
-/// Rows that carry the standard bookkeeping columns.
-pub trait Stamped {
-    fn version(&self) -> i32;
-    fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime);
-}
-
-macro_rules! stamped {
-    ($($t:ty),*) => {$(
-        impl Stamped for $t {
-            fn version(&self) -> i32 {
-                self.version
-            }
-            fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
-                self.version += 1;
-                self.updated_at = now;
-                self.updated_by = Some(actor.to_owned());
-            }
-        }
-    )*};
-}
-stamped!(
-    crate::storage::accounts::AccountRow,
-    crate::storage::accounts::ContactRow,
-    crate::storage::leads::LeadRow,
-    crate::storage::opportunities::OpportunityRow,
-    crate::storage::activities::ActivityRow
-);
+pub use crate::storage::versioned::Stamped;
 
 /// For an update: the stored row with the next version and `updated_*` set. For a
 /// create: a fresh row from `fresh(new_id, now)`.

@@ -15,7 +15,10 @@ pub mod settings;
 pub mod sql;
 pub mod teams;
 pub mod users;
+pub mod versioned;
 pub mod visibility;
+
+pub use versioned::check_version;
 
 use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -43,6 +46,32 @@ pub type PooledConn = PooledConnection<Manager>;
 pub enum Backend {
     Postgres,
     Sqlite,
+}
+
+/// What a repository reports when it cannot do what was asked, before anyone decides
+/// what a client hears (`From<StorageError> for AppError` makes that decision).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    /// A conditional write found another version stored: `current`.
+    #[error("version conflict (current {current})")]
+    VersionConflict { current: i32 },
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+}
+
+impl From<StorageError> for AppError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::NotFound => AppError::NotFound,
+            StorageError::VersionConflict { current } => AppError::VersionConflict { current },
+            StorageError::Database(e) => e.into(),
+            StorageError::Pool(e) => e.into(),
+        }
+    }
 }
 
 /// Opens connections to the backend the URL names. diesel's multi-backend `establish`
@@ -452,45 +481,6 @@ macro_rules! lock_row {
     }};
 }
 
-/// Writes every column of `row` when the stored version is `row.version - 1`;
-/// otherwise answers 412 with the current version.
-#[macro_export]
-macro_rules! save_versioned {
-    ($conn:expr, $table:path, $row:expr) => {{
-        use diesel::prelude::*;
-        use $table as t;
-        let row = $row;
-        let n = diesel::update(
-            t::table
-                .find(&row.id)
-                .filter(t::version.eq(row.version - 1)),
-        )
-        .set(row)
-        .execute($conn)?;
-        if n == 0 {
-            let current: Option<i32> = t::table
-                .find(&row.id)
-                .select(t::version)
-                .first($conn)
-                .optional()?;
-            Err(match current {
-                Some(current) => $crate::error::AppError::VersionConflict { current },
-                None => $crate::error::AppError::NotFound,
-            })
-        } else {
-            Ok(())
-        }
-    }};
-}
-
-/// Checks `If-Match` against the stored version.
-pub fn check_version(expected: Option<i32>, current: i32) -> AppResult<()> {
-    match expected {
-        Some(v) if v != current => Err(AppError::VersionConflict { current }),
-        _ => Ok(()),
-    }
-}
-
 /// Shared list filters: a `LIKE` pattern for case-insensitive substring search, and
 /// one for a tag inside a JSON array of strings.
 pub fn contains_pattern(text: &str) -> String {
@@ -581,7 +571,7 @@ macro_rules! row_repo {
             conn: &mut $crate::storage::DbConn,
             row: &$row,
         ) -> $crate::error::AppResult<()> {
-            $crate::save_versioned!(conn, $crate::storage::schema::$table, row)
+            Ok($crate::storage::versioned::Stamped::save(row, conn)?)
         }
 
         pub fn delete_row(
