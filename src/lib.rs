@@ -86,5 +86,7 @@ mod layering {
             }
         }
         assert!(refs.get("storage").is_some_and(|s| !s.contains("auth")));
+        // The error vocabulary is the bottom of the stack.
+        assert_eq!(refs.get("error"), None, "error refers to other modules");
     }
 }

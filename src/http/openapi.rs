@@ -215,7 +215,7 @@ impl Modify for IdempotentPosts {
                     ResponseBuilder::new()
                         .description("Conflict: `idempotency_key_in_progress`, or a conflict named by `code`.")
                         .content(
-                            crate::error::PROBLEM_JSON,
+                            super::problem::PROBLEM_JSON,
                             utoipa::openapi::ContentBuilder::new()
                                 .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                                 .build(),
@@ -296,7 +296,7 @@ fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi
     utoipa::openapi::ResponseBuilder::new()
         .description(description)
         .content(
-            crate::error::PROBLEM_JSON,
+            super::problem::PROBLEM_JSON,
             utoipa::openapi::ContentBuilder::new()
                 .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                 .build(),
@@ -334,7 +334,7 @@ impl Modify for ErrorResponses {
                         let json = response.content.shift_remove("application/json");
                         if let Some(RefOr::T(content)) = json {
                             let key = if is_problem_schema(&content) {
-                                crate::error::PROBLEM_JSON
+                                super::problem::PROBLEM_JSON
                             } else {
                                 "application/json"
                             };
