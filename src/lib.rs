@@ -12,6 +12,9 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 
+// The repository macros, crate-private (see storage/mod.rs for why they are macros).
+pub(crate) use storage::{keyset, lock_row, owned_repo, row_repo};
+
 /// The layers stay a stack: no two top-level modules refer to each other, directly or
 /// through others (see docs/architecture.md).
 #[cfg(test)]

@@ -410,7 +410,11 @@ pub fn invalid_cursor() -> AppError {
 }
 
 /// Orders a boxed query by `(col, id)` and, when a cursor is given, keeps the rows after it.
-#[macro_export]
+///
+/// A macro rather than a function: the query, the column and the cursor value are
+/// different diesel types at each use (boxed queries of different tables, text and
+/// timestamp columns, `COALESCE` expressions); a generic function would have to state
+/// diesel's `filter`/`order` bounds for every combination.
 macro_rules! keyset {
     ($query:expr, $col:expr, $id:expr, $desc:expr, $after:expr) => {{
         let q = $query;
@@ -460,7 +464,11 @@ where
 
 /// Loads one row by id, taking its row lock on PostgreSQL (`FOR UPDATE`); SQLite
 /// write transactions already hold the database's write lock.
-#[macro_export]
+///
+/// A macro because the statement must be built per backend from a concrete table:
+/// `for_update` exists only for PostgreSQL, and diesel cannot build `table.find(…)` for a
+/// table that is only a type parameter (its blanket query-builder impls for tables send
+/// the trait solver into overflow; see `storage::versioned`).
 macro_rules! lock_row {
     ($conn:expr, $table:path, $row:ty, $id:expr) => {{
         use diesel::prelude::*;
@@ -515,7 +523,7 @@ pub fn duplicate(
 
 /// The operations every owned record shares: visible lookup, locked lookup, insert,
 /// versioned save and delete. `$table` is the schema module, which has `owner_id`.
-#[macro_export]
+/// A macro for the reason given at [`lock_row`]: each statement names a concrete table.
 macro_rules! owned_repo {
     ($table:ident, $row:ty) => {
         $crate::row_repo!($table, $row);
@@ -552,8 +560,9 @@ macro_rules! owned_repo {
     };
 }
 
-/// Insert, versioned save and delete of a record whose visibility is decided elsewhere.
-#[macro_export]
+/// Insert, versioned save and delete of a record whose visibility is decided elsewhere
+/// (the save is [`versioned::Stamped::save`]). A macro for the reason given at
+/// [`lock_row`].
 macro_rules! row_repo {
     ($table:ident, $row:ty) => {
         pub fn insert_row(
@@ -584,3 +593,6 @@ macro_rules! row_repo {
         }
     };
 }
+
+// Crate-private: the crate root re-exports them so `crate::keyset!` etc. resolve.
+pub(crate) use {keyset, lock_row, owned_repo, row_repo};
