@@ -295,22 +295,39 @@ async fn pipeline_etag_guards_updates(app: TestApp) {
         .problem(422, "validation_failed");
 }
 
-async fn stages_can_be_added_changed_reordered_and_deleted(app: TestApp) {
+/// A custom pipeline named `name`, with `stage` added to it: the pipeline's id and the
+/// answer to the stage's creation (checked to be 201).
+async fn pipeline_with_added_stage(
+    app: &TestApp,
+    name: &str,
+    stage: Value,
+) -> (String, crate::helpers::Res) {
     let p = app
         .post("/api/v1/pipelines")
         .admin()
-        .json(custom_pipeline("Flow"))
+        .json(custom_pipeline(name))
         .send()
         .await
         .body;
-    let pid = p["id"].as_str().unwrap();
+    let pid = p["id"].as_str().unwrap().to_owned();
     let added = app
         .post(&format!("/api/v1/pipelines/{pid}/stages"))
         .admin()
-        .json(json!({"name": "Negotiate", "probability": 75, "required_fields": ["amount", "custom.po_number"]}))
+        .json(stage)
         .send()
         .await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    (pid, added)
+}
+
+async fn stages_can_be_added_changed_reordered_and_deleted(app: TestApp) {
+    let (pid, added) = pipeline_with_added_stage(
+        &app,
+        "Flow",
+        json!({"name": "Negotiate", "probability": 75, "required_fields": ["amount", "custom.po_number"]}),
+    )
+    .await;
+    let pid = pid.as_str();
     assert_eq!(
         added.body["position"], 2,
         "new open stages go before the outcomes"
@@ -390,21 +407,12 @@ async fn stages_can_be_added_changed_reordered_and_deleted(app: TestApp) {
 }
 
 async fn stage_deletion_honours_if_match(app: TestApp) {
-    let p = app
-        .post("/api/v1/pipelines")
-        .admin()
-        .json(custom_pipeline("Guarded"))
-        .send()
-        .await
-        .body;
-    let pid = p["id"].as_str().unwrap();
-    let added = app
-        .post(&format!("/api/v1/pipelines/{pid}/stages"))
-        .admin()
-        .json(json!({"name": "Negotiate", "probability": 75}))
-        .send()
-        .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let (pid, added) = pipeline_with_added_stage(
+        &app,
+        "Guarded",
+        json!({"name": "Negotiate", "probability": 75}),
+    )
+    .await;
     let stage = format!("/api/v1/stages/{}", added.body["id"].as_str().unwrap());
     let changed = app
         .patch(&stage)
