@@ -13,6 +13,9 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 
+// The repository macros, crate-private (see storage/mod.rs for why they are macros).
+pub(crate) use storage::{keyset, lock_row, owned_repo, row_repo};
+
 /// The layers stay a stack: no two top-level modules refer to each other, directly or
 /// through others (see docs/architecture.md).
 #[cfg(test)]
@@ -93,6 +96,8 @@ mod layering {
                 "{inner} refers to http"
             );
         }
+        // The error vocabulary is the bottom of the stack.
+        assert_eq!(refs.get("error"), None, "error refers to other modules");
     }
 
     /// The workflow layer and the domain know nothing of the web framework or of SQL

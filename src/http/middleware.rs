@@ -13,9 +13,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpResponse};
 use tracing::Instrument;
 
+use super::problem::{problem_for_status, PROBLEM_JSON};
 use crate::auth::caller::Credential;
 use crate::config::Settings;
-use crate::error::{problem_for_status, PROBLEM_JSON};
 use crate::state::AppState;
 use crate::telemetry;
 

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
+pub mod problem;
 pub mod rate_limit;
 pub mod reports;
 pub mod teams;

@@ -513,13 +513,7 @@ pub async fn update_stage(
     let b = body.0;
     let stage = storage::run_tx(&state.pool, move |conn| {
         let current = store::find_stage(conn, &id)?;
-        if let Some(expected) = if_match.0 {
-            if expected != current.version {
-                return Err(AppError::VersionConflict {
-                    current: current.version,
-                });
-            }
-        }
+        storage::check_version(if_match.0, current.version)?;
         store::touch(conn, &current.pipeline_id, None, &caller.user_id)?;
         let out = StageOut::from(current.clone());
         let kind = b.kind.unwrap_or(out.kind);
@@ -583,19 +577,23 @@ pub async fn update_stage(
 /// Deletes a stage (admins). Deals in it enter `move_to`, a stage of the same kind, as a
 /// move would: its `required_fields` apply to every deal, and one that misses them
 /// refuses the whole deletion. The pipeline must keep one won, one lost and one open stage.
+///
+/// `If-Match` is the stage's version, as for `PATCH` on the same path.
 #[utoipa::path(delete, path = "/api/v1/stages/{id}", tag = "pipelines", operation_id = "delete_stage",
-    security(("bearer" = [])), params(("id" = String, Path), DeleteStageQuery),
+    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header), DeleteStageQuery),
     responses(
         (status = 204),
         (status = 403, body = crate::error::Problem, description = "only admins restructure pipelines"),
         (status = 404, body = crate::error::Problem),
         (status = 409, body = crate::error::Problem, description = "deals are in the stage and no move_to was given"),
+        (status = 412, body = crate::error::Problem, description = "version_conflict"),
         (status = 422, body = crate::error::Problem, description = "`move_to` is not a stage of the same kind, or `stage_requirements_unmet` for deals in the stage"),
     ))]
 pub async fn delete_stage(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
+    if_match: IfMatch,
     query: ApiQuery<DeleteStageQuery>,
 ) -> AppResult<HttpResponse> {
     can_restructure(&caller)?;
@@ -603,6 +601,7 @@ pub async fn delete_stage(
     let id = id.into_inner();
     storage::run_tx(&state.pool, move |conn| {
         let current = store::find_stage(conn, &id)?;
+        storage::check_version(if_match.0, current.version)?;
         store::touch(conn, &current.pipeline_id, None, &caller.user_id)?;
         let mut stages = store::stages_of(conn, &current.pipeline_id)?;
         let target = move_to
@@ -625,7 +624,7 @@ pub async fn delete_stage(
             }
             None => {}
         }
-        store::delete_stage(conn, &id)?;
+        store::delete_stage(conn, &id, current.version)?;
         store::set_positions(
             conn,
             &stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),

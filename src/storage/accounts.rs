@@ -21,6 +21,7 @@ pub struct AccountRow {
     pub region: Option<String>,
     pub website: Option<String>,
     pub owner_id: String,
+    #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -43,6 +44,7 @@ pub struct ContactRow {
     pub phone: Option<String>,
     pub account_id: Option<String>,
     pub owner_id: String,
+    #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

@@ -21,6 +21,7 @@ pub struct ActivityRow {
     pub completed_at: Option<NaiveDateTime>,
     pub outcome: Option<String>,
     pub owner_id: String,
+    #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

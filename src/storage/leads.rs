@@ -47,6 +47,7 @@ pub struct LeadRow {
     pub converted_at: Option<NaiveDateTime>,
     pub converted_opportunity_id: Option<String>,
     pub disqualified_reason: Option<String>,
+    #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

@@ -13,10 +13,12 @@ pub mod schema;
 pub mod scoring;
 pub mod settings;
 pub mod sql;
-pub mod stamped;
 pub mod teams;
 pub mod users;
+pub mod versioned;
 pub mod visibility;
+
+pub use versioned::check_version;
 
 use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -25,7 +27,7 @@ use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{AppError, AppResult};
-pub use stamped::Stamped;
+pub use versioned::Stamped;
 
 pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -45,6 +47,32 @@ pub type PooledConn = PooledConnection<Manager>;
 pub enum Backend {
     Postgres,
     Sqlite,
+}
+
+/// What a repository reports when it cannot do what was asked, before anyone decides
+/// what a client hears (`From<StorageError> for AppError` makes that decision).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    /// A conditional write found another version stored: `current`.
+    #[error("version conflict (current {current})")]
+    VersionConflict { current: i32 },
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+}
+
+impl From<StorageError> for AppError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::NotFound => AppError::NotFound,
+            StorageError::VersionConflict { current } => AppError::VersionConflict { current },
+            StorageError::Database(e) => e.into(),
+            StorageError::Pool(e) => e.into(),
+        }
+    }
 }
 
 /// Opens connections to the backend the URL names. diesel's multi-backend `establish`
@@ -383,7 +411,11 @@ pub fn invalid_cursor() -> AppError {
 }
 
 /// Orders a boxed query by `(col, id)` and, when a cursor is given, keeps the rows after it.
-#[macro_export]
+///
+/// A macro rather than a function: the query, the column and the cursor value are
+/// different diesel types at each use (boxed queries of different tables, text and
+/// timestamp columns, `COALESCE` expressions); a generic function would have to state
+/// diesel's `filter`/`order` bounds for every combination.
 macro_rules! keyset {
     ($query:expr, $col:expr, $id:expr, $desc:expr, $after:expr) => {{
         let q = $query;
@@ -433,7 +465,11 @@ where
 
 /// Loads one row by id, taking its row lock on PostgreSQL (`FOR UPDATE`); SQLite
 /// write transactions already hold the database's write lock.
-#[macro_export]
+///
+/// A macro because the statement must be built per backend from a concrete table:
+/// `for_update` exists only for PostgreSQL, and diesel cannot build `table.find(…)` for a
+/// table that is only a type parameter (its blanket query-builder impls for tables send
+/// the trait solver into overflow; see `storage::versioned`).
 macro_rules! lock_row {
     ($conn:expr, $table:path, $row:ty, $id:expr) => {{
         use diesel::prelude::*;
@@ -452,45 +488,6 @@ macro_rules! lock_row {
                 .optional(),
         }
     }};
-}
-
-/// Writes every column of `row` when the stored version is `row.version - 1`;
-/// otherwise answers 412 with the current version.
-#[macro_export]
-macro_rules! save_versioned {
-    ($conn:expr, $table:path, $row:expr) => {{
-        use diesel::prelude::*;
-        use $table as t;
-        let row = $row;
-        let n = diesel::update(
-            t::table
-                .find(&row.id)
-                .filter(t::version.eq(row.version - 1)),
-        )
-        .set(row)
-        .execute($conn)?;
-        if n == 0 {
-            let current: Option<i32> = t::table
-                .find(&row.id)
-                .select(t::version)
-                .first($conn)
-                .optional()?;
-            Err(match current {
-                Some(current) => $crate::error::AppError::VersionConflict { current },
-                None => $crate::error::AppError::NotFound,
-            })
-        } else {
-            Ok(())
-        }
-    }};
-}
-
-/// Checks `If-Match` against the stored version.
-pub fn check_version(expected: Option<i32>, current: i32) -> AppResult<()> {
-    match expected {
-        Some(v) if v != current => Err(AppError::VersionConflict { current }),
-        _ => Ok(()),
-    }
 }
 
 /// Shared list filters: a `LIKE` pattern for case-insensitive substring search, and
@@ -527,7 +524,7 @@ pub fn duplicate(
 
 /// The operations every owned record shares: visible lookup, locked lookup, insert,
 /// versioned save and delete. `$table` is the schema module, which has `owner_id`.
-#[macro_export]
+/// A macro for the reason given at [`lock_row`]: each statement names a concrete table.
 macro_rules! owned_repo {
     ($table:ident, $row:ty) => {
         $crate::row_repo!($table, $row);
@@ -564,8 +561,9 @@ macro_rules! owned_repo {
     };
 }
 
-/// Insert, versioned save and delete of a record whose visibility is decided elsewhere.
-#[macro_export]
+/// Insert, versioned save and delete of a record whose visibility is decided elsewhere
+/// (the save is [`versioned::Stamped::save`]). A macro for the reason given at
+/// [`lock_row`].
 macro_rules! row_repo {
     ($table:ident, $row:ty) => {
         pub fn insert_row(
@@ -583,7 +581,7 @@ macro_rules! row_repo {
             conn: &mut $crate::storage::DbConn,
             row: &$row,
         ) -> $crate::error::AppResult<()> {
-            $crate::save_versioned!(conn, $crate::storage::schema::$table, row)
+            Ok($crate::storage::versioned::Stamped::save(row, conn)?)
         }
 
         pub fn delete_row(
@@ -596,3 +594,6 @@ macro_rules! row_repo {
         }
     };
 }
+
+// Crate-private: the crate root re-exports them so `crate::keyset!` etc. resolve.
+pub(crate) use {keyset, lock_row, owned_repo, row_repo};

@@ -49,6 +49,7 @@ pub struct OpportunityRow {
     pub external_id: Option<String>,
     /// JSON object.
     pub custom: String,
+    #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

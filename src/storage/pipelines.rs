@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{pipelines, stages};
+use super::versioned::{check_version, delete_if_version, save_if_version, VersionedTable};
 use super::{now, parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
 use crate::domain::pipeline::StageDraft;
 use crate::error::{AppError, AppResult};
@@ -231,31 +232,17 @@ pub fn touch(
     expected: Option<i32>,
     actor: &str,
 ) -> AppResult<PipelineRow> {
-    let current: i32 = pipelines::table
-        .find(id)
-        .select(pipelines::version)
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)?;
-    let version = expected.unwrap_or(current);
-    let n = diesel::update(
-        pipelines::table
-            .find(id)
-            .filter(pipelines::version.eq(version)),
-    )
-    .set((
-        pipelines::version.eq(version + 1),
-        pipelines::updated_at.eq(now()),
-        pipelines::updated_by.eq(actor),
-    ))
-    .execute(conn)?;
-    if n == 0 {
-        let current: i32 = pipelines::table
-            .find(id)
-            .select(pipelines::version)
-            .first(conn)?;
-        return Err(AppError::VersionConflict { current });
-    }
+    let current = pipelines::table::stored_version(conn, id)?.ok_or(AppError::NotFound)?;
+    check_version(expected, current)?;
+    save_if_version(conn, pipelines::table, id, current, |conn, target, next| {
+        diesel::update(target)
+            .set((
+                next,
+                pipelines::updated_at.eq(now()),
+                pipelines::updated_by.eq(actor),
+            ))
+            .execute(conn)
+    })?;
     Ok(pipelines::table
         .find(id)
         .select(PipelineRow::as_select())
@@ -309,34 +296,33 @@ pub fn set_positions(conn: &mut DbConn, ordered_ids: &[String]) -> AppResult<()>
 
 /// Saves every field of a stage whose stored version equals `row.version - 1`.
 pub fn save_stage(conn: &mut DbConn, row: &StageRow) -> AppResult<()> {
-    let n = diesel::update(
-        stages::table
-            .find(&row.id)
-            .filter(stages::version.eq(row.version - 1)),
-    )
-    .set((
-        stages::name.eq(&row.name),
-        stages::probability.eq(row.probability),
-        stages::kind.eq(&row.kind),
-        stages::stalled_after_days.eq(row.stalled_after_days),
-        stages::required_fields.eq(&row.required_fields),
-        stages::exit_criteria.eq(&row.exit_criteria),
-        stages::suggested_actions.eq(&row.suggested_actions),
-        stages::next_action_within_days.eq(row.next_action_within_days),
-        stages::version.eq(row.version),
-        stages::updated_at.eq(row.updated_at),
-        stages::updated_by.eq(&row.updated_by),
-    ))
-    .execute(conn)?;
-    if n == 0 {
-        return Err(AppError::VersionConflict {
-            current: find_stage(conn, &row.id)?.version,
-        });
-    }
-    Ok(())
+    let expected = row.version - 1;
+    Ok(save_if_version(
+        conn,
+        stages::table,
+        &row.id,
+        expected,
+        |conn, target, next| {
+            diesel::update(target)
+                .set((
+                    next,
+                    stages::name.eq(&row.name),
+                    stages::probability.eq(row.probability),
+                    stages::kind.eq(&row.kind),
+                    stages::stalled_after_days.eq(row.stalled_after_days),
+                    stages::required_fields.eq(&row.required_fields),
+                    stages::exit_criteria.eq(&row.exit_criteria),
+                    stages::suggested_actions.eq(&row.suggested_actions),
+                    stages::next_action_within_days.eq(row.next_action_within_days),
+                    stages::updated_at.eq(row.updated_at),
+                    stages::updated_by.eq(&row.updated_by),
+                ))
+                .execute(conn)
+        },
+    )?)
 }
 
-pub fn delete_stage(conn: &mut DbConn, id: &str) -> AppResult<()> {
-    diesel::delete(stages::table.find(id)).execute(conn)?;
-    Ok(())
+/// Deletes a stage if its stored version is `expected`.
+pub fn delete_stage(conn: &mut DbConn, id: &str, expected: i32) -> AppResult<()> {
+    Ok(delete_if_version(conn, stages::table, id, expected)?)
 }

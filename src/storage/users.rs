@@ -4,7 +4,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
+use super::versioned::{check_version, save_if_version};
+use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest, StorageError};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
@@ -105,30 +106,30 @@ pub fn update(
     actor: &str,
 ) -> AppResult<UserRow> {
     let current = find(conn, id)?.ok_or(AppError::NotFound)?;
-    let version = expected.unwrap_or(current.version);
-    if version != current.version {
-        return Err(AppError::VersionConflict {
-            current: current.version,
-        });
-    }
+    check_version(expected, current.version)?;
     // Tokens issued before a password change or a deactivation stop working.
     let revokes_tokens = changes.password_hash.is_some() || changes.active == Some(false);
     let generation = current.token_generation + i32::from(revokes_tokens);
-    let result = diesel::update(users::table.find(id).filter(users::version.eq(version)))
-        .set((
-            changes,
-            users::token_generation.eq(generation),
-            users::version.eq(version + 1),
-            users::updated_at.eq(super::now()),
-            users::updated_by.eq(actor),
-        ))
-        .execute(conn);
-    match result {
-        Ok(0) => Err(AppError::VersionConflict {
-            current: version + 1,
-        }),
-        Ok(_) => find(conn, id)?.ok_or(AppError::NotFound),
-        Err(e) if super::is_unique_violation(&e) => Err(email_taken(
+    let written = save_if_version(
+        conn,
+        users::table,
+        id,
+        current.version,
+        |conn, target, next| {
+            diesel::update(target)
+                .set((
+                    changes,
+                    next,
+                    users::token_generation.eq(generation),
+                    users::updated_at.eq(super::now()),
+                    users::updated_by.eq(actor),
+                ))
+                .execute(conn)
+        },
+    );
+    match written {
+        Ok(()) => find(conn, id)?.ok_or(AppError::NotFound),
+        Err(StorageError::Database(e)) if super::is_unique_violation(&e) => Err(email_taken(
             changes.email.as_deref().unwrap_or_default(),
             None,
         )),

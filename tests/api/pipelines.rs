@@ -13,6 +13,7 @@ api_tests!(
     pipelines_list_paginates_and_filters,
     pipeline_etag_guards_updates,
     stages_can_be_added_changed_reordered_and_deleted,
+    stage_deletion_honours_if_match,
     stage_rules_hold_after_every_change,
     reps_read_but_do_not_configure_pipelines,
     deleted_pipelines_are_gone,
@@ -294,22 +295,39 @@ async fn pipeline_etag_guards_updates(app: TestApp) {
         .problem(422, "validation_failed");
 }
 
-async fn stages_can_be_added_changed_reordered_and_deleted(app: TestApp) {
+/// A custom pipeline named `name`, with `stage` added to it: the pipeline's id and the
+/// answer to the stage's creation (checked to be 201).
+async fn pipeline_with_added_stage(
+    app: &TestApp,
+    name: &str,
+    stage: Value,
+) -> (String, crate::helpers::Res) {
     let p = app
         .post("/api/v1/pipelines")
         .admin()
-        .json(custom_pipeline("Flow"))
+        .json(custom_pipeline(name))
         .send()
         .await
         .body;
-    let pid = p["id"].as_str().unwrap();
+    let pid = p["id"].as_str().unwrap().to_owned();
     let added = app
         .post(&format!("/api/v1/pipelines/{pid}/stages"))
         .admin()
-        .json(json!({"name": "Negotiate", "probability": 75, "required_fields": ["amount", "custom.po_number"]}))
+        .json(stage)
         .send()
         .await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    (pid, added)
+}
+
+async fn stages_can_be_added_changed_reordered_and_deleted(app: TestApp) {
+    let (pid, added) = pipeline_with_added_stage(
+        &app,
+        "Flow",
+        json!({"name": "Negotiate", "probability": 75, "required_fields": ["amount", "custom.po_number"]}),
+    )
+    .await;
+    let pid = pid.as_str();
     assert_eq!(
         added.body["position"], 2,
         "new open stages go before the outcomes"
@@ -386,6 +404,60 @@ async fn stages_can_be_added_changed_reordered_and_deleted(app: TestApp) {
         .map(|s| s["position"].as_i64().unwrap())
         .collect();
     assert_eq!(positions, [0, 1, 2, 3]);
+}
+
+async fn stage_deletion_honours_if_match(app: TestApp) {
+    let (pid, added) = pipeline_with_added_stage(
+        &app,
+        "Guarded",
+        json!({"name": "Negotiate", "probability": 75}),
+    )
+    .await;
+    let stage = format!("/api/v1/stages/{}", added.body["id"].as_str().unwrap());
+    let changed = app
+        .patch(&stage)
+        .admin()
+        .json(json!({"probability": 80}))
+        .send()
+        .await;
+    assert_eq!(changed.header("etag"), Some("\"2\""), "{}", changed.text);
+    let pipeline = format!("/api/v1/pipelines/{pid}");
+    let before = app.get(&pipeline).admin().send().await;
+
+    let stale = app
+        .delete(&stage)
+        .admin()
+        .header("if-match", "\"1\"")
+        .send()
+        .await;
+    stale.problem(412, "version_conflict");
+    assert_eq!(stale.body["current_version"], 2);
+    let unchanged = app.get(&pipeline).admin().send().await;
+    assert_eq!(
+        names(&unchanged.body),
+        ["Qualify", "Propose", "Negotiate", "Won", "Lost"]
+    );
+    assert_eq!(
+        unchanged.header("etag"),
+        before.header("etag"),
+        "nothing was written"
+    );
+
+    let current = app
+        .delete(&stage)
+        .admin()
+        .header("if-match", "\"2\"")
+        .send()
+        .await;
+    assert_eq!(current.status, StatusCode::NO_CONTENT, "{}", current.text);
+    let after = app.get(&pipeline).admin().send().await;
+    assert_eq!(names(&after.body), ["Qualify", "Propose", "Won", "Lost"]);
+    app.delete(&stage)
+        .admin()
+        .header("if-match", "\"2\"")
+        .send()
+        .await
+        .problem(404, "not_found");
 }
 
 async fn stage_rules_hold_after_every_change(app: TestApp) {

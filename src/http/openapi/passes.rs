@@ -94,7 +94,7 @@ impl Modify for IdempotentPosts {
                     ResponseBuilder::new()
                         .description("Conflict: `idempotency_key_in_progress`, or a conflict named by `code`.")
                         .content(
-                            crate::error::PROBLEM_JSON,
+                            crate::http::problem::PROBLEM_JSON,
                             utoipa::openapi::ContentBuilder::new()
                                 .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                                 .build(),
@@ -177,7 +177,7 @@ pub(super) fn problem_response(
     utoipa::openapi::ResponseBuilder::new()
         .description(description)
         .content(
-            crate::error::PROBLEM_JSON,
+            crate::http::problem::PROBLEM_JSON,
             utoipa::openapi::ContentBuilder::new()
                 .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                 .build(),
@@ -215,7 +215,7 @@ impl Modify for ErrorResponses {
                         let json = response.content.shift_remove("application/json");
                         if let Some(RefOr::T(content)) = json {
                             let key = if is_problem_schema(&content) {
-                                crate::error::PROBLEM_JSON
+                                crate::http::problem::PROBLEM_JSON
                             } else {
                                 "application/json"
                             };
