@@ -10,6 +10,8 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::auth::password;
+use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
+use crate::domain::opportunity::{ActivityType, Channel, OpportunityStatus};
 use crate::domain::pipeline::{StageDraft, StageKind};
 use crate::domain::templates::template;
 use crate::domain::Problems;
@@ -46,8 +48,16 @@ impl Rng {
     }
 }
 
-const SOURCES: &[&str] = &[
-    "web_form", "social", "ads", "event", "referral", "outbound", "import", "api", "other",
+const SOURCES: &[LeadSource] = &[
+    LeadSource::WebForm,
+    LeadSource::Social,
+    LeadSource::Ads,
+    LeadSource::Event,
+    LeadSource::Referral,
+    LeadSource::Outbound,
+    LeadSource::Import,
+    LeadSource::Api,
+    LeadSource::Other,
 ];
 const INDUSTRIES: &[&str] = &[
     "software",
@@ -59,7 +69,13 @@ const INDUSTRIES: &[&str] = &[
     "logistics",
     "energy",
 ];
-const SIZES: &[&str] = &["1-10", "11-50", "51-200", "201-1000", "1000+"];
+const SIZES: &[CompanySize] = &[
+    CompanySize::S1,
+    CompanySize::S11,
+    CompanySize::S51,
+    CompanySize::S201,
+    CompanySize::S1000,
+];
 const REGIONS: &[&str] = &["华东", "华南", "华北", "华中", "西南", "西北", "东北"];
 const TAGS: &[&str] = &["vip", "renewal", "upsell", "partner", "tender"];
 const REASONS: &[&str] = &[
@@ -70,8 +86,14 @@ const REASONS: &[&str] = &[
     "late_follow_up",
     "other",
 ];
-const ACTIVITY_TYPES: &[&str] = &[
-    "call", "email", "meeting", "demo", "proposal", "note", "task",
+const ACTIVITY_TYPES: &[ActivityType] = &[
+    ActivityType::Call,
+    ActivityType::Email,
+    ActivityType::Meeting,
+    ActivityType::Demo,
+    ActivityType::Proposal,
+    ActivityType::Note,
+    ActivityType::Task,
 ];
 
 pub struct DemoOptions {
@@ -127,10 +149,10 @@ pub fn generate(
             let pipe = rng.pick(&pipes);
             let owner = rng.pick(&owners).clone();
             let (opp, entries, activities) = walk(&mut rng, pipe, owner, now);
-            match opp.status.as_str() {
-                "won" => summary.won += 1,
-                "lost" => summary.lost += 1,
-                _ => {}
+            match opp.status {
+                OpportunityStatus::Won => summary.won += 1,
+                OpportunityStatus::Lost => summary.lost += 1,
+                OpportunityStatus::Open => {}
             }
             if converted.len() < opts.opportunities / 8 && rng.unit() < 0.15 {
                 converted.push(opp.id.clone());
@@ -281,7 +303,7 @@ fn pipelines(conn: &mut DbConn, actor: &str) -> AppResult<Vec<Pipe>> {
         let created = storage::write_tx(conn, |c| {
             storage::pipelines::create(c, &name, Some(t.description), &drafts, actor)
         })?;
-        let kind = |s: &StageRow| StageKind::parse(&s.kind);
+        let kind = |s: &StageRow| Some(s.kind);
         out.push(Pipe {
             id: created.pipeline.id.clone(),
             open: created
@@ -333,14 +355,15 @@ fn walk(
             to_stage_id: to.id.clone(),
             entered_at: at,
             actor_id: Some(owner.clone()),
-            channel: "api".into(),
+            channel: Channel::Api,
             note: None,
         });
     };
     let mut pos = 0usize;
     let mut current = pipe.open[0].clone();
     enter(&mut log, None, &current, t);
-    let (mut status, mut reason, mut last_activity) = ("open", None, None::<NaiveDateTime>);
+    let (mut status, mut reason, mut last_activity) =
+        (OpportunityStatus::Open, None, None::<NaiveDateTime>);
     for _ in 0..14 {
         let gap = Duration::minutes(60 * 6 + rng.below(60 * 24 * 20) as i64);
         if rng.unit() < 0.4 {
@@ -355,10 +378,10 @@ fn walk(
             break;
         }
         let r = rng.unit();
-        let target = if status == "lost" {
+        let target = if status == OpportunityStatus::Lost {
             if r < 0.12 {
                 let back = rng.below(pos + 1);
-                status = "open";
+                status = OpportunityStatus::Open;
                 reason = None;
                 pos = back;
                 pipe.open[back].clone()
@@ -366,7 +389,7 @@ fn walk(
                 break;
             }
         } else if r < 0.12 {
-            status = "lost";
+            status = OpportunityStatus::Lost;
             reason = Some(rng.pick(REASONS).to_string());
             pipe.lost.clone()
         } else if r < 0.22 {
@@ -377,7 +400,7 @@ fn walk(
         } else {
             pos += if rng.unit() < 0.1 { 2 } else { 1 };
             if pos >= pipe.open.len() {
-                status = "won";
+                status = OpportunityStatus::Won;
                 pipe.won.clone()
             } else {
                 pipe.open[pos].clone()
@@ -386,7 +409,7 @@ fn walk(
         enter(&mut log, Some(&current), &target, next_t);
         current = target;
         t = next_t;
-        if status == "won" {
+        if status == OpportunityStatus::Won {
             break;
         }
     }
@@ -397,7 +420,7 @@ fn walk(
         name: format!("商机 {}", &id[24..]),
         pipeline_id: pipe.id.clone(),
         stage_id: current.id.clone(),
-        status: status.into(),
+        status,
         amount_minor: Some(amount),
         currency: "CNY".into(),
         probability: None,
@@ -406,9 +429,9 @@ fn walk(
         contact_id: None,
         lead_id: None,
         owner_id: owner.clone(),
-        source: Some(rng.pick(SOURCES).to_string()),
+        source: Some(*rng.pick(SOURCES)),
         industry: Some(rng.pick(INDUSTRIES).to_string()),
-        company_size: Some(rng.pick(SIZES).to_string()),
+        company_size: Some(*rng.pick(SIZES)),
         region: Some(rng.pick(REGIONS).to_string()),
         tags: if rng.unit() < 0.3 {
             format!("[\"{}\"]", rng.pick(TAGS))
@@ -421,7 +444,7 @@ fn walk(
         lost_note: None,
         stage_entered_at: t,
         last_activity_at: last_activity,
-        closed_at: (status != "open").then_some(t),
+        closed_at: (status != OpportunityStatus::Open).then_some(t),
         external_id: None,
         custom: "{}".into(),
         version: log.len() as i32,
@@ -436,7 +459,7 @@ fn walk(
 fn activity(rng: &mut Rng, opp: &str, owner: &str, at: NaiveDateTime) -> ActivityRow {
     ActivityRow {
         id: storage::new_id(),
-        type_: rng.pick(ACTIVITY_TYPES).to_string(),
+        type_: *rng.pick(ACTIVITY_TYPES),
         subject: "跟进".into(),
         body: None,
         lead_id: None,
@@ -465,15 +488,15 @@ fn make_leads(
     for i in 0..n {
         let created = now - Duration::minutes(rng.below(730 * 24 * 60) as i64);
         let (status, opp) = match converted.get(i) {
-            Some(o) => ("converted", Some(o.clone())),
+            Some(o) => (LeadStatus::Converted, Some(o.clone())),
             None => (
                 *rng.pick(&[
-                    "new",
-                    "contacted",
-                    "nurturing",
-                    "qualified",
-                    "qualified",
-                    "disqualified",
+                    LeadStatus::New,
+                    LeadStatus::Contacted,
+                    LeadStatus::Nurturing,
+                    LeadStatus::Qualified,
+                    LeadStatus::Qualified,
+                    LeadStatus::Disqualified,
                 ]),
                 None,
             ),
@@ -487,13 +510,13 @@ fn make_leads(
             company: Some(format!("公司{i}")),
             job_title: None,
             industry: Some(rng.pick(INDUSTRIES).to_string()),
-            company_size: Some(rng.pick(SIZES).to_string()),
+            company_size: Some(*rng.pick(SIZES)),
             region: Some(rng.pick(REGIONS).to_string()),
             country: Some("CN".into()),
-            source: rng.pick(SOURCES).to_string(),
+            source: *rng.pick(SOURCES),
             source_detail: None,
             interest: None,
-            status: status.into(),
+            status,
             bant: "{\"budget\":\"unknown\",\"authority\":\"unknown\",\"need\":\"unknown\",\"timeline\":\"unknown\"}".into(),
             score: 0,
             score_breakdown: "[]".into(),
@@ -505,7 +528,7 @@ fn make_leads(
             custom: "{}".into(),
             converted_at: opp.as_ref().map(|_| created),
             converted_opportunity_id: opp,
-            disqualified_reason: (status == "disqualified").then(|| "无预算".to_owned()),
+            disqualified_reason: (status == LeadStatus::Disqualified).then(|| "无预算".to_owned()),
             version: 1,
             created_at: created,
             updated_at: created,
@@ -558,7 +581,7 @@ fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> 
                             csv_text(&o.name),
                             csv_text(&o.pipeline_id),
                             csv_text(&o.stage_id),
-                            csv_text(&o.status),
+                            csv_text(o.status.as_str()),
                             o.amount_minor.map(|a| a.to_string()).unwrap_or_default(),
                             csv_text(&o.currency),
                             o.probability.map(|p| p.to_string()).unwrap_or_default(),
@@ -569,9 +592,9 @@ fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> 
                             opt(&o.contact_id),
                             opt(&o.lead_id),
                             csv_text(&o.owner_id),
-                            opt(&o.source),
+                            opt(&o.source.map(|s| s.as_str().to_owned())),
                             opt(&o.industry),
-                            opt(&o.company_size),
+                            opt(&o.company_size.map(|s| s.as_str().to_owned())),
                             opt(&o.region),
                             csv_text(&o.tags),
                             opt(&o.next_action_text),
@@ -624,7 +647,7 @@ fn bulk_transitions(c: &mut DbConn, rows: &[TransitionRow]) -> AppResult<()> {
                             csv_text(&t.to_stage_id),
                             ts(&t.entered_at),
                             opt(&t.actor_id),
-                            csv_text(&t.channel),
+                            csv_text(t.channel.as_str()),
                             opt(&t.note)
                         )
                         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;

@@ -145,7 +145,7 @@ pub fn create_user(
         email: email.to_owned(),
         name: name.to_owned(),
         password_hash: password::hash(password_text)?,
-        role: role.as_str().to_owned(),
+        role,
         team_id: None,
         active: true,
         version: 1,

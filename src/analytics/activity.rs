@@ -6,6 +6,7 @@
 //! open stage or won) no more than N days after it entered. Stays are those entered in
 //! the range.
 
+use crate::domain::pipeline::StageKind;
 use std::collections::BTreeMap;
 
 use diesel::sql_types::{BigInt, Text};
@@ -137,7 +138,7 @@ pub fn report(conn: &mut DbConn, scope: &Scope, days: i64) -> AppResult<Effectiv
     let stages = pipeline_stages(conn, &pipeline_id)?;
     let open: Vec<String> = stages
         .iter()
-        .filter(|s| s.kind == "open")
+        .filter(|s| s.kind == StageKind::Open)
         .map(|s| s.id.clone())
         .collect();
     let rows: BTreeMap<String, StageRow> = stage_rows(conn, scope, days, &open)?
@@ -146,7 +147,7 @@ pub fn report(conn: &mut DbConn, scope: &Scope, days: i64) -> AppResult<Effectiv
         .collect();
 
     let mut data = Vec::new();
-    for s in stages.iter().filter(|s| s.kind == "open") {
+    for s in stages.iter().filter(|s| s.kind == StageKind::Open) {
         let row = rows.get(&s.id);
         let (stays, advanced) = row.map_or((0, 0), |r| (r.stays, r.advanced));
         for t in ActivityType::ALL {

@@ -5,6 +5,7 @@
 //! with `percentile_cont`; on SQLite the query returns the two ranks around each
 //! percentile and [`interpolate`] finishes the same computation.
 
+use crate::domain::pipeline::StageKind;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
@@ -135,7 +136,10 @@ pub fn report(
                     d.median = interpolate(r.n, 0.5, r.m_lo, r.m_hi);
                     d.p90 = interpolate(r.n, 0.9, r.p_lo, r.p_hi);
                 }
-                if let Some(r) = rows.get(&(s.id.clone(), 1)).filter(|_| s.kind == "open") {
+                if let Some(r) = rows
+                    .get(&(s.id.clone(), 1))
+                    .filter(|_| s.kind == StageKind::Open)
+                {
                     d.open_count = r.n;
                     d.open_median_age = interpolate(r.n, 0.5, r.m_lo, r.m_hi);
                     d.open_p90_age = interpolate(r.n, 0.9, r.p_lo, r.p_hi);

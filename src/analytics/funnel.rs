@@ -12,6 +12,7 @@
 //! - `cohort`: deals created in the range, followed to today. `period`: deals with stage
 //!   entries in the range, counting only those entries.
 
+use crate::domain::pipeline::StageKind;
 use std::collections::{BTreeMap, HashMap};
 
 use diesel::sql_types::{BigInt, Text};
@@ -117,11 +118,11 @@ pub struct Counts {
 
 /// Rank of a stage in the funnel: open stages by position, the won stage last, lost
 /// stages outside (`None`).
-pub fn step_rank(kind: &str, position: i32) -> Option<i64> {
+pub fn step_rank(kind: StageKind, position: i32) -> Option<i64> {
     match kind {
-        "open" => Some(i64::from(position)),
-        "won" => Some(WON_RANK),
-        _ => None,
+        StageKind::Open => Some(i64::from(position)),
+        StageKind::Won => Some(WON_RANK),
+        StageKind::Lost => None,
     }
 }
 
@@ -132,7 +133,7 @@ pub fn assemble(stages: &[StageInfo], c: &Counts) -> (i64, Vec<FunnelStage>, Rat
     let total: i64 = c.reach.values().sum();
     let mut steps: Vec<(&StageInfo, i64)> = stages
         .iter()
-        .filter_map(|s| step_rank(&s.kind, s.position).map(|r| (s, r)))
+        .filter_map(|s| step_rank(s.kind, s.position).map(|r| (s, r)))
         .collect();
     steps.sort_by_key(|(_, r)| *r);
     let reached = |rank: i64| -> i64 { c.reach.range(rank..).map(|(_, n)| n).sum() };
@@ -141,7 +142,7 @@ pub fn assemble(stages: &[StageInfo], c: &Counts) -> (i64, Vec<FunnelStage>, Rat
         .enumerate()
         .map(|(i, (s, rank))| {
             let here = reached(*rank);
-            let is_won = s.kind == "won";
+            let is_won = s.kind == StageKind::Won;
             let advanced = match steps.get(i + 1) {
                 Some((_, next)) if !is_won => reached(*next),
                 _ => 0,
@@ -150,7 +151,7 @@ pub fn assemble(stages: &[StageInfo], c: &Counts) -> (i64, Vec<FunnelStage>, Rat
                 stage_id: s.id.clone(),
                 name: s.name.clone(),
                 position: s.position,
-                kind: s.kind.clone(),
+                kind: s.kind.as_str().to_owned(),
                 entered: c.entered.get(&s.id).copied().unwrap_or(0),
                 reached_or_passed: here,
                 advanced,
@@ -232,10 +233,10 @@ pub fn add_deals(c: &mut Counts, stages: &[StageInfo], mask: i64, lost_from: &st
             continue;
         }
         *c.entered.entry(s.id.clone()).or_default() += n;
-        if let Some(rank) = step_rank(&s.kind, s.position) {
+        if let Some(rank) = step_rank(s.kind, s.position) {
             max_rank = max_rank.max(rank);
         }
-        won |= s.kind == "won";
+        won |= s.kind == StageKind::Won;
     }
     *c.reach.entry(max_rank).or_default() += n;
     if won {
@@ -468,7 +469,7 @@ mod tests {
             id: id.into(),
             name: id.to_uppercase(),
             position,
-            kind: kind.into(),
+            kind: StageKind::parse(kind).unwrap(),
         };
         vec![
             s("a", 0, "open"),

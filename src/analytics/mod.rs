@@ -15,6 +15,7 @@ pub mod math;
 pub mod people;
 pub mod stalled;
 
+use crate::domain::pipeline::StageKind;
 use std::collections::BTreeMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -296,7 +297,7 @@ pub struct StageInfo {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub position: i32,
     #[diesel(sql_type = Text)]
-    pub kind: String,
+    pub kind: StageKind,
 }
 
 /// The stages of a pipeline in position order; 404 when the pipeline does not exist.

@@ -255,8 +255,7 @@ fn caller_of(
     user: users::UserRow,
     key: Option<(String, Vec<Scope>)>,
 ) -> AppResult<Caller> {
-    let role =
-        Role::parse(&user.role).ok_or_else(|| AppError::internal("unknown role in database"))?;
+    let role = user.role;
     let team_members = match (&user.team_id, role) {
         (Some(team), Role::Manager) => users::member_ids(conn, team)?,
         _ => Vec::new(),

@@ -31,7 +31,7 @@ impl From<&AccountRow> for AccountInput {
         AccountInput {
             name: a.name.clone(),
             industry: a.industry.clone(),
-            company_size: a.company_size.as_deref().and_then(CompanySize::parse),
+            company_size: a.company_size,
             region: a.region.clone(),
             website: a.website.clone(),
             owner_id: Some(a.owner_id.clone()),
@@ -77,7 +77,7 @@ pub fn account_row(
     let row = AccountRow {
         name,
         industry: opt_text(&mut p, "industry", &input.industry, 100),
-        company_size: input.company_size.map(|s| s.as_str().to_owned()),
+        company_size: input.company_size,
         region: opt_text(&mut p, "region", &input.region, 100),
         website: opt_text(&mut p, "website", &input.website, 300),
         owner_id,

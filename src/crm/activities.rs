@@ -39,7 +39,7 @@ pub struct ActivityInput {
 impl From<&ActivityRow> for ActivityInput {
     fn from(a: &ActivityRow) -> Self {
         ActivityInput {
-            type_: ActivityType::parse(&a.type_).unwrap_or(ActivityType::Note),
+            type_: a.type_,
             subject: a.subject.clone(),
             body: a.body.clone(),
             lead_id: a.lead_id.clone(),
@@ -97,7 +97,7 @@ pub fn build(
         _ => None,
     };
     let row = ActivityRow {
-        type_: input.type_.as_str().to_owned(),
+        type_: input.type_,
         subject,
         body: opt_text(&mut p, "body", &input.body, 10_000),
         lead_id: input.lead_id.clone(),
@@ -108,7 +108,7 @@ pub fn build(
         owner_id,
         ..stamp_new_or_next(base.cloned(), caller, |id, now| ActivityRow {
             id,
-            type_: String::new(),
+            type_: ActivityType::Note,
             subject: String::new(),
             body: None,
             lead_id: None,

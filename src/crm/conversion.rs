@@ -10,7 +10,7 @@ use super::fields::json_list;
 use super::opportunities::{self, DealWithProbability, OpportunityInput};
 use super::stages::{enter_stage, first_open_stage, StageChange};
 use crate::auth::Caller;
-use crate::domain::lead::{LeadSource, LeadStatus};
+use crate::domain::lead::LeadStatus;
 use crate::domain::opportunity::Channel;
 use crate::domain::pipeline::StageKind;
 use crate::error::{AppError, AppResult, ProblemCode};
@@ -62,7 +62,7 @@ pub fn convert(
 ) -> AppResult<Conversion> {
     let vis = caller.visibility();
     let mut lead = store::lock_visible(conn, &vis, id)?;
-    match LeadStatus::parse(&lead.status) {
+    match Some(lead.status) {
         Some(LeadStatus::Converted) => {
             return Err(AppError::Conflict {
                 code: ProblemCode::LeadAlreadyConverted,
@@ -92,7 +92,7 @@ pub fn convert(
             .iter()
             .find(|s| &s.id == sid)
             .cloned()
-            .filter(|s| s.kind == StageKind::Open.as_str()),
+            .filter(|s| s.kind == StageKind::Open),
         None => Some(first_open_stage(&stages)?),
     }
     .ok_or_else(|| {
@@ -116,10 +116,7 @@ pub fn convert(
             let input = AccountInput {
                 name: account_name,
                 industry: lead.industry.clone(),
-                company_size: lead
-                    .company_size
-                    .as_deref()
-                    .and_then(crate::domain::lead::CompanySize::parse),
+                company_size: lead.company_size,
                 region: lead.region.clone(),
                 website: None,
                 owner_id: owned_by_lead.clone(),
@@ -171,12 +168,9 @@ pub fn convert(
         contact_id: Some(contact.id.clone()),
         lead_id: Some(lead.id.clone()),
         owner_id: owned_by_lead,
-        source: LeadSource::parse(&lead.source),
+        source: Some(lead.source),
         industry: lead.industry.clone(),
-        company_size: lead
-            .company_size
-            .as_deref()
-            .and_then(crate::domain::lead::CompanySize::parse),
+        company_size: lead.company_size,
         region: lead.region.clone(),
         tags: json_list(&lead.tags),
         next_action: None,
@@ -194,7 +188,7 @@ pub fn convert(
     enter_stage(conn, &mut opp, None, &target, &change)?;
     opp_store::insert(conn, &opp, &vis)?;
     lead.stamp_next(&caller.user_id, change.at);
-    lead.status = LeadStatus::Converted.as_str().into();
+    lead.status = LeadStatus::Converted;
     lead.converted_at = Some(change.at);
     lead.converted_opportunity_id = Some(opp.id.clone());
     store::save(conn, &lead, &vis)?;

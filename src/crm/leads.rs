@@ -65,13 +65,13 @@ impl From<&LeadRow> for LeadInput {
             company: l.company.clone(),
             job_title: l.job_title.clone(),
             industry: l.industry.clone(),
-            company_size: l.company_size.as_deref().and_then(CompanySize::parse),
+            company_size: l.company_size,
             region: l.region.clone(),
             country: l.country.clone(),
-            source: LeadSource::parse(&l.source),
+            source: Some(l.source),
             source_detail: l.source_detail.clone(),
             interest: l.interest.clone(),
-            status: LeadStatus::parse(&l.status),
+            status: Some(l.status),
             bant: Some(bant_of(l)),
             tags: json_list(&l.tags),
             owner_id: Some(l.owner_id.clone()),
@@ -86,9 +86,9 @@ impl From<&LeadRow> for LeadInput {
 pub fn apply_score(row: &mut LeadRow, rules: &[ScoringRule]) {
     let facts = LeadFacts {
         bant: bant_of(row),
-        source: Some(row.source.clone()),
+        source: Some(row.source.as_str().to_owned()),
         industry: row.industry.clone(),
-        company_size: row.company_size.clone(),
+        company_size: row.company_size.map(|c| c.as_str().to_owned()),
         region: row.region.clone(),
         country: row.country.clone(),
         tags: json_list(&row.tags),
@@ -123,7 +123,7 @@ pub fn build(
             "a lead needs at least a name, a company, an email or a phone",
         );
     }
-    let old_status = base.and_then(|b| LeadStatus::parse(&b.status));
+    let old_status = base.map(|b| b.status);
     let status = input.status.unwrap_or(LeadStatus::New);
     if Some(status) != old_status {
         match (old_status, status) {
@@ -153,17 +153,13 @@ pub fn build(
         company,
         job_title: opt_text(&mut p, "job_title", &input.job_title, 100),
         industry: opt_text(&mut p, "industry", &input.industry, 100),
-        company_size: input.company_size.map(|s| s.as_str().to_owned()),
+        company_size: input.company_size,
         region: opt_text(&mut p, "region", &input.region, 100),
         country: opt_text(&mut p, "country", &input.country, 100),
-        source: input
-            .source
-            .unwrap_or(LeadSource::Other)
-            .as_str()
-            .to_owned(),
+        source: input.source.unwrap_or(LeadSource::Other),
         source_detail: opt_text(&mut p, "source_detail", &input.source_detail, 300),
         interest: opt_text(&mut p, "interest", &input.interest, 1000),
-        status: status.as_str().to_owned(),
+        status,
         bant,
         tags: tags_json(&mut p, &input.tags),
         owner_id,
@@ -182,10 +178,10 @@ pub fn build(
             company_size: None,
             region: None,
             country: None,
-            source: String::new(),
+            source: LeadSource::Other,
             source_detail: None,
             interest: None,
-            status: String::new(),
+            status: LeadStatus::New,
             bant: String::new(),
             score: 0,
             score_breakdown: "[]".into(),
@@ -233,7 +229,7 @@ pub fn ops() -> Ops<LeadRow, LeadInput> {
 
 /// Deletes a lead that was not converted, with its activities.
 pub fn remove(conn: &mut DbConn, _caller: &Caller, current: &LeadRow) -> AppResult<()> {
-    if current.status == LeadStatus::Converted.as_str() {
+    if current.status == LeadStatus::Converted {
         return Err(AppError::Conflict {
             code: ProblemCode::LeadConverted,
             detail: "A converted lead is part of its opportunity's history and stays.".into(),
@@ -258,7 +254,7 @@ pub fn disqualify(
     p.into_result()?;
     let mut row = store::lock_visible(conn, &caller.visibility(), id)?;
     check_version(expected_version, row.version)?;
-    if row.status == LeadStatus::Converted.as_str() {
+    if row.status == LeadStatus::Converted {
         return Err(AppError::Conflict {
             code: ProblemCode::LeadConverted,
             detail: "A converted lead cannot be disqualified.".into(),
@@ -266,7 +262,7 @@ pub fn disqualify(
         });
     }
     row.stamp_next(&caller.user_id, storage::now());
-    row.status = LeadStatus::Disqualified.as_str().into();
+    row.status = LeadStatus::Disqualified;
     row.disqualified_reason = Some(reason);
     store::save(conn, &row, &caller.visibility())?;
     Ok(row)

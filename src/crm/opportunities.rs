@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 use super::fields::{custom_json, json_list, json_object, opt_text, resolve_owner, tags_json};
 use super::records::stamp_new_or_next;
 use super::stages::{
-    ensure_open, enter_stage, first_of_kind, first_open_stage, kind_of, stage_in, status_of,
-    StageChange,
+    ensure_open, enter_stage, first_of_kind, first_open_stage, stage_in, StageChange,
 };
 use crate::auth::Caller;
 use crate::domain::lead::{CompanySize, LeadSource};
@@ -84,9 +83,9 @@ impl From<&OpportunityRow> for OpportunityInput {
             contact_id: o.contact_id.clone(),
             lead_id: o.lead_id.clone(),
             owner_id: Some(o.owner_id.clone()),
-            source: o.source.as_deref().and_then(LeadSource::parse),
+            source: o.source,
             industry: o.industry.clone(),
-            company_size: o.company_size.as_deref().and_then(CompanySize::parse),
+            company_size: o.company_size,
             region: o.region.clone(),
             tags: json_list(&o.tags),
             next_action: o.next_action_text.clone().map(|text| NextAction {
@@ -191,9 +190,9 @@ pub fn build(
         contact_id: input.contact_id.clone(),
         lead_id: input.lead_id.clone(),
         owner_id,
-        source: input.source.map(|s| s.as_str().to_owned()),
+        source: input.source,
         industry: opt_text(&mut p, "industry", &input.industry, 100),
-        company_size: input.company_size.map(|s| s.as_str().to_owned()),
+        company_size: input.company_size,
         region: opt_text(&mut p, "region", &input.region, 100),
         tags: tags_json(&mut p, &input.tags),
         next_action_text: next_action.as_ref().map(|n| n.0.clone()),
@@ -205,7 +204,7 @@ pub fn build(
             name: String::new(),
             pipeline_id: input.pipeline_id.clone(),
             stage_id: String::new(),
-            status: OpportunityStatus::Open.as_str().into(),
+            status: OpportunityStatus::Open,
             amount_minor: None,
             currency: String::new(),
             probability: None,
@@ -265,7 +264,7 @@ pub fn create(
     input: &OpportunityInput,
 ) -> AppResult<DealWithProbability> {
     let (mut row, target) = build(conn, caller, default_currency, input, None)?;
-    if kind_of(&target)? != StageKind::Open {
+    if target.kind != StageKind::Open {
         return Err(AppError::field(
             "stage_id",
             "closed_stage",
@@ -426,7 +425,7 @@ pub fn change_stage(
         } => {
             ensure_open(&row)?;
             let target = stage_in(&stages, &stage_id, "stage_id")?.clone();
-            if kind_of(&target)? == StageKind::Lost {
+            if target.kind == StageKind::Lost {
                 if let Some(reason) = loss_reason_id {
                     check_loss_reason(conn, &reason)?;
                     row.lost_reason_id = Some(reason);
@@ -455,7 +454,7 @@ pub fn change_stage(
                 Some(sid) => stage_in(&stages, sid, "stage_id")?.clone(),
                 None => first_of_kind(&stages, StageKind::Lost)?,
             };
-            if kind_of(&target)? != StageKind::Lost {
+            if target.kind != StageKind::Lost {
                 return Err(AppError::field(
                     "stage_id",
                     "not_lost_stage",
@@ -467,7 +466,7 @@ pub fn change_stage(
             (target, note, false)
         }
         StageMove::Reopen { stage_id, note } => {
-            if status_of(&row)? != OpportunityStatus::Lost {
+            if row.status != OpportunityStatus::Lost {
                 return Err(AppError::Conflict {
                     code: ProblemCode::NotLost,
                     detail: "Only a lost deal can be reopened.".into(),
@@ -475,7 +474,7 @@ pub fn change_stage(
                 });
             }
             let target = stage_in(&stages, &stage_id, "stage_id")?.clone();
-            if kind_of(&target)? != StageKind::Open {
+            if target.kind != StageKind::Open {
                 return Err(AppError::field(
                     "stage_id",
                     "not_open_stage",

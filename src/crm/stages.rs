@@ -28,17 +28,6 @@ pub struct StageChange<'a> {
     pub keep_next_action: bool,
 }
 
-/// The stage's kind; a stored kind the service does not know is corrupt data.
-pub fn kind_of(stage: &StageRow) -> AppResult<StageKind> {
-    StageKind::parse(&stage.kind).ok_or_else(|| corrupt(&stage.id, "stage", "kind", &stage.kind))
-}
-
-/// The deal's status; a stored status the service does not know is corrupt data.
-pub fn status_of(deal: &OpportunityRow) -> AppResult<OpportunityStatus> {
-    OpportunityStatus::parse(&deal.status)
-        .ok_or_else(|| corrupt(&deal.id, "opportunity", "status", &deal.status))
-}
-
 fn corrupt(id: &str, what: &str, column: &str, value: &str) -> AppError {
     AppError::internal(format!("{what} {id} has an unreadable {column}: {value:?}"))
 }
@@ -81,9 +70,9 @@ pub fn is_set(deal: &OpportunityRow, field: &RequirableField) -> AppResult<bool>
         F::ContactId => text_set(&deal.contact_id),
         F::LeadId => text_set(&deal.lead_id),
         F::OwnerId => !deal.owner_id.trim().is_empty(),
-        F::Source => text_set(&deal.source),
+        F::Source => deal.source.is_some(),
         F::Industry => text_set(&deal.industry),
-        F::CompanySize => text_set(&deal.company_size),
+        F::CompanySize => deal.company_size.is_some(),
         F::Region => text_set(&deal.region),
         F::Tags => !json_list(&deal.tags).is_empty(),
         F::NextAction => text_set(&deal.next_action_text),
@@ -109,20 +98,14 @@ pub fn missing_fields(deal: &OpportunityRow, target: &StageRow) -> AppResult<Vec
 
 /// The first open stage of a pipeline (stages come in position order).
 pub fn first_open_stage(stages: &[StageRow]) -> AppResult<StageRow> {
-    for s in stages {
-        if kind_of(s)? == StageKind::Open {
-            return Ok(s.clone());
-        }
-    }
-    Err(AppError::internal("pipeline without an open stage"))
+    first_of_kind(stages, StageKind::Open)
 }
 
 /// The first stage of a kind (the won stage, the default lost stage).
 pub fn first_of_kind(stages: &[StageRow], kind: StageKind) -> AppResult<StageRow> {
-    for s in stages {
-        if kind_of(s)? == kind {
-            return Ok(s.clone());
-        }
+    match stages.iter().find(|s| s.kind == kind) {
+        Some(s) => return Ok(s.clone()),
+        None => {}
     }
     Err(AppError::internal(format!(
         "pipeline without a {} stage",
@@ -141,7 +124,7 @@ pub fn stage_in<'a>(stages: &'a [StageRow], id: &str, field: &str) -> AppResult<
 /// A deal whose stage may change: open. A lost one comes back through `/reopen`; a won
 /// one stays.
 pub fn ensure_open(deal: &OpportunityRow) -> AppResult<()> {
-    let detail = match status_of(deal)? {
+    let detail = match deal.status {
         OpportunityStatus::Open => return Ok(()),
         OpportunityStatus::Lost => "The deal is lost; bring it back with /reopen.",
         OpportunityStatus::Won => "The deal is won; its stage no longer changes.",
@@ -177,7 +160,7 @@ pub fn enter_stage(
             "the opportunity is already in this stage",
         ));
     }
-    let kind = kind_of(target)?;
+    let kind = target.kind;
     if kind == StageKind::Lost && deal.lost_reason_id.is_none() {
         return Err(AppError::field(
             "loss_reason_id",
@@ -206,7 +189,7 @@ pub fn enter_stage(
     deal.stage_entered_at = change.at;
     match kind {
         StageKind::Open => {
-            deal.status = OpportunityStatus::Open.as_str().into();
+            deal.status = OpportunityStatus::Open;
             deal.closed_at = None;
             deal.lost_reason_id = None;
             deal.lost_note = None;
@@ -237,7 +220,7 @@ pub fn enter_stage(
             } else {
                 OpportunityStatus::Lost
             };
-            deal.status = status.as_str().into();
+            deal.status = status;
             deal.closed_at = Some(change.at);
             deal.next_action_text = None;
             deal.next_action_due_at = None;
@@ -253,7 +236,7 @@ pub fn enter_stage(
             to_stage_id: target.id.clone(),
             entered_at: change.at,
             actor_id: Some(change.actor.to_owned()),
-            channel: change.channel.as_str().to_owned(),
+            channel: change.channel,
             note: change.note.clone(),
         },
     )
@@ -277,7 +260,7 @@ pub fn evacuate_stage(
         at: storage::now(),
         keep_next_action: false,
     };
-    let from_lost = kind_of(from)? == StageKind::Lost;
+    let from_lost = from.kind == StageKind::Lost;
     let mut missing: Vec<FieldError> = Vec::new();
     for id in &ids {
         let mut deal = store::lock_visible(conn, &Visibility::All, id)?;

@@ -46,7 +46,7 @@ pub struct AccountOut {
 impl From<AccountRow> for AccountOut {
     fn from(a: AccountRow) -> Self {
         AccountOut {
-            company_size: a.company_size.as_deref().and_then(CompanySize::parse),
+            company_size: a.company_size,
             id: a.id,
             name: a.name,
             industry: a.industry,

@@ -49,7 +49,7 @@ pub struct ActivityOut {
 impl From<ActivityRow> for ActivityOut {
     fn from(a: ActivityRow) -> Self {
         ActivityOut {
-            type_: ActivityType::parse(&a.type_).unwrap_or(ActivityType::Note),
+            type_: a.type_,
             due_at: a.due_at.map(utc),
             completed_at: a.completed_at.map(utc),
             created_at: utc(a.created_at),
@@ -144,7 +144,7 @@ pub async fn list_activities(
     let filter = ActivityFilter {
         lead_id: q.lead_id,
         opportunity_id: q.opportunity_id,
-        type_: q.type_.map(|t| t.as_str().to_owned()),
+        type_: q.type_,
         owner_id: q.owner_id,
         open: q.open,
         due_before: q.due_before.map(|d| d.naive_utc()),

@@ -99,7 +99,7 @@ pub async fn create_token(
     })?;
     let token = state.jwt.issue(
         &user.id,
-        &user.role,
+        user.role.as_str(),
         user.team_id.as_deref(),
         i64::from(user.token_generation),
     )?;

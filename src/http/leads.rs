@@ -76,9 +76,9 @@ impl From<LeadRow> for LeadOut {
     fn from(l: LeadRow) -> Self {
         LeadOut {
             bant: bant_of(&l),
-            source: LeadSource::parse(&l.source).unwrap_or(LeadSource::Other),
-            status: LeadStatus::parse(&l.status).unwrap_or(LeadStatus::New),
-            company_size: l.company_size.as_deref().and_then(CompanySize::parse),
+            source: l.source,
+            status: l.status,
+            company_size: l.company_size,
             score_breakdown: serde_json::from_str(&l.score_breakdown).unwrap_or_default(),
             tags: json_list(&l.tags),
             custom: json_object(&l.custom),
@@ -186,10 +186,10 @@ pub async fn list_leads(
         "created_at",
     )?;
     let filter = LeadFilter {
-        status: q.status.map(|s| s.as_str().to_owned()),
-        source: q.source.map(|s| s.as_str().to_owned()),
+        status: q.status,
+        source: q.source,
         industry: q.industry,
-        company_size: q.company_size.map(|s| s.as_str().to_owned()),
+        company_size: q.company_size,
         region: q.region,
         owner_id: q.owner_id,
         tag: q.tag,

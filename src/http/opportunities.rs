@@ -73,7 +73,7 @@ pub struct OpportunityOut {
 
 impl OpportunityOut {
     pub fn new(o: OpportunityRow, stage_probability: i32) -> Self {
-        let status = OpportunityStatus::parse(&o.status).unwrap_or(OpportunityStatus::Open);
+        let status = o.status;
         let closed = |s: OpportunityStatus| o.closed_at.filter(|_| status == s).map(utc);
         OpportunityOut {
             effective_probability: o.probability.unwrap_or(stage_probability),
@@ -81,8 +81,8 @@ impl OpportunityOut {
             lost_at: closed(OpportunityStatus::Lost),
             status,
             amount: o.amount_minor.map(format_amount),
-            source: o.source.as_deref().and_then(LeadSource::parse),
-            company_size: o.company_size.as_deref().and_then(CompanySize::parse),
+            source: o.source,
+            company_size: o.company_size,
             tags: json_list(&o.tags),
             custom: json_object(&o.custom),
             next_action: o.next_action_text.clone().map(|text| NextAction {
@@ -220,10 +220,10 @@ pub async fn list_opportunities(
         amount_max: amount_param("amount_max", &q.amount_max)?,
         pipeline_id: q.pipeline_id,
         stage_id: q.stage_id,
-        status: q.status.map(|s| s.as_str().to_owned()),
+        status: q.status,
         owner_id: q.owner_id,
         tag: q.tag,
-        source: q.source.map(|s| s.as_str().to_owned()),
+        source: q.source,
         industry: q.industry,
         stalled: q.stalled,
         close_from: q.close_from,
@@ -573,7 +573,7 @@ pub async fn opportunity_history(
             left_at: left_at.map(utc),
             duration_seconds: left_at.map(|l| (l - t.entered_at).num_seconds()),
             actor_id: t.actor_id.clone(),
-            channel: Channel::parse(&t.channel).unwrap_or(Channel::System),
+            channel: t.channel,
             note: t.note.clone(),
         });
     }

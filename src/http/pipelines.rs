@@ -12,7 +12,6 @@ use super::{double_option, utc};
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
-use crate::crm::stages::kind_of;
 use crate::domain::pipeline::{check_stage_set, StageDraft, StageInput, StageKind};
 use crate::domain::templates::{template, TEMPLATE_KEYS};
 use crate::domain::user::Role;
@@ -51,7 +50,7 @@ impl From<StageRow> for StageOut {
             required_fields: list(&s.required_fields),
             exit_criteria: list(&s.exit_criteria),
             suggested_actions: list(&s.suggested_actions),
-            kind: StageKind::parse(&s.kind).unwrap_or(StageKind::Open),
+            kind: s.kind,
             id: s.id,
             pipeline_id: s.pipeline_id,
             name: s.name,
@@ -424,12 +423,7 @@ fn check_set_after(stages: &[StageRow], field: &str) -> AppResult<()> {
     check_stage_set(
         &mut p,
         field,
-        stages.iter().map(|s| {
-            (
-                s.name.as_str(),
-                StageKind::parse(&s.kind).unwrap_or(StageKind::Open),
-            )
-        }),
+        stages.iter().map(|s| (s.name.as_str(), s.kind)),
     );
     p.into_result()
 }
@@ -462,7 +456,7 @@ pub async fn create_stage(
         let mut stages = store::stages_of(conn, &id)?;
         let default_at = stages
             .iter()
-            .position(|s| s.kind != StageKind::Open.as_str())
+            .position(|s| s.kind != StageKind::Open)
             .unwrap_or(stages.len());
         let at = match b.position {
             None => default_at,
@@ -649,8 +643,8 @@ fn evacuation_target(stages: &[StageRow], from: &StageRow, target: &str) -> AppR
                 "must be another stage of the same pipeline",
             )
         })?;
-    match kind_of(from)? {
-        kind if kind == kind_of(target)? => Ok(target.clone()),
+    match from.kind {
+        kind if kind == target.kind => Ok(target.clone()),
         StageKind::Open => Err(AppError::field(
             "move_to",
             "closed_stage",

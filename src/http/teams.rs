@@ -79,7 +79,7 @@ pub async fn create_team(
         if let Some(manager_id) = &b.manager_id {
             match users::find(conn, manager_id)? {
                 None => p.add("manager_id", "not_found", "no such user"),
-                Some(u) if u.role == Role::Rep.as_str() => p.add(
+                Some(u) if u.role == Role::Rep => p.add(
                     "manager_id",
                     "invalid",
                     "a rep cannot manage a team; give the user the manager role first",

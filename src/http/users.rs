@@ -31,7 +31,7 @@ pub struct UserOut {
 impl From<UserRow> for UserOut {
     fn from(u: UserRow) -> Self {
         UserOut {
-            role: Role::parse(&u.role).unwrap_or(Role::Rep),
+            role: u.role,
             id: u.id,
             email: u.email,
             name: u.name,
@@ -154,7 +154,7 @@ pub async fn create_user(
             email: email.map(Email::into_inner).unwrap_or_default(),
             name,
             password_hash: hash.unwrap_or_default(),
-            role: b.role.as_str().to_owned(),
+            role: b.role,
             team_id: b.team_id,
             active: true,
             version: 1,
@@ -267,7 +267,7 @@ pub async fn update_user(
             email,
             name,
             password_hash: hash,
-            role: b.role.map(|r| r.as_str().to_owned()),
+            role: b.role,
             team_id: b.team_id,
             active: b.active,
         };

@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
+
+use crate::domain::lead::CompanySize;
 use diesel::sql_types::Text;
 
 use super::schema::{accounts, contacts, opportunities};
@@ -17,7 +19,7 @@ pub struct AccountRow {
     pub id: String,
     pub name: String,
     pub industry: Option<String>,
-    pub company_size: Option<String>,
+    pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     pub website: Option<String>,
     pub owner_id: String,

@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::domain::opportunity::ActivityType;
+
 use super::schema::{activities, leads, opportunities};
 use super::{parse_ts_key, ts_key, After, Db, DbConn, Page, PageRequest};
 use crate::error::{AppError, AppResult};
@@ -12,7 +14,7 @@ use crate::storage::visibility::{Filter, Visibility};
 #[diesel(table_name = activities, treat_none_as_null = true)]
 pub struct ActivityRow {
     pub id: String,
-    pub type_: String,
+    pub type_: ActivityType,
     pub subject: String,
     pub body: Option<String>,
     pub lead_id: Option<String>,
@@ -112,7 +114,7 @@ impl ParentKinds {
 pub struct ActivityFilter {
     pub lead_id: Option<String>,
     pub opportunity_id: Option<String>,
-    pub type_: Option<String>,
+    pub type_: Option<ActivityType>,
     pub owner_id: Option<String>,
     /// `true`: not completed yet; `false`: completed.
     pub open: Option<bool>,

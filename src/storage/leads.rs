@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
+
+use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
 use diesel::sql_types::Text;
 
 use super::schema::leads;
@@ -24,13 +26,13 @@ pub struct LeadRow {
     pub company: Option<String>,
     pub job_title: Option<String>,
     pub industry: Option<String>,
-    pub company_size: Option<String>,
+    pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     pub country: Option<String>,
-    pub source: String,
+    pub source: LeadSource,
     pub source_detail: Option<String>,
     pub interest: Option<String>,
-    pub status: String,
+    pub status: LeadStatus,
     /// JSON object `{budget, authority, need, timeline}`.
     pub bant: String,
     pub score: i32,
@@ -57,10 +59,10 @@ pub struct LeadRow {
 
 #[derive(Debug, Default, Clone)]
 pub struct LeadFilter {
-    pub status: Option<String>,
-    pub source: Option<String>,
+    pub status: Option<LeadStatus>,
+    pub source: Option<LeadSource>,
     pub industry: Option<String>,
-    pub company_size: Option<String>,
+    pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     pub owner_id: Option<String>,
     pub tag: Option<String>,

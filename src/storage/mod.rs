@@ -14,6 +14,7 @@ pub mod scoring;
 pub mod settings;
 pub mod sql;
 pub mod teams;
+pub mod types;
 pub mod users;
 pub mod versioned;
 pub mod visibility;

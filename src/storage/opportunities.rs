@@ -12,6 +12,8 @@ use super::{
     contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page,
     PageRequest,
 };
+use crate::domain::lead::{CompanySize, LeadSource};
+use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
@@ -23,7 +25,7 @@ pub struct OpportunityRow {
     pub name: String,
     pub pipeline_id: String,
     pub stage_id: String,
-    pub status: String,
+    pub status: OpportunityStatus,
     pub amount_minor: Option<i64>,
     pub currency: String,
     pub probability: Option<i32>,
@@ -32,9 +34,9 @@ pub struct OpportunityRow {
     pub contact_id: Option<String>,
     pub lead_id: Option<String>,
     pub owner_id: String,
-    pub source: Option<String>,
+    pub source: Option<LeadSource>,
     pub industry: Option<String>,
-    pub company_size: Option<String>,
+    pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     /// JSON array of strings.
     pub tags: String,
@@ -70,7 +72,7 @@ pub struct TransitionRow {
     pub to_stage_id: String,
     pub entered_at: NaiveDateTime,
     pub actor_id: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub note: Option<String>,
 }
 
@@ -194,10 +196,10 @@ pub fn stalled_condition<'a, QS: 'a>(
 pub struct OpportunityFilter {
     pub pipeline_id: Option<String>,
     pub stage_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<OpportunityStatus>,
     pub owner_id: Option<String>,
     pub tag: Option<String>,
-    pub source: Option<String>,
+    pub source: Option<LeadSource>,
     pub industry: Option<String>,
     pub stalled: Option<bool>,
     pub close_from: Option<NaiveDate>,
@@ -340,7 +342,7 @@ pub fn due_next_actions(
 ) -> AppResult<Vec<OpportunityRow>> {
     let mut q = opportunities::table
         .filter(owner_filter(vis, opportunities::owner_id))
-        .filter(opportunities::status.eq("open"))
+        .filter(opportunities::status.eq(OpportunityStatus::Open))
         .filter(opportunities::next_action_due_at.is_not_null())
         .select(OpportunityRow::as_select())
         .into_boxed();

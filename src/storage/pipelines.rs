@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{pipelines, stages};
 use super::versioned::{check_version, delete_if_version, save_if_version, VersionedTable};
 use super::{now, parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
-use crate::domain::pipeline::StageDraft;
+use crate::domain::pipeline::{StageDraft, StageKind};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -30,7 +30,7 @@ pub struct StageRow {
     pub name: String,
     pub position: i32,
     pub probability: i32,
-    pub kind: String,
+    pub kind: StageKind,
     pub stalled_after_days: Option<i32>,
     pub required_fields: String,
     pub exit_criteria: String,
@@ -53,7 +53,7 @@ impl StageRow {
             name: d.name.clone(),
             position,
             probability: d.probability,
-            kind: d.kind.as_str().to_owned(),
+            kind: d.kind,
             stalled_after_days: d.stalled_after_days,
             required_fields: json(&d.required_fields),
             exit_criteria: json(&d.exit_criteria),

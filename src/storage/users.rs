@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::domain::user::Role;
+
 use super::schema::users;
 use super::versioned::{check_version, save_if_version};
 use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest, StorageError};
@@ -17,7 +19,7 @@ pub struct UserRow {
     pub email: String,
     pub name: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub team_id: Option<String>,
     pub active: bool,
     pub version: i32,
@@ -34,7 +36,7 @@ pub struct UserChanges {
     pub email: Option<String>,
     pub name: Option<String>,
     pub password_hash: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub team_id: Option<Option<String>>,
     pub active: Option<bool>,
 }
