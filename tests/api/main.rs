@@ -1,6 +1,7 @@
 //! The API test suite: one binary, every test on a fresh database, each run on SQLite
 //! and on PostgreSQL (`STAGEFLOW_TEST_PG_URL`, default postgres://postgres@127.0.0.1:5432/postgres).
 
+mod factories;
 mod helpers;
 
 mod activities;
