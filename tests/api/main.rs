@@ -7,6 +7,7 @@ mod helpers;
 mod activities;
 mod auth;
 mod binary;
+mod bodies;
 mod contract;
 mod contract_types;
 mod errors;
