@@ -440,6 +440,7 @@ fn connection_failures_name_their_cause() {
     for (url, cause) in cases {
         let err = stageflow::storage::connect(url, 1)
             .err()
+            .map(|e| stageflow::startup::error_chain(&e))
             .unwrap_or_else(|| panic!("{url} connected"));
         assert!(err.contains(cause), "{url}: {err}");
         assert!(err.contains("PostgreSQL"), "{url}: {err}");
