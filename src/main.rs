@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use stageflow::config::Settings;
 use stageflow::domain::user::{check_password, Email, Role};
 use stageflow::domain::Problems;
-use stageflow::startup::{self, Bootstrap};
+use stageflow::startup::{self, error_chain, Bootstrap, StartupError};
 use stageflow::{storage, telemetry};
 
 #[derive(Parser)]
@@ -59,9 +59,9 @@ fn main() -> ExitCode {
     telemetry::init(&settings);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Migrate => storage::connect(&settings.database_url, 1).map(|_| {
-            println!("migrations are up to date");
-        }),
+        Command::Migrate => storage::connect(&settings.database_url, 1)
+            .map(|_| println!("migrations are up to date"))
+            .map_err(StartupError::from),
         Command::CreateUser {
             email,
             password,
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => fail(&error_chain(&e)),
     }
 }
 
@@ -102,12 +102,12 @@ fn announce(outcome: Bootstrap) {
     }
 }
 
-fn serve(settings: Settings) -> Result<(), String> {
+fn serve(settings: Settings) -> Result<(), StartupError> {
     let state = startup::build_state(settings)?;
     announce(startup::bootstrap_admin(&state)?);
     actix_web::rt::System::new()
         .block_on(startup::serve(state))
-        .map_err(|e| format!("server error: {e}"))
+        .map_err(StartupError::Serve)
 }
 
 fn create_user(
@@ -116,30 +116,31 @@ fn create_user(
     password: &str,
     role: &str,
     name: &str,
-) -> Result<(), String> {
-    let email = Email::parse(email).map_err(|m| format!("--email {m}"))?;
+) -> Result<(), StartupError> {
+    let email = Email::parse(email).map_err(|m| StartupError::Argument(format!("--email {m}")))?;
     let mut p = Problems::default();
     check_password(&mut p, "password", password);
     if let Some(e) = p.0.first() {
-        return Err(format!("--password {}", e.message));
+        return Err(StartupError::Argument(format!("--password {}", e.message)));
     }
-    let role = Role::parse(role).ok_or("--role must be admin, manager or rep")?;
+    let role = Role::parse(role)
+        .ok_or_else(|| StartupError::Argument("--role must be admin, manager or rep".into()))?;
     let (pool, _) = storage::connect(&settings.database_url, 1)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(StartupError::Pool)?;
     let name = if name.is_empty() {
         email.as_str()
     } else {
         name
     };
     startup::create_user(&mut conn, email.as_str(), password, name, role)
-        .map_err(|e| e.to_string())?;
+        .map_err(StartupError::CreateUser)?;
     println!("created {} {}", role.as_str(), email.as_str());
     Ok(())
 }
 
-fn demo_data(settings: Settings, opportunities: usize, seed: u64) -> Result<(), String> {
+fn demo_data(settings: Settings, opportunities: usize, seed: u64) -> Result<(), StartupError> {
     let (pool, _) = storage::connect(&settings.database_url, 1)?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(StartupError::Pool)?;
     // The admin first: once demo users exist, the server's first-start rule no longer
     // applies, and the configured admin would never be created.
     announce(startup::ensure_admin(&mut conn, &settings)?);
@@ -148,7 +149,7 @@ fn demo_data(settings: Settings, opportunities: usize, seed: u64) -> Result<(), 
         seed,
     };
     let s = stageflow::demo::generate(&mut conn, &opts, &mut std::io::stdout())
-        .map_err(|e| e.to_string())?;
+        .map_err(StartupError::DemoData)?;
     println!(
         "generated {} opportunities ({} won, {} lost), {} stage transitions, {} activities, {} leads, {} users, {} pipelines in {:.1} s",
         s.opportunities, s.won, s.lost, s.transitions, s.activities, s.leads, s.users, s.pipelines, s.seconds

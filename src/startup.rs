@@ -11,18 +11,65 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
-use crate::auth::jwt::JwtKeys;
+use crate::auth::jwt::{JwtKeys, SecretTooShort};
 use crate::auth::password;
 use crate::auth::rate_limit::Limiter;
 use crate::config::Settings;
 use crate::domain::user::{Email, Role, MIN_PASSWORD_LEN};
+use crate::error::AppError;
 use crate::http;
 pub use crate::state::AppState;
 use crate::storage::{self, users, Backend, DbPool};
 
+/// Why the server or a command could not start. Each cause stays attached as the
+/// error's `source`, so the message names the step and then the underlying reason
+/// ([`error_chain`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] storage::SetupError),
+    #[error(transparent)]
+    JwtSecret(#[from] SecretTooShort),
+    #[error("STAGEFLOW_JWT_SECRET is required with PostgreSQL (at least 32 bytes)")]
+    JwtSecretRequired,
+    #[error("cannot keep the generated JWT secret in the SQLite database")]
+    JwtSecretStore(#[source] AppError),
+    #[error("cannot get a database connection")]
+    Pool(#[source] diesel::r2d2::PoolError),
+    #[error("set both STAGEFLOW_ADMIN_EMAIL and STAGEFLOW_ADMIN_PASSWORD, or neither")]
+    AdminHalfConfigured,
+    #[error("STAGEFLOW_ADMIN_EMAIL {0}")]
+    AdminEmail(String),
+    #[error("STAGEFLOW_ADMIN_PASSWORD must be at least {MIN_PASSWORD_LEN} characters")]
+    AdminPasswordTooShort,
+    #[error("creating the first admin failed")]
+    CreateAdmin(#[source] AppError),
+    /// A command-line argument was refused; the message names it.
+    #[error("{0}")]
+    Argument(String),
+    #[error("creating the user failed")]
+    CreateUser(#[source] AppError),
+    #[error("generating the demo data failed")]
+    DemoData(#[source] AppError),
+    #[error("server error")]
+    Serve(#[source] std::io::Error),
+}
+
+/// An error and its causes on one line, outermost first: `a: b: c`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string().trim().to_owned();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(e.to_string().trim());
+        cause = e.source();
+    }
+    text
+}
+
 /// Connects, migrates and loads the signing key. Refuses weak or missing secrets where
 /// they matter.
-pub fn build_state(settings: Settings) -> Result<AppState, String> {
+pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     let (pool, backend) = storage::connect(&settings.database_url, settings.pool_size)?;
     let secret = jwt_secret(&settings, &pool, backend)?;
     let jwt = JwtKeys::new(
@@ -46,17 +93,21 @@ pub fn build_state(settings: Settings) -> Result<AppState, String> {
 /// PostgreSQL deployments must configure `STAGEFLOW_JWT_SECRET` (replicas share it).
 /// A zero-configuration SQLite install generates one and keeps it in its database, so
 /// tokens survive restarts.
-fn jwt_secret(settings: &Settings, pool: &DbPool, backend: Backend) -> Result<String, String> {
+fn jwt_secret(
+    settings: &Settings,
+    pool: &DbPool,
+    backend: Backend,
+) -> Result<String, StartupError> {
     if let Some(secret) = &settings.jwt_secret {
         return Ok(secret.expose().to_owned());
     }
     if backend == Backend::Postgres {
-        return Err("STAGEFLOW_JWT_SECRET is required with PostgreSQL (at least 32 bytes)".into());
+        return Err(StartupError::JwtSecretRequired);
     }
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let fresh = password::random_token(48).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(StartupError::Pool)?;
+    let fresh = password::random_token(48).map_err(StartupError::JwtSecretStore)?;
     let stored = storage::settings::get_or_insert(&mut conn, "jwt_secret", &fresh)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartupError::JwtSecretStore(e.into()))?;
     if stored == fresh {
         tracing::warn!(
             "no STAGEFLOW_JWT_SECRET set: generated one and stored it in the SQLite database"
@@ -79,8 +130,8 @@ pub enum Bootstrap {
 }
 
 /// Creates the first admin when the database has no user yet.
-pub fn bootstrap_admin(state: &AppState) -> Result<Bootstrap, String> {
-    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+pub fn bootstrap_admin(state: &AppState) -> Result<Bootstrap, StartupError> {
+    let mut conn = state.pool.get().map_err(StartupError::Pool)?;
     ensure_admin(&mut conn, &state.settings)
 }
 
@@ -88,28 +139,22 @@ pub fn bootstrap_admin(state: &AppState) -> Result<Bootstrap, String> {
 /// (`STAGEFLOW_ADMIN_EMAIL`/`PASSWORD`) or `admin@localhost` with a generated password.
 /// Used by `serve`, and by `demo-data` before it adds its demo users, so a database
 /// filled with demo data still has an admin someone can sign in as.
-pub fn ensure_admin(conn: &mut storage::DbConn, s: &Settings) -> Result<Bootstrap, String> {
-    if users::count(conn).map_err(|e| e.to_string())? > 0 {
+pub fn ensure_admin(conn: &mut storage::DbConn, s: &Settings) -> Result<Bootstrap, StartupError> {
+    if users::count(conn).map_err(StartupError::CreateAdmin)? > 0 {
         return Ok(Bootstrap::AlreadyHasUsers);
     }
     let (email, password, generated) = match (&s.admin_email, &s.admin_password) {
         (Some(e), Some(p)) => (e.clone(), p.expose().to_owned(), false),
         (None, None) => (
             "admin@localhost".to_owned(),
-            password::random_token(20).map_err(|e| e.to_string())?,
+            password::random_token(20).map_err(StartupError::CreateAdmin)?,
             true,
         ),
-        _ => {
-            return Err(
-                "set both STAGEFLOW_ADMIN_EMAIL and STAGEFLOW_ADMIN_PASSWORD, or neither".into(),
-            )
-        }
+        _ => return Err(StartupError::AdminHalfConfigured),
     };
-    let email = Email::parse(&email).map_err(|m| format!("STAGEFLOW_ADMIN_EMAIL {m}"))?;
+    let email = Email::parse(&email).map_err(|m| StartupError::AdminEmail(m.to_string()))?;
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(format!(
-            "STAGEFLOW_ADMIN_PASSWORD must be at least {MIN_PASSWORD_LEN} characters"
-        ));
+        return Err(StartupError::AdminPasswordTooShort);
     }
     match create_user(
         conn,
@@ -120,8 +165,8 @@ pub fn ensure_admin(conn: &mut storage::DbConn, s: &Settings) -> Result<Bootstra
     ) {
         Ok(()) => {}
         // Another replica created it first.
-        Err(crate::error::AppError::Conflict { .. }) => return Ok(Bootstrap::AlreadyHasUsers),
-        Err(e) => return Err(e.to_string()),
+        Err(AppError::Conflict { .. }) => return Ok(Bootstrap::AlreadyHasUsers),
+        Err(e) => return Err(StartupError::CreateAdmin(e)),
     }
     let email = email.into_inner();
     Ok(if generated {

@@ -8,6 +8,11 @@ use crate::error::{AppError, AppResult};
 
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// The configured secret is too short to sign with.
+#[derive(Debug, thiserror::Error)]
+#[error("the JWT secret must be at least {MIN_SECRET_BYTES} bytes (got {0})")]
+pub struct SecretTooShort(pub usize);
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub sub: String,
@@ -36,12 +41,14 @@ pub struct JwtKeys {
 }
 
 impl JwtKeys {
-    pub fn new(secret: &[u8], issuer: &str, audience: &str, ttl_secs: i64) -> Result<Self, String> {
+    pub fn new(
+        secret: &[u8],
+        issuer: &str,
+        audience: &str,
+        ttl_secs: i64,
+    ) -> Result<Self, SecretTooShort> {
         if secret.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "the JWT secret must be at least {MIN_SECRET_BYTES} bytes (got {})",
-                secret.len()
-            ));
+            return Err(SecretTooShort(secret.len()));
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];

@@ -145,8 +145,8 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
 }
 
 /// Rebuilds everything when a migration asked for it; run at start after migrations.
-pub fn catch_up(conn: &mut DbConn) -> Result<(), String> {
-    let pending = super::settings::get(conn, KEY).map_err(|e| e.to_string())?;
+pub fn catch_up(conn: &mut DbConn) -> Result<(), super::SetupError> {
+    let pending = super::settings::get(conn, KEY).map_err(super::SetupError::Settings)?;
     if pending.as_deref() != Some("rebuild") {
         return Ok(());
     }
@@ -160,9 +160,8 @@ pub fn catch_up(conn: &mut DbConn) -> Result<(), String> {
         .execute(conn)?;
         Ok(())
     })
-    .map_err(|e| format!("rebuilding the report aggregates failed: {e}"))?;
-    settle(conn, &["deal_reach", "stage_stays"])
-        .map_err(|e| format!("vacuuming the report aggregates failed: {e}"))?;
+    .map_err(super::SetupError::RebuildAggregates)?;
+    settle(conn, &["deal_reach", "stage_stays"]).map_err(super::SetupError::SettleAggregates)?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "report aggregates rebuilt"

@@ -33,6 +33,38 @@ pub use versioned::Stamped;
 pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+/// Why the database could not be opened or brought up to date at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot create {dir:?}")]
+    CreateDir {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The driver's own reason is the source (refused, bad URL, TLS).
+    #[error("cannot connect to the {backend} database")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: diesel::ConnectionError,
+    },
+    #[error("cannot connect to the database")]
+    Pool(#[source] diesel::r2d2::PoolError),
+    #[error("cannot read SQLite settings")]
+    SqliteSettings(#[source] diesel::result::Error),
+    #[error("SQLite kept journal mode {mode:?} instead of WAL for {path}")]
+    NotWal { mode: String, path: String },
+    #[error("migrations failed")]
+    Migrations(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("reading the server settings failed")]
+    Settings(#[source] diesel::result::Error),
+    #[error("rebuilding the report aggregates failed")]
+    RebuildAggregates(#[source] AppError),
+    #[error("vacuuming the report aggregates failed")]
+    SettleAggregates(#[source] AppError),
+}
+
 /// A connection to whichever backend the database URL names.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -202,11 +234,11 @@ pub fn sqlite_settings(conn: &mut SqliteConnection) -> QueryResult<SqliteSetting
 }
 
 /// Refuses to run a file database without WAL: readers would block writers.
-fn check_sqlite(conn: &mut DbConn, path: &str) -> Result<(), String> {
+fn check_sqlite(conn: &mut DbConn, path: &str) -> Result<(), SetupError> {
     let DbConn::Sqlite(c) = conn else {
         return Ok(());
     };
-    let settings = sqlite_settings(c).map_err(|e| format!("cannot read SQLite settings: {e}"))?;
+    let settings = sqlite_settings(c).map_err(SetupError::SqliteSettings)?;
     tracing::info!(
         journal_mode = %settings.journal_mode,
         synchronous = settings.synchronous,
@@ -216,58 +248,56 @@ fn check_sqlite(conn: &mut DbConn, path: &str) -> Result<(), String> {
     );
     let in_memory = path == ":memory:" || path.contains("mode=memory");
     if !in_memory && settings.journal_mode != "wal" {
-        return Err(format!(
-            "SQLite kept journal mode {:?} instead of WAL for {path}",
-            settings.journal_mode
-        ));
+        return Err(SetupError::NotWal {
+            mode: settings.journal_mode,
+            path: path.to_owned(),
+        });
     }
     Ok(())
 }
 
 /// Builds the pool and runs the embedded migrations of the backend.
-pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), String> {
+pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), SetupError> {
     let (backend, driver) = driver_url(url);
     if backend == Backend::Sqlite {
         if let Some(dir) = std::path::Path::new(&driver).parent() {
             if !dir.as_os_str().is_empty() && driver != ":memory:" {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
+                std::fs::create_dir_all(dir).map_err(|source| SetupError::CreateDir {
+                    dir: dir.to_owned(),
+                    source,
+                })?;
             }
         }
     }
     let manager = Manager::new(url);
     // One connection first, so a refused connection, a bad URL or a TLS failure is
     // reported as the driver states it (the pool would only say it timed out).
-    manager.establish().map_err(|e| {
-        let what = match backend {
+    manager.establish().map_err(|source| SetupError::Connect {
+        backend: match backend {
             Backend::Postgres => "PostgreSQL",
             Backend::Sqlite => "SQLite",
-        };
-        format!(
-            "cannot connect to the {what} database: {}",
-            e.to_string().trim()
-        )
+        },
+        source,
     })?;
     let pool = Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(std::time::Duration::from_secs(10))
         .connection_customizer(Box::new(SessionSettings))
         .build(manager)
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        .map_err(SetupError::Pool)?;
+    let mut conn = pool.get().map_err(SetupError::Pool)?;
     check_sqlite(&mut conn, &driver)?;
     run_migrations(&mut conn)?;
     aggregates::catch_up(&mut conn)?;
     Ok((pool, backend))
 }
 
-pub fn run_migrations(conn: &mut DbConn) -> Result<(), String> {
+pub fn run_migrations(conn: &mut DbConn) -> Result<(), SetupError> {
     let applied = match conn {
         DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     }
-    .map_err(|e| format!("migrations failed: {e}"))?;
+    .map_err(SetupError::Migrations)?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }

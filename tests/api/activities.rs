@@ -38,7 +38,7 @@ async fn logging_an_activity_updates_last_activity_at(app: TestApp) {
         .send()
         .await;
     assert_eq!(after.body["last_activity_at"], res.body["completed_at"]);
-    let lead = app.lead(&app.admin_token, json!({"company": "L"})).await;
+    let lead = app.lead_as(&app.admin_token, json!({"company": "L"})).await;
     let on_lead = app
         .post("/api/v1/activities")
         .admin()
@@ -67,12 +67,12 @@ async fn logging_an_activity_updates_last_activity_at(app: TestApp) {
 }
 
 async fn planned_activities_stay_open_until_completed(app: TestApp) {
-    let lead = app.lead(&app.admin_token, json!({"company": "P"})).await;
+    let lead = app.lead_as(&app.admin_token, json!({"company": "P"})).await;
     let task = app
         .post("/api/v1/activities")
         .admin()
         .json(json!({"type": "task", "subject": "回访", "lead_id": lead["id"], "due_at": "2030-01-01T00:00:00Z"}))
-        .send()
+        .created()
         .await
         .body;
     assert_eq!(task["completed_at"], Value::Null);
@@ -114,7 +114,7 @@ async fn planned_activities_stay_open_until_completed(app: TestApp) {
 }
 
 async fn activities_need_exactly_one_visible_parent(app: TestApp) {
-    let lead = app.lead(&app.admin_token, json!({"company": "Q"})).await;
+    let lead = app.lead_as(&app.admin_token, json!({"company": "Q"})).await;
     let pipeline = app.gated_pipeline().await;
     let opp = app
         .opportunity(
@@ -158,7 +158,7 @@ async fn follow_up_queue_is_overdue_first_and_scoped(app: TestApp) {
     let (rep_id, rep) = app.user("rep@example.com", Role::Rep, None).await;
     let (_, other) = app.user("other@example.com", Role::Rep, None).await;
     let lead = app
-        .lead(
+        .lead_as(
             &rep,
             json!({"company": "R", "next_follow_up_at": "2020-01-01T00:00:00Z"}),
         )
@@ -172,10 +172,10 @@ async fn follow_up_queue_is_overdue_first_and_scoped(app: TestApp) {
         .await;
     app.post("/api/v1/activities").token(&rep)
         .json(json!({"type": "task", "subject": "寄样品", "opportunity_id": opp["id"], "due_at": "2099-01-01T00:00:00Z"}))
-        .send().await;
+        .created().await;
     app.post("/api/v1/activities").token(&other)
-        .json(json!({"type": "task", "subject": "someone else's", "lead_id": app.lead(&other, json!({"company": "S"})).await["id"], "due_at": "2019-01-01T00:00:00Z"}))
-        .send().await;
+        .json(json!({"type": "task", "subject": "someone else's", "lead_id": app.lead().by(&other).company("S").create().await["id"], "due_at": "2019-01-01T00:00:00Z"}))
+        .created().await;
     let queue = app.get("/api/v1/follow-ups").token(&rep).send().await;
     assert_eq!(queue.status, StatusCode::OK, "{}", queue.text);
     let items = queue.body["data"].as_array().unwrap();

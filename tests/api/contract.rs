@@ -190,7 +190,7 @@ api_tests!(
 async fn a_lead_deals_point_at_is_kept(app: TestApp) {
     let pipeline = app.pipeline_from_template("standard").await;
     let lead = app
-        .lead(&app.admin_token, json!({"company": "Origin"}))
+        .lead_as(&app.admin_token, json!({"company": "Origin"}))
         .await;
     app.opportunity(
         &app.admin_token,

@@ -340,7 +340,7 @@ async fn answers_carry_every_required_member(app: TestApp) {
     let doc = document();
     let pipeline = app.gated_pipeline().await;
     let lead = app
-        .lead(&app.admin_token, json!({"company": "杭州云启科技"}))
+        .lead_as(&app.admin_token, json!({"company": "杭州云启科技"}))
         .await;
     assert_sent_as_documented(&doc, "LeadOut", &lead);
     let deal = app

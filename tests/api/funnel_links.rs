@@ -10,7 +10,6 @@ use stageflow::http::reports::{sign_funnel_link, FunnelSvgQuery};
 
 use crate::api_tests;
 use crate::helpers::{id_of, Res, TestApp};
-use crate::reports::{deal, go, plain_pipeline};
 
 api_tests!(
     a_link_draws_the_picture_without_credentials,
@@ -19,14 +18,6 @@ api_tests!(
     a_reps_link_shows_only_the_reps_deals,
     fixed_words_follow_the_language,
 );
-
-/// A deal of `token` moved through `stages`.
-async fn deal_through(app: &TestApp, token: &str, p: &Value, stages: &[&str]) {
-    let id = deal(app, token, p, json!({})).await;
-    for stage in stages {
-        go(app, token, &id, p, stage).await;
-    }
-}
 
 async fn link(app: &TestApp, token: &str, body: Value) -> Res {
     app.post("/api/v1/reports/funnel.svg/links")
@@ -58,9 +49,13 @@ fn texts(svg: &str) -> Vec<String> {
 }
 
 async fn a_link_draws_the_picture_without_credentials(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let admin = app.admin_token.clone();
-    deal_through(&app, &admin, &p, &["B", "Won"]).await;
+    app.deal(&p)
+        .create()
+        .await
+        .move_through(&["B", "Won"])
+        .await;
     let before = chrono::Utc::now().timestamp();
     let res = link(
         &app,
@@ -157,9 +152,9 @@ async fn a_link_draws_the_picture_without_credentials(app: TestApp) {
 }
 
 async fn altered_or_expired_links_are_refused(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let admin = app.admin_token.clone();
-    deal_through(&app, &admin, &p, &["B"]).await;
+    app.deal(&p).create().await.move_through(&["B"]).await;
     let url = url_of(
         &app,
         &admin,
@@ -237,7 +232,7 @@ async fn altered_or_expired_links_are_refused(app: TestApp) {
 }
 
 async fn a_deactivated_signer_or_revoked_key_voids_the_link(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let (rep, token) = app.user("rep@example.com", Role::Rep, None).await;
     let url = url_of(&app, &token, json!({"pipeline_id": p["id"]})).await;
     assert_eq!(open(&app, &url).await.status, StatusCode::OK);
@@ -286,14 +281,18 @@ async fn a_deactivated_signer_or_revoked_key_voids_the_link(app: TestApp) {
 }
 
 async fn a_reps_link_shows_only_the_reps_deals(app: TestApp) {
-    let p = plain_pipeline(&app).await;
-    let admin = app.admin_token.clone();
+    let p = app.pipeline().plain().create().await;
     for stages in [&["B", "Won"][..], &["B"], &[], &[]] {
-        deal_through(&app, &admin, &p, stages).await;
+        app.deal(&p).create().await.move_through(stages).await;
     }
     let (_, rep) = app.user("rep@example.com", Role::Rep, None).await;
-    deal_through(&app, &rep, &p, &["B"]).await;
-    deal_through(&app, &rep, &p, &[]).await;
+    app.deal(&p)
+        .by(&rep)
+        .create()
+        .await
+        .move_through(&["B"])
+        .await;
+    app.deal(&p).by(&rep).create().await.move_through(&[]).await;
 
     let funnel = app
         .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
@@ -332,10 +331,14 @@ async fn a_reps_link_shows_only_the_reps_deals(app: TestApp) {
 }
 
 async fn fixed_words_follow_the_language(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let admin = app.admin_token.clone();
-    deal_through(&app, &admin, &p, &["B", "Won"]).await;
-    deal_through(&app, &admin, &p, &["B"]).await;
+    app.deal(&p)
+        .create()
+        .await
+        .move_through(&["B", "Won"])
+        .await;
+    app.deal(&p).create().await.move_through(&["B"]).await;
     // Only the pipeline's own names may differ from the language: the pipeline's in
     // the title, each stage's before " — " on its bar.
     let fixed = |svg: &str| -> String {

@@ -365,7 +365,7 @@ async fn a_write_succeeds_while_a_long_read_is_open(app: TestApp) {
         assert_eq!(settings.busy_timeout, 10_000);
     }
     let _ = app
-        .lead(&app.admin_token, json!({"company": "Before"}))
+        .lead_as(&app.admin_token, json!({"company": "Before"}))
         .await;
     // A report-sized read holds its snapshot open…
     let mut reader = app.state.pool.get().unwrap();
@@ -440,6 +440,7 @@ fn connection_failures_name_their_cause() {
     for (url, cause) in cases {
         let err = stageflow::storage::connect(url, 1)
             .err()
+            .map(|e| stageflow::startup::error_chain(&e))
             .unwrap_or_else(|| panic!("{url} connected"));
         assert!(err.contains(cause), "{url}: {err}");
         assert!(err.contains("PostgreSQL"), "{url}: {err}");

@@ -202,6 +202,7 @@ impl TestApp {
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {
         Req {
             app: self,
+            what: format!("{method} {path}"),
             inner: test::TestRequest::default().method(method).uri(path),
         }
     }
@@ -238,38 +239,38 @@ impl TestApp {
             .post("/api/v1/users")
             .token(&self.admin_token)
             .json(json!({"email": email, "password": PASSWORD, "name": email, "role": role, "team_id": team_id}))
-            .send()
+            .created()
             .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
         let id = res.body["id"].as_str().unwrap().to_owned();
         (id, self.login(email, PASSWORD).await)
     }
 
     pub async fn team(&self, name: &str, manager_id: Option<&str>) -> String {
-        let res = self
-            .post("/api/v1/teams")
+        self.post("/api/v1/teams")
             .token(&self.admin_token)
             .json(json!({"name": name, "manager_id": manager_id}))
-            .send()
-            .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-        res.body["id"].as_str().unwrap().to_owned()
+            .created()
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn pipeline_from_template(&self, template: &str) -> Value {
-        let res = self
-            .post("/api/v1/pipelines/from-template")
+        self.post("/api/v1/pipelines/from-template")
             .token(&self.admin_token)
             .json(json!({"template": template}))
-            .send()
-            .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-        res.body
+            .created()
+            .await
+            .body
     }
 }
 
 pub struct Req<'a> {
     app: &'a TestApp,
+    /// Method and path, for the message of a failed `expect`.
+    what: String,
     inner: test::TestRequest,
 }
 
@@ -325,6 +326,25 @@ impl Req<'_> {
             body,
             text,
         }
+    }
+
+    /// Sends the request and asserts the answer's status, so an arrange step that
+    /// fails stops the test there, with the request and the body in the message.
+    pub async fn expect(self, status: u16) -> Res {
+        let what = self.what.clone();
+        let res = self.send().await;
+        assert_eq!(res.status.as_u16(), status, "{what}: {}", res.text);
+        res
+    }
+
+    /// [`Req::expect`] 200.
+    pub async fn send_ok(self) -> Res {
+        self.expect(200).await
+    }
+
+    /// [`Req::expect`] 201.
+    pub async fn created(self) -> Res {
+        self.expect(201).await
     }
 }
 
@@ -441,55 +461,6 @@ impl TestApp {
         .get_result::<N>(&mut *conn)
         .expect("count")
         .n
-    }
-
-    /// Creates a lead as `token` and returns its body.
-    pub async fn lead(&self, token: &str, body: Value) -> Value {
-        let res = self
-            .post("/api/v1/leads")
-            .token(token)
-            .json(body)
-            .send()
-            .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-        res.body
-    }
-
-    /// A pipeline whose stages gate on the fields a test needs: Qualify (open) →
-    /// Propose (needs amount, expected_close_date) → Negotiate (needs account_id) →
-    /// Won (needs amount) / Lost.
-    pub async fn gated_pipeline(&self) -> Value {
-        let res = self
-            .post("/api/v1/pipelines")
-            .admin()
-            .json(json!({
-                "name": "Gated",
-                "stages": [
-                    {"name": "Qualify", "probability": 10, "stalled_after_days": 7, "next_action_within_days": 2,
-                     "suggested_actions": ["Call the buyer"]},
-                    {"name": "Propose", "probability": 40, "required_fields": ["amount", "expected_close_date"],
-                     "stalled_after_days": 14, "next_action_within_days": 3},
-                    {"name": "Negotiate", "probability": 70, "required_fields": ["account_id", "custom.po_number"]},
-                    {"name": "Won", "kind": "won", "required_fields": ["amount"]},
-                    {"name": "Lost", "kind": "lost"}
-                ]
-            }))
-            .send()
-            .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-        res.body
-    }
-
-    /// Creates an opportunity as `token`; returns its body.
-    pub async fn opportunity(&self, token: &str, body: Value) -> Value {
-        let res = self
-            .post("/api/v1/opportunities")
-            .token(token)
-            .json(body)
-            .send()
-            .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-        res.body
     }
 }
 

@@ -91,7 +91,7 @@ async fn a_key_belongs_to_its_caller_and_one_request(app: TestApp) {
 
 async fn a_retried_conversion_answers_like_the_first(app: TestApp) {
     let pipeline = app.pipeline_from_template("standard").await;
-    let lead = app.lead(&app.admin_token, lead_body("Acme")).await;
+    let lead = app.lead_as(&app.admin_token, lead_body("Acme")).await;
     let path = format!("/api/v1/leads/{}/convert", id_of(&lead));
     let body = json!({"pipeline_id": pipeline["id"], "amount": "5000.00"});
     let convert = |key: &'static str| {

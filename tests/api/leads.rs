@@ -3,6 +3,7 @@ use serde_json::{json, Value};
 use stageflow::domain::user::Role;
 
 use crate::api_tests;
+use crate::factories::assert_out_of_reach;
 use crate::helpers::{id_of, stage_id, TestApp};
 
 api_tests!(
@@ -33,7 +34,7 @@ fn full_lead() -> Value {
 }
 
 async fn a_lead_keeps_every_field_and_is_scored_transparently(app: TestApp) {
-    let lead = app.lead(&app.admin_token, full_lead()).await;
+    let lead = app.lead_as(&app.admin_token, full_lead()).await;
     for (field, expected) in full_lead().as_object().unwrap() {
         if field == "email" {
             assert_eq!(lead[field], "li.lei@yunqi.example", "emails are normalised");
@@ -67,11 +68,11 @@ async fn a_lead_keeps_every_field_and_is_scored_transparently(app: TestApp) {
 async fn leads_are_screened_by_filters(app: TestApp) {
     let (rep, rep_token) = app.user("rep@example.com", Role::Rep, None).await;
     let a = app
-        .lead(&app.admin_token, json!({"company": "Alpha 制造", "source": "event", "industry": "manufacturing",
+        .lead_as(&app.admin_token, json!({"company": "Alpha 制造", "source": "event", "industry": "manufacturing",
             "company_size": "1000+", "region": "华南", "tags": ["expo"], "bant": {"budget": "approved", "need": "high"}}))
         .await;
     let b = app
-        .lead(
+        .lead_as(
             &rep_token,
             json!({"company": "Beta 教育", "source": "referral", "industry": "education",
             "company_size": "11-50", "region": "华北", "status": "qualified"}),
@@ -131,7 +132,7 @@ async fn leads_are_screened_by_filters(app: TestApp) {
 
 async fn duplicate_email_or_external_id_names_the_existing_lead(app: TestApp) {
     let first = app
-        .lead(
+        .lead_as(
             &app.admin_token,
             json!({"email": "dup@example.com", "external_id": "crm-7"}),
         )
@@ -153,7 +154,7 @@ async fn duplicate_email_or_external_id_names_the_existing_lead(app: TestApp) {
     by_external.problem(409, "duplicate_lead");
     assert_eq!(by_external.body["existing_id"], first["id"]);
     let other = app
-        .lead(&app.admin_token, json!({"email": "second@example.com"}))
+        .lead_as(&app.admin_token, json!({"email": "second@example.com"}))
         .await;
     let clash = app
         .patch(&format!("/api/v1/leads/{}", id_of(&other)))
@@ -167,7 +168,7 @@ async fn duplicate_email_or_external_id_names_the_existing_lead(app: TestApp) {
 
 async fn changes_rescore_the_lead(app: TestApp) {
     let lead = app
-        .lead(&app.admin_token, json!({"company": "Gamma"}))
+        .lead_as(&app.admin_token, json!({"company": "Gamma"}))
         .await;
     assert_eq!(lead["score"], 0);
     assert_eq!(lead["score_breakdown"], json!([]));
@@ -211,7 +212,7 @@ async fn scoring_rules_can_be_replaced_and_rescore_leads(app: TestApp) {
     assert_eq!(rules.status, StatusCode::OK);
     assert!(rules.body["rules"].as_array().unwrap().len() >= 8);
     let lead = app
-        .lead(
+        .lead_as(
             &app.admin_token,
             json!({"company": "Delta", "source": "referral", "tags": ["vip"]}),
         )
@@ -288,7 +289,7 @@ async fn bad_scoring_rules_are_refused_with_pointers(app: TestApp) {
 
 async fn disqualify_needs_a_reason_and_patch_requalifies(app: TestApp) {
     let lead = app
-        .lead(&app.admin_token, json!({"company": "Epsilon"}))
+        .lead_as(&app.admin_token, json!({"company": "Epsilon"}))
         .await;
     let path = format!("/api/v1/leads/{}", id_of(&lead));
     app.post(&format!("{path}/disqualify"))
@@ -324,7 +325,7 @@ async fn disqualify_needs_a_reason_and_patch_requalifies(app: TestApp) {
 
 async fn conversion_creates_linked_records_once(app: TestApp) {
     let pipeline = app.pipeline_from_template("standard").await;
-    let lead = app.lead(&app.admin_token, full_lead()).await;
+    let lead = app.lead_as(&app.admin_token, full_lead()).await;
     let path = format!("/api/v1/leads/{}/convert", id_of(&lead));
     let res = app
         .post(&path)
@@ -401,7 +402,7 @@ async fn conversion_links_an_existing_account_and_contact(app: TestApp) {
         .await;
     assert_eq!(contact.status, StatusCode::CREATED, "{}", contact.text);
     let lead = app
-        .lead(
+        .lead_as(
             &app.admin_token,
             json!({"company": "zeta holdings", "email": "ann@zeta.example"}),
         )
@@ -429,10 +430,10 @@ async fn a_failed_conversion_leaves_nothing_behind(app: TestApp) {
         .json(json!({"name": "Strict", "stages": [
             {"name": "Sized", "probability": 20, "required_fields": ["amount"]},
             {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]}))
-        .send()
+        .created()
         .await;
     let lead = app
-        .lead(
+        .lead_as(
             &app.admin_token,
             json!({"company": "Eta", "email": "eta@example.com"}),
         )
@@ -478,7 +479,7 @@ async fn a_failed_conversion_leaves_nothing_behind(app: TestApp) {
 
 async fn status_and_server_fields_are_not_writable(app: TestApp) {
     let lead = app
-        .lead(&app.admin_token, json!({"company": "Theta"}))
+        .lead_as(&app.admin_token, json!({"company": "Theta"}))
         .await;
     let path = format!("/api/v1/leads/{}", id_of(&lead));
     for (field, value) in [
@@ -516,28 +517,13 @@ async fn reps_cannot_touch_other_reps_leads(app: TestApp) {
     let (_, rep_a) = app.user("a@example.com", Role::Rep, Some(&team)).await;
     let (rep_b_id, rep_b) = app.user("b@example.com", Role::Rep, None).await;
     let lead = app
-        .lead(
+        .lead_as(
             &rep_a,
             json!({"company": "Iota", "email": "iota@example.com"}),
         )
         .await;
     let path = format!("/api/v1/leads/{}", id_of(&lead));
-    app.get(&path)
-        .token(&rep_b)
-        .send()
-        .await
-        .problem(404, "not_found");
-    app.patch(&path)
-        .token(&rep_b)
-        .json(json!({"company": "mine"}))
-        .send()
-        .await
-        .problem(404, "not_found");
-    app.delete(&path)
-        .token(&rep_b)
-        .send()
-        .await
-        .problem(404, "not_found");
+    assert_out_of_reach(&app, &rep_b, &path, json!({"company": "mine"})).await;
     app.post(&format!("{path}/convert"))
         .token(&rep_b)
         .json(json!({"pipeline_id": pipeline["id"]}))

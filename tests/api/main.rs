@@ -1,11 +1,13 @@
 //! The API test suite: one binary, every test on a fresh database, each run on SQLite
 //! and on PostgreSQL (`STAGEFLOW_TEST_PG_URL`, default postgres://postgres@127.0.0.1:5432/postgres).
 
+mod factories;
 mod helpers;
 
 mod activities;
 mod auth;
 mod binary;
+mod bodies;
 mod contract;
 mod contract_types;
 mod errors;

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 use stageflow::domain::user::Role;
 
 use crate::api_tests;
+use crate::factories::{assert_out_of_reach, Deal};
 use crate::helpers::{id_of, stage_id, TestApp};
 
 api_tests!(
@@ -23,15 +24,11 @@ api_tests!(
     stage_and_pipeline_deletion_respect_deals,
 );
 
-async fn setup(app: &TestApp) -> (Value, String) {
+/// The gated pipeline and a deal in its first stage.
+async fn setup(app: &TestApp) -> (Value, Deal<'_>) {
     let pipeline = app.gated_pipeline().await;
-    let opp = app
-        .opportunity(
-            &app.admin_token,
-            json!({"name": "Deal", "pipeline_id": pipeline["id"]}),
-        )
-        .await;
-    (pipeline, id_of(&opp))
+    let deal = app.deal(&pipeline).name("Deal").create().await;
+    (pipeline, deal)
 }
 
 async fn move_to(app: &TestApp, opp: &str, stage: &str, extra: Value) -> crate::helpers::Res {
@@ -52,7 +49,7 @@ async fn an_opportunity_keeps_its_fields_and_effective_probability(app: TestApp)
         .post("/api/v1/accounts")
         .admin()
         .json(json!({"name": "Acme"}))
-        .send()
+        .created()
         .await
         .body;
     let body = json!({
@@ -143,22 +140,20 @@ async fn an_opportunity_keeps_its_fields_and_effective_probability(app: TestApp)
 }
 
 async fn moves_are_gated_and_list_every_missing_field(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
-    let res = move_to(&app, &opp, &stage_id(&pipeline, "Propose"), json!({})).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
+    let res = move_to(&app, opp, &stage_id(&pipeline, "Propose"), json!({})).await;
     res.problem(422, "stage_requirements_unmet");
     assert_eq!(res.error_fields(), ["amount", "expected_close_date"]);
     assert_eq!(res.body["errors"][0]["code"], "required_by_stage");
-    let res = move_to(&app, &opp, &stage_id(&pipeline, "Negotiate"), json!({})).await;
+    let res = move_to(&app, opp, &stage_id(&pipeline, "Negotiate"), json!({})).await;
     res.problem(422, "stage_requirements_unmet");
     assert_eq!(res.error_fields(), ["account_id", "custom.po_number"]);
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"amount": "1000", "expected_close_date": "2027-01-01"}))
-        .send()
+    deal.patch(json!({"amount": "1000", "expected_close_date": "2027-01-01"}))
         .await;
     let ok = move_to(
         &app,
-        &opp,
+        opp,
         &stage_id(&pipeline, "Propose"),
         json!({"note": "proposal sent"}),
     )
@@ -166,32 +161,30 @@ async fn moves_are_gated_and_list_every_missing_field(app: TestApp) {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert_eq!(ok.body["stage_id"], stage_id(&pipeline, "Propose").as_str());
     assert_eq!(ok.body["effective_probability"], 40);
-    move_to(&app, &opp, &stage_id(&pipeline, "Propose"), json!({}))
+    move_to(&app, opp, &stage_id(&pipeline, "Propose"), json!({}))
         .await
         .problem(422, "validation_failed");
     let other = app.pipeline_from_template("saas").await;
-    let res = move_to(&app, &opp, &id_of(&other["stages"][0]), json!({})).await;
+    let res = move_to(&app, opp, &id_of(&other["stages"][0]), json!({})).await;
     res.problem(422, "validation_failed");
     assert_eq!(res.error_fields(), ["stage_id"]);
 }
 
 async fn dry_runs_answer_the_same_and_write_nothing(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
     let propose = stage_id(&pipeline, "Propose");
-    let refused = move_to(&app, &opp, &propose, json!({"dry_run": true})).await;
+    let refused = move_to(&app, opp, &propose, json!({"dry_run": true})).await;
     refused.problem(422, "stage_requirements_unmet");
     assert_eq!(refused.error_fields(), ["amount", "expected_close_date"]);
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"amount": "1000", "expected_close_date": "2027-01-01"}))
-        .send()
+    deal.patch(json!({"amount": "1000", "expected_close_date": "2027-01-01"}))
         .await;
     let before = app
         .get(&format!("/api/v1/opportunities/{opp}"))
         .admin()
         .send()
         .await;
-    let dry = move_to(&app, &opp, &propose, json!({"dry_run": true})).await;
+    let dry = move_to(&app, opp, &propose, json!({"dry_run": true})).await;
     assert_eq!(dry.status, StatusCode::OK, "{}", dry.text);
     assert_eq!(dry.body["stage_id"], propose.as_str());
     let after = app
@@ -204,7 +197,7 @@ async fn dry_runs_answer_the_same_and_write_nothing(app: TestApp) {
         app.count("stage_transitions", &format!("opportunity_id = '{opp}'")),
         1
     );
-    let real = move_to(&app, &opp, &propose, json!({})).await;
+    let real = move_to(&app, opp, &propose, json!({})).await;
     assert_eq!(real.body["stage_id"], dry.body["stage_id"]);
     assert_eq!(real.body["version"], dry.body["version"]);
     let dry_win = app
@@ -225,7 +218,8 @@ async fn dry_runs_answer_the_same_and_write_nothing(app: TestApp) {
 }
 
 async fn patching_the_stage_is_gated_like_a_move(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
     let path = format!("/api/v1/opportunities/{opp}");
     let propose = stage_id(&pipeline, "Propose");
     let res = app
@@ -268,7 +262,8 @@ async fn patching_the_stage_is_gated_like_a_move(app: TestApp) {
 }
 
 async fn won_and_lost_stages_close_the_deal(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
     let win = app
         .post(&format!("/api/v1/opportunities/{opp}/win"))
         .admin()
@@ -276,12 +271,8 @@ async fn won_and_lost_stages_close_the_deal(app: TestApp) {
         .await;
     win.problem(422, "stage_requirements_unmet");
     assert_eq!(win.error_fields(), ["amount"]);
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"amount": "9000"}))
-        .send()
-        .await;
-    let won = move_to(&app, &opp, &stage_id(&pipeline, "Won"), json!({})).await;
+    deal.patch(json!({"amount": "9000"})).await;
+    let won = move_to(&app, opp, &stage_id(&pipeline, "Won"), json!({})).await;
     assert_eq!(won.status, StatusCode::OK, "{}", won.text);
     assert_eq!(won.body["status"], "won");
     assert!(won.body["won_at"].is_string());
@@ -374,7 +365,8 @@ async fn won_and_lost_stages_close_the_deal(app: TestApp) {
 }
 
 async fn lost_deals_flow_back_with_reopen(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
     let reopen = format!("/api/v1/opportunities/{opp}/reopen");
     app.post(&reopen)
         .admin()
@@ -382,12 +374,8 @@ async fn lost_deals_flow_back_with_reopen(app: TestApp) {
         .send()
         .await
         .problem(409, "not_lost");
-    app.post(&format!("/api/v1/opportunities/{opp}/lose"))
-        .admin()
-        .json(json!({"loss_reason_id": "late_follow_up"}))
-        .send()
-        .await;
-    move_to(&app, &opp, &stage_id(&pipeline, "Qualify"), json!({}))
+    deal.lose("late_follow_up").await;
+    move_to(&app, opp, &stage_id(&pipeline, "Qualify"), json!({}))
         .await
         .problem(409, "opportunity_closed");
     app.post(&reopen)
@@ -428,23 +416,13 @@ async fn lost_deals_flow_back_with_reopen(app: TestApp) {
 }
 
 async fn every_stage_change_appends_one_log_row(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"amount": "1000", "expected_close_date": "2027-01-01", "account_id": null}))
-        .send()
+    let (_, deal) = setup(&app).await;
+    let opp = &deal.id;
+    deal.patch(json!({"amount": "1000", "expected_close_date": "2027-01-01", "account_id": null}))
         .await;
-    move_to(&app, &opp, &stage_id(&pipeline, "Propose"), json!({})).await;
-    app.post(&format!("/api/v1/opportunities/{opp}/lose"))
-        .admin()
-        .json(json!({"loss_reason_id": "budget"}))
-        .send()
-        .await;
-    app.post(&format!("/api/v1/opportunities/{opp}/reopen"))
-        .admin()
-        .json(json!({"stage_id": stage_id(&pipeline, "Propose")}))
-        .send()
-        .await;
+    deal.move_to("Propose").await;
+    deal.lose("budget").await;
+    deal.reopen("Propose").await;
     let won = app
         .post(&format!("/api/v1/opportunities/{opp}/win"))
         .admin()
@@ -477,11 +455,7 @@ async fn every_stage_change_appends_one_log_row(app: TestApp) {
         "cached entry time in step with the log"
     );
     // Changes that are not stage changes add nothing.
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"name": "Renamed"}))
-        .send()
-        .await;
+    deal.patch(json!({"name": "Renamed"})).await;
     assert_eq!(
         app.count("stage_transitions", &format!("opportunity_id = '{opp}'")),
         5
@@ -489,7 +463,8 @@ async fn every_stage_change_appends_one_log_row(app: TestApp) {
 }
 
 async fn entering_a_stage_defaults_the_next_action(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
     let o = app
         .get(&format!("/api/v1/opportunities/{opp}"))
         .admin()
@@ -502,12 +477,9 @@ async fn entering_a_stage_defaults_the_next_action(app: TestApp) {
     let due =
         chrono::DateTime::parse_from_rfc3339(o["next_action"]["due_at"].as_str().unwrap()).unwrap();
     assert_eq!((due - entered).num_days(), 2);
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"amount": "1", "expected_close_date": "2027-01-01"}))
-        .send()
+    deal.patch(json!({"amount": "1", "expected_close_date": "2027-01-01"}))
         .await;
-    let moved = move_to(&app, &opp, &stage_id(&pipeline, "Propose"), json!({}))
+    let moved = move_to(&app, opp, &stage_id(&pipeline, "Propose"), json!({}))
         .await
         .body;
     assert_eq!(moved["next_action"]["text"], "推进：Propose");
@@ -526,6 +498,7 @@ async fn entering_a_stage_defaults_the_next_action(app: TestApp) {
 
 async fn stalled_filter_uses_the_stage_threshold(app: TestApp) {
     let (pipeline, fresh) = setup(&app).await;
+    let fresh = fresh.id.clone();
     let old = app
         .opportunity(
             &app.admin_token,
@@ -686,22 +659,7 @@ async fn reps_cannot_see_or_move_other_reps_deals(app: TestApp) {
         )
         .await;
     let path = format!("/api/v1/opportunities/{}", id_of(&deal));
-    app.get(&path)
-        .token(&rep_b)
-        .send()
-        .await
-        .problem(404, "not_found");
-    app.patch(&path)
-        .token(&rep_b)
-        .json(json!({"name": "mine"}))
-        .send()
-        .await
-        .problem(404, "not_found");
-    app.delete(&path)
-        .token(&rep_b)
-        .send()
-        .await
-        .problem(404, "not_found");
+    assert_out_of_reach(&app, &rep_b, &path, json!({"name": "mine"})).await;
     app.get(&format!("{path}/history"))
         .token(&rep_b)
         .send()
@@ -759,11 +717,9 @@ async fn reps_cannot_see_or_move_other_reps_deals(app: TestApp) {
 }
 
 async fn concurrent_moves_with_one_etag_log_once(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
-    app.patch(&format!("/api/v1/opportunities/{opp}"))
-        .admin()
-        .json(json!({"amount": "1", "expected_close_date": "2027-01-01"}))
-        .send()
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
+    deal.patch(json!({"amount": "1", "expected_close_date": "2027-01-01"}))
         .await;
     let etag = app
         .get(&format!("/api/v1/opportunities/{opp}"))
@@ -802,11 +758,12 @@ async fn concurrent_moves_with_one_etag_log_once(app: TestApp) {
 }
 
 async fn deleting_a_deal_keeps_its_log(app: TestApp) {
-    let (_, opp) = setup(&app).await;
+    let (_, deal) = setup(&app).await;
+    let opp = &deal.id;
     app.post("/api/v1/activities")
         .admin()
         .json(json!({"type": "call", "subject": "x", "opportunity_id": opp}))
-        .send()
+        .created()
         .await;
     let path = format!("/api/v1/opportunities/{opp}");
     app.delete(&path)
@@ -833,7 +790,8 @@ async fn deleting_a_deal_keeps_its_log(app: TestApp) {
 }
 
 async fn stage_and_pipeline_deletion_respect_deals(app: TestApp) {
-    let (pipeline, opp) = setup(&app).await;
+    let (pipeline, deal) = setup(&app).await;
+    let opp = &deal.id;
     let pid = id_of(&pipeline);
     app.delete(&format!("/api/v1/pipelines/{pid}"))
         .admin()

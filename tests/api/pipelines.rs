@@ -306,7 +306,7 @@ async fn pipeline_with_added_stage(
         .post("/api/v1/pipelines")
         .admin()
         .json(custom_pipeline(name))
-        .send()
+        .created()
         .await
         .body;
     let pid = p["id"].as_str().unwrap().to_owned();
@@ -465,7 +465,7 @@ async fn stage_rules_hold_after_every_change(app: TestApp) {
         .post("/api/v1/pipelines")
         .admin()
         .json(custom_pipeline("Rules"))
-        .send()
+        .created()
         .await
         .body;
     let pid = p["id"].as_str().unwrap();

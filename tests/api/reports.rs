@@ -2,9 +2,9 @@
 
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
-use stageflow::domain::user::Role;
 
 use crate::api_tests;
+use crate::factories::Deal;
 use crate::helpers::{id_of, stage_id, TestApp};
 
 api_tests!(
@@ -21,90 +21,31 @@ api_tests!(
     aggregates_kept_in_step_equal_a_rebuild_from_the_log,
 );
 
-/// A → B → C → Won, Lost; no gates, A stalls after 7 days.
-pub(crate) async fn plain_pipeline(app: &TestApp) -> Value {
-    let res = app
-        .post("/api/v1/pipelines")
-        .admin()
-        .json(json!({"name": "Plain", "stages": [
-            {"name": "A", "probability": 10, "stalled_after_days": 7},
-            {"name": "B", "probability": 30},
-            {"name": "C", "probability": 60},
-            {"name": "Won", "kind": "won"},
-            {"name": "Lost", "kind": "lost"}]}))
-        .send()
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    res.body
-}
-
-pub(crate) async fn deal(app: &TestApp, token: &str, p: &Value, extra: Value) -> String {
-    let mut body = json!({"name": "deal", "pipeline_id": p["id"]});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().cloned().unwrap_or_default());
-    id_of(&app.opportunity(token, body).await)
-}
-
-pub(crate) async fn go(app: &TestApp, token: &str, id: &str, p: &Value, stage: &str) {
-    let res = app
-        .post(&format!("/api/v1/opportunities/{id}/move"))
-        .token(token)
-        .json(json!({"stage_id": stage_id(p, stage), "loss_reason_id": "competitor"}))
-        .send()
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-}
-
-async fn lose(app: &TestApp, id: &str, reason: &str) {
-    let res = app
-        .post(&format!("/api/v1/opportunities/{id}/lose"))
-        .admin()
-        .json(json!({"loss_reason_id": reason}))
-        .send()
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-}
-
-async fn reopen(app: &TestApp, id: &str, p: &Value, stage: &str) {
-    let res = app
-        .post(&format!("/api/v1/opportunities/{id}/reopen"))
-        .admin()
-        .json(json!({"stage_id": stage_id(p, stage)}))
-        .send()
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-}
-
 /// The five deals of the funnel scenario:
 /// d1 A→B→C→Won · d2 A→C (skips B)→Lost · d3 A→B→A→B (re-enters B, open)
 /// d4 A→Lost→reopened to B→Won · d5 A (open).
-async fn five_deals(app: &TestApp, p: &Value) -> Vec<String> {
-    let t = app.admin_token.clone();
-    let d: Vec<String> = {
-        let mut v = Vec::new();
-        for (i, source) in ["ads", "ads", "referral", "referral", "event"]
-            .iter()
-            .enumerate()
-        {
-            v.push(deal(app, &t, p, json!({"name": format!("d{}", i + 1), "source": source, "amount": format!("{}000", i + 1)})).await);
-        }
-        v
-    };
-    for s in ["B", "C", "Won"] {
-        go(app, &t, &d[0], p, s).await;
+async fn five_deals<'a>(app: &'a TestApp, p: &Value) -> Vec<Deal<'a>> {
+    let mut d = Vec::new();
+    for (i, source) in ["ads", "ads", "referral", "referral", "event"]
+        .iter()
+        .enumerate()
+    {
+        let deal = app
+            .deal(p)
+            .name(&format!("d{}", i + 1))
+            .source(source)
+            .amount(&format!("{}000", i + 1))
+            .create()
+            .await;
+        d.push(deal);
     }
-    go(app, &t, &d[1], p, "C").await;
-    lose(app, &d[1], "competitor").await;
-    for s in ["B", "A", "B"] {
-        go(app, &t, &d[2], p, s).await;
-    }
-    lose(app, &d[3], "budget").await;
-    reopen(app, &d[3], p, "B").await;
-    app.post(&format!("/api/v1/opportunities/{}/win", d[3]))
-        .admin()
-        .send()
-        .await;
+    d[0].move_through(&["B", "C", "Won"]).await;
+    d[1].move_to("C").await;
+    d[1].lose("competitor").await;
+    d[2].move_through(&["B", "A", "B"]).await;
+    d[3].lose("budget").await;
+    d[3].reopen("B").await;
+    d[3].win().await;
     d
 }
 
@@ -125,7 +66,7 @@ fn rate(v: &Value) -> (i64, i64) {
 }
 
 async fn funnel_counts_skips_reentries_reopens_and_losses(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     five_deals(&app, &p).await;
     let res = app
         .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
@@ -179,11 +120,11 @@ async fn funnel_counts_skips_reentries_reopens_and_losses(app: TestApp) {
 }
 
 async fn funnel_segments_and_visibility(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     five_deals(&app, &p).await;
-    let (_, rep) = app.user("rep@example.com", Role::Rep, None).await;
-    let mine = deal(&app, &rep, &p, json!({"source": "ads"})).await;
-    go(&app, &rep, &mine, &p, "B").await;
+    let (_, rep) = app.rep("rep@example.com").await;
+    let mine = app.deal(&p).by(&rep).source("ads").create().await;
+    mine.move_to("B").await;
     let res = app
         .get(&format!(
             "/api/v1/reports/funnel?pipeline_id={}&group_by=source",
@@ -235,10 +176,10 @@ async fn funnel_segments_and_visibility(app: TestApp) {
 }
 
 async fn period_funnel_counts_entries_in_the_range(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let d = five_deals(&app, &p).await;
     // Move every log entry of d1 and d2 to early 2025; the others stay today.
-    for id in &d[..2] {
+    for id in d[..2].iter().map(|d| &d.id) {
         app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2025-01-10 12:00:00' WHERE opportunity_id = '{id}'"));
         app.exec_sql(&format!(
             "UPDATE opportunities SET stage_entered_at = '2025-01-10 12:00:00' WHERE id = '{id}'"
@@ -278,11 +219,12 @@ async fn period_funnel_counts_entries_in_the_range(app: TestApp) {
 }
 
 async fn stage_durations_use_closed_stays_and_interpolate(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let mut ids = Vec::new();
     for hours in [1, 2, 4] {
-        let id = deal(&app, &app.admin_token, &p, json!({})).await;
-        go(&app, &app.admin_token, &id, &p, "B").await;
+        let deal = app.deal(&p).create().await;
+        deal.move_to("B").await;
+        let id = deal.id.clone();
         app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 00:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NULL"));
         app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 0{hours}:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NOT NULL"));
         app.exec_sql(&format!("UPDATE opportunities SET stage_entered_at = '2026-01-01 0{hours}:00:00' WHERE id = '{id}'"));
@@ -340,9 +282,9 @@ async fn stage_durations_use_closed_stays_and_interpolate(app: TestApp) {
 }
 
 async fn stalled_report_gives_reasons(app: TestApp) {
-    let p = plain_pipeline(&app).await;
-    let old = deal(&app, &app.admin_token, &p, json!({"name": "old"})).await;
-    let fresh = deal(&app, &app.admin_token, &p, json!({"name": "fresh"})).await;
+    let p = app.pipeline().plain().create().await;
+    let old = app.deal(&p).name("old").create().await.id;
+    app.deal(&p).name("fresh").create().await;
     let past = (chrono::Utc::now() - chrono::Duration::days(9))
         .format("%Y-%m-%d %H:%M:%S")
         .to_string();
@@ -380,14 +322,13 @@ async fn stalled_report_gives_reasons(app: TestApp) {
             .collect::<Vec<_>>(),
         [old]
     );
-    let _ = fresh;
 }
 
 async fn loss_reasons_and_reactivation(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     five_deals(&app, &p).await;
-    let extra = deal(&app, &app.admin_token, &p, json!({"amount": "500.50"})).await;
-    lose(&app, &extra, "budget").await;
+    let extra = app.deal(&p).amount("500.50").create().await;
+    extra.lose("budget").await;
     let res = app.get("/api/v1/reports/loss-reasons").admin().send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     // d2 lost from C (competitor, 2000.00); the extra deal lost from A (budget, 500.50).
@@ -415,13 +356,7 @@ async fn loss_reasons_and_reactivation(app: TestApp) {
         ]
     );
     // Correcting the amount of a lost deal shows in the report at once.
-    let res = app
-        .patch(&format!("/api/v1/opportunities/{extra}"))
-        .admin()
-        .json(json!({"amount": "700.25"}))
-        .send()
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    extra.patch(json!({"amount": "700.25"})).await;
     let res = app.get("/api/v1/reports/loss-reasons").admin().send().await;
     assert_eq!(res.body["total_amount"], "2700.25");
     let re = app.get("/api/v1/reports/reactivation").admin().send().await;
@@ -440,20 +375,13 @@ async fn loss_reasons_and_reactivation(app: TestApp) {
 }
 
 async fn leaderboard_and_lead_sources(app: TestApp) {
-    let p = plain_pipeline(&app).await;
-    let (rep_id, rep) = app.user("rep@example.com", Role::Rep, None).await;
-    let a = deal(&app, &app.admin_token, &p, json!({"amount": "100"})).await;
-    app.post(&format!("/api/v1/opportunities/{a}/win"))
-        .admin()
-        .send()
-        .await;
+    let p = app.pipeline().plain().create().await;
+    let (rep_id, rep) = app.rep("rep@example.com").await;
+    app.deal(&p).amount("100").create().await.win().await;
     for amount in ["300", "50"] {
-        let d = deal(&app, &rep, &p, json!({"amount": amount})).await;
-        go(&app, &rep, &d, &p, "B").await;
-        app.post(&format!("/api/v1/opportunities/{d}/win"))
-            .token(&rep)
-            .send()
-            .await;
+        let d = app.deal(&p).by(&rep).amount(amount).create().await;
+        d.move_to("B").await;
+        d.win().await;
     }
     let board = app.get("/api/v1/reports/leaderboard").admin().send().await;
     assert_eq!(board.status, StatusCode::OK, "{}", board.text);
@@ -480,25 +408,25 @@ async fn leaderboard_and_lead_sources(app: TestApp) {
     let mut web = Vec::new();
     for (i, status) in ["new", "qualified", "new"].iter().enumerate() {
         web.push(
-            app.lead(
-                &app.admin_token,
-                json!({"company": format!("W{i}"), "source": "web_form", "status": status}),
-            )
-            .await,
+            app.lead()
+                .company(&format!("W{i}"))
+                .source("web_form")
+                .status(status)
+                .create()
+                .await,
         );
     }
-    app.lead(&app.admin_token, json!({"company": "E", "source": "event"}))
-        .await;
+    app.lead().company("E").source("event").create().await;
     let conv = app
         .post(&format!("/api/v1/leads/{}/convert", id_of(&web[2])))
         .admin()
         .json(json!({"pipeline_id": p["id"], "amount": "800"}))
-        .send()
+        .created()
         .await;
     let opp = conv.body["opportunity"]["id"].as_str().unwrap().to_owned();
     app.post(&format!("/api/v1/opportunities/{opp}/win"))
         .admin()
-        .send()
+        .send_ok()
         .await;
     let sources = app.get("/api/v1/reports/lead-sources").admin().send().await;
     let web_row = sources.body["data"]
@@ -523,30 +451,27 @@ async fn leaderboard_and_lead_sources(app: TestApp) {
 }
 
 async fn forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     // In A (10 %): 1000.00 → weighted 100.00. In B with a 50 % override: 2000.00 → 1000.00.
-    let a = deal(
-        &app,
-        &app.admin_token,
-        &p,
-        json!({"amount": "1000", "expected_close_date": "2027-01-20"}),
-    )
-    .await;
-    let b = deal(
-        &app,
-        &app.admin_token,
-        &p,
-        json!({"amount": "2000", "expected_close_date": "2027-01-25", "probability": 50}),
-    )
-    .await;
-    go(&app, &app.admin_token, &b, &p, "B").await;
-    deal(
-        &app,
-        &app.admin_token,
-        &p,
-        json!({"amount": "999", "expected_close_date": "2027-04-02"}),
-    )
-    .await;
+    let a = app
+        .deal(&p)
+        .amount("1000")
+        .set("expected_close_date", "2027-01-20")
+        .create()
+        .await;
+    let b = app
+        .deal(&p)
+        .amount("2000")
+        .set("expected_close_date", "2027-01-25")
+        .set("probability", 50)
+        .create()
+        .await;
+    b.move_to("B").await;
+    app.deal(&p)
+        .amount("999")
+        .set("expected_close_date", "2027-04-02")
+        .create()
+        .await;
     let res = app
         .get("/api/v1/reports/forecast?from=2027-01-01&to=2027-03-31")
         .admin()
@@ -585,14 +510,12 @@ async fn forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy
     assert_eq!(snap.status, StatusCode::CREATED, "{}", snap.text);
     assert_eq!(snap.body["rows"][0]["weighted"], "1100.00");
     // B is won, dated into January 2027; A is lost.
-    app.post(&format!("/api/v1/opportunities/{b}/win"))
-        .admin()
-        .send()
-        .await;
+    b.win().await;
     app.exec_sql(&format!(
-        "UPDATE opportunities SET closed_at = '2027-01-15 10:00:00' WHERE id = '{b}'"
+        "UPDATE opportunities SET closed_at = '2027-01-15 10:00:00' WHERE id = '{}'",
+        b.id
     ));
-    lose(&app, &a, "budget").await;
+    a.lose("budget").await;
     let acc = app
         .get(&format!(
             "/api/v1/reports/forecast/snapshots/{}/accuracy",
@@ -613,7 +536,7 @@ async fn forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy
     );
     assert_eq!(r["attainment"], 1.8182);
     assert_eq!(r["error"], "900.00");
-    let (_, rep) = app.user("rep@example.com", Role::Rep, None).await;
+    let (_, rep) = app.rep("rep@example.com").await;
     app.get(&format!(
         "/api/v1/reports/forecast/snapshots/{}/accuracy",
         id_of(&snap.body)
@@ -625,18 +548,17 @@ async fn forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy
 }
 
 async fn activity_effectiveness_compares_stays_with_and_without(app: TestApp) {
-    let p = plain_pipeline(&app).await;
-    let called = deal(&app, &app.admin_token, &p, json!({})).await;
-    let quiet = deal(&app, &app.admin_token, &p, json!({})).await;
+    let p = app.pipeline().plain().create().await;
+    let called = app.deal(&p).create().await;
+    app.deal(&p).create().await;
     let res = app
         .post("/api/v1/activities")
         .admin()
-        .json(json!({"type": "call", "subject": "需求访谈", "opportunity_id": called}))
+        .json(json!({"type": "call", "subject": "需求访谈", "opportunity_id": called.id}))
         .send()
         .await;
     assert_eq!(res.status, StatusCode::CREATED);
-    go(&app, &app.admin_token, &called, &p, "B").await;
-    let _ = quiet;
+    called.move_to("B").await;
     let r = app
         .get(&format!(
             "/api/v1/reports/activity-effectiveness?pipeline_id={}&within_days=14",
@@ -669,7 +591,7 @@ async fn activity_effectiveness_compares_stays_with_and_without(app: TestApp) {
 }
 
 async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     five_deals(&app, &p).await;
     let csv = app
         .get(&format!("/api/v1/reports/funnel?pipeline_id={}", id_of(&p)))
@@ -785,7 +707,7 @@ async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
         .post("/api/v1/api-keys")
         .admin()
         .json(json!({"name": "k", "scopes": ["leads:read"]}))
-        .send()
+        .created()
         .await;
     app.get("/api/v1/reports/leaderboard")
         .token(key.body["secret"].as_str().unwrap())
@@ -813,7 +735,7 @@ fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
 }
 
 async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
-    let p = plain_pipeline(&app).await;
+    let p = app.pipeline().plain().create().await;
     let ids = five_deals(&app, &p).await;
     // Activities on a deal: one logged, one changed to another type, one deleted.
     let mut activity_ids = Vec::new();
@@ -821,7 +743,7 @@ async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
         let res = app
             .post("/api/v1/activities")
             .admin()
-            .json(json!({"type": kind, "subject": kind, "opportunity_id": ids[4]}))
+            .json(json!({"type": kind, "subject": kind, "opportunity_id": ids[4].id}))
             .send()
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
@@ -841,18 +763,18 @@ async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
         .send()
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    go(&app, &app.admin_token, &ids[4], &p, "C").await;
+    ids[4].move_to("C").await;
     // The stays of d5 in A: the call was deleted, the meeting became a demo.
     let stays = app.texts(&format!(
         "SELECT CAST(COUNT(*) AS TEXT) AS v FROM stage_stays WHERE opportunity_id = '{}' AND first_call_after IS NULL \
          AND first_meeting_after IS NULL AND first_demo_after >= 0 AND first_email_after >= 0",
-        ids[4]
+        ids[4].id
     ));
     assert_eq!(stays, vec!["1"]);
     // Reassign a deal to a rep: the rep's reports see it at once.
-    let (rep_id, rep_token) = app.user("rep@example.com", Role::Rep, None).await;
+    let (rep_id, rep_token) = app.rep("rep@example.com").await;
     let res = app
-        .patch(&format!("/api/v1/opportunities/{}", ids[0]))
+        .patch(&format!("/api/v1/opportunities/{}", ids[0].id))
         .admin()
         .json(json!({"owner_id": rep_id}))
         .send()
@@ -884,14 +806,14 @@ async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
     assert_eq!(aggregate_rows(&app), kept);
     // Deleting a deal removes its aggregate rows with it.
     let res = app
-        .delete(&format!("/api/v1/opportunities/{}", ids[4]))
+        .delete(&format!("/api/v1/opportunities/{}", ids[4].id))
         .admin()
         .send()
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     assert_eq!(app.count("deal_reach", ""), 4);
     assert_eq!(
-        app.count("stage_stays", &format!("opportunity_id = '{}'", ids[4])),
+        app.count("stage_stays", &format!("opportunity_id = '{}'", ids[4].id)),
         0
     );
 }

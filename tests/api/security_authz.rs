@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use stageflow::domain::user::Role;
 
 use crate::api_tests;
+use crate::factories::assert_invisible;
 use crate::helpers::{id_of, stage_id, TestApp};
 
 api_tests!(
@@ -261,7 +262,7 @@ async fn lost_deals_of_a_deleted_stage_stay_lost(app: TestApp) {
 /// A lead with a due follow-up and a planned activity, and a deal with one.
 async fn lead_and_deal_with_tasks(app: &TestApp) -> (Value, Value, Value, Value) {
     let lead = app
-        .lead(
+        .lead_as(
             &app.admin_token,
             json!({"company": "线索公司", "email": "buyer@lead.example",
                    "next_follow_up_at": "2026-01-01T00:00:00Z"}),
@@ -426,11 +427,7 @@ async fn former_owner_loses_the_activities_of_a_reassigned_deal(app: TestApp) {
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let path = format!("/api/v1/activities/{}", id_of(&logged.body));
-    app.get(&path)
-        .token(&rep)
-        .send()
-        .await
-        .problem(404, "not_found");
+    assert_invisible(&app, &rep, &path).await;
     app.delete(&path)
         .token(&rep)
         .send()
@@ -448,7 +445,7 @@ async fn former_owner_loses_the_activities_of_a_reassigned_deal(app: TestApp) {
 async fn duplicates_name_only_records_the_caller_may_see(app: TestApp) {
     let (_, _, rep, _, other) = two_teams(&app).await;
     let theirs = app
-        .lead(
+        .lead_as(
             &other,
             json!({"company": "A", "email": "taken@example.com", "external_id": "crm-1"}),
         )

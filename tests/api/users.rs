@@ -3,6 +3,7 @@ use serde_json::json;
 use stageflow::domain::user::Role;
 
 use crate::api_tests;
+use crate::factories::assert_invisible;
 use crate::helpers::{TestApp, PASSWORD};
 
 api_tests!(
@@ -44,21 +45,9 @@ async fn visibility_follows_roles(app: TestApp) {
     assert_eq!(ids(&rep_sees.body), vec![rep_a.clone()]);
 
     // Invisible records are 404, not 403.
-    app.get(&format!("/api/v1/users/{rep_b}"))
-        .token(&rep_a_token)
-        .send()
-        .await
-        .problem(404, "not_found");
-    app.get(&format!("/api/v1/users/{rep_b}"))
-        .token(&manager_token)
-        .send()
-        .await
-        .problem(404, "not_found");
-    app.get(&format!("/api/v1/users/{rep_a}"))
-        .token(&rep_b_token)
-        .send()
-        .await
-        .problem(404, "not_found");
+    assert_invisible(&app, &rep_a_token, &format!("/api/v1/users/{rep_b}")).await;
+    assert_invisible(&app, &manager_token, &format!("/api/v1/users/{rep_b}")).await;
+    assert_invisible(&app, &rep_b_token, &format!("/api/v1/users/{rep_a}")).await;
     let ok = app
         .get(&format!("/api/v1/users/{rep_a}"))
         .token(&manager_token)
