@@ -7,6 +7,7 @@ use stageflow::analytics::funnel::{add_deals, assemble, Counts};
 use stageflow::analytics::math::percentile_cont;
 use stageflow::analytics::StageInfo;
 use stageflow::domain::money::{format_amount, parse_amount, MAX_MINOR};
+use stageflow::domain::pipeline::StageKind;
 use stageflow::http::fields::merge_patch;
 
 fn config() -> ProptestConfig {
@@ -178,7 +179,7 @@ fn pipeline(open: usize) -> Vec<StageInfo> {
         name: id.to_uppercase(),
         id,
         position: position as i32,
-        kind: kind.into(),
+        kind: StageKind::parse(kind).expect("a stage kind"),
     };
     let mut stages: Vec<StageInfo> = (0..open)
         .map(|i| stage(format!("s{i}"), i, "open"))

@@ -103,9 +103,8 @@ pub fn first_open_stage(stages: &[StageRow]) -> AppResult<StageRow> {
 
 /// The first stage of a kind (the won stage, the default lost stage).
 pub fn first_of_kind(stages: &[StageRow], kind: StageKind) -> AppResult<StageRow> {
-    match stages.iter().find(|s| s.kind == kind) {
-        Some(s) => return Ok(s.clone()),
-        None => {}
+    if let Some(s) = stages.iter().find(|s| s.kind == kind) {
+        return Ok(s.clone());
     }
     Err(AppError::internal(format!(
         "pipeline without a {} stage",

@@ -136,7 +136,7 @@ pub fn list(
         q = q.filter(activities::opportunity_id.eq(v.clone()));
     }
     if let Some(v) = &f.type_ {
-        q = q.filter(activities::type_.eq(v.clone()));
+        q = q.filter(activities::type_.eq(*v));
     }
     if let Some(v) = &f.owner_id {
         q = q.filter(activities::owner_id.eq(v.clone()));

@@ -125,16 +125,16 @@ pub fn list(
         .select(LeadRow::as_select())
         .into_boxed();
     if let Some(v) = &f.status {
-        q = q.filter(leads::status.eq(v.clone()));
+        q = q.filter(leads::status.eq(*v));
     }
     if let Some(v) = &f.source {
-        q = q.filter(leads::source.eq(v.clone()));
+        q = q.filter(leads::source.eq(*v));
     }
     if let Some(v) = &f.industry {
         q = q.filter(leads::industry.eq(v.clone()));
     }
     if let Some(v) = &f.company_size {
-        q = q.filter(leads::company_size.eq(v.clone()));
+        q = q.filter(leads::company_size.eq(*v));
     }
     if let Some(v) = &f.region {
         q = q.filter(leads::region.eq(v.clone()));

@@ -232,7 +232,7 @@ pub fn list(
         q = q.filter(opportunities::stage_id.eq(v.clone()));
     }
     if let Some(v) = &f.status {
-        q = q.filter(opportunities::status.eq(v.clone()));
+        q = q.filter(opportunities::status.eq(*v));
     }
     if let Some(v) = &f.owner_id {
         q = q.filter(opportunities::owner_id.eq(v.clone()));
@@ -241,7 +241,7 @@ pub fn list(
         q = q.filter(opportunities::tags.like(tag_pattern(v)).escape('\\'));
     }
     if let Some(v) = &f.source {
-        q = q.filter(opportunities::source.eq(v.clone()));
+        q = q.filter(opportunities::source.eq(*v));
     }
     if let Some(v) = &f.industry {
         q = q.filter(opportunities::industry.eq(v.clone()));
