@@ -13,6 +13,8 @@
 //! `--reuse` keeps an already loaded database (same size) instead of regenerating it.
 //! PostgreSQL comes from STAGEFLOW_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use actix_web::{test, web};
@@ -51,13 +53,7 @@ fn args() -> Args {
             }
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--reuse" => a.reuse = true,
-            "--backend" => {
-                a.backends = match it.next().as_deref() {
-                    Some("sqlite") => vec!["sqlite"],
-                    Some("postgres") => vec!["postgres"],
-                    _ => vec!["sqlite", "postgres"],
-                }
-            }
+            "--backend" => a.backends = support::backends(it.next().as_deref()),
             _ => {}
         }
     }
@@ -75,37 +71,6 @@ fn count(conn: &mut DbConn, table: &str) -> i64 {
         .get_result::<Count>(conn)
         .map(|c| c.n)
         .unwrap_or(0)
-}
-
-fn database_url(backend: &str, n: usize, reuse: bool) -> String {
-    match backend {
-        "sqlite" => {
-            let path = std::env::temp_dir().join(format!("stageflow-bench-{n}.db"));
-            if !reuse {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            format!("sqlite://{}", path.display())
-        }
-        _ => {
-            let admin = std::env::var("STAGEFLOW_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let name = format!("stageflow_bench_{n}");
-            let mut conn = PgConnection::establish(&admin).expect("PostgreSQL reachable");
-            if !reuse {
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .expect("drop");
-            }
-            let _ = diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn);
-            let base = admin
-                .rsplit_once('/')
-                .map(|(b, _)| b.to_owned())
-                .unwrap_or(admin);
-            format!("{base}/{name}")
-        }
-    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -340,7 +305,7 @@ async fn time_sql(
 async fn main() {
     let a = args();
     for backend in a.backends.clone() {
-        let url = database_url(backend, a.opportunities, a.reuse);
+        let url = support::database_url(backend, "stageflow_bench", a.opportunities, a.reuse);
         let mut settings = Settings {
             database_url: url,
             pool_size: 2,

@@ -17,7 +17,7 @@ use super::problem::{problem_for_status, PROBLEM_JSON};
 use crate::auth::caller::Credential;
 use crate::config::Settings;
 use crate::state::AppState;
-use crate::telemetry;
+use crate::{storage, telemetry};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -150,16 +150,30 @@ pub async fn authenticate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    if let Some(state) =
+    let Some(state) =
         state.filter(|_| req.path().starts_with("/api/") && req.method() != Method::OPTIONS)
-    {
+    else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let resolve_and_call = async move {
         let header = req.headers().get(header::AUTHORIZATION).cloned();
         let credential = Credential::resolve(&state.jwt, &state.pool, header).await;
         req.extensions_mut().insert(credential);
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
+    };
+    // Reads have no body to wait for: the handler reuses the connection the credential
+    // was read on (see `storage::held`).
+    if read {
+        storage::held::one_connection(resolve_and_call).await
+    } else {
+        resolve_and_call.await
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_boxed_body)
 }
 
 /// The credential the authentication middleware found, if it ran.

@@ -239,10 +239,6 @@ pub async fn list_opportunities(
     Ok(HttpResponse::Ok().json(page_out(rows, &page, |(o, p)| OpportunityOut::new(o, p))))
 }
 
-fn stage_probability(conn: &mut DbConn, stage_id: &str) -> AppResult<i32> {
-    Ok(pipelines::find_stage(conn, stage_id)?.probability)
-}
-
 /// One opportunity.
 #[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "opportunities", operation_id = "find_opportunity",
     security(("bearer" = ["opportunities:read"])), params(("id" = String, Path)),
@@ -255,9 +251,7 @@ pub async fn find_opportunity(
     can_read(&caller)?;
     let vis = caller.visibility();
     let (row, prob) = storage::run(&state.pool, move |conn| {
-        let row = store::find_visible(conn, &vis, &id)?;
-        let prob = stage_probability(conn, &row.stage_id)?;
-        Ok((row, prob))
+        store::find_visible_with_probability(conn, &vis, &id)
     })
     .await?;
     Ok(respond(StatusCode::OK, row, prob))

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activities;
 pub mod aggregates;
 pub mod api_keys;
+pub mod held;
 pub mod idempotency;
 pub mod leads;
 pub mod opportunities;
@@ -332,18 +333,31 @@ where
     }
 }
 
-/// Runs blocking database work on the blocking pool with a pooled connection.
+/// Runs blocking database work on the blocking pool with a pooled connection (the
+/// request's own one inside [`held::one_connection`]).
 pub async fn run<T, F>(pool: &DbPool, f: F) -> AppResult<T>
 where
     F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
+    let held = held::take();
+    let keep = held.is_some();
+    let (result, conn) = actix_web::web::block(move || {
+        let mut conn = match held.flatten() {
+            Some(conn) => conn,
+            None => match pool.get() {
+                Ok(conn) => conn,
+                Err(e) => return (Err(e.into()), None),
+            },
+        };
+        (f(&mut conn), Some(conn))
     })
-    .await?
+    .await?;
+    if let Some(conn) = conn.filter(|_| keep) {
+        held::keep(conn);
+    }
+    result
 }
 
 /// Like [`run`], inside a write transaction.

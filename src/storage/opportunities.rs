@@ -61,6 +61,31 @@ pub struct OpportunityRow {
 
 crate::owned_repo!(opportunities, OpportunityRow);
 
+/// The record, if the caller may see it, with its stage's probability: one statement
+/// for what a read of one deal shows. Each kind of visibility is its own statement type,
+/// so the statement cache finds it by type rather than by first rendering its SQL.
+pub fn find_visible_with_probability(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    id: &str,
+) -> AppResult<(OpportunityRow, i32)> {
+    let query = opportunities::table
+        .inner_join(stages::table)
+        .filter(opportunities::id.eq(super::sql::key(id)))
+        .select((OpportunityRow::as_select(), stages::probability));
+    match vis {
+        Visibility::All => query.get_result(conn),
+        Visibility::Own(user) => query
+            .filter(opportunities::owner_id.eq(user))
+            .get_result(conn),
+        Visibility::Team { members, .. } => query
+            .filter(opportunities::owner_id.eq_any(members))
+            .get_result(conn),
+    }
+    .optional()?
+    .ok_or(AppError::NotFound)
+}
+
 /// One row of the stage log. There is deliberately no update or delete for it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = stage_transitions)]

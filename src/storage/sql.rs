@@ -137,3 +137,54 @@ impl Sql {
         Ok(self.boxed().execute(conn)?)
     }
 }
+
+/// A bound key for an equality lookup (`id = key(…)`), written `CAST(? AS TEXT)`.
+///
+/// SQLite (built with STAT4, whose samples `ANALYZE` keeps) marks a bare `?` compared
+/// with an indexed column as a value that may change the plan, and re-prepares the
+/// statement every time a new value is bound: a cached primary-key lookup was parsed
+/// and planned again on every call. Behind the cast the value is not looked at while
+/// planning, so the statement stays prepared; the index is used all the same (the plan
+/// of a unique-key lookup never depended on the value). PostgreSQL reads the same text.
+///
+/// A bound `LIMIT ?` has the same effect, so such lookups end in `get_result` (a key
+/// matches one row at most) rather than `first`, which binds its `LIMIT 1`.
+pub fn key(value: &str) -> Key {
+    Key(value.to_owned())
+}
+
+#[derive(Debug, Clone)]
+pub struct Key(String);
+
+impl diesel::expression::Expression for Key {
+    type SqlType = Text;
+}
+
+impl<QS> diesel::expression::AppearsOnTable<QS> for Key {}
+
+impl<QS> diesel::expression::SelectableExpression<QS> for Key {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for Key {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl diesel::query_builder::QueryId for Key {
+    type QueryId = Key;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for Key
+where
+    DB: diesel::backend::Backend,
+    String: diesel::serialize::ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("CAST(");
+        out.push_bind_param::<Text, _>(&self.0)?;
+        out.push_sql(" AS TEXT)");
+        Ok(())
+    }
+}

@@ -47,9 +47,9 @@ pub fn count(conn: &mut DbConn) -> AppResult<i64> {
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<UserRow>> {
     Ok(users::table
-        .find(id)
+        .filter(users::id.eq(super::sql::key(id)))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -2,10 +2,10 @@
 //! of their team, a rep their own. Applied inside queries, so an invisible record is
 //! simply not found (404), never fetched and then hidden.
 
-use diesel::dsl::sql;
-use diesel::expression::{AppearsOnTable, Expression};
+use diesel::backend::Backend;
+use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
 use diesel::prelude::*;
-use diesel::query_builder::QueryFragment;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Text};
 
 use super::Db;
@@ -34,6 +34,36 @@ impl Visibility {
     }
 }
 
+/// The filter of `Visibility::All`: a fixed `1 = 1`. Unlike a `sql("…")` literal, which
+/// diesel must treat as unknown text, it leaves the statement cacheable, so an admin's
+/// queries stay prepared on the connection instead of being parsed and planned each time.
+#[derive(Debug, Clone, Copy)]
+pub struct Everything;
+
+impl Expression for Everything {
+    type SqlType = Bool;
+}
+
+impl<QS> AppearsOnTable<QS> for Everything {}
+
+impl<QS> SelectableExpression<QS> for Everything {}
+
+impl ValidGrouping<()> for Everything {
+    type IsAggregate = is_aggregate::No;
+}
+
+impl QueryId for Everything {
+    type QueryId = Everything;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB: Backend> QueryFragment<DB> for Everything {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("1 = 1");
+        Ok(())
+    }
+}
+
 pub type Filter<'a, QS> = Box<dyn BoxableExpression<QS, Db, SqlType = Bool> + 'a>;
 
 /// The filter that keeps the rows whose `owner` column names a user the caller may see.
@@ -51,8 +81,38 @@ where
         + 'a,
 {
     match vis {
-        Visibility::All => Box::new(sql::<Bool>("1 = 1")),
+        Visibility::All => Box::new(Everything),
         Visibility::Own(user) => Box::new(owner.eq(user.clone())),
         Visibility::Team { members, .. } => Box::new(owner.eq_any(members.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::schema::opportunities as o;
+
+    /// An admin's lookup must stay a prepared statement (a `sql("…")` filter made every
+    /// admin query be parsed and planned again).
+    #[test]
+    fn every_filter_keeps_the_statement_cacheable_on_postgres() {
+        for vis in [
+            Visibility::All,
+            Visibility::Own("u".into()),
+            Visibility::Team {
+                team_id: "t".into(),
+                members: vec!["u".into(), "v".into()],
+            },
+        ] {
+            let query = o::table
+                .find("x")
+                .filter(owner_filter::<o::table, _>(&vis, o::owner_id))
+                .select(o::id);
+            let backend = crate::storage::MultiBackend::Pg(diesel::pg::Pg);
+            assert!(
+                QueryFragment::<Db>::is_safe_to_cache_prepared(&query, &backend).unwrap(),
+                "{vis:?}"
+            );
+        }
     }
 }
