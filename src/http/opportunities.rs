@@ -23,9 +23,9 @@ use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::storage;
 use crate::storage::opportunities::{self as store, OpportunityFilter, OpportunityRow};
 use crate::storage::pipelines;
-use crate::storage::{self, DbConn};
 
 /// The body of a PATCH: any writable members of [`OpportunityInput`].
 pub type OpportunityPatch = MergePatch<OpportunityInput>;
