@@ -21,6 +21,7 @@ use crate::storage::leads::LeadRow;
 use crate::storage::opportunities::{OpportunityRow, TransitionRow};
 use crate::storage::pipelines::StageRow;
 use crate::storage::schema::{activities, leads, opportunities, stage_transitions, teams, users};
+use crate::storage::types::JsonText;
 use crate::storage::{self, DbConn};
 
 /// A small, fast, seedable generator (xorshift64*): the data is reproducible.
@@ -433,10 +434,11 @@ fn walk(
         industry: Some(rng.pick(INDUSTRIES).to_string()),
         company_size: Some(*rng.pick(SIZES)),
         region: Some(rng.pick(REGIONS).to_string()),
+        // A list of one tag always serialises; the default (empty) is never used.
         tags: if rng.unit() < 0.3 {
-            format!("[\"{}\"]", rng.pick(TAGS))
+            JsonText::new(vec![rng.pick(TAGS).to_string()]).unwrap_or_default()
         } else {
-            "[]".into()
+            JsonText::default()
         },
         next_action_text: None,
         next_action_due_at: None,
@@ -446,7 +448,7 @@ fn walk(
         last_activity_at: last_activity,
         closed_at: (status != OpportunityStatus::Open).then_some(t),
         external_id: None,
-        custom: "{}".into(),
+        custom: JsonText::default(),
         version: log.len() as i32,
         created_at: created,
         updated_at: t,
@@ -517,15 +519,15 @@ fn make_leads(
             source_detail: None,
             interest: None,
             status,
-            bant: "{\"budget\":\"unknown\",\"authority\":\"unknown\",\"need\":\"unknown\",\"timeline\":\"unknown\"}".into(),
+            bant: JsonText::default(),
             score: 0,
-            score_breakdown: "[]".into(),
-            tags: "[]".into(),
+            score_breakdown: JsonText::default(),
+            tags: JsonText::default(),
             owner_id: rng.pick(owners).clone(),
             next_follow_up_at: None,
             last_activity_at: None,
             external_id: None,
-            custom: "{}".into(),
+            custom: JsonText::default(),
             converted_at: opp.as_ref().map(|_| created),
             converted_opportunity_id: opp,
             disqualified_reason: (status == LeadStatus::Disqualified).then(|| "无预算".to_owned()),
@@ -596,7 +598,7 @@ fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> 
                             opt(&o.industry),
                             opt(&o.company_size.map(|s| s.as_str().to_owned())),
                             opt(&o.region),
-                            csv_text(&o.tags),
+                            csv_text(o.tags.text()),
                             opt(&o.next_action_text),
                             o.next_action_due_at.as_ref().map(ts).unwrap_or_default(),
                             opt(&o.lost_reason_id),
@@ -605,7 +607,7 @@ fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> 
                             o.last_activity_at.as_ref().map(ts).unwrap_or_default(),
                             o.closed_at.as_ref().map(ts).unwrap_or_default(),
                             opt(&o.external_id),
-                            csv_text(&o.custom),
+                            csv_text(o.custom.text()),
                             o.version.to_string(),
                             ts(&o.created_at),
                             ts(&o.updated_at),

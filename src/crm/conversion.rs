@@ -6,7 +6,6 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::accounts::{account_row, contact_row, AccountInput, ContactInput};
-use super::fields::json_list;
 use super::opportunities::{self, DealWithProbability, OpportunityInput};
 use super::stages::{enter_stage, first_open_stage, StageChange};
 use crate::auth::Caller;
@@ -172,7 +171,7 @@ pub fn convert(
         industry: lead.industry.clone(),
         company_size: lead.company_size,
         region: lead.region.clone(),
-        tags: json_list(&lead.tags),
+        tags: lead.tags.to_vec(),
         next_action: None,
         external_id: None,
         custom: None,

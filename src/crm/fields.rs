@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use crate::auth::Caller;
 use crate::domain::user::Email;
 use crate::domain::Problems;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+use crate::storage::types::JsonText;
 use crate::storage::{users, DbConn};
 
 /// A trimmed optional text: empty becomes `None`, longer than `max` is an error.
@@ -39,7 +40,7 @@ pub fn opt_email(p: &mut Problems, field: &str, value: &Option<String>) -> Optio
 }
 
 /// Tags: trimmed, unique, at most 50 of at most 50 characters; stored as a JSON array.
-pub fn tags_json(p: &mut Problems, tags: &[String]) -> String {
+pub fn tags_json(p: &mut Problems, tags: &[String]) -> AppResult<JsonText<Vec<String>>> {
     let mut out: Vec<String> = Vec::new();
     for (i, t) in tags.iter().enumerate() {
         let t = t.trim();
@@ -56,25 +57,24 @@ pub fn tags_json(p: &mut Problems, tags: &[String]) -> String {
     if out.len() > 50 {
         p.add("tags", "too_many", "at most 50 tags");
     }
-    serde_json::to_string(&out).unwrap_or_else(|_| "[]".into())
+    json(out)
 }
 
 /// Custom fields: a flat-or-nested JSON object of at most 16 KiB.
-pub fn custom_json(p: &mut Problems, custom: &Option<Map<String, Value>>) -> String {
-    let text =
-        serde_json::to_string(&custom.clone().unwrap_or_default()).unwrap_or_else(|_| "{}".into());
-    if text.len() > 16 * 1024 {
+pub fn custom_json(
+    p: &mut Problems,
+    custom: &Option<Map<String, Value>>,
+) -> AppResult<JsonText<Map<String, Value>>> {
+    let custom = json(custom.clone().unwrap_or_default())?;
+    if custom.text().len() > 16 * 1024 {
         p.add("custom", "too_large", "custom fields are limited to 16 KiB");
     }
-    text
+    Ok(custom)
 }
 
-pub fn json_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
-pub fn json_object(text: &str) -> Map<String, Value> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A value as the JSON text a column stores.
+pub fn json<T: serde::Serialize>(value: T) -> AppResult<JsonText<T>> {
+    JsonText::new(value).map_err(AppError::internal)
 }
 
 /// The owner of a record being written: the caller by default; otherwise an active user

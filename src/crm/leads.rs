@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::fields::{
-    custom_json, json_list, json_object, opt_email, opt_text, resolve_owner, tags_json,
-};
+use super::fields::{custom_json, json, opt_email, opt_text, resolve_owner, tags_json};
 use super::records::{stamp_new_or_next, Ops};
 use crate::auth::Caller;
 use crate::domain::lead::{
@@ -17,6 +15,7 @@ use crate::domain::lead::{
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult, ProblemCode};
 use crate::storage::leads::{self as store, LeadRow};
+use crate::storage::types::JsonText;
 use crate::storage::{self, activities, check_version, scoring, DbConn, Stamped};
 
 /// The writable fields of a lead.
@@ -52,7 +51,7 @@ pub struct LeadInput {
 
 /// The lead's BANT qualification.
 pub fn bant_of(l: &LeadRow) -> Bant {
-    serde_json::from_str(&l.bant).unwrap_or_default()
+    (*l.bant).clone()
 }
 
 impl From<&LeadRow> for LeadInput {
@@ -73,17 +72,17 @@ impl From<&LeadRow> for LeadInput {
             interest: l.interest.clone(),
             status: Some(l.status),
             bant: Some(bant_of(l)),
-            tags: json_list(&l.tags),
+            tags: l.tags.to_vec(),
             owner_id: Some(l.owner_id.clone()),
             next_follow_up_at: l.next_follow_up_at.map(|t| t.and_utc()),
             external_id: l.external_id.clone(),
-            custom: Some(json_object(&l.custom)),
+            custom: Some((*l.custom).clone()),
         }
     }
 }
 
 /// Recomputes a lead's score and breakdown from the current rules.
-pub fn apply_score(row: &mut LeadRow, rules: &[ScoringRule]) {
+pub fn apply_score(row: &mut LeadRow, rules: &[ScoringRule]) -> AppResult<()> {
     let facts = LeadFacts {
         bant: bant_of(row),
         source: Some(row.source.as_str().to_owned()),
@@ -91,13 +90,14 @@ pub fn apply_score(row: &mut LeadRow, rules: &[ScoringRule]) {
         company_size: row.company_size.map(|c| c.as_str().to_owned()),
         region: row.region.clone(),
         country: row.country.clone(),
-        tags: json_list(&row.tags),
+        tags: row.tags.to_vec(),
         has_email: row.email.is_some(),
         has_phone: row.phone.is_some(),
     };
     let (total, items) = score(&facts, rules);
     row.score = total;
-    row.score_breakdown = serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
+    row.score_breakdown = json(items)?;
+    Ok(())
 }
 
 /// Checks input and builds the scored row; `base` is the stored lead on update.
@@ -143,8 +143,7 @@ pub fn build(
         }
     }
     let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
-    let bant =
-        serde_json::to_string(&input.bant.unwrap_or_default()).unwrap_or_else(|_| "{}".into());
+    let bant = json(input.bant.unwrap_or_default())?;
     let mut row = LeadRow {
         first_name,
         last_name,
@@ -161,11 +160,11 @@ pub fn build(
         interest: opt_text(&mut p, "interest", &input.interest, 1000),
         status,
         bant,
-        tags: tags_json(&mut p, &input.tags),
+        tags: tags_json(&mut p, &input.tags)?,
         owner_id,
         next_follow_up_at: input.next_follow_up_at.map(|t| t.naive_utc()),
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
-        custom: custom_json(&mut p, &input.custom),
+        custom: custom_json(&mut p, &input.custom)?,
         ..stamp_new_or_next(base.cloned(), caller, |id, now| LeadRow {
             id,
             first_name: None,
@@ -182,15 +181,15 @@ pub fn build(
             source_detail: None,
             interest: None,
             status: LeadStatus::New,
-            bant: String::new(),
+            bant: JsonText::default(),
             score: 0,
-            score_breakdown: "[]".into(),
-            tags: "[]".into(),
+            score_breakdown: JsonText::default(),
+            tags: JsonText::default(),
             owner_id: String::new(),
             next_follow_up_at: None,
             last_activity_at: None,
             external_id: None,
-            custom: "{}".into(),
+            custom: JsonText::default(),
             converted_at: None,
             converted_opportunity_id: None,
             disqualified_reason: None,
@@ -205,7 +204,7 @@ pub fn build(
     if old_status == Some(LeadStatus::Disqualified) && status != LeadStatus::Disqualified {
         row.disqualified_reason = None;
     }
-    apply_score(&mut row, &scoring::rules(conn)?);
+    apply_score(&mut row, &scoring::rules(conn)?)?;
     Ok(row)
 }
 
@@ -274,8 +273,8 @@ pub fn replace_rules(conn: &mut DbConn, rules: &[ScoringRule]) -> AppResult<usiz
     scoring::replace_rules(conn, rules)?;
     let leads = store::unconverted(conn)?;
     for mut lead in leads.iter().cloned() {
-        apply_score(&mut lead, rules);
-        store::set_score(conn, &lead.id, lead.score, &lead.score_breakdown)?;
+        apply_score(&mut lead, rules)?;
+        store::set_score(conn, &lead.id, lead.score, lead.score_breakdown.text())?;
     }
     Ok(leads.len())
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::fields::{custom_json, json_list, json_object, opt_text, resolve_owner, tags_json};
+use super::fields::{custom_json, opt_text, resolve_owner, tags_json};
 use super::records::stamp_new_or_next;
 use super::stages::{
     ensure_open, enter_stage, first_of_kind, first_open_stage, stage_in, StageChange,
@@ -22,6 +22,7 @@ use crate::error::{AppError, AppResult, ProblemCode};
 use crate::storage::accounts::{account, contact};
 use crate::storage::opportunities::{self as store, OpportunityRow};
 use crate::storage::pipelines::{self as pipelines, StageRow};
+use crate::storage::types::JsonText;
 use crate::storage::{self, activities, check_version, leads, scoring, DbConn, Stamped};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -87,13 +88,13 @@ impl From<&OpportunityRow> for OpportunityInput {
             industry: o.industry.clone(),
             company_size: o.company_size,
             region: o.region.clone(),
-            tags: json_list(&o.tags),
+            tags: o.tags.to_vec(),
             next_action: o.next_action_text.clone().map(|text| NextAction {
                 text,
                 due_at: o.next_action_due_at.map(|t| t.and_utc()),
             }),
             external_id: o.external_id.clone(),
-            custom: Some(json_object(&o.custom)),
+            custom: Some((*o.custom).clone()),
         }
     }
 }
@@ -194,11 +195,11 @@ pub fn build(
         industry: opt_text(&mut p, "industry", &input.industry, 100),
         company_size: input.company_size,
         region: opt_text(&mut p, "region", &input.region, 100),
-        tags: tags_json(&mut p, &input.tags),
+        tags: tags_json(&mut p, &input.tags)?,
         next_action_text: next_action.as_ref().map(|n| n.0.clone()),
         next_action_due_at: next_action.and_then(|n| n.1),
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
-        custom: custom_json(&mut p, &input.custom),
+        custom: custom_json(&mut p, &input.custom)?,
         ..stamp_new_or_next(base.cloned(), caller, |id, now| OpportunityRow {
             id,
             name: String::new(),
@@ -217,7 +218,7 @@ pub fn build(
             industry: None,
             company_size: None,
             region: None,
-            tags: "[]".into(),
+            tags: JsonText::default(),
             next_action_text: None,
             next_action_due_at: None,
             lost_reason_id: None,
@@ -226,7 +227,7 @@ pub fn build(
             last_activity_at: None,
             closed_at: None,
             external_id: None,
-            custom: "{}".into(),
+            custom: JsonText::default(),
             version: 1,
             created_at: now,
             updated_at: now,

@@ -5,9 +5,7 @@
 //! the stay to the stage log. The caller saves the deal in the same transaction.
 
 use chrono::NaiveDateTime;
-use serde_json::{Map, Value};
 
-use super::fields::json_list;
 use crate::domain::opportunity::{is_filled, Channel, OpportunityStatus};
 use crate::domain::pipeline::{RequirableField, StageKind};
 use crate::error::{AppError, AppResult, FieldError, ProblemCode};
@@ -36,15 +34,8 @@ fn corrupt(id: &str, what: &str, column: &str, value: &str) -> AppError {
 /// written, so one that does not parse is corrupt data and stops the move rather than
 /// quietly opening the gate.
 pub fn required_fields(stage: &StageRow) -> AppResult<Vec<RequirableField>> {
-    let names: Vec<String> = serde_json::from_str(&stage.required_fields).map_err(|_| {
-        corrupt(
-            &stage.id,
-            "stage",
-            "required_fields",
-            &stage.required_fields,
-        )
-    })?;
-    names
+    stage
+        .required_fields
         .iter()
         .map(|n| {
             RequirableField::parse(n)
@@ -74,14 +65,10 @@ pub fn is_set(deal: &OpportunityRow, field: &RequirableField) -> AppResult<bool>
         F::Industry => text_set(&deal.industry),
         F::CompanySize => deal.company_size.is_some(),
         F::Region => text_set(&deal.region),
-        F::Tags => !json_list(&deal.tags).is_empty(),
+        F::Tags => !deal.tags.is_empty(),
         F::NextAction => text_set(&deal.next_action_text),
         F::ExternalId => text_set(&deal.external_id),
-        F::Custom(key) => {
-            let custom: Map<String, Value> = serde_json::from_str(&deal.custom)
-                .map_err(|_| corrupt(&deal.id, "opportunity", "custom", &deal.custom))?;
-            is_filled(custom.get(key))
-        }
+        F::Custom(key) => is_filled(deal.custom.get(key)),
     })
 }
 
@@ -193,19 +180,11 @@ pub fn enter_stage(
             deal.lost_reason_id = None;
             deal.lost_note = None;
             if let (false, Some(days)) = (change.keep_next_action, target.next_action_within_days) {
-                let actions: Vec<String> = serde_json::from_str(&target.suggested_actions)
-                    .map_err(|_| {
-                        corrupt(
-                            &target.id,
-                            "stage",
-                            "suggested_actions",
-                            &target.suggested_actions,
-                        )
-                    })?;
                 deal.next_action_text = Some(
-                    actions
-                        .into_iter()
-                        .next()
+                    target
+                        .suggested_actions
+                        .first()
+                        .cloned()
                         .unwrap_or_else(|| format!("推进：{}", target.name)),
                 );
                 deal.next_action_due_at = Some(change.at + chrono::Duration::days(i64::from(days)));

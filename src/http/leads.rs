@@ -17,7 +17,6 @@ use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::conversion::{self, ConvertRequest};
-use crate::crm::fields::{json_list, json_object};
 pub use crate::crm::leads::LeadInput;
 use crate::crm::leads::{self as crm, bant_of};
 use crate::domain::lead::{
@@ -79,9 +78,9 @@ impl From<LeadRow> for LeadOut {
             source: l.source,
             status: l.status,
             company_size: l.company_size,
-            score_breakdown: serde_json::from_str(&l.score_breakdown).unwrap_or_default(),
-            tags: json_list(&l.tags),
-            custom: json_object(&l.custom),
+            score_breakdown: l.score_breakdown.to_vec(),
+            tags: l.tags.to_vec(),
+            custom: (*l.custom).clone(),
             next_follow_up_at: l.next_follow_up_at.map(utc),
             last_activity_at: l.last_activity_at.map(utc),
             converted_at: l.converted_at.map(utc),

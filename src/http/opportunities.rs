@@ -14,7 +14,6 @@ use super::pagination::{page_out, page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
-use crate::crm::fields::{json_list, json_object};
 use crate::crm::opportunities::{self as crm, StageMove};
 pub use crate::crm::opportunities::{NextAction, OpportunityInput};
 use crate::domain::lead::{CompanySize, LeadSource};
@@ -83,8 +82,8 @@ impl OpportunityOut {
             amount: o.amount_minor.map(format_amount),
             source: o.source,
             company_size: o.company_size,
-            tags: json_list(&o.tags),
-            custom: json_object(&o.custom),
+            tags: o.tags.to_vec(),
+            custom: (*o.custom).clone(),
             next_action: o.next_action_text.clone().map(|text| NextAction {
                 text,
                 due_at: o.next_action_due_at.map(utc),

@@ -45,11 +45,10 @@ pub struct StageOut {
 
 impl From<StageRow> for StageOut {
     fn from(s: StageRow) -> Self {
-        let list = |t: &str| serde_json::from_str::<Vec<String>>(t).unwrap_or_default();
         StageOut {
-            required_fields: list(&s.required_fields),
-            exit_criteria: list(&s.exit_criteria),
-            suggested_actions: list(&s.suggested_actions),
+            required_fields: s.required_fields.into_inner(),
+            exit_criteria: s.exit_criteria.into_inner(),
+            suggested_actions: s.suggested_actions.into_inner(),
             kind: s.kind,
             id: s.id,
             pipeline_id: s.pipeline_id,
@@ -469,7 +468,7 @@ pub async fn create_stage(
                 ))
             }
         };
-        let row = StageRow::from_draft(&id, at as i32, &draft, &caller.user_id);
+        let row = StageRow::from_draft(&id, at as i32, &draft, &caller.user_id)?;
         stages.insert(at, row.clone());
         check_set_after(&stages, "kind")?;
         store::insert_stage(conn, &row)?;
@@ -546,7 +545,7 @@ pub async fn update_stage(
             current.position,
             &draft,
             &caller.user_id,
-        );
+        )?;
         row.id = current.id.clone();
         row.version = current.version + 1;
         row.created_at = current.created_at;

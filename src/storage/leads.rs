@@ -4,8 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 
-use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
+use super::types::JsonText;
+use crate::domain::lead::{Bant, CompanySize, LeadSource, LeadStatus, ScoreItem};
 use diesel::sql_types::Text;
+use serde_json::{Map, Value};
 
 use super::schema::leads;
 use super::{
@@ -34,18 +36,18 @@ pub struct LeadRow {
     pub interest: Option<String>,
     pub status: LeadStatus,
     /// JSON object `{budget, authority, need, timeline}`.
-    pub bant: String,
+    pub bant: JsonText<Bant>,
     pub score: i32,
     /// JSON array of score items.
-    pub score_breakdown: String,
+    pub score_breakdown: JsonText<Vec<ScoreItem>>,
     /// JSON array of strings.
-    pub tags: String,
+    pub tags: JsonText<Vec<String>>,
     pub owner_id: String,
     pub next_follow_up_at: Option<NaiveDateTime>,
     pub last_activity_at: Option<NaiveDateTime>,
     pub external_id: Option<String>,
     /// JSON object.
-    pub custom: String,
+    pub custom: JsonText<Map<String, Value>>,
     pub converted_at: Option<NaiveDateTime>,
     pub converted_opportunity_id: Option<String>,
     pub disqualified_reason: Option<String>,

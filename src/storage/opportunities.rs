@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
 
 use super::aggregates::{self, Target};
 use super::schema::{opportunities, stage_transitions, stages};
+use super::types::JsonText;
 use super::{
     contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page,
     PageRequest,
@@ -17,6 +18,7 @@ use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = opportunities, treat_none_as_null = true)]
@@ -39,7 +41,7 @@ pub struct OpportunityRow {
     pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     /// JSON array of strings.
-    pub tags: String,
+    pub tags: JsonText<Vec<String>>,
     pub next_action_text: Option<String>,
     pub next_action_due_at: Option<NaiveDateTime>,
     pub lost_reason_id: Option<String>,
@@ -50,7 +52,7 @@ pub struct OpportunityRow {
     pub closed_at: Option<NaiveDateTime>,
     pub external_id: Option<String>,
     /// JSON object.
-    pub custom: String,
+    pub custom: JsonText<Map<String, Value>>,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{pipelines, stages};
+use super::types::JsonText;
 use super::versioned::{check_version, delete_if_version, save_if_version, VersionedTable};
 use super::{now, parse_ts_key, ts_key, After, DbConn, Page, PageRequest};
 use crate::domain::pipeline::{StageDraft, StageKind};
@@ -32,9 +33,9 @@ pub struct StageRow {
     pub probability: i32,
     pub kind: StageKind,
     pub stalled_after_days: Option<i32>,
-    pub required_fields: String,
-    pub exit_criteria: String,
-    pub suggested_actions: String,
+    pub required_fields: JsonText<Vec<String>>,
+    pub exit_criteria: JsonText<Vec<String>>,
+    pub suggested_actions: JsonText<Vec<String>>,
     pub next_action_within_days: Option<i32>,
     pub version: i32,
     pub created_at: NaiveDateTime,
@@ -44,10 +45,15 @@ pub struct StageRow {
 }
 
 impl StageRow {
-    pub fn from_draft(pipeline_id: &str, position: i32, d: &StageDraft, actor: &str) -> StageRow {
+    pub fn from_draft(
+        pipeline_id: &str,
+        position: i32,
+        d: &StageDraft,
+        actor: &str,
+    ) -> AppResult<StageRow> {
         let t = now();
-        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        StageRow {
+        let json = |v: &Vec<String>| JsonText::new(v.clone()).map_err(AppError::internal);
+        Ok(StageRow {
             id: super::new_id(),
             pipeline_id: pipeline_id.to_owned(),
             name: d.name.clone(),
@@ -55,16 +61,16 @@ impl StageRow {
             probability: d.probability,
             kind: d.kind,
             stalled_after_days: d.stalled_after_days,
-            required_fields: json(&d.required_fields),
-            exit_criteria: json(&d.exit_criteria),
-            suggested_actions: json(&d.suggested_actions),
+            required_fields: json(&d.required_fields)?,
+            exit_criteria: json(&d.exit_criteria)?,
+            suggested_actions: json(&d.suggested_actions)?,
             next_action_within_days: d.next_action_within_days,
             version: 1,
             created_at: t,
             updated_at: t,
             created_by: Some(actor.to_owned()),
             updated_by: Some(actor.to_owned()),
-        }
+        })
     }
 }
 
@@ -100,7 +106,7 @@ pub fn create(
         .iter()
         .enumerate()
         .map(|(i, d)| StageRow::from_draft(&pipeline.id, i as i32, d, actor))
-        .collect();
+        .collect::<AppResult<_>>()?;
     for row in &stage_rows {
         diesel::insert_into(stages::table)
             .values(row)

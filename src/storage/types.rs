@@ -7,6 +7,8 @@ use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Nullable, Text};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
 use crate::domain::opportunity::{ActivityType, Channel, OpportunityStatus};
@@ -95,3 +97,94 @@ text_columns!(
     CompanySize,
     Role,
 );
+
+/// A JSON document stored as TEXT (lists of tags or criteria, custom fields, BANT). The
+/// text is written once, when the value is made, and read back into `T`: a stored
+/// document that does not parse as `T` is a read error, so corrupt data stops the
+/// request that meets it instead of turning into an empty list (which, for a stage's
+/// required fields, would quietly open its gate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonText<T> {
+    value: T,
+    text: String,
+}
+
+impl<T: Serialize> JsonText<T> {
+    pub fn new(value: T) -> Result<Self, serde_json::Error> {
+        let text = serde_json::to_string(&value)?;
+        Ok(JsonText { value, text })
+    }
+}
+
+impl<T> JsonText<T> {
+    /// The stored text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> std::ops::Deref for JsonText<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> diesel::expression::AsExpression<Text> for JsonText<T> {
+    type Expression = diesel::internal::derives::as_expression::Bound<Text, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<'a, T> diesel::expression::AsExpression<Text> for &'a JsonText<T> {
+    type Expression = diesel::internal::derives::as_expression::Bound<Text, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<T: std::fmt::Debug, B: Backend> ToSql<Text, B> for JsonText<T>
+where
+    str: ToSql<Text, B>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, B>) -> serialize::Result {
+        <str as ToSql<Text, B>>::to_sql(self.text.as_str(), out)
+    }
+}
+
+impl<T: DeserializeOwned, B: Backend> FromSql<Text, B> for JsonText<T>
+where
+    String: FromSql<Text, B>,
+{
+    fn from_sql(bytes: <B as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, B>>::from_sql(bytes)?;
+        let value = serde_json::from_str(&text)
+            .map_err(|e| format!("unreadable JSON in the database ({e}): {text:?}"))?;
+        Ok(JsonText { value, text })
+    }
+}
+
+impl<T, B: Backend> Queryable<Text, B> for JsonText<T>
+where
+    JsonText<T>: FromSql<Text, B>,
+{
+    type Row = Self;
+    fn build(row: Self) -> deserialize::Result<Self> {
+        Ok(row)
+    }
+}
+
+impl<T: Default + Serialize> Default for JsonText<T> {
+    /// The empty list, object or default value. Serialising such a value cannot fail;
+    /// were it ever to, the stored `null` would be refused on reading, not taken as empty.
+    fn default() -> Self {
+        let value = T::default();
+        let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".to_owned());
+        JsonText { value, text }
+    }
+}

@@ -10,6 +10,7 @@ use crate::helpers::{id_of, stage_id, TestApp};
 api_tests!(
     an_opportunity_keeps_its_fields_and_effective_probability,
     moves_are_gated_and_list_every_missing_field,
+    a_corrupt_gate_stops_the_move_instead_of_opening,
     dry_runs_answer_the_same_and_write_nothing,
     patching_the_stage_is_gated_like_a_move,
     won_and_lost_stages_close_the_deal,
@@ -137,6 +138,41 @@ async fn an_opportunity_keeps_its_fields_and_effective_probability(app: TestApp)
         res.problem(422, "validation_failed");
         assert_eq!(res.body["errors"][0]["code"], "unknown_field", "{field}");
     }
+}
+
+/// A stage whose stored requirements cannot be read is corrupt data: the move fails
+/// (500, nothing written) rather than treating the gate as empty and letting the deal in.
+async fn a_corrupt_gate_stops_the_move_instead_of_opening(app: TestApp) {
+    let (pipeline, deal) = setup(&app).await;
+    let propose = stage_id(&pipeline, "Propose");
+    app.exec_sql(&format!(
+        "UPDATE stages SET required_fields = 'amount' WHERE id = '{propose}'"
+    ));
+    let res = move_to(&app, &deal.id, &propose, json!({})).await;
+    assert_eq!(
+        res.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        res.text
+    );
+    app.exec_sql(&format!(
+        "UPDATE stages SET required_fields = '[]' WHERE id = '{propose}'"
+    ));
+    let now = app
+        .get(&deal.path())
+        .token(&app.admin_token)
+        .send_ok()
+        .await;
+    assert_eq!(
+        now.body["stage_id"],
+        stage_id(&pipeline, "Qualify").as_str()
+    );
+    let history = app
+        .get(&format!("{}/history", deal.path()))
+        .token(&app.admin_token)
+        .send_ok()
+        .await;
+    assert_eq!(history.body["data"].as_array().map(Vec::len), Some(1));
 }
 
 async fn moves_are_gated_and_list_every_missing_field(app: TestApp) {
