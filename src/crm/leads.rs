@@ -51,7 +51,7 @@ pub struct LeadInput {
 
 /// The lead's BANT qualification.
 pub fn bant_of(l: &LeadRow) -> Bant {
-    (*l.bant).clone()
+    *l.bant
 }
 
 impl From<&LeadRow> for LeadInput {

@@ -141,7 +141,7 @@ impl<T> diesel::expression::AsExpression<Text> for JsonText<T> {
     }
 }
 
-impl<'a, T> diesel::expression::AsExpression<Text> for &'a JsonText<T> {
+impl<T> diesel::expression::AsExpression<Text> for &JsonText<T> {
     type Expression = diesel::internal::derives::as_expression::Bound<Text, Self>;
     fn as_expression(self) -> Self::Expression {
         diesel::internal::derives::as_expression::Bound::new(self)
