@@ -18,6 +18,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use actix_web::{test, web};
+use clap::Parser;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use stageflow::config::{Secret, Settings};
@@ -28,36 +29,17 @@ use stageflow::startup;
 use stageflow::storage::aggregates::{first_activity_column, rank};
 use stageflow::storage::DbConn;
 
+/// Times every report endpoint beside hand-written SQL for the same numbers.
+#[derive(Parser)]
 struct Args {
+    /// Opportunities to load.
+    #[arg(long, default_value_t = 1_000_000)]
     opportunities: usize,
-    backends: Vec<&'static str>,
+    /// Runs per measurement (the median is shown).
+    #[arg(long, default_value_t = 3)]
     runs: usize,
-    reuse: bool,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        opportunities: 1_000_000,
-        backends: vec!["sqlite", "postgres"],
-        runs: 3,
-        reuse: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--opportunities" => {
-                a.opportunities = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--opportunities N")
-            }
-            "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-            "--reuse" => a.reuse = true,
-            "--backend" => a.backends = support::backends(it.next().as_deref()),
-            _ => {}
-        }
-    }
-    a
+    #[command(flatten)]
+    common: support::Common,
 }
 
 #[derive(QueryableByName)]
@@ -303,9 +285,10 @@ async fn time_sql(
 
 #[actix_web::main]
 async fn main() {
-    let a = args();
-    for backend in a.backends.clone() {
-        let url = support::database_url(backend, "stageflow_bench", a.opportunities, a.reuse);
+    let a = Args::parse();
+    for backend in a.common.backends() {
+        let url =
+            support::database_url(backend, "stageflow_bench", a.opportunities, a.common.reuse);
         let mut settings = Settings {
             database_url: url,
             pool_size: 2,
@@ -317,7 +300,7 @@ async fn main() {
             .unwrap()
             .expect("state");
         let n = a.opportunities;
-        let reuse = a.reuse;
+        let reuse = a.common.reuse;
         let pool = state.pool.clone();
         let (pipeline, token) = web::block(move || {
             let mut conn = pool.get().expect("connection");

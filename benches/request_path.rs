@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use clap::Parser;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use stageflow::config::{Secret, Settings};
@@ -47,60 +48,56 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "bench-password-1";
 
+/// Requests per second of `GET /api/v1/opportunities/{id}` on stageflow beside a
+/// minimal server reading the same row.
+#[derive(Parser)]
 struct Args {
+    /// Deals to load.
+    #[arg(long, default_value_t = 100_000)]
     deals: usize,
-    backends: Vec<&'static str>,
+    /// Seconds to measure each server (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Keep-alive client connections.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     connections: usize,
+    /// Server workers.
+    #[arg(long, default_value_t = cpus(), value_parser = at_least_one)]
     workers: usize,
+    /// Threads of the load client.
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     client_threads: usize,
+    /// Measure each server this many times, alternating, and keep the best.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     rounds: usize,
+    /// Distinct deal ids the requests cycle over.
+    #[arg(long, default_value_t = 4000, value_parser = at_least_one)]
     ids: usize,
-    reuse: bool,
+    #[command(flatten)]
+    common: support::Common,
 }
 
-fn args() -> Args {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut a = Args {
-        deals: 100_000,
-        backends: vec!["sqlite", "postgres"],
-        seconds: 10,
-        connections: 64,
-        workers: cpus,
-        client_threads: 2,
-        rounds: 1,
-        ids: 4000,
-        reuse: false,
-    };
-    let mut it = std::env::args().skip(1);
-    let num = |it: &mut std::iter::Skip<std::env::Args>, flag: &str| -> usize {
-        it.next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{flag} N"))
-    };
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--deals" => a.deals = num(&mut it, "--deals"),
-            "--seconds" => a.seconds = num(&mut it, "--seconds") as u64,
-            "--connections" => a.connections = num(&mut it, "--connections").max(1),
-            "--workers" => a.workers = num(&mut it, "--workers").max(1),
-            "--client-threads" => a.client_threads = num(&mut it, "--client-threads").max(1),
-            "--rounds" => a.rounds = num(&mut it, "--rounds").max(1),
-            "--ids" => a.ids = num(&mut it, "--ids").max(1),
-            "--reuse" => a.reuse = true,
-            "--backend" => a.backends = support::backends(it.next().as_deref()),
-            // `cargo bench` passes `--bench`.
-            _ => {}
-        }
-    }
-    a
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// A count where 0 means 1.
+fn at_least_one(v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .map(|n| n.max(1))
+        .map_err(|e| e.to_string())
 }
 
 /// Loads the deals (unless `--reuse` finds them), adds the admin the benchmark signs in
 /// as, and returns the stageflow state and a spread of real deal ids.
 fn prepare(backend: &str, a: &Args) -> (Settings, startup::AppState, Vec<String>) {
     let mut settings = Settings {
-        database_url: support::database_url(backend, "stageflow_request_bench", a.deals, a.reuse),
+        database_url: support::database_url(
+            backend,
+            "stageflow_request_bench",
+            a.deals,
+            a.common.reuse,
+        ),
         log: "warn".into(),
         rate_limit_per_minute: 1_000_000_000,
         ..Settings::default()
@@ -112,7 +109,7 @@ fn prepare(backend: &str, a: &Args) -> (Settings, startup::AppState, Vec<String>
         .count()
         .get_result(&mut conn)
         .unwrap_or(0);
-    if !(a.reuse && have >= a.deals as i64) {
+    if !(a.common.reuse && have >= a.deals as i64) {
         println!("[{backend}] generating {} deals …", a.deals);
         let opts = DemoOptions {
             opportunities: a.deals,
@@ -531,7 +528,7 @@ fn print(name: &str, f: &Figures) {
 }
 
 fn main() {
-    let a = args();
+    let a = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.client_threads)
         .enable_all()
@@ -542,7 +539,7 @@ fn main() {
         ..Settings::default()
     });
     let mut summary = Vec::new();
-    for backend in a.backends.clone() {
+    for backend in a.common.backends() {
         let (settings, state, ids) = prepare(backend, &a);
         let pool_size = settings.pool_size;
         let stageflow = start_stageflow(state, a.workers);

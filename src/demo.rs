@@ -560,66 +560,13 @@ fn make_leads(
     Ok(n)
 }
 
-fn ts(t: &NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
-}
-
-fn opt(v: &Option<String>) -> String {
-    v.as_ref().map(|s| csv_text(s)).unwrap_or_default()
-}
-
-fn csv_text(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
+/// Opportunities go in with one binary `COPY` per batch on PostgreSQL: the columns are
+/// those the row type inserts, so a new column needs no change here.
 fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> {
     match c {
         DbConn::Pg(pg) => {
             diesel::copy_from(opportunities::table)
-                .from_raw_data(opportunities::table, |out| {
-                    for o in rows {
-                        let fields = [
-                            csv_text(&o.id),
-                            csv_text(&o.name),
-                            csv_text(&o.pipeline_id),
-                            csv_text(&o.stage_id),
-                            csv_text(o.status.as_str()),
-                            o.amount_minor.map(|a| a.to_string()).unwrap_or_default(),
-                            csv_text(&o.currency),
-                            o.probability.map(|p| p.to_string()).unwrap_or_default(),
-                            o.expected_close_date
-                                .map(|d| d.to_string())
-                                .unwrap_or_default(),
-                            opt(&o.account_id),
-                            opt(&o.contact_id),
-                            opt(&o.lead_id),
-                            csv_text(&o.owner_id),
-                            opt(&o.source.map(|s| s.as_str().to_owned())),
-                            opt(&o.industry),
-                            opt(&o.company_size.map(|s| s.as_str().to_owned())),
-                            opt(&o.region),
-                            csv_text(o.tags.text()),
-                            opt(&o.next_action_text),
-                            o.next_action_due_at.as_ref().map(ts).unwrap_or_default(),
-                            opt(&o.lost_reason_id),
-                            opt(&o.lost_note),
-                            ts(&o.stage_entered_at),
-                            o.last_activity_at.as_ref().map(ts).unwrap_or_default(),
-                            o.closed_at.as_ref().map(ts).unwrap_or_default(),
-                            opt(&o.external_id),
-                            csv_text(o.custom.text()),
-                            o.version.to_string(),
-                            ts(&o.created_at),
-                            ts(&o.updated_at),
-                            opt(&o.created_by),
-                            opt(&o.updated_by),
-                        ];
-                        writeln!(out, "{}", fields.join(","))
-                            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                    }
-                    Ok::<_, diesel::result::Error>(())
-                })
-                .with_format(diesel::pg::CopyFormat::Csv)
+                .from_insertable(rows)
                 .execute(pg)?;
         }
         DbConn::Sqlite(lite) => {
@@ -637,26 +584,7 @@ fn bulk_transitions(c: &mut DbConn, rows: &[TransitionRow]) -> AppResult<()> {
     match c {
         DbConn::Pg(pg) => {
             diesel::copy_from(stage_transitions::table)
-                .from_raw_data(stage_transitions::table, |out| {
-                    for t in rows {
-                        writeln!(
-                            out,
-                            "{},{},{},{},{},{},{},{},{}",
-                            csv_text(&t.id),
-                            csv_text(&t.opportunity_id),
-                            csv_text(&t.pipeline_id),
-                            opt(&t.from_stage_id),
-                            csv_text(&t.to_stage_id),
-                            ts(&t.entered_at),
-                            opt(&t.actor_id),
-                            csv_text(t.channel.as_str()),
-                            opt(&t.note)
-                        )
-                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                    }
-                    Ok::<_, diesel::result::Error>(())
-                })
-                .with_format(diesel::pg::CopyFormat::Csv)
+                .from_insertable(rows)
                 .execute(pg)?;
         }
         DbConn::Sqlite(lite) => {

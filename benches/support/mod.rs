@@ -36,11 +36,34 @@ pub fn database_url(backend: &str, name: &str, n: usize, reuse: bool) -> String 
     }
 }
 
-/// The backends `--backend sqlite|postgres|both` names (anything else: both).
-pub fn backends(value: Option<&str>) -> Vec<&'static str> {
-    match value {
-        Some("sqlite") => vec!["sqlite"],
-        Some("postgres") => vec!["postgres"],
-        _ => vec!["sqlite", "postgres"],
+/// The flags both benchmarks take.
+#[derive(clap::Args)]
+pub struct Common {
+    /// The database(s) to measure.
+    #[arg(long, value_enum, default_value_t = Backends::Both)]
+    pub backend: Backends,
+    /// Keep an already loaded database of the same size instead of regenerating it.
+    #[arg(long)]
+    pub reuse: bool,
+    /// `cargo bench` passes it to every benchmark; it changes nothing.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Backends {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+impl Common {
+    /// The backends `--backend` names, in the order they are measured.
+    pub fn backends(&self) -> Vec<&'static str> {
+        match self.backend {
+            Backends::Sqlite => vec!["sqlite"],
+            Backends::Postgres => vec!["postgres"],
+            Backends::Both => vec!["sqlite", "postgres"],
+        }
     }
 }

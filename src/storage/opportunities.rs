@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = opportunities, treat_none_as_null = true)]
+#[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct OpportunityRow {
     pub id: String,
     pub name: String,
@@ -91,6 +92,7 @@ pub fn find_visible_with_probability(
 /// One row of the stage log. There is deliberately no update or delete for it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = stage_transitions)]
+#[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct TransitionRow {
     pub id: String,
     pub opportunity_id: String,
