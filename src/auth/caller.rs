@@ -2,9 +2,6 @@
 //! `sfk_` API key). The user row is read on every request, so a deactivated user or a
 //! changed role takes effect at once rather than when the token expires.
 
-use actix_web::http::header::HeaderValue;
-use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
-
 use super::api_keys::{self, Scope};
 use super::jwt::{Claims, JwtKeys};
 use super::links::Signer;
@@ -108,12 +105,12 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// Resolves the `Authorization` header of a request.
-    pub async fn resolve(jwt: &JwtKeys, pool: &DbPool, header: Option<HeaderValue>) -> Credential {
+    /// Resolves the `Authorization` header of a request (its raw bytes).
+    pub async fn resolve(jwt: &JwtKeys, pool: &DbPool, header: Option<&[u8]>) -> Credential {
         let Some(value) = header else {
             return Credential::Absent;
         };
-        let token = match bearer_token(&value) {
+        let token = match bearer_token(value) {
             Ok(token) => token,
             Err(why) => return Credential::Rejected(why.to_owned()),
         };
@@ -154,11 +151,16 @@ impl Credential {
     }
 }
 
-/// The token of `Authorization: Bearer <token>`.
-fn bearer_token(value: &HeaderValue) -> Result<String, &'static str> {
-    let value = value
-        .to_str()
-        .map_err(|_| "The Authorization header is not valid text.")?;
+/// The token of `Authorization: Bearer <token>`. A header value is text when it is
+/// visible ASCII (or tabs), as HTTP defines it.
+fn bearer_token(value: &[u8]) -> Result<String, &'static str> {
+    let visible = value
+        .iter()
+        .all(|b| *b == b'\t' || (0x20..0x7f).contains(b));
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|_| visible)
+        .ok_or("The Authorization header is not valid text.")?;
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
@@ -166,22 +168,6 @@ fn bearer_token(value: &HeaderValue) -> Result<String, &'static str> {
             Ok(token.trim().to_owned())
         }
         _ => Err("Use the Bearer scheme."),
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = AppError;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
-
-    /// The credential the authentication middleware resolved for this request.
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = match req.extensions().get::<Credential>() {
-            Some(credential) => credential.caller(),
-            None => Err(AppError::internal(
-                "the authentication middleware did not run for this route",
-            )),
-        };
-        std::future::ready(caller)
     }
 }
 

@@ -2,11 +2,12 @@
 //! actix's plain-text defaults: JSON bodies, query strings and `If-Match`.
 
 use actix_web::http::header;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::auth::caller::{Caller, Credential};
 use crate::error::ProblemCode;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
@@ -226,6 +227,23 @@ impl FromRequest for IfMatch {
 /// The strong ETag of a record at `version`.
 pub fn etag(version: i32) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
+}
+
+/// The caller, from the credential the authentication middleware resolved for this
+/// request.
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = match req.extensions().get::<Credential>() {
+            Some(credential) => credential.caller(),
+            None => Err(AppError::internal(
+                "the authentication middleware did not run for this route",
+            )),
+        };
+        std::future::ready(caller)
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,7 @@ pub async fn authenticate(
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let resolve_and_call = async move {
         let header = req.headers().get(header::AUTHORIZATION).cloned();
+        let header = header.as_ref().map(|v| v.as_bytes());
         let credential = Credential::resolve(&state.jwt, &state.pool, header).await;
         req.extensions_mut().insert(credential);
         next.call(req)

@@ -117,7 +117,7 @@ impl ResponseError for AppError {
     }
 }
 
-/// A blocking task (database work on actix's blocking pool) that panicked or was
+/// A blocking task (password hashing on the blocking pool) that panicked or was
 /// cancelled.
 impl From<actix_web::error::BlockingError> for AppError {
     fn from(err: actix_web::error::BlockingError) -> Self {

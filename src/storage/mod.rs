@@ -343,7 +343,8 @@ where
     let pool = pool.clone();
     let held = held::take();
     let keep = held.is_some();
-    let (result, conn) = actix_web::web::block(move || {
+    // tokio's blocking pool, the same one the web framework's own blocking helper uses.
+    let (result, conn) = tokio::task::spawn_blocking(move || {
         let mut conn = match held.flatten() {
             Some(conn) => conn,
             None => match pool.get() {
@@ -353,7 +354,9 @@ where
         };
         (f(&mut conn), Some(conn))
     })
-    .await?;
+    .await
+    // The blocking task panicked or was cancelled.
+    .map_err(|e| AppError::Internal(format!("blocking task: {e}")))?;
     if let Some(conn) = conn.filter(|_| keep) {
         held::keep(conn);
     }
