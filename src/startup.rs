@@ -87,6 +87,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         public_limiter: Arc::new(Limiter::per_minute(settings.public_rate_limit_per_minute)),
         jwt: Arc::new(jwt),
         settings: Arc::new(settings),
+        clock: Default::default(),
     })
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::rate_limit::Limiter;
 use crate::config::Settings;
+use crate::storage::clock::Clock;
 use crate::storage::{Backend, DbPool};
 
 pub struct AppState {
@@ -22,6 +23,8 @@ pub struct AppState {
     pub request_limiter: Arc<Limiter>,
     /// API requests per client IP without valid credentials.
     pub public_limiter: Arc<Limiter>,
+    /// The time requests write: the system's, unless a test sets it.
+    pub clock: Clock,
 }
 
 impl AppState {

@@ -17,6 +17,7 @@ use super::problem::{problem_for_status, PROBLEM_JSON};
 use crate::auth::caller::Credential;
 use crate::config::Settings;
 use crate::state::AppState;
+use crate::storage::clock;
 use crate::{storage, telemetry};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -39,16 +40,16 @@ pub async fn request_context(
     let started = Instant::now();
     let is_api = req.path().starts_with("/api/");
     let policy = content_security_policy(req.path());
-    let hsts = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| hsts_value(&state.settings));
+    let state = req.app_data::<web::Data<AppState>>();
+    let hsts = state.and_then(|state| hsts_value(&state.settings));
+    let clock = state.map(|state| state.clock.clone()).unwrap_or_default();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
         path = %req.path(),
     );
-    let result = telemetry::with_request_id(id.clone(), next.call(req))
+    let result = telemetry::with_request_id(id.clone(), clock::scope(clock, next.call(req)))
         .instrument(span.clone())
         .await;
     // Handlers and the CORS layer answer errors as responses; an `Err` here can only

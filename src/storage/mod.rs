@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activities;
 pub mod aggregates;
 pub mod api_keys;
+pub mod clock;
 pub mod held;
 pub mod idempotency;
 pub mod leads;
@@ -343,16 +344,19 @@ where
     let pool = pool.clone();
     let held = held::take();
     let keep = held.is_some();
+    let clock = clock::current();
     // tokio's blocking pool, the same one the web framework's own blocking helper uses.
     let (result, conn) = tokio::task::spawn_blocking(move || {
-        let mut conn = match held.flatten() {
-            Some(conn) => conn,
-            None => match pool.get() {
-                Ok(conn) => conn,
-                Err(e) => return (Err(e.into()), None),
-            },
-        };
-        (f(&mut conn), Some(conn))
+        clock::enter(clock, move || {
+            let mut conn = match held.flatten() {
+                Some(conn) => conn,
+                None => match pool.get() {
+                    Ok(conn) => conn,
+                    Err(e) => return (Err(e.into()), None),
+                },
+            };
+            (f(&mut conn), Some(conn))
+        })
     })
     .await
     // The blocking task panicked or was cancelled.
@@ -382,9 +386,10 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 }
 
 /// Current UTC time at microsecond precision (what both backends store).
+/// The time to write now (microseconds): the request's clock (see [`clock`]), else the
+/// system's.
 pub fn now() -> chrono::NaiveDateTime {
-    let t = chrono::Utc::now().naive_utc();
-    t - chrono::Duration::nanoseconds(i64::from(t.and_utc().timestamp_subsec_nanos() % 1000))
+    clock::now()
 }
 
 pub fn new_id() -> String {

@@ -123,18 +123,13 @@ async fn running_abandoned_expired_and_invalid_keys(app: TestApp) {
         .await
         .problem(409, "idempotency_key_in_progress");
     // A first request that never answered (its process died) may be run again.
-    let an_hour_ago = (chrono::Utc::now().naive_utc() - chrono::Duration::hours(1))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
-    app.exec_sql(&format!(
-        "UPDATE idempotency_keys SET created_at = '{an_hour_ago}'"
-    ));
+    app.state.clock.advance(chrono::Duration::hours(1));
     app.exec_sql("DELETE FROM leads");
     let rerun = post_lead(&app, &app.admin_token, "slow", lead_body("Acme")).await;
     assert_eq!(rerun.status, StatusCode::CREATED, "{}", rerun.text);
     assert_eq!(rerun.header("idempotent-replayed"), None);
     // After 24 hours a key is forgotten: a different request may use it.
-    app.exec_sql("UPDATE idempotency_keys SET created_at = '2020-01-01 00:00:00'");
+    app.state.clock.advance(chrono::Duration::hours(25));
     let reused_later = post_lead(&app, &app.admin_token, "slow", lead_body("Beta")).await;
     assert_eq!(
         reused_later.status,

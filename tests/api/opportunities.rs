@@ -535,6 +535,10 @@ async fn entering_a_stage_defaults_the_next_action(app: TestApp) {
 async fn stalled_filter_uses_the_stage_threshold(app: TestApp) {
     let (pipeline, fresh) = setup(&app).await;
     let fresh = fresh.id.clone();
+    // Qualify stalls after 7 days. "Old" entered it 10 days ago; "Idle" was created 10
+    // days ago and came back into Qualify an hour ago, with no activity in between.
+    let today = chrono::Utc::now().naive_utc();
+    app.state.clock.set(today - chrono::Duration::days(10));
     let old = app
         .opportunity(
             &app.admin_token,
@@ -544,19 +548,16 @@ async fn stalled_filter_uses_the_stage_threshold(app: TestApp) {
     let idle = app
         .opportunity(
             &app.admin_token,
-            json!({"name": "Idle", "pipeline_id": pipeline["id"]}),
+            json!({"name": "Idle", "pipeline_id": pipeline["id"], "amount": "100",
+                   "expected_close_date": "2027-01-01"}),
         )
         .await;
-    // Qualify stalls after 7 days. "Old" entered 10 days ago; "Idle" entered recently but
-    // has had no activity since it was created 10 days ago.
-    let ten_days_ago = (chrono::Utc::now() - chrono::Duration::days(10))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
-    app.exec_sql(&format!("UPDATE opportunities SET stage_entered_at = '{ten_days_ago}', created_at = '{ten_days_ago}' WHERE id = '{}'", id_of(&old)));
-    app.exec_sql(&format!(
-        "UPDATE opportunities SET created_at = '{ten_days_ago}' WHERE id = '{}'",
-        id_of(&idle)
-    ));
+    app.state.clock.set(today - chrono::Duration::hours(1));
+    for stage in ["Propose", "Qualify"] {
+        let moved = move_to(&app, &id_of(&idle), &stage_id(&pipeline, stage), json!({})).await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    }
+    app.state.clock.set(today + chrono::Duration::minutes(1));
     let stalled = app
         .get("/api/v1/opportunities?stalled=true&sort=name")
         .admin()

@@ -220,16 +220,23 @@ async fn period_funnel_counts_entries_in_the_range(app: TestApp) {
 
 async fn stage_durations_use_closed_stays_and_interpolate(app: TestApp) {
     let p = app.pipeline().plain().create().await;
+    // Three deals created at midnight on 2026-01-01 and moved on 1, 2 and 4 hours later,
+    // by the service's clock (each reading moves a set clock on by a microsecond).
+    let midnight = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
     let mut ids = Vec::new();
     for hours in [1, 2, 4] {
+        app.state.clock.set(midnight);
         let deal = app.deal(&p).create().await;
+        app.state
+            .clock
+            .set(midnight + chrono::Duration::hours(hours));
         deal.move_to("B").await;
-        let id = deal.id.clone();
-        app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 00:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NULL"));
-        app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2026-01-01 0{hours}:00:00' WHERE opportunity_id = '{id}' AND from_stage_id IS NOT NULL"));
-        app.exec_sql(&format!("UPDATE opportunities SET stage_entered_at = '2026-01-01 0{hours}:00:00' WHERE id = '{id}'"));
-        ids.push(id);
+        ids.push(deal.id.clone());
     }
+    app.state.clock.set(chrono::Utc::now().naive_utc());
     let res = app
         .get(&format!(
             "/api/v1/reports/stage-durations?pipeline_id={}",
