@@ -290,12 +290,11 @@ async fn stage_durations_use_closed_stays_and_interpolate(app: TestApp) {
 
 async fn stalled_report_gives_reasons(app: TestApp) {
     let p = app.pipeline().plain().create().await;
+    let today = chrono::Utc::now().naive_utc();
+    app.state.clock.set(today - chrono::Duration::days(9));
     let old = app.deal(&p).name("old").create().await.id;
+    app.state.clock.set(today);
     app.deal(&p).name("fresh").create().await;
-    let past = (chrono::Utc::now() - chrono::Duration::days(9))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
-    app.exec_sql(&format!("UPDATE opportunities SET stage_entered_at = '{past}', created_at = '{past}' WHERE id = '{old}'"));
     let res = app.get("/api/v1/reports/stalled").admin().send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.body["total"], 1);
@@ -517,11 +516,15 @@ async fn forecast_weighs_by_effective_probability_and_snapshots_measure_accuracy
     assert_eq!(snap.status, StatusCode::CREATED, "{}", snap.text);
     assert_eq!(snap.body["rows"][0]["weighted"], "1100.00");
     // B is won, dated into January 2027; A is lost.
+    let today = chrono::Utc::now().naive_utc();
+    app.state.clock.set(
+        chrono::NaiveDate::from_ymd_opt(2027, 1, 15)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap(),
+    );
     b.win().await;
-    app.exec_sql(&format!(
-        "UPDATE opportunities SET closed_at = '2027-01-15 10:00:00' WHERE id = '{}'",
-        b.id
-    ));
+    app.state.clock.set(today);
     a.lose("budget").await;
     let acc = app
         .get(&format!(
