@@ -177,14 +177,28 @@ async fn funnel_segments_and_visibility(app: TestApp) {
 
 async fn period_funnel_counts_entries_in_the_range(app: TestApp) {
     let p = app.pipeline().plain().create().await;
-    let d = five_deals(&app, &p).await;
-    // Move every log entry of d1 and d2 to early 2025; the others stay today.
-    for id in d[..2].iter().map(|d| &d.id) {
-        app.exec_sql(&format!("UPDATE stage_transitions SET entered_at = '2025-01-10 12:00:00' WHERE opportunity_id = '{id}'"));
-        app.exec_sql(&format!(
-            "UPDATE opportunities SET stage_entered_at = '2025-01-10 12:00:00' WHERE id = '{id}'"
-        ));
-    }
+    // d1 and d2 live their whole lives on 2025-01-10; d3–d5 today (the paths of
+    // `five_deals`).
+    let today = chrono::Utc::now().naive_utc();
+    app.state.clock.set(
+        chrono::NaiveDate::from_ymd_opt(2025, 1, 10)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap(),
+    );
+    let d1 = app.deal(&p).name("d1").create().await;
+    d1.move_through(&["B", "C", "Won"]).await;
+    let d2 = app.deal(&p).name("d2").create().await;
+    d2.move_to("C").await;
+    d2.lose("competitor").await;
+    app.state.clock.set(today);
+    let d3 = app.deal(&p).name("d3").create().await;
+    d3.move_through(&["B", "A", "B"]).await;
+    let d4 = app.deal(&p).name("d4").create().await;
+    d4.lose("budget").await;
+    d4.reopen("B").await;
+    d4.win().await;
+    app.deal(&p).name("d5").create().await;
     let path = format!(
         "/api/v1/reports/funnel?pipeline_id={}&mode=period",
         id_of(&p)
@@ -206,7 +220,7 @@ async fn period_funnel_counts_entries_in_the_range(app: TestApp) {
         .await;
     assert_eq!(later.body["total"], 3);
     assert_eq!(rate(&later.body["win_rate"]), (1, 3));
-    // A cohort report by creation date still sees all five (they were created today).
+    // A cohort report by creation date from 2025-01-01 sees all five.
     let cohort = app
         .get(&format!(
             "/api/v1/reports/funnel?pipeline_id={}&from=2025-01-01",
