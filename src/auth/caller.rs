@@ -172,7 +172,7 @@ fn bearer_token(value: &[u8]) -> Result<String, &'static str> {
 }
 
 async fn from_claims(pool: &DbPool, claims: Claims) -> AppResult<Caller> {
-    storage::run(pool, move |conn| {
+    storage::run_point_read(pool, move |conn| {
         let user = users::find(conn, &claims.sub)?
             .filter(|u| u.active)
             .ok_or_else(|| unauthorized("The account does not exist or is deactivated."))?;

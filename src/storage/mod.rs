@@ -367,6 +367,43 @@ where
     result
 }
 
+/// Like [`run`], for a few primary-key reads (the credential's user row, one record).
+/// On SQLite in WAL mode such a read takes microseconds and never waits for a writer,
+/// less than the two thread switches of a trip to the blocking pool, so it runs right
+/// here when a connection is at hand (held by the request or free in the pool without
+/// waiting). Anything that may write or scan, and every PostgreSQL query (a network round
+/// trip), goes through [`run`].
+pub async fn run_point_read<T, F>(pool: &DbPool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let held = held::take();
+    let keep = held.is_some();
+    let conn = match held {
+        Some(Some(conn)) => Some(conn),
+        _ => pool.try_get(),
+    };
+    match conn {
+        Some(mut conn) if matches!(*conn, DbConn::Sqlite(_)) => {
+            let result = clock::enter(clock::current(), || f(&mut conn));
+            if keep {
+                held::keep(conn);
+            }
+            result
+        }
+        other => {
+            // Back to the request (if it holds one) for `run` to use.
+            if let Some(conn) = other {
+                if keep {
+                    held::keep(conn);
+                }
+            }
+            run(pool, f).await
+        }
+    }
+}
+
 /// Like [`run`], inside a write transaction.
 pub async fn run_tx<T, F>(pool: &DbPool, f: F) -> AppResult<T>
 where
