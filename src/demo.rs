@@ -601,11 +601,9 @@ fn bulk_transitions(c: &mut DbConn, rows: &[TransitionRow]) -> AppResult<()> {
 fn bulk_activities(c: &mut DbConn, rows: &[ActivityRow]) -> AppResult<()> {
     match c {
         DbConn::Pg(pg) => {
-            for part in rows.chunks(4_000) {
-                diesel::insert_into(activities::table)
-                    .values(part)
-                    .execute(pg)?;
-            }
+            diesel::copy_from(activities::table)
+                .from_insertable(rows)
+                .execute(pg)?;
         }
         DbConn::Sqlite(lite) => {
             for part in rows.chunks(2_000) {

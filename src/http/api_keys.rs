@@ -10,7 +10,7 @@ use super::utc;
 use crate::auth::api_keys::{self, Scope};
 use crate::auth::Caller;
 use crate::domain::{required_text, Problems};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::{self, api_keys as store, api_keys::ApiKeyRow};
 
@@ -44,17 +44,20 @@ pub struct ApiKeyCreated {
     pub secret: String,
 }
 
-impl From<ApiKeyRow> for ApiKeyOut {
-    fn from(k: ApiKeyRow) -> Self {
-        ApiKeyOut {
-            scopes: serde_json::from_str(&k.scopes).unwrap_or_default(),
+impl TryFrom<ApiKeyRow> for ApiKeyOut {
+    type Error = AppError;
+
+    /// Unreadable stored scopes are an error, not a key with no scopes.
+    fn try_from(k: ApiKeyRow) -> AppResult<Self> {
+        Ok(ApiKeyOut {
+            scopes: serde_json::from_str(&k.scopes).map_err(AppError::internal)?,
             id: k.id,
             name: k.name,
             prefix: format!("sfk_{}", k.prefix),
             created_at: utc(k.created_at),
             last_used_at: k.last_used_at.map(utc),
             revoked_at: k.revoked_at.map(utc),
-        }
+        })
     }
 }
 
@@ -87,7 +90,7 @@ pub async fn create_api_key(
         name,
         prefix: generated.prefix,
         secret_hash: generated.secret_hash,
-        scopes: serde_json::to_string(&scopes).unwrap_or_else(|_| "[]".into()),
+        scopes: serde_json::to_string(&scopes).map_err(AppError::internal)?,
         user_id: caller.user_id,
         created_at: storage::now(),
         last_used_at: None,
@@ -99,7 +102,7 @@ pub async fn create_api_key(
     Ok(
         super::answer(actix_web::http::StatusCode::CREATED, "api-keys", &row.id).json(
             ApiKeyCreated {
-                key: row.into(),
+                key: row.try_into()?,
                 secret: generated.plaintext,
             },
         ),
@@ -114,7 +117,10 @@ pub async fn list_api_keys(state: web::Data<AppState>, caller: Caller) -> AppRes
     caller.require_admin()?;
     let rows = storage::run(&state.pool, store::list).await?;
     Ok(HttpResponse::Ok().json(ApiKeyList {
-        data: rows.into_iter().map(ApiKeyOut::from).collect(),
+        data: rows
+            .into_iter()
+            .map(ApiKeyOut::try_from)
+            .collect::<AppResult<_>>()?,
     }))
 }
 

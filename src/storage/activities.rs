@@ -12,6 +12,7 @@ use crate::storage::visibility::{Filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = activities, treat_none_as_null = true)]
+#[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct ActivityRow {
     pub id: String,
     pub type_: ActivityType,
