@@ -8,7 +8,7 @@ use super::links::Signer;
 use super::visibility::Visibility;
 use crate::domain::user::Role;
 use crate::error::{AppError, AppResult};
-use crate::storage::{self, api_keys as key_store, users, DbPool};
+use crate::storage::{self, api_keys as key_store, users, Backend, DbPool};
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -106,7 +106,12 @@ pub enum Credential {
 
 impl Credential {
     /// Resolves the `Authorization` header of a request (its raw bytes).
-    pub async fn resolve(jwt: &JwtKeys, pool: &DbPool, header: Option<&[u8]>) -> Credential {
+    pub async fn resolve(
+        jwt: &JwtKeys,
+        pool: &DbPool,
+        backend: Backend,
+        header: Option<&[u8]>,
+    ) -> Credential {
         let Some(value) = header else {
             return Credential::Absent;
         };
@@ -118,7 +123,7 @@ impl Credential {
             from_api_key(pool, token).await
         } else {
             match jwt.verify(&token) {
-                Ok(claims) => from_claims(pool, claims).await,
+                Ok(claims) => from_claims(pool, backend, claims).await,
                 Err(e) => Err(e),
             }
         };
@@ -171,8 +176,8 @@ fn bearer_token(value: &[u8]) -> Result<String, &'static str> {
     }
 }
 
-async fn from_claims(pool: &DbPool, claims: Claims) -> AppResult<Caller> {
-    storage::run_point_read(pool, move |conn| {
+async fn from_claims(pool: &DbPool, backend: Backend, claims: Claims) -> AppResult<Caller> {
+    storage::run_point_read(pool, backend, move |conn| {
         let user = users::find(conn, &claims.sub)?
             .filter(|u| u.active)
             .ok_or_else(|| unauthorized("The account does not exist or is deactivated."))?;

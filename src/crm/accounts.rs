@@ -9,7 +9,7 @@ use super::records::stamp_new_or_next;
 use crate::auth::Caller;
 use crate::domain::lead::CompanySize;
 use crate::domain::{required_text, Problems};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::storage::accounts::{account, AccountRow, ContactRow};
 use crate::storage::DbConn;
 
@@ -147,9 +147,4 @@ pub fn contact_row(
     };
     p.into_result()?;
     Ok(row)
-}
-
-/// Error for a referenced record the caller may not see.
-pub fn not_visible(field: &str, what: &str) -> AppError {
-    AppError::field(field, "not_found", format!("no such {what}"))
 }

@@ -320,11 +320,19 @@ pub fn delete(
     id: &str,
     expected_version: Option<i32>,
 ) -> AppResult<()> {
-    let current = store::lock_visible(conn, &caller.visibility(), id)?;
-    check_version(expected_version, current.version)?;
-    activities::delete_for_opportunity(conn, id)?;
-    leads::forget_conversion(conn, id)?;
-    store::delete_row(conn, id)
+    let remove = |conn: &mut DbConn, _: &Caller, deal: &OpportunityRow| {
+        activities::delete_for_opportunity(conn, &deal.id)?;
+        leads::forget_conversion(conn, &deal.id)?;
+        store::delete_row(conn, &deal.id)
+    };
+    super::records::delete(
+        conn,
+        caller,
+        id,
+        expected_version,
+        store::lock_visible,
+        remove,
+    )
 }
 
 /// A change of stage asked for by a user.

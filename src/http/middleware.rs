@@ -163,7 +163,7 @@ pub async fn authenticate(
     let resolve_and_call = async move {
         let header = req.headers().get(header::AUTHORIZATION).cloned();
         let header = header.as_ref().map(|v| v.as_bytes());
-        let credential = Credential::resolve(&state.jwt, &state.pool, header).await;
+        let credential = Credential::resolve(&state.jwt, &state.pool, state.backend, header).await;
         req.extensions_mut().insert(credential);
         next.call(req)
             .await

@@ -249,7 +249,7 @@ pub async fn find_opportunity(
 ) -> AppResult<HttpResponse> {
     can_read(&caller)?;
     let vis = caller.visibility();
-    let (row, prob) = storage::run_point_read(&state.pool, move |conn| {
+    let (row, prob) = storage::run_point_read(&state.pool, state.backend, move |conn| {
         store::find_visible_with_probability(conn, &vis, &id)
     })
     .await?;

@@ -341,14 +341,29 @@ where
     F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
     let held = held::take();
     let keep = held.is_some();
+    on_blocking_pool(pool, held.flatten(), keep, f).await
+}
+
+/// Runs `f` on the blocking pool with `conn` (else one from the pool), leaving the
+/// connection with the request afterwards when `keep`.
+async fn on_blocking_pool<T, F>(
+    pool: &DbPool,
+    conn: Option<PooledConn>,
+    keep: bool,
+    f: F,
+) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
     let clock = clock::current();
     // tokio's blocking pool, the same one the web framework's own blocking helper uses.
     let (result, conn) = tokio::task::spawn_blocking(move || {
         clock::enter(clock, move || {
-            let mut conn = match held.flatten() {
+            let mut conn = match conn {
                 Some(conn) => conn,
                 None => match pool.get() {
                     Ok(conn) => conn,
@@ -373,7 +388,7 @@ where
 /// here when a connection is at hand (held by the request or free in the pool without
 /// waiting). Anything that may write or scan, and every PostgreSQL query (a network round
 /// trip), goes through [`run`].
-pub async fn run_point_read<T, F>(pool: &DbPool, f: F) -> AppResult<T>
+pub async fn run_point_read<T, F>(pool: &DbPool, backend: Backend, f: F) -> AppResult<T>
 where
     F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
@@ -382,7 +397,9 @@ where
     let keep = held.is_some();
     let conn = match held {
         Some(Some(conn)) => Some(conn),
-        _ => pool.try_get(),
+        // A PostgreSQL checkout probes the connection over the network: not here.
+        _ if backend == Backend::Sqlite => pool.try_get(),
+        _ => None,
     };
     match conn {
         Some(mut conn) if matches!(*conn, DbConn::Sqlite(_)) => {
@@ -392,15 +409,8 @@ where
             }
             result
         }
-        other => {
-            // Back to the request (if it holds one) for `run` to use.
-            if let Some(conn) = other {
-                if keep {
-                    held::keep(conn);
-                }
-            }
-            run(pool, f).await
-        }
+        // The connection in hand goes along, so it is not checked out twice.
+        other => on_blocking_pool(pool, other, keep, f).await,
     }
 }
 

@@ -200,10 +200,15 @@ async fn altered_or_expired_links_are_refused(app: TestApp) {
 
     // A link that expired: signed directly with an expiry in the past.
     let header = format!("Bearer {admin}");
-    let caller = Credential::resolve(&app.state.jwt, &app.state.pool, Some(header.as_bytes()))
-        .await
-        .caller()
-        .unwrap();
+    let caller = Credential::resolve(
+        &app.state.jwt,
+        &app.state.pool,
+        app.state.backend,
+        Some(header.as_bytes()),
+    )
+    .await
+    .caller()
+    .unwrap();
     let q = FunnelSvgQuery {
         pipeline_id: Some(id_of(&p)),
         ..FunnelSvgQuery::default()
