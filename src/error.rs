@@ -127,6 +127,8 @@ problem_codes! {
     TeamNameTaken = "team_name_taken",
     DuplicateLead = "duplicate_lead",
     DuplicateOpportunity = "duplicate_opportunity",
+    UnreadableFile = "unreadable_file",
+    ImportNotCancellable = "import_not_cancellable",
 }
 
 impl std::fmt::Display for ProblemCode {
@@ -168,6 +170,22 @@ pub const FIELD_CODES: &[&str] = &[
     "use_endpoint",
     "won_stage_count",
     "wrong_pipeline",
+    // Import files and rows.
+    "ambiguous",
+    "body_unreadable",
+    "duplicate_in_file",
+    "empty_file",
+    "formula",
+    "invalid_date",
+    "invalid_number",
+    "malformed_csv",
+    "malformed_json",
+    "no_header",
+    "ragged_row",
+    "not_an_object",
+    "record_too_large",
+    "unreadable",
+    "unsupported_encoding",
 ];
 
 /// RFC 9457 problem document, as served.

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod imports;
 pub mod startup;
 pub mod state;
 pub mod storage;

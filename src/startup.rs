@@ -278,6 +278,11 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
             limiters.housekeep_limiters();
         }
     });
+    // Import jobs run in the background, one at a time per process.
+    actix_web::rt::spawn(crate::imports::jobs::work(
+        state.pool.clone(),
+        Duration::from_secs(1),
+    ));
     HttpServer::new(move || app(state.clone()))
         .bind(&bind)?
         .run()

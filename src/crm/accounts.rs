@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::fields::{opt_email, opt_text, resolve_owner};
-use super::records::stamp_new_or_next;
+use super::records::{stamp_new_or_next, Ops};
 use crate::auth::Caller;
 use crate::domain::lead::CompanySize;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
-use crate::storage::accounts::{account, AccountRow, ContactRow};
+use crate::storage::accounts::{account, contact, AccountRow, ContactRow};
 use crate::storage::DbConn;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -24,6 +24,8 @@ pub struct AccountInput {
     pub website: Option<String>,
     /// Defaults to the caller.
     pub owner_id: Option<String>,
+    /// The key another system knows this record by; unique.
+    pub external_id: Option<String>,
 }
 
 impl From<&AccountRow> for AccountInput {
@@ -35,6 +37,7 @@ impl From<&AccountRow> for AccountInput {
             region: a.region.clone(),
             website: a.website.clone(),
             owner_id: Some(a.owner_id.clone()),
+            external_id: a.external_id.clone(),
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct ContactInput {
     pub account_id: Option<String>,
     /// Defaults to the caller.
     pub owner_id: Option<String>,
+    /// The key another system knows this record by; unique.
+    pub external_id: Option<String>,
 }
 
 impl From<&ContactRow> for ContactInput {
@@ -60,6 +65,7 @@ impl From<&ContactRow> for ContactInput {
             phone: c.phone.clone(),
             account_id: c.account_id.clone(),
             owner_id: Some(c.owner_id.clone()),
+            external_id: c.external_id.clone(),
         }
     }
 }
@@ -81,6 +87,7 @@ pub fn account_row(
         region: opt_text(&mut p, "region", &input.region, 100),
         website: opt_text(&mut p, "website", &input.website, 300),
         owner_id,
+        external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         ..stamp_new_or_next(base.cloned(), caller, |id, now| AccountRow {
             id,
             name: String::new(),
@@ -94,6 +101,7 @@ pub fn account_row(
             updated_at: now,
             created_by: Some(caller.user_id.clone()),
             updated_by: Some(caller.user_id.clone()),
+            external_id: None,
         })
     };
     p.into_result()?;
@@ -130,6 +138,7 @@ pub fn contact_row(
         phone: opt_text(&mut p, "phone", &input.phone, 50),
         account_id: input.account_id.clone(),
         owner_id,
+        external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         ..stamp_new_or_next(base.cloned(), caller, |id, now| ContactRow {
             id,
             first_name: None,
@@ -143,8 +152,51 @@ pub fn contact_row(
             updated_at: now,
             created_by: Some(caller.user_id.clone()),
             updated_by: Some(caller.user_id.clone()),
+            external_id: None,
         })
     };
     p.into_result()?;
+    Ok(row)
+}
+
+/// How an account is locked, shown as input, rebuilt and saved on update.
+pub fn account_ops() -> Ops<AccountRow, AccountInput> {
+    Ops {
+        lock: account::lock_visible,
+        input_of: |r| AccountInput::from(r),
+        build: account_row,
+        save: |conn, _, row| account::save_row(conn, row),
+    }
+}
+
+/// How a contact is locked, shown as input, rebuilt and saved on update.
+pub fn contact_ops() -> Ops<ContactRow, ContactInput> {
+    Ops {
+        lock: contact::lock_visible,
+        input_of: |r| ContactInput::from(r),
+        build: contact_row,
+        save: |conn, _, row| contact::save_row(conn, row),
+    }
+}
+
+/// Creates an account.
+pub fn create_account(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &AccountInput,
+) -> AppResult<AccountRow> {
+    let row = account_row(conn, caller, input, None)?;
+    account::insert_row(conn, &row)?;
+    Ok(row)
+}
+
+/// Creates a contact.
+pub fn create_contact(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &ContactInput,
+) -> AppResult<ContactRow> {
+    let row = contact_row(conn, caller, input, None)?;
+    contact::insert_row(conn, &row)?;
     Ok(row)
 }

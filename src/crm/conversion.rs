@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::accounts::{account_row, contact_row, AccountInput, ContactInput};
+use super::accounts::{AccountInput, ContactInput};
 use super::opportunities::{self, DealWithProbability, OpportunityInput};
 use super::stages::{enter_stage, first_open_stage, StageChange};
 use crate::auth::Caller;
@@ -13,7 +13,7 @@ use crate::domain::lead::LeadStatus;
 use crate::domain::opportunity::Channel;
 use crate::domain::pipeline::StageKind;
 use crate::error::{AppError, AppResult, ProblemCode};
-use crate::storage::accounts::{self as accounts_store, account, contact, AccountRow, ContactRow};
+use crate::storage::accounts::{self as accounts_store, AccountRow, ContactRow};
 use crate::storage::leads::{self as store, LeadRow};
 use crate::storage::opportunities as opp_store;
 use crate::storage::{pipelines, DbConn, Stamped};
@@ -119,10 +119,9 @@ pub fn convert(
                 region: lead.region.clone(),
                 website: None,
                 owner_id: owned_by_lead.clone(),
+                external_id: None,
             };
-            let row = account_row(conn, caller, &input, None)?;
-            account::insert_row(conn, &row)?;
-            row
+            super::accounts::create_account(conn, caller, &input)?
         }
     };
     let existing_contact = match &lead.email {
@@ -144,10 +143,9 @@ pub fn convert(
                 phone: lead.phone.clone(),
                 account_id: Some(account.id.clone()),
                 owner_id: owned_by_lead.clone(),
+                external_id: None,
             };
-            let row = contact_row(conn, caller, &input, None)?;
-            contact::insert_row(conn, &row)?;
-            row
+            super::accounts::create_contact(conn, caller, &input)?
         }
     };
     let default_name = match (&lead.company, &lead.interest) {

@@ -282,6 +282,140 @@ pub fn create(
     Ok((row, target.probability))
 }
 
+/// A stage a deal entered in the past, for a deal brought in with its history.
+#[derive(Debug, Clone)]
+pub struct PastStage {
+    pub stage: StageRow,
+    pub at: chrono::NaiveDateTime,
+}
+
+/// Creates a deal that existed before: created at the first of `past` (an open stage)
+/// and entering each later one at its time, then `now_in` if it differs from the last,
+/// all gated like moves and logged with `channel`. Lost stages take `loss_reason_id`.
+pub fn create_with_history(
+    conn: &mut DbConn,
+    caller: &Caller,
+    default_currency: &str,
+    input: &OpportunityInput,
+    past: &[PastStage],
+    now_in: Option<StageRow>,
+    loss_reason_id: Option<String>,
+) -> AppResult<DealWithProbability> {
+    let mut input = input.clone();
+    let first = past
+        .first()
+        .map(|p| p.stage.clone())
+        .or_else(|| now_in.clone().filter(|s| s.kind == StageKind::Open));
+    input.stage_id = first.as_ref().map(|s| s.id.clone());
+    let (mut row, target) = build(conn, caller, default_currency, &input, None)?;
+    if let Some(reason) = &loss_reason_id {
+        check_loss_reason(conn, reason)?;
+    }
+    row.lost_reason_id = loss_reason_id;
+    if let Some(p) = past.first() {
+        row.created_at = p.at;
+    }
+    let log = |at, keep| StageChange {
+        at,
+        channel: Channel::Import,
+        ..change(caller, None, keep)
+    };
+    let created = log(row.created_at, input.next_action.is_some());
+    enter_stage(conn, &mut row, None, &target, &created)?;
+    let mut from = target.id.clone();
+    let later = past.iter().skip(1).map(|p| (p.stage.clone(), p.at));
+    let last = now_in.filter(|s| *s.id != *past.last().map_or(&target.id, |p| &p.stage.id));
+    for (stage, at) in later.chain(last.map(|s| (s, storage::now()))) {
+        enter_stage(conn, &mut row, Some(from), &stage, &log(at, false))?;
+        from = stage.id.clone();
+    }
+    let probability = pipelines::find_stage(conn, &row.stage_id)?.probability;
+    store::insert(conn, &row, &caller.visibility())?;
+    Ok((row, probability))
+}
+
+/// Whether the deal's stage log begins with `past` (stages and times).
+pub fn log_starts_with(conn: &mut DbConn, id: &str, past: &[PastStage]) -> AppResult<bool> {
+    let log = store::history(conn, id)?;
+    Ok(log.len() >= past.len()
+        && log
+            .iter()
+            .zip(past)
+            .all(|(t, p)| t.to_stage_id == p.stage.id && t.entered_at == p.at))
+}
+
+/// The pipeline of a visible deal.
+pub fn pipeline_of(conn: &mut DbConn, caller: &Caller, id: &str) -> AppResult<String> {
+    Ok(store::lock_visible(conn, &caller.visibility(), id)?.pipeline_id)
+}
+
+/// Applies `edit` and a move to `to` (if another stage) to a visible deal, unless the
+/// result equals the deal as it is: answers whether anything was written. With
+/// `overwrite` false, a deal that would change is refused (409) instead.
+#[allow(clippy::too_many_arguments)]
+pub fn update_if_changed(
+    conn: &mut DbConn,
+    caller: &Caller,
+    default_currency: &str,
+    id: &str,
+    edit: impl FnOnce(OpportunityInput) -> AppResult<OpportunityInput>,
+    to: Option<StageRow>,
+    loss_reason_id: Option<String>,
+    channel: Channel,
+    overwrite: bool,
+) -> AppResult<bool> {
+    let current = store::lock_visible(conn, &caller.visibility(), id)?;
+    let before = OpportunityInput::from(&current);
+    let mut input = edit(before.clone())?;
+    if let Some(to) = &to {
+        input.stage_id = Some(to.id.clone());
+    }
+    let wanted = input
+        .stage_id
+        .clone()
+        .unwrap_or_else(|| current.stage_id.clone());
+    input.stage_id = Some(current.stage_id.clone());
+    let (mut row, _) = build(conn, caller, default_currency, &input, Some(&current))?;
+    let same = serde_json::to_value(OpportunityInput::from(&row)).ok()
+        == serde_json::to_value(&before).ok();
+    if same && wanted == current.stage_id {
+        return Ok(false);
+    }
+    if !overwrite {
+        return Err(AppError::Conflict {
+            code: ProblemCode::DuplicateOpportunity,
+            detail:
+                "A deal with this key exists and differs; import with mode=upsert to update it."
+                    .into(),
+            existing_id: Some(current.id.clone()),
+        });
+    }
+    if wanted != current.stage_id {
+        ensure_open(&current)?;
+        let stages = pipelines::stages_of(conn, &row.pipeline_id)?;
+        let target = stage_in(&stages, &wanted, "stage")?.clone();
+        if target.kind == StageKind::Lost {
+            if let Some(reason) = loss_reason_id {
+                check_loss_reason(conn, &reason)?;
+                row.lost_reason_id = Some(reason);
+            }
+        }
+        let log = StageChange {
+            channel,
+            ..change(caller, None, false)
+        };
+        enter_stage(
+            conn,
+            &mut row,
+            Some(current.stage_id.clone()),
+            &target,
+            &log,
+        )?;
+    }
+    store::save(conn, &row, &caller.visibility())?;
+    Ok(true)
+}
+
 /// Updates a visible deal: `edit` turns its current input into the new one, which is
 /// checked like a create. A new `stage_id` is a stage move (gated and logged);
 /// `sets_next_action` says the change names the next action itself, so the target

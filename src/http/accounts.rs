@@ -1,7 +1,7 @@
 //! Accounts (companies) and contacts (people at them).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,12 +10,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::crud::{delete_owned, patch_owned};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::MergePatch;
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
-use crate::crm::accounts::{account_row, contact_row, AccountInput, ContactInput};
-use crate::crm::records::Ops;
+use crate::crm::accounts::{AccountInput, ContactInput};
 use crate::domain::lead::CompanySize;
 use crate::error::AppResult;
 use crate::state::AppState;
@@ -41,6 +40,7 @@ pub struct AccountOut {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    pub external_id: Option<String>,
 }
 
 impl From<AccountRow> for AccountOut {
@@ -58,6 +58,7 @@ impl From<AccountRow> for AccountOut {
             updated_at: utc(a.updated_at),
             created_by: a.created_by,
             updated_by: a.updated_by,
+            external_id: a.external_id,
         }
     }
 }
@@ -79,6 +80,7 @@ pub struct ContactOut {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    pub external_id: Option<String>,
 }
 
 impl From<ContactRow> for ContactOut {
@@ -96,6 +98,7 @@ impl From<ContactRow> for ContactOut {
             updated_at: utc(c.updated_at),
             created_by: c.created_by,
             updated_by: c.updated_by,
+            external_id: c.external_id,
         }
     }
 }
@@ -147,9 +150,7 @@ pub async fn create_account(
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
     let row = storage::run_tx(&state.pool, move |conn| {
-        let row = account_row(conn, &caller, &body.0, None)?;
-        account::insert_row(conn, &row)?;
-        Ok(row)
+        crate::crm::accounts::create_account(conn, &caller, &body.0)
     })
     .await?;
     Ok(super::answer(StatusCode::CREATED, "accounts", &row.id)
@@ -165,6 +166,7 @@ pub async fn list_accounts(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListAccounts>,
+    http_req: HttpRequest,
 ) -> AppResult<HttpResponse> {
     can_read(&caller)?;
     let q = query.0;
@@ -182,12 +184,15 @@ pub async fn list_accounts(
         region: q.region,
     };
     let vis = caller.visibility();
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| {
-        store::list_accounts(conn, &vis, &filter, &req)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, AccountOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "accounts",
+        page,
+        move |conn, req| store::list_accounts(conn, &vis, &filter, req),
+        AccountOut::from,
+    )
+    .await
 }
 
 /// One account.
@@ -224,12 +229,7 @@ pub async fn update_account(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let ops = Ops {
-        lock: account::lock_visible,
-        input_of: |r| AccountInput::from(r),
-        build: account_row,
-        save: |conn, _, row| account::save_row(conn, row),
-    };
+    let ops = crate::crm::accounts::account_ops();
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
@@ -273,9 +273,7 @@ pub async fn create_contact(
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
     let row = storage::run_tx(&state.pool, move |conn| {
-        let row = contact_row(conn, &caller, &body.0, None)?;
-        contact::insert_row(conn, &row)?;
-        Ok(row)
+        crate::crm::accounts::create_contact(conn, &caller, &body.0)
     })
     .await?;
     Ok(super::answer(StatusCode::CREATED, "contacts", &row.id)
@@ -291,6 +289,7 @@ pub async fn list_contacts(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListContacts>,
+    http_req: HttpRequest,
 ) -> AppResult<HttpResponse> {
     can_read(&caller)?;
     let q = query.0;
@@ -308,12 +307,15 @@ pub async fn list_contacts(
         email: q.email,
     };
     let vis = caller.visibility();
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| {
-        store::list_contacts(conn, &vis, &filter, &req)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, ContactOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "contacts",
+        page,
+        move |conn, req| store::list_contacts(conn, &vis, &filter, req),
+        ContactOut::from,
+    )
+    .await
 }
 
 /// One contact.
@@ -350,12 +352,7 @@ pub async fn update_contact(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    let ops = Ops {
-        lock: contact::lock_visible,
-        input_of: |r| ContactInput::from(r),
-        build: contact_row,
-        save: |conn, _, row| contact::save_row(conn, row),
-    };
+    let ops = crate::crm::accounts::contact_ops();
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))

@@ -1,7 +1,7 @@
 //! Leads: capture, screening, BANT scoring, disqualification and conversion.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -12,7 +12,7 @@ use super::crud::{delete_owned, patch_owned};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::MergePatch;
 use super::opportunities::OpportunityOut;
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
@@ -174,6 +174,7 @@ pub async fn list_leads(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListLeads>,
+    http_req: HttpRequest,
 ) -> AppResult<HttpResponse> {
     can_read(&caller)?;
     let q = query.0;
@@ -198,12 +199,15 @@ pub async fn list_leads(
         q: q.q.filter(|s| !s.trim().is_empty()),
     };
     let vis = caller.visibility();
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| {
-        store::list(conn, &vis, &filter, &req)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, LeadOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "leads",
+        page,
+        move |conn, req| store::list(conn, &vis, &filter, req),
+        LeadOut::from,
+    )
+    .await
 }
 
 /// One lead.

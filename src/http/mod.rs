@@ -5,10 +5,12 @@ pub mod activities;
 pub mod api_keys;
 pub mod auth;
 pub mod crud;
+pub mod export;
 pub mod extract;
 pub mod fields;
 pub mod health;
 pub mod idempotency;
+pub mod imports;
 pub mod leads;
 pub mod loss_reasons;
 pub mod middleware;
@@ -134,6 +136,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(accounts::find_contact))
                         .route(web::patch().to(accounts::update_contact))
                         .route(web::delete().to(accounts::delete_contact)),
+                )
+                .service(
+                    web::resource("/imports/{kind_or_id}")
+                        .route(web::post().to(imports::create_import))
+                        .route(web::get().to(imports::find_import))
+                        .route(web::delete().to(imports::cancel_import)),
+                )
+                .service(
+                    web::resource("/imports/{id}/errors.csv")
+                        .route(web::get().to(imports::find_import_errors)),
                 )
                 .service(
                     web::resource("/opportunities")

@@ -2,7 +2,7 @@
 //! the managed list of loss reasons.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch, OptionalJson};
 use super::fields::{patched, MergePatch};
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
@@ -204,6 +204,7 @@ pub async fn list_opportunities(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListOpportunities>,
+    http_req: HttpRequest,
 ) -> AppResult<HttpResponse> {
     can_read(&caller)?;
     let q = query.0;
@@ -230,12 +231,15 @@ pub async fn list_opportunities(
         q: q.q,
     };
     let vis = caller.visibility();
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| {
-        store::list(conn, &vis, &filter, &req)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, |(o, p)| OpportunityOut::new(o, p))))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "opportunities",
+        page,
+        move |conn, req| store::list(conn, &vis, &filter, req),
+        |(o, p)| OpportunityOut::new(o, p),
+    )
+    .await
 }
 
 /// One opportunity.

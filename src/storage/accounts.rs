@@ -29,6 +29,7 @@ pub struct AccountRow {
     pub updated_at: NaiveDateTime,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    pub external_id: Option<String>,
 }
 
 pub mod account {
@@ -52,6 +53,7 @@ pub struct ContactRow {
     pub updated_at: NaiveDateTime,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    pub external_id: Option<String>,
 }
 
 pub mod contact {

@@ -15,6 +15,9 @@
 //! Rows are written with upserts, so two writers refreshing the same deal cannot collide
 //! on a key: the later statement simply wins, and both compute from committed data.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
 use diesel::prelude::*;
 
 use super::sql::Sql;
@@ -26,6 +29,8 @@ use crate::error::AppResult;
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
     Deal(&'a str),
+    /// Several deals at once (a batch of an import).
+    Deals(&'a [String]),
     Pipeline(&'a str),
     All,
 }
@@ -46,6 +51,9 @@ impl Target<'_> {
         match self {
             Target::Deal(id) => {
                 q.push(&format!(" AND {deal_column} = ")).text(id);
+            }
+            Target::Deals(ids) => {
+                q.push(&format!(" AND {deal_column} IN ")).in_texts(ids);
             }
             Target::Pipeline(id) => {
                 q.push(&format!(" AND {pipeline_column} = ")).text(id);
@@ -68,10 +76,46 @@ pub fn first_activity_column(activity_type: &str) -> String {
     format!("first_{activity_type}_after")
 }
 
+thread_local! {
+    /// The deals whose refresh waits for the end of the batch running on this thread.
+    static DEFERRED: RefCell<Option<BTreeSet<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a batch of writes in one transaction, on this thread) with the per-deal
+/// refreshes it asks for collected, then refreshes those deals once, in the same
+/// transaction: a bulk write pays one refresh per batch instead of one per deal.
+pub fn batched<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> AppResult<T>) -> AppResult<T> {
+    DEFERRED.with(|d| *d.borrow_mut() = Some(BTreeSet::new()));
+    let result = f(conn);
+    let ids: Vec<String> = DEFERRED
+        .with(|d| d.borrow_mut().take())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let value = result?;
+    for chunk in ids.chunks(500) {
+        refresh(conn, Target::Deals(chunk))?;
+    }
+    Ok(value)
+}
+
 /// Recomputes the aggregates of the target from the stage log and the activities.
+/// Inside [`batched`], a single deal's refresh is put off to the end of the batch.
 pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
+    if let Target::Deal(id) = target {
+        let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+            Some(ids) => {
+                ids.insert(id.to_owned());
+                true
+            }
+            None => false,
+        });
+        if deferred {
+            return Ok(());
+        }
+    }
     let backend = super::opportunities::backend_of(conn);
-    if backend == Backend::Postgres && !matches!(target, Target::Deal(_)) {
+    if backend == Backend::Postgres && !matches!(target, Target::Deal(_) | Target::Deals(_)) {
         // A pipeline or full rebuild sorts and groups millions of log rows: give this
         // transaction the memory to do it without spilling to disk.
         diesel::sql_query("SET LOCAL work_mem = '512MB'").execute(conn)?;

@@ -8,6 +8,8 @@ pub mod api_keys;
 pub mod clock;
 pub mod held;
 pub mod idempotency;
+pub mod import_jobs;
+pub mod imports;
 pub mod leads;
 pub mod opportunities;
 pub mod pipelines;

@@ -163,6 +163,7 @@ diesel::table! {
         updated_at -> Timestamp,
         created_by -> Nullable<Text>,
         updated_by -> Nullable<Text>,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -180,6 +181,7 @@ diesel::table! {
         updated_at -> Timestamp,
         created_by -> Nullable<Text>,
         updated_by -> Nullable<Text>,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -297,5 +299,44 @@ diesel::table! {
         rows -> Text,
         created_at -> Timestamp,
         created_by -> Text,
+    }
+}
+
+diesel::table! {
+    import_jobs (id) {
+        id -> Text,
+        kind -> Text,
+        format -> Text,
+        options -> Text,
+        signer -> Text,
+        state -> Text,
+        bytes_total -> BigInt,
+        rows_done -> BigInt,
+        report -> Text,
+        header -> Text,
+        error -> Nullable<Text>,
+        worker -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    import_chunks (job_id, seq) {
+        job_id -> Text,
+        seq -> Integer,
+        data -> Binary,
+    }
+}
+
+diesel::table! {
+    import_rejects (job_id, row_number) {
+        job_id -> Text,
+        row_number -> BigInt,
+        cells -> Text,
+        error -> Text,
     }
 }

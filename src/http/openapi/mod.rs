@@ -14,8 +14,8 @@ use passes::*;
 pub use passes::{AMOUNT_OUT_PATTERN, AMOUNT_PATTERN};
 
 use super::{
-    accounts, activities, api_keys, auth, health, leads, loss_reasons, opportunities, pipelines,
-    reports, teams, users,
+    accounts, activities, api_keys, auth, health, imports, leads, loss_reasons, opportunities,
+    pipelines, reports, teams, users,
 };
 
 #[derive(OpenApi)]
@@ -80,6 +80,10 @@ use super::{
         opportunities::lose_opportunity,
         opportunities::reopen_opportunity,
         opportunities::opportunity_history,
+        imports::create_import,
+        imports::find_import,
+        imports::cancel_import,
+        imports::find_import_errors,
         loss_reasons::list_loss_reasons,
         loss_reasons::create_loss_reason,
         activities::list_activities,
@@ -122,6 +126,7 @@ use super::{
         (name = "health", description = "Probes"),
         (name = "auth", description = "Tokens and API keys"),
         (name = "users", description = "Users and teams"),
+        (name = "imports", description = "Bulk imports from CSV, NDJSON or JSON, synchronous or as jobs"),
         (name = "pipelines", description = "Pipelines and their stages"),
         (name = "leads", description = "Leads, scoring and conversion"),
         (name = "accounts", description = "Accounts and contacts"),

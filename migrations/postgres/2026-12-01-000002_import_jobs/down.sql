@@ -1,0 +1,3 @@
+DROP TABLE import_rejects;
+DROP TABLE import_chunks;
+DROP TABLE import_jobs;

@@ -1,0 +1,433 @@
+//! Bulk imports: a file of leads, accounts, contacts or deals read as a stream and
+//! written through the workflow layer ([`crate::crm`]), so an imported row obeys exactly
+//! the rules of the API. Rows are written in batches, one transaction per batch and a
+//! savepoint per row: a bad row is reported and rolled back alone, good rows commit, and
+//! the report aggregates of a batch's deals are refreshed once at its end.
+//!
+//! Callers: the HTTP endpoint (synchronous, or as a job) and the `import` command.
+
+pub mod apply;
+pub mod columns;
+pub mod jobs;
+pub mod reader;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use diesel::Connection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::storage::{self, aggregates, DbConn};
+use reader::{FileError, Next, Record, Records};
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Leads,
+    Accounts,
+    Contacts,
+    Opportunities,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "leads" => Some(Kind::Leads),
+            "accounts" => Some(Kind::Accounts),
+            "contacts" => Some(Kind::Contacts),
+            "opportunities" => Some(Kind::Opportunities),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Leads => "leads",
+            Kind::Accounts => "accounts",
+            Kind::Contacts => "contacts",
+            Kind::Opportunities => "opportunities",
+        }
+    }
+}
+
+/// `create` refuses a row that matches an existing record (unless it is identical);
+/// `upsert` updates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Create,
+    Upsert,
+}
+
+/// The key a row is matched on when it has no `id` column. With `external_id`, leads
+/// and contacts that have none match on their email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchOn {
+    #[default]
+    ExternalId,
+    Email,
+}
+
+/// How to import.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Options {
+    pub kind: Kind,
+    pub mode: Mode,
+    pub match_on: MatchOn,
+    pub dry_run: bool,
+    pub default_currency: String,
+}
+
+/// Rows written per transaction.
+pub const BATCH_ROWS: usize = 500;
+/// Row errors an answer lists (all of them go to a job's `errors.csv`).
+pub const LISTED_ERRORS: usize = 100;
+
+/// One problem of one row.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RowError {
+    /// Data row number: 1 is the first row after the header (or the first line or
+    /// array element).
+    pub row: u64,
+    /// The field or column at fault; null for the row as a whole.
+    pub field: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    pub created: u64,
+    pub updated: u64,
+    /// Rows equal to the record they match: nothing written.
+    pub unchanged: u64,
+    pub failed: u64,
+    /// The first 100 row errors (a job's `errors.csv` has every rejected row).
+    pub errors: Vec<RowError>,
+    /// More errors than listed.
+    pub errors_truncated: bool,
+    /// Columns that match no field (named once, not per row).
+    pub unknown_columns: Vec<String>,
+    /// Columns an export writes that imports leave to the server (`score`,
+    /// `created_at`, …).
+    pub ignored_columns: Vec<String>,
+    /// Data rows read.
+    pub rows: u64,
+    pub bytes: u64,
+    /// Nothing was written (`dry_run=true`).
+    pub dry_run: bool,
+    /// The file stopped being readable here (the rows before it stand).
+    pub file_error: Option<FileProblem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct FileProblem {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<FileError> for FileProblem {
+    fn from(e: FileError) -> Self {
+        FileProblem {
+            code: e.code.into(),
+            message: e.message,
+        }
+    }
+}
+
+/// What happened to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Where progress and rejected rows go while a file is read.
+pub trait Sink {
+    /// A batch is written: `report` holds the counts with it, `rejected` its rejected
+    /// rows. Runs inside the batch's transaction (after it for a dry run), so what it
+    /// records commits with the batch; an error rolls the batch back and stops.
+    /// Answers whether to go on (false: the job was cancelled).
+    fn batch(
+        &mut self,
+        _conn: &mut DbConn,
+        _report: &Report,
+        _rejected: &[(Record, Vec<RowError>)],
+    ) -> AppResult<bool> {
+        Ok(true)
+    }
+}
+
+/// A sink that only keeps the report.
+pub struct Quiet;
+impl Sink for Quiet {}
+
+/// Reads every record of `records` and writes it as `caller`, in batches. The first
+/// `skip` rows (written by an earlier run of the same job) are read and passed over.
+pub fn run(
+    conn: &mut DbConn,
+    caller: &Caller,
+    options: &Options,
+    mut records: Records,
+    skip: u64,
+    sink: &mut dyn Sink,
+) -> AppResult<Report> {
+    let mut report = Report {
+        dry_run: options.dry_run,
+        ..Report::default()
+    };
+    let columns = apply::Columns::of(options.kind, &records.header);
+    let mut ctx = apply::Context::new(caller, options, columns);
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut batch: Vec<Next> = Vec::with_capacity(BATCH_ROWS);
+    loop {
+        let next = match records.next_record() {
+            Ok(n) => n,
+            Err(e) => {
+                report.file_error = Some(e.into());
+                Next::End
+            }
+        };
+        let end = matches!(next, Next::End);
+        match &next {
+            Next::Record(r) if r.row <= skip => report.rows = r.row,
+            Next::Bad { row, .. } if *row <= skip => report.rows = *row,
+            Next::End => {}
+            _ => batch.push(next),
+        }
+        if batch.len() >= BATCH_ROWS || (end && !batch.is_empty()) {
+            report.bytes = records.bytes_read();
+            report.unknown_columns = ctx.columns.unknown.clone();
+            report.ignored_columns = ctx.columns.ignored.clone();
+            let go_on = write_batch(
+                conn,
+                &mut ctx,
+                std::mem::take(&mut batch),
+                &mut seen,
+                &mut report,
+                sink,
+            )?;
+            if !go_on {
+                break;
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    report.bytes = records.bytes_read();
+    report.unknown_columns = ctx.columns.unknown.clone();
+    report.ignored_columns = ctx.columns.ignored.clone();
+    Ok(report)
+}
+
+fn note_errors(report: &mut Report, errors: &[RowError]) {
+    for e in errors {
+        if report.errors.len() < LISTED_ERRORS {
+            report.errors.push(e.clone());
+        } else {
+            report.errors_truncated = true;
+        }
+    }
+}
+
+/// Writes one batch in one transaction (rolled back for a dry run), each row in a
+/// savepoint; the deals it touched get their report aggregates refreshed once. The
+/// report is updated only when the batch is through.
+fn write_batch(
+    conn: &mut DbConn,
+    ctx: &mut apply::Context<'_>,
+    rows: Vec<Next>,
+    seen: &mut HashMap<u64, u64>,
+    report: &mut Report,
+    sink: &mut dyn Sink,
+) -> AppResult<bool> {
+    let dry_run = ctx.options.dry_run;
+    enum Stop {
+        Failed(AppError),
+        DryRun(Report, Vec<(Record, Vec<RowError>)>),
+    }
+    impl From<diesel::result::Error> for Stop {
+        fn from(e: diesel::result::Error) -> Self {
+            Stop::Failed(e.into())
+        }
+    }
+    let outcome = storage::write_tx(conn, |conn| -> Result<(Report, bool), Stop> {
+        let mut after = report.clone();
+        let mut rejected: Vec<(Record, Vec<RowError>)> = Vec::new();
+        aggregates::batched(conn, |conn| {
+            for next in rows {
+                let (rec, result) = match next {
+                    Next::Record(rec) => {
+                        let result = one_row(conn, ctx, &rec, seen)?;
+                        (rec, result)
+                    }
+                    Next::Bad { row, code, message } => (
+                        Record {
+                            row,
+                            cells: Vec::new(),
+                            not_utf8: false,
+                        },
+                        Err(vec![RowError {
+                            row,
+                            field: None,
+                            code: code.into(),
+                            message,
+                        }]),
+                    ),
+                    Next::End => continue,
+                };
+                after.rows = after.rows.max(rec.row);
+                match result {
+                    Ok(Outcome::Created) => after.created += 1,
+                    Ok(Outcome::Updated) => after.updated += 1,
+                    Ok(Outcome::Unchanged) => after.unchanged += 1,
+                    Err(errors) => {
+                        after.failed += 1;
+                        note_errors(&mut after, &errors);
+                        rejected.push((rec, errors));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(Stop::Failed)?;
+        if dry_run {
+            // Roll back: the answer is what a real run would give.
+            return Err(Stop::DryRun(after, rejected));
+        }
+        let go_on = sink.batch(conn, &after, &rejected).map_err(Stop::Failed)?;
+        Ok((after, go_on))
+    });
+    match outcome {
+        Ok((after, go_on)) => {
+            *report = after;
+            Ok(go_on)
+        }
+        Err(Stop::DryRun(after, rejected)) => {
+            *report = after;
+            sink.batch(conn, report, &rejected)
+        }
+        Err(Stop::Failed(e)) => Err(e),
+    }
+}
+
+/// One row in its own savepoint. A failure of the database itself (not of the row)
+/// stops the import.
+fn one_row(
+    conn: &mut DbConn,
+    ctx: &mut apply::Context<'_>,
+    rec: &Record,
+    seen: &mut HashMap<u64, u64>,
+) -> AppResult<Result<Outcome, Vec<RowError>>> {
+    match checked_row(conn, ctx, rec, seen) {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(RowFailure::Row(errors)) => Ok(Err(errors)),
+        Err(RowFailure::Fatal(e)) => Err(e),
+    }
+}
+
+enum RowFailure {
+    Row(Vec<RowError>),
+    Fatal(AppError),
+}
+
+fn checked_row(
+    conn: &mut DbConn,
+    ctx: &mut apply::Context<'_>,
+    rec: &Record,
+    seen: &mut HashMap<u64, u64>,
+) -> Result<Outcome, RowFailure> {
+    let row = rec.row;
+    let fail = |field: Option<String>, code: &str, message: String| {
+        RowFailure::Row(vec![RowError {
+            row,
+            field,
+            code: code.into(),
+            message,
+        }])
+    };
+    if rec.not_utf8 {
+        return Err(fail(
+            None,
+            "unsupported_encoding",
+            "the row is not UTF-8 (Latin-1 or another code page?); save the file as UTF-8".into(),
+        ));
+    }
+    let parsed = ctx.parse(conn, rec).map_err(|e| match e {
+        e @ (AppError::Internal(_) | AppError::Unavailable(_)) => RowFailure::Fatal(e),
+        e => RowFailure::Row(row_errors(row, e)),
+    })?;
+    if let Some((column, key)) = parsed.key() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (column, key.trim().to_lowercase()).hash(&mut h);
+        if let Some(first) = seen.insert(h.finish(), row) {
+            return Err(fail(
+                Some(column.to_owned()),
+                "duplicate_in_file",
+                format!("row {first} has the same {column}"),
+            ));
+        }
+    }
+    match conn.transaction(|conn| ctx.write(conn, &parsed)) {
+        Ok(outcome) => Ok(outcome),
+        Err(e @ (AppError::Internal(_) | AppError::Unavailable(_))) => Err(RowFailure::Fatal(e)),
+        Err(e) => Err(RowFailure::Row(row_errors(row, e))),
+    }
+}
+
+/// A workflow error as row errors: one per field problem, else one for the row.
+pub fn row_errors(row: u64, e: AppError) -> Vec<RowError> {
+    let one = |field: Option<String>, code: &str, message: String| RowError {
+        row,
+        field,
+        code: code.to_owned(),
+        message,
+    };
+    let fields = |errors: Vec<FieldError>| -> Vec<RowError> {
+        errors
+            .into_iter()
+            .map(|f| one(Some(f.field), &f.code, f.message))
+            .collect()
+    };
+    match e {
+        AppError::Validation(errors) => fields(errors),
+        AppError::BadRequest {
+            errors,
+            code,
+            detail,
+        }
+        | AppError::Rule {
+            errors,
+            code,
+            detail,
+        } => {
+            if errors.is_empty() {
+                vec![one(None, code.as_str(), detail)]
+            } else {
+                fields(errors)
+            }
+        }
+        AppError::Conflict { code, detail, .. } => vec![one(None, code.as_str(), detail)],
+        AppError::NotFound => vec![one(
+            Some("id".into()),
+            "not_found",
+            "no such record visible to you".into(),
+        )],
+        AppError::VersionConflict { .. } => vec![one(
+            None,
+            "version_conflict",
+            "the record changed while the row was written; post it again".into(),
+        )],
+        AppError::Forbidden(m) => vec![one(None, "forbidden", m)],
+        other => vec![one(None, other.code(), other.to_string())],
+    }
+}
