@@ -311,7 +311,6 @@ pub fn create_with_history(
     if let Some(reason) = &loss_reason_id {
         check_loss_reason(conn, reason)?;
     }
-    row.lost_reason_id = loss_reason_id;
     if let Some(p) = past.first() {
         row.created_at = p.at;
     }
@@ -326,6 +325,9 @@ pub fn create_with_history(
     let later = past.iter().skip(1).map(|p| (p.stage.clone(), p.at));
     let last = now_in.filter(|s| *s.id != *past.last().map_or(&target.id, |p| &p.stage.id));
     for (stage, at) in later.chain(last.map(|s| (s, storage::now()))) {
+        if stage.kind == StageKind::Lost {
+            row.lost_reason_id = loss_reason_id.clone();
+        }
         enter_stage(conn, &mut row, Some(from), &stage, &log(at, false))?;
         from = stage.id.clone();
     }

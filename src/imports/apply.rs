@@ -236,24 +236,25 @@ impl<'a> Context<'a> {
                 let id = match self.pipelines.get(&key) {
                     Some(id) => id.clone(),
                     None => {
-                        let found =
-                            match store::pipelines_named(conn, value).map_err(internal)? {
-                                ids if ids.len() == 1 => ids[0].clone(),
-                                ids if ids.len() > 1 => return Err(FieldError::new(
+                        let found = match store::pipelines_named(conn, value).map_err(internal)? {
+                            ids if ids.len() == 1 => ids[0].clone(),
+                            ids if ids.len() > 1 => {
+                                return Err(FieldError::new(
                                     field,
                                     "ambiguous",
                                     format!(
                                         "several pipelines are named {value:?}; use pipeline_id"
                                     ),
-                                )),
-                                _ => {
-                                    let exists = pipelines::find(conn, value.trim()).is_ok();
-                                    if !exists {
-                                        return Err(not_found("pipeline named"));
-                                    }
-                                    value.trim().to_owned()
+                                ))
+                            }
+                            _ => {
+                                let exists = pipelines::find(conn, value.trim()).is_ok();
+                                if !exists {
+                                    return Err(not_found("pipeline named"));
                                 }
-                            };
+                                value.trim().to_owned()
+                            }
+                        };
                         self.pipelines.insert(key, found.clone());
                         found
                     }

@@ -349,13 +349,13 @@ pub fn text(field: &str, value: &Value) -> Result<Option<String>, FieldError> {
     Ok(Some(s.to_owned()))
 }
 
-/// Starts like a formula a spreadsheet would run (`=`, `+`, `@`, or `-` not followed by
-/// a number).
+/// Starts like a formula a spreadsheet would run: `=` or `@`, or `+`/`-` not followed
+/// by a number (`+86 10 1234` and `-12.5` are values).
 pub fn looks_like_formula(s: &str) -> bool {
     let mut chars = s.chars();
     match chars.next() {
-        Some('=' | '+' | '@') => true,
-        Some('-') => !matches!(chars.next(), Some('0'..='9' | '.' | ' ') | None),
+        Some('=' | '@') => true,
+        Some('+' | '-') => !matches!(chars.next(), Some('0'..='9' | '.' | ' ' | '(') | None),
         _ => false,
     }
 }

@@ -14,6 +14,7 @@ mod errors;
 mod funnel_links;
 mod hardening;
 mod idempotency;
+mod imports;
 mod leads;
 mod openapi;
 mod opportunities;

@@ -49,7 +49,7 @@ async fn five_deals<'a>(app: &'a TestApp, p: &Value) -> Vec<Deal<'a>> {
     d
 }
 
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["stages"]
         .as_array()
         .unwrap()
@@ -741,7 +741,7 @@ async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
 }
 
 /// Every row of the report aggregates, as text.
-fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
+pub(crate) fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
     let reach = app.texts(
         "SELECT opportunity_id || '|' || pipeline_id || '|' || owner_id || '|' || CAST(entered_mask AS TEXT) || '|' \
          || COALESCE(lost_from_stage_id, '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
