@@ -120,7 +120,11 @@ async fn posting_the_same_file_again_changes_nothing_and_upsert_updates(app: Tes
     assert_eq!(errors(&report), vec![(1, "".into(), "conflict".into())]);
     let report = import(&app, "accounts?mode=upsert", "text/csv", changed).await;
     assert_eq!(counts(&report), [0, 1, 1, 0]);
-    let list = app.get("/api/v1/accounts?q=%E4%BA%91%E5%90%AF").admin().send_ok().await;
+    let list = app
+        .get("/api/v1/accounts?q=%E4%BA%91%E5%90%AF")
+        .admin()
+        .send_ok()
+        .await;
     assert_eq!(list.body["data"][0]["industry"], "教育");
     assert_eq!(
         list.body["data"][0]["version"], 2,
@@ -224,7 +228,10 @@ async fn deals_bring_their_stage_history_and_the_reports_count_it(app: TestApp) 
         30.0 * 86400.0
     );
     let losses = app
-        .get(&format!("/api/v1/reports/loss-reasons?pipeline_id={}", id_of(&p)))
+        .get(&format!(
+            "/api/v1/reports/loss-reasons?pipeline_id={}",
+            id_of(&p)
+        ))
         .admin()
         .send_ok()
         .await;

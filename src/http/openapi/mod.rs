@@ -107,6 +107,9 @@ use super::{
         reports::forecast_snapshot_accuracy,
     ),
     components(schemas(
+        crate::imports::Mode,
+        crate::imports::MatchOn,
+        crate::imports::Kind,
         crate::error::Problem,
         crate::error::FieldError,
         crate::analytics::GroupBy
