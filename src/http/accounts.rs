@@ -161,7 +161,7 @@ pub async fn create_account(
 /// Lists the accounts visible to the caller.
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", operation_id = "list_accounts",
     security(("bearer" = ["leads:read"])), params(ListAccounts),
-    responses((status = 200, body = PageOut<AccountOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<AccountOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_accounts(
     state: web::Data<AppState>,
     caller: Caller,
@@ -284,7 +284,7 @@ pub async fn create_contact(
 /// Lists the contacts visible to the caller.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "accounts", operation_id = "list_contacts",
     security(("bearer" = ["leads:read"])), params(ListContacts),
-    responses((status = 200, body = PageOut<ContactOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<ContactOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_contacts(
     state: web::Data<AppState>,
     caller: Caller,

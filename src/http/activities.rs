@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::crud::{delete_owned, patch_owned};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::MergePatch;
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
@@ -125,11 +125,12 @@ pub struct ListActivities {
 /// Lists the activities visible to the caller.
 #[utoipa::path(get, path = "/api/v1/activities", tag = "activities", operation_id = "list_activities",
     security(("bearer" = ["leads:read"]), ("bearer" = ["opportunities:read"])), params(ListActivities),
-    responses((status = 200, body = PageOut<ActivityOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<ActivityOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_activities(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListActivities>,
+    http_req: actix_web::HttpRequest,
 ) -> AppResult<HttpResponse> {
     let kinds = readable_kinds(&caller)?;
     let q = query.0;
@@ -151,12 +152,15 @@ pub async fn list_activities(
         kinds,
     };
     let vis = caller.visibility();
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| {
-        store::list(conn, &vis, &filter, &req)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, ActivityOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "activities",
+        page,
+        move |conn, req| store::list(conn, &vis, &filter, req),
+        ActivityOut::from,
+    )
+    .await
 }
 
 /// One activity.

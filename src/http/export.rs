@@ -92,46 +92,67 @@ where
             after: Some(after),
             ..page
         });
-        let mut out = Vec::new();
-        for item in rows.items {
-            let value = serde_json::to_value(shape(item)).unwrap_or(Value::Null);
-            match format {
-                ExportFormat::Ndjson => {
-                    out.extend(value.to_string().into_bytes());
-                    out.push(b'\n');
-                }
-                ExportFormat::Csv => {
-                    let Value::Object(map) = value else { continue };
-                    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-                    if st.columns.is_none() {
-                        let names: Vec<String> = map.keys().cloned().collect();
-                        let _ = w.write_record(&names);
-                        st.columns = Some(names);
-                    }
-                    let columns = st.columns.as_deref().unwrap_or_default();
-                    let cells: Vec<String> = columns
-                        .iter()
-                        .map(|c| cell(map.get(c).unwrap_or(&Value::Null)))
-                        .collect();
-                    let _ = w.write_record(&cells);
-                    out.extend(w.into_inner().unwrap_or_default());
-                }
-            }
-        }
+        let items = rows.items.into_iter().map(shape);
+        let out = encode(format, &mut st.columns, items);
         Some((Ok::<Bytes, actix_web::Error>(Bytes::from(out)), st))
     });
+    Ok(attachment(format, name).streaming(body))
+}
+
+/// A whole, bounded answer (one deal's history) as CSV or NDJSON.
+pub fn all_rows<O: Serialize>(format: ExportFormat, name: &str, rows: Vec<O>) -> HttpResponse {
+    let out = encode(format, &mut None, rows.into_iter());
+    attachment(format, name).body(out)
+}
+
+fn attachment(format: ExportFormat, name: &str) -> actix_web::HttpResponseBuilder {
     let (content_type, ext) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
         ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
     };
     let date = storage::now().format("%Y%m%d");
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}-{date}.{ext}\""),
-        ))
-        .streaming(body))
+    let mut builder = HttpResponse::Ok();
+    builder.content_type(content_type).insert_header((
+        header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}-{date}.{ext}\""),
+    ));
+    builder
+}
+
+/// Rows as NDJSON lines or CSV records; the CSV header (the first row's members) is
+/// written once, when `columns` is still unknown.
+fn encode<O: Serialize>(
+    format: ExportFormat,
+    columns: &mut Option<Vec<String>>,
+    items: impl Iterator<Item = O>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for item in items {
+        let value = serde_json::to_value(item).unwrap_or(Value::Null);
+        match format {
+            ExportFormat::Ndjson => {
+                out.extend(value.to_string().into_bytes());
+                out.push(b'\n');
+            }
+            ExportFormat::Csv => {
+                let Value::Object(map) = value else { continue };
+                let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+                if columns.is_none() {
+                    let names: Vec<String> = map.keys().cloned().collect();
+                    let _ = w.write_record(&names);
+                    *columns = Some(names);
+                }
+                let names = columns.as_deref().unwrap_or_default();
+                let cells: Vec<String> = names
+                    .iter()
+                    .map(|c| cell(map.get(c).unwrap_or(&Value::Null)))
+                    .collect();
+                let _ = w.write_record(&cells);
+                out.extend(w.into_inner().unwrap_or_default());
+            }
+        }
+    }
+    out
 }
 
 /// One CSV cell.

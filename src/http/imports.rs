@@ -140,6 +140,7 @@ fn require_scopes(caller: &Caller, kind: Kind) -> AppResult<()> {
     responses(
         (status = 200, body = Report, description = "Imported (some rows may have failed; see `errors`)"),
         (status = 202, body = ImportJobOut, headers(("Location" = String)), description = "Stored; runs as a job"),
+        (status = 400, body = crate::error::Problem, description = "An unknown option value"),
         (status = 404, body = crate::error::Problem),
         (status = 415, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem, description = "The file cannot be read (empty, not UTF-8, no header)")))]

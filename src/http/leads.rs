@@ -169,7 +169,7 @@ pub struct ListLeads {
 /// Lists and screens the leads visible to the caller.
 #[utoipa::path(get, path = "/api/v1/leads", tag = "leads", operation_id = "list_leads",
     security(("bearer" = ["leads:read"])), params(ListLeads),
-    responses((status = 200, body = PageOut<LeadOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<LeadOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_leads(
     state: web::Data<AppState>,
     caller: Caller,

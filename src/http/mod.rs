@@ -138,6 +138,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(accounts::delete_contact)),
                 )
                 .service(
+                    web::resource("/stage-log").route(web::get().to(opportunities::list_stage_log)),
+                )
+                .service(
                     web::resource("/imports/{kind_or_id}")
                         .route(web::post().to(imports::create_import))
                         .route(web::get().to(imports::find_import))

@@ -199,7 +199,7 @@ fn amount_param(field: &str, value: &Option<String>) -> AppResult<Option<i64>> {
 /// Lists the opportunities visible to the caller.
 #[utoipa::path(get, path = "/api/v1/opportunities", tag = "opportunities", operation_id = "list_opportunities",
     security(("bearer" = ["opportunities:read"])), params(ListOpportunities),
-    responses((status = 200, body = PageOut<OpportunityOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<OpportunityOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_opportunities(
     state: web::Data<AppState>,
     caller: Caller,
@@ -546,6 +546,7 @@ pub async fn opportunity_history(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
+    http_req: HttpRequest,
 ) -> AppResult<HttpResponse> {
     can_read(&caller)?;
     let vis = caller.visibility();
@@ -574,5 +575,100 @@ pub async fn opportunity_history(
             note: t.note.clone(),
         });
     }
+    if let Some(format) = super::export::requested(&http_req) {
+        return Ok(super::export::all_rows(format, "history", data));
+    }
     Ok(HttpResponse::Ok().json(HistoryOut { data }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListStageLog {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    pub pipeline_id: Option<String>,
+    /// Entered at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Entered before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One entry of the stage log, for BI tools.
+#[derive(Serialize, ToSchema)]
+pub struct StageLogEntry {
+    pub id: String,
+    pub opportunity_id: String,
+    /// The deal's key in another system.
+    pub external_id: Option<String>,
+    pub pipeline_id: String,
+    pub from_stage_id: Option<String>,
+    pub from_stage_name: Option<String>,
+    pub to_stage_id: String,
+    pub to_stage_name: Option<String>,
+    pub entered_at: DateTime<Utc>,
+    pub actor_id: Option<String>,
+    pub channel: Channel,
+    pub note: Option<String>,
+}
+
+impl From<store::LogEntry> for StageLogEntry {
+    fn from(e: store::LogEntry) -> Self {
+        let t = e.row;
+        StageLogEntry {
+            id: t.id,
+            opportunity_id: t.opportunity_id,
+            external_id: e.external_id,
+            pipeline_id: t.pipeline_id,
+            from_stage_id: t.from_stage_id,
+            from_stage_name: e.from_stage_name,
+            to_stage_id: t.to_stage_id,
+            to_stage_name: e.to_stage_name,
+            entered_at: utc(t.entered_at),
+            actor_id: t.actor_id,
+            channel: t.channel,
+            note: t.note,
+        }
+    }
+}
+
+/// The whole stage log of the deals the caller may see, in entry order: one page of
+/// JSON, or every entry with `Accept: text/csv` or `application/x-ndjson` (for BI
+/// tools). Imported history is marked `channel: import`.
+#[utoipa::path(get, path = "/api/v1/stage-log", tag = "opportunities", operation_id = "list_stage_log",
+    security(("bearer" = ["opportunities:read"])), params(ListStageLog),
+    responses((status = 200, content(
+        (PageOut<StageLogEntry> = "application/json"),
+        (String = "text/csv"),
+        (String = "application/x-ndjson"))),
+        (status = 400, body = crate::error::Problem)))]
+pub async fn list_stage_log(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListStageLog>,
+    http_req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    can_read(&caller)?;
+    let q = query.0;
+    let page = page_request(
+        q.limit,
+        q.cursor.as_deref(),
+        None,
+        &["entered_at"],
+        "entered_at",
+    )?;
+    let filter = store::LogFilter {
+        pipeline_id: q.pipeline_id,
+        from: q.from.map(|t| t.naive_utc()),
+        to: q.to.map(|t| t.naive_utc()),
+    };
+    let vis = caller.visibility();
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "stage-log",
+        page,
+        move |conn, req| store::log_page(conn, &vis, &filter, req),
+        StageLogEntry::from,
+    )
+    .await
 }

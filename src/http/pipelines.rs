@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::{double_option, utc};
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
@@ -305,11 +305,12 @@ pub async fn create_pipeline_from_template(
 /// Lists pipelines with their stages.
 #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", operation_id = "list_pipelines",
     security(("bearer" = ["pipelines:read"])), params(ListPipelines),
-    responses((status = 200, body = PageOut<PipelineOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<PipelineOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_pipelines(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListPipelines>,
+    http_req: actix_web::HttpRequest,
 ) -> AppResult<HttpResponse> {
     caller.require_scope(Scope::PipelinesRead)?;
     let q = query.0;
@@ -323,9 +324,15 @@ pub async fn list_pipelines(
     let filter = PipelineFilter {
         q: q.q.filter(|s| !s.trim().is_empty()),
     };
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| store::list(conn, &filter, &req)).await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, PipelineOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "pipelines",
+        page,
+        move |conn, req| store::list(conn, &filter, req),
+        PipelineOut::from,
+    )
+    .await
 }
 
 /// One pipeline with its stages.

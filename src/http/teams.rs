@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery};
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::utc;
 use crate::auth::Caller;
 use crate::domain::user::Role;
@@ -118,11 +118,12 @@ pub async fn create_team(
 /// Lists teams (every signed-in user may see team names).
 #[utoipa::path(get, path = "/api/v1/teams", tag = "users", operation_id = "list_teams",
     security(("bearer" = [])), params(ListTeams),
-    responses((status = 200, body = PageOut<TeamOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<TeamOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_teams(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListTeams>,
+    http_req: actix_web::HttpRequest,
 ) -> AppResult<HttpResponse> {
     caller.require_person()?;
     let q = query.0;
@@ -133,7 +134,13 @@ pub async fn list_teams(
         super::pagination::sorts("/api/v1/teams"),
         "name",
     )?;
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| teams::list(conn, &req)).await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, TeamOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "teams",
+        page,
+        move |conn, req| teams::list(conn, req),
+        TeamOut::from,
+    )
+    .await
 }

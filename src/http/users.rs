@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
-use super::pagination::{page_out, page_request, PageOut};
+use super::pagination::{page_request, PageOut};
 use super::{double_option, utc};
 use crate::auth::{password, Caller};
 use crate::domain::user::{check_password, Email, Role};
@@ -174,11 +174,12 @@ pub async fn create_user(
 /// Lists users: admins see everyone, managers their team, reps themselves.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
     security(("bearer" = [])), params(ListUsers),
-    responses((status = 200, body = PageOut<UserOut>), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "One page as JSON, or every matching row with `Accept: text/csv` or `application/x-ndjson`", content((PageOut<UserOut> = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, body = crate::error::Problem)))]
 pub async fn list_users(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<ListUsers>,
+    http_req: actix_web::HttpRequest,
 ) -> AppResult<HttpResponse> {
     caller.require_person()?;
     let q = query.0;
@@ -190,9 +191,15 @@ pub async fn list_users(
         "created_at",
     )?;
     let vis = caller.visibility();
-    let req = page.clone();
-    let rows = storage::run(&state.pool, move |conn| users::list(conn, &vis, &req)).await?;
-    Ok(HttpResponse::Ok().json(page_out(rows, &page, UserOut::from)))
+    super::export::list_or_export(
+        &state.pool,
+        &http_req,
+        "users",
+        page,
+        move |conn, req| users::list(conn, &vis, req),
+        UserOut::from,
+    )
+    .await
 }
 
 /// One user, if visible to the caller.

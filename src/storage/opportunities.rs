@@ -396,3 +396,90 @@ pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) ->
     // The stays record the first activity of each type.
     aggregates::refresh(conn, Target::Deal(id))
 }
+
+/// Which rows of the whole stage log to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub pipeline_id: Option<String>,
+    /// Entered at or after.
+    pub from: Option<NaiveDateTime>,
+    /// Entered before.
+    pub to: Option<NaiveDateTime>,
+}
+
+/// A row of the stage log with its deal's external id and the stages' names.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub row: TransitionRow,
+    pub external_id: Option<String>,
+    pub from_stage_name: Option<String>,
+    pub to_stage_name: Option<String>,
+}
+
+/// A page of the stage log of the deals the caller may see, in entry order
+/// (`entered_at`, then id), for BI exports.
+pub fn log_page(
+    conn: &mut DbConn,
+    vis: &Visibility,
+    f: &LogFilter,
+    page: &PageRequest,
+) -> AppResult<Page<LogEntry>> {
+    let mut q = stage_transitions::table
+        .inner_join(
+            opportunities::table.on(opportunities::id.eq(stage_transitions::opportunity_id)),
+        )
+        .filter(owner_filter(vis, opportunities::owner_id))
+        .select((TransitionRow::as_select(), opportunities::external_id))
+        .into_boxed();
+    if let Some(p) = &f.pipeline_id {
+        q = q.filter(stage_transitions::pipeline_id.eq(p.clone()));
+    }
+    if let Some(t) = f.from {
+        q = q.filter(stage_transitions::entered_at.ge(t));
+    }
+    if let Some(t) = f.to {
+        q = q.filter(stage_transitions::entered_at.lt(t));
+    }
+    let after = page
+        .after
+        .as_ref()
+        .map(|a| Ok::<_, AppError>((parse_ts_key(&a.value)?, a.id.clone())))
+        .transpose()?;
+    let q = crate::keyset!(
+        q,
+        stage_transitions::entered_at,
+        stage_transitions::id,
+        page.desc,
+        after
+    );
+    let rows: Vec<(TransitionRow, Option<String>)> = q.limit(page.limit as i64 + 1).load(conn)?;
+    let mut ids: Vec<String> = rows
+        .iter()
+        .flat_map(|(t, _)| [Some(t.to_stage_id.clone()), t.from_stage_id.clone()])
+        .flatten()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let names: std::collections::HashMap<String, String> = stages::table
+        .filter(stages::id.eq_any(&ids))
+        .select((stages::id, stages::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let entries = rows
+        .into_iter()
+        .map(|(row, external_id)| LogEntry {
+            from_stage_name: row
+                .from_stage_id
+                .as_ref()
+                .and_then(|s| names.get(s).cloned()),
+            to_stage_name: names.get(&row.to_stage_id).cloned(),
+            row,
+            external_id,
+        })
+        .collect();
+    Ok(Page::from_rows(entries, page.limit, |e: &LogEntry| After {
+        value: ts_key(&e.row.entered_at),
+        id: e.row.id.clone(),
+    }))
+}

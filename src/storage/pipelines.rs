@@ -146,6 +146,7 @@ pub fn find_stage(conn: &mut DbConn, id: &str) -> AppResult<StageRow> {
         .ok_or(AppError::NotFound)
 }
 
+#[derive(Debug, Clone)]
 pub struct PipelineFilter {
     /// Case-insensitive substring of the name.
     pub q: Option<String>,

@@ -241,6 +241,27 @@ async fn deals_bring_their_stage_history_and_the_reports_count_it(app: TestApp) 
     assert_eq!(kept.0.len(), 3);
     app.rebuild_aggregates();
     assert_eq!(aggregate_rows(&app), kept);
+    // The log goes out whole for BI tools, and one deal's history as CSV.
+    let log = app
+        .get(&format!("/api/v1/stage-log?pipeline_id={}", id_of(&p)))
+        .admin()
+        .header("accept", "text/csv")
+        .send_ok()
+        .await;
+    let mut lines = log.text.lines();
+    assert!(lines.next().unwrap().starts_with("id,opportunity_id,external_id,pipeline_id,from_stage_id,from_stage_name,to_stage_id,to_stage_name,entered_at"));
+    assert_eq!(lines.count(), 4 + 3 + 1, "every entry of the three deals");
+    assert!(log.text.contains(",D-1,") && log.text.contains(",import,"));
+    let page = app.get("/api/v1/stage-log?limit=2").admin().send_ok().await;
+    assert_eq!(page.body["data"][0]["entered_at"], "2024-01-01T00:00:00Z");
+    assert!(page.body["next_cursor"].is_string());
+    let one = app
+        .get(&format!("/api/v1/opportunities/{}/history", id_of(&won)))
+        .admin()
+        .header("accept", "text/csv")
+        .send_ok()
+        .await;
+    assert_eq!(one.text.lines().count(), 1 + 4);
     // The same file again: nothing changes, history included.
     let report = import(&app, "opportunities", "text/csv", file).await;
     assert_eq!(counts(&report), [0, 0, 3, 3], "{report}");

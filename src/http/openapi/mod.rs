@@ -80,6 +80,7 @@ use super::{
         opportunities::lose_opportunity,
         opportunities::reopen_opportunity,
         opportunities::opportunity_history,
+        opportunities::list_stage_log,
         imports::create_import,
         imports::find_import,
         imports::cancel_import,
