@@ -41,6 +41,28 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Import a CSV, NDJSON or JSON file into the configured database, through the same
+    /// checks as the API, with a progress bar; prints the report as JSON.
+    Import {
+        /// The file (`-` reads standard input).
+        file: String,
+        #[arg(long, value_parser = ["leads", "accounts", "contacts", "opportunities"])]
+        kind: String,
+        /// Check every row and report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "create", value_parser = ["create", "upsert"])]
+        mode: String,
+        #[arg(long, default_value = "external_id", value_parser = ["external_id", "email"])]
+        match_on: String,
+        /// `csv`, `ndjson` or `json`; by default from the file's extension.
+        #[arg(long, value_parser = ["csv", "ndjson", "json"])]
+        format: Option<String>,
+        /// The user the rows are written as (owner by default, visibility, the log's
+        /// actor); by default the oldest active admin.
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
     /// Print the OpenAPI document (regenerate the committed copy with
     /// `cargo run -- openapi > openapi/openapi.json`).
     Openapi,
@@ -72,6 +94,17 @@ fn main() -> ExitCode {
             opportunities,
             seed,
         } => demo_data(settings, opportunities, seed),
+        Command::Import {
+            file,
+            kind,
+            dry_run,
+            mode,
+            match_on,
+            format,
+            as_user,
+        } => import(
+            settings, &file, &kind, dry_run, &mode, &match_on, format, as_user,
+        ),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -155,5 +188,94 @@ fn demo_data(settings: Settings, opportunities: usize, seed: u64) -> Result<(), 
         s.opportunities, s.won, s.lost, s.transitions, s.activities, s.leads, s.users, s.pipelines, s.seconds
     );
     println!("demo users sign in as rep00@demo.example … rep49@demo.example with password demo-password-123");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import(
+    settings: Settings,
+    file: &str,
+    kind: &str,
+    dry_run: bool,
+    mode: &str,
+    match_on: &str,
+    format: Option<String>,
+    as_user: Option<String>,
+) -> Result<(), StartupError> {
+    use stageflow::imports::{self, reader, Kind, MatchOn, Mode, Options};
+    let arg = |m: String| StartupError::Argument(m);
+    let format = match format.as_deref() {
+        Some("csv") => reader::Format::Csv,
+        Some("ndjson") => reader::Format::Ndjson,
+        Some(_) => reader::Format::JsonArray,
+        None => reader::Format::of_file_name(file)
+            .ok_or_else(|| arg(format!("cannot tell the format of {file}; use --format")))?,
+    };
+    let (body, size): (Box<dyn std::io::Read>, u64) = if file == "-" {
+        (Box::new(std::io::stdin()), 0)
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| arg(format!("{file}: {e}")))?;
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), size)
+    };
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let body: Box<dyn std::io::Read> = Box::new(bar.wrap_read(body));
+    let options = Options {
+        kind: Kind::parse(kind).ok_or_else(|| arg(format!("--kind {kind}")))?,
+        mode: if mode == "upsert" {
+            Mode::Upsert
+        } else {
+            Mode::Create
+        },
+        match_on: if match_on == "email" {
+            MatchOn::Email
+        } else {
+            MatchOn::ExternalId
+        },
+        dry_run,
+        default_currency: settings.default_currency.clone(),
+    };
+    let (pool, _) = storage::connect(&settings.database_url, 2)?;
+    let mut conn = pool.get().map_err(StartupError::Pool)?;
+    let caller =
+        startup::acting_user(&mut conn, as_user.as_deref()).map_err(StartupError::Import)?;
+    let records = reader::open(format, body)
+        .map_err(|e| arg(format!("{file}: {} ({})", e.message, e.code)))?;
+    let started = std::time::Instant::now();
+    let mut progress = imports::Progress(|report: &imports::Report| {
+        bar.set_message(format!(
+            "{} rows: {} created, {} updated, {} unchanged, {} failed",
+            report.rows, report.created, report.updated, report.unchanged, report.failed
+        ));
+    });
+    let report = imports::run(&mut conn, &caller, &options, records, 0, &mut progress)
+        .map_err(StartupError::Import)?;
+    bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    eprintln!(
+        "{} rows in {:.1} s ({:.0} rows/s): {} created, {} updated, {} unchanged, {} failed{}",
+        report.rows,
+        seconds,
+        report.rows as f64 / seconds.max(1e-9),
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.failed,
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }

@@ -53,6 +53,25 @@ pub enum StartupError {
     DemoData(#[source] AppError),
     #[error("server error")]
     Serve(#[source] std::io::Error),
+    #[error("the import failed")]
+    Import(#[source] AppError),
+}
+
+/// The user a command-line import acts as: the one with `email`, else the oldest active
+/// admin.
+pub fn acting_user(
+    conn: &mut storage::DbConn,
+    email: Option<&str>,
+) -> Result<crate::auth::Caller, AppError> {
+    let user = match email {
+        Some(e) => storage::users::find_by_email(conn, &e.trim().to_lowercase())?
+            .filter(|u| u.active)
+            .ok_or_else(|| AppError::Forbidden(format!("no active user {e}")))?,
+        None => storage::users::oldest_admin(conn)?
+            .ok_or_else(|| AppError::Forbidden("no active admin; pass --as".into()))?,
+    };
+    let signer = crate::auth::links::Signer::User(user.id);
+    Ok(crate::auth::caller::link_signer(conn, &signer)?.0)
 }
 
 /// An error and its causes on one line, outermost first: `a: b: c`.

@@ -166,6 +166,21 @@ pub trait Sink {
     }
 }
 
+/// A sink that shows progress after each batch.
+pub struct Progress<F: FnMut(&Report)>(pub F);
+
+impl<F: FnMut(&Report)> Sink for Progress<F> {
+    fn batch(
+        &mut self,
+        _conn: &mut DbConn,
+        report: &Report,
+        _rejected: &[(Record, Vec<RowError>)],
+    ) -> AppResult<bool> {
+        (self.0)(report);
+        Ok(true)
+    }
+}
+
 /// A sink that only keeps the report.
 pub struct Quiet;
 impl Sink for Quiet {}

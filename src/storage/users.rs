@@ -61,6 +61,17 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<UserRow
         .optional()?)
 }
 
+/// The oldest active admin (who a command-line import acts as by default).
+pub fn oldest_admin(conn: &mut DbConn) -> AppResult<Option<UserRow>> {
+    Ok(users::table
+        .filter(users::role.eq(crate::domain::user::Role::Admin))
+        .filter(users::active.eq(true))
+        .order((users::created_at.asc(), users::id.asc()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// A user the caller may see (themselves, their team, or anyone for admins).
 pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<UserRow> {
     users::table
