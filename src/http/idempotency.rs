@@ -146,6 +146,17 @@ pub async fn idempotency(
             )],
         }));
     }
+    if req.path().starts_with("/api/v1/imports/") {
+        return Ok(req.error_response(AppError::BadRequest {
+            code: ProblemCode::IdempotencyKeyNotSupported,
+            detail: "An import is a stream that is not kept for replay; rows match their records by key, so post the file again instead (unchanged rows stay unchanged).".into(),
+            errors: vec![FieldError::header(
+                "Idempotency-Key",
+                "not_supported",
+                "not accepted on imports",
+            )],
+        }));
+    }
     let key = match parse_key(&raw) {
         Ok(key) => key,
         Err(e) => return Ok(req.error_response(e)),

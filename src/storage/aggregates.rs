@@ -121,6 +121,13 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
         diesel::sql_query("SET LOCAL work_mem = '512MB'").execute(conn)?;
     }
     let (to, from) = (rank("s"), rank("fs"));
+    // The log is read through its per-deal index. On SQLite the unary `+` keeps the
+    // planner from taking the per-pipeline index instead (which it does without
+    // statistics, and which reads every entry of the pipeline for each deal).
+    let same_pipeline = match backend {
+        Backend::Sqlite => "+t.pipeline_id = o.pipeline_id",
+        Backend::Postgres => "t.pipeline_id = o.pipeline_id",
+    };
 
     // Stage entries are written as bits of a BIGINT; SUM(DISTINCT 2^position) is the OR
     // of the bits on both backends (SQLite has no BIT_OR).
@@ -135,7 +142,7 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
          MAX(CASE WHEN fs.kind = 'lost' AND s.kind = 'open' THEN 1 ELSE 0 END), \
          SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END), \
          o.status, o.amount_minor, o.closed_at, o.lost_reason_id \
-         FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND t.pipeline_id = o.pipeline_id \
+         FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND {same_pipeline} \
          LEFT JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id \
          WHERE 1 = 1{{target}} \
          GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at, o.status, o.amount_minor, o.closed_at, o.lost_reason_id \

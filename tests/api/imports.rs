@@ -294,6 +294,13 @@ async fn bad_files_get_clear_answers(app: TestApp) {
     post(b"a".to_vec(), "text/csv; charset=latin1")
         .await
         .problem(415, "unsupported_media_type");
+    app.post("/api/v1/imports/leads")
+        .admin()
+        .header("idempotency-key", "import-1")
+        .raw("text/csv", "email\na@example.com\n")
+        .send()
+        .await
+        .problem(400, "idempotency_key_not_supported");
     // A header only: nothing to do, said plainly.
     let report = import(&app, "leads", "text/csv", "email,last_name\n").await;
     assert_eq!(
