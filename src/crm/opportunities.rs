@@ -331,7 +331,10 @@ pub fn create_with_history(
         enter_stage(conn, &mut row, Some(from), &stage, &log(at, false))?;
         from = stage.id.clone();
     }
-    let probability = pipelines::find_stage(conn, &row.stage_id)?.probability;
+    let probability = pipelines::stages_of(conn, &row.pipeline_id)?
+        .iter()
+        .find(|s| s.id == row.stage_id)
+        .map_or(0, |s| s.probability);
     store::insert(conn, &row, &caller.visibility())?;
     Ok((row, probability))
 }

@@ -94,6 +94,10 @@ pub struct Context<'a> {
     owners: HashMap<String, String>,
     stages: HashMap<String, Vec<StageRow>>,
     pipelines: HashMap<String, String>,
+    /// The records the batch's keys match, looked up in one go: `(column, key)` →
+    /// `(id, owner_id)`. Keys of the batch missing here match nothing.
+    matched: HashMap<(&'static str, String), (String, String)>,
+    prefetched: bool,
 }
 
 impl<'a> Context<'a> {
@@ -105,6 +109,64 @@ impl<'a> Context<'a> {
             owners: HashMap::new(),
             stages: HashMap::new(),
             pipelines: HashMap::new(),
+            matched: HashMap::new(),
+            prefetched: false,
+        }
+    }
+
+    fn table(&self) -> Keyed {
+        match self.options.kind {
+            Kind::Leads => Keyed::Leads,
+            Kind::Accounts => Keyed::Accounts,
+            Kind::Contacts => Keyed::Contacts,
+            Kind::Opportunities => Keyed::Opportunities,
+        }
+    }
+
+    /// Whether new records of this kind can be buffered (see `storage::batch`).
+    pub fn buffers_creates(&self) -> bool {
+        matches!(self.options.kind, Kind::Leads | Kind::Opportunities)
+    }
+
+    /// Looks up, in one query per key column, the records the batch's rows match.
+    pub fn prefetch<'p>(
+        &mut self,
+        conn: &mut DbConn,
+        rows: impl Iterator<Item = &'p Parsed>,
+    ) -> AppResult<()> {
+        let mut by_column: HashMap<&'static str, Vec<String>> = HashMap::new();
+        for p in rows {
+            if let Some((column, value)) = p.key() {
+                by_column
+                    .entry(column)
+                    .or_default()
+                    .push(norm(column, value));
+            }
+        }
+        self.matched.clear();
+        for (column, values) in by_column {
+            let key_column = key_column(column);
+            if key_column == KeyColumn::Email
+                && !matches!(self.options.kind, Kind::Leads | Kind::Contacts)
+            {
+                continue;
+            }
+            for (id, owner, key) in store::find_keys(conn, self.table(), key_column, &values)? {
+                self.matched
+                    .insert((column, norm(column, &key)), (id, owner));
+            }
+        }
+        self.prefetched = true;
+        Ok(())
+    }
+
+    /// Whether the row matches no existing record (known after [`Context::prefetch`]).
+    pub fn is_new(&self, parsed: &Parsed) -> bool {
+        match parsed.key() {
+            None => true,
+            Some((column, value)) => {
+                self.prefetched && !self.matched.contains_key(&(column, norm(column, value)))
+            }
         }
     }
 
@@ -315,30 +377,24 @@ impl<'a> Context<'a> {
 
     /// The id of the visible record the row matches, if any.
     fn existing(&self, conn: &mut DbConn, parsed: &Parsed) -> AppResult<Option<String>> {
-        let table = match self.options.kind {
-            Kind::Leads => Keyed::Leads,
-            Kind::Accounts => Keyed::Accounts,
-            Kind::Contacts => Keyed::Contacts,
-            Kind::Opportunities => Keyed::Opportunities,
-        };
         let Some((column, value)) = parsed.key() else {
             return Ok(None);
         };
-        let key_column = match column {
-            "id" => KeyColumn::Id,
-            "email" => {
-                if !matches!(self.options.kind, Kind::Leads | Kind::Contacts) {
-                    return Err(AppError::field(
-                        "match_on",
-                        "not_supported",
-                        "only leads and contacts match on email",
-                    ));
-                }
-                KeyColumn::Email
-            }
-            _ => KeyColumn::ExternalId,
+        let key_column = key_column(column);
+        if key_column == KeyColumn::Email
+            && !matches!(self.options.kind, Kind::Leads | Kind::Contacts)
+        {
+            return Err(AppError::field(
+                "match_on",
+                "not_supported",
+                "only leads and contacts match on email",
+            ));
+        }
+        let found = match self.prefetched {
+            true => self.matched.get(&(column, norm(column, value))).cloned(),
+            false => store::find_key(conn, self.table(), key_column, value)?,
         };
-        match store::find_key(conn, table, key_column, value)? {
+        match found {
             Some((id, owner)) if self.caller.visibility().allows(&owner) => Ok(Some(id)),
             Some(_) if key_column == KeyColumn::Id => Err(AppError::NotFound),
             Some(_) => Err(AppError::Conflict {
@@ -438,6 +494,22 @@ impl<'a> Context<'a> {
                 Ok(Outcome::Created)
             }
         }
+    }
+}
+
+fn key_column(column: &str) -> KeyColumn {
+    match column {
+        "id" => KeyColumn::Id,
+        "email" => KeyColumn::Email,
+        _ => KeyColumn::ExternalId,
+    }
+}
+
+/// A key as compared: emails in lower case, others trimmed.
+fn norm(column: &str, value: &str) -> String {
+    match column {
+        "email" => value.trim().to_lowercase(),
+        _ => value.trim().to_owned(),
     }
 }
 

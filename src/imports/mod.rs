@@ -254,9 +254,12 @@ fn note_errors(report: &mut Report, errors: &[RowError]) {
     }
 }
 
-/// Writes one batch in one transaction (rolled back for a dry run), each row in a
-/// savepoint; the deals it touched get their report aggregates refreshed once. The
-/// report is updated only when the batch is through.
+/// Writes one batch in one transaction (rolled back for a dry run); the deals it
+/// touched get their report aggregates refreshed once. New leads and deals are first
+/// written buffered, with multi-row inserts ([`storage::batch`]); when that fails (a
+/// duplicate the unique indexes caught), the batch is rolled back and written again
+/// row by row, each row in its own savepoint, so every row gets its precise answer.
+/// The report is updated only when the batch is through.
 fn write_batch(
     conn: &mut DbConn,
     ctx: &mut apply::Context<'_>,
@@ -265,63 +268,42 @@ fn write_batch(
     report: &mut Report,
     sink: &mut dyn Sink,
 ) -> AppResult<bool> {
-    let dry_run = ctx.options.dry_run;
-    enum Stop {
-        Failed(AppError),
-        DryRun(Report, Vec<(Record, Vec<RowError>)>),
-    }
-    impl From<diesel::result::Error> for Stop {
-        fn from(e: diesel::result::Error) -> Self {
-            Stop::Failed(e.into())
-        }
-    }
-    let outcome = storage::write_tx(conn, |conn| -> Result<(Report, bool), Stop> {
-        let mut after = report.clone();
-        let mut rejected: Vec<(Record, Vec<RowError>)> = Vec::new();
-        aggregates::batched(conn, |conn| {
-            for next in rows {
-                let (rec, result) = match next {
-                    Next::Record(rec) => {
-                        let result = one_row(conn, ctx, &rec, seen)?;
-                        (rec, result)
-                    }
-                    Next::Bad { row, code, message } => (
-                        Record {
-                            row,
-                            cells: Vec::new(),
-                            not_utf8: false,
-                        },
-                        Err(vec![RowError {
-                            row,
-                            field: None,
-                            code: code.into(),
-                            message,
-                        }]),
-                    ),
-                    Next::End => continue,
-                };
-                after.rows = after.rows.max(rec.row);
-                match result {
-                    Ok(Outcome::Created) => after.created += 1,
-                    Ok(Outcome::Updated) => after.updated += 1,
-                    Ok(Outcome::Unchanged) => after.unchanged += 1,
-                    Err(errors) => {
-                        after.failed += 1;
-                        note_errors(&mut after, &errors);
-                        rejected.push((rec, errors));
-                    }
+    if ctx.buffers_creates() {
+        let mut added = Vec::new();
+        match attempt(conn, ctx, &rows, seen, &mut added, report, sink, true) {
+            Err(Stop::Retry) => {
+                for key in added {
+                    seen.remove(&key);
                 }
             }
-            Ok(())
-        })
-        .map_err(Stop::Failed)?;
-        if dry_run {
-            // Roll back: the answer is what a real run would give.
-            return Err(Stop::DryRun(after, rejected));
+            other => return finish(conn, other, report, sink),
         }
-        let go_on = sink.batch(conn, &after, &rejected).map_err(Stop::Failed)?;
-        Ok((after, go_on))
-    });
+    }
+    let outcome = attempt(conn, ctx, &rows, seen, &mut Vec::new(), report, sink, false);
+    finish(conn, outcome, report, sink)
+}
+
+type Rejected = Vec<(Record, Vec<RowError>)>;
+
+enum Stop {
+    Failed(AppError),
+    /// The buffered writes failed: write the batch again row by row.
+    Retry,
+    DryRun(Report, Rejected),
+}
+
+impl From<diesel::result::Error> for Stop {
+    fn from(e: diesel::result::Error) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+fn finish(
+    conn: &mut DbConn,
+    outcome: Result<(Report, bool), Stop>,
+    report: &mut Report,
+    sink: &mut dyn Sink,
+) -> AppResult<bool> {
     match outcome {
         Ok((after, go_on)) => {
             *report = after;
@@ -332,70 +314,181 @@ fn write_batch(
             sink.batch(conn, report, &rejected)
         }
         Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::Retry) => Err(AppError::internal("a batch failed twice")),
     }
 }
 
-/// One row in its own savepoint. A failure of the database itself (not of the row)
-/// stops the import.
-fn one_row(
+/// One try at a batch, buffered or row by row.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
     conn: &mut DbConn,
     ctx: &mut apply::Context<'_>,
-    rec: &Record,
+    rows: &[Next],
     seen: &mut HashMap<u64, u64>,
-) -> AppResult<Result<Outcome, Vec<RowError>>> {
-    match checked_row(conn, ctx, rec, seen) {
-        Ok(outcome) => Ok(Ok(outcome)),
-        Err(RowFailure::Row(errors)) => Ok(Err(errors)),
-        Err(RowFailure::Fatal(e)) => Err(e),
+    added: &mut Vec<u64>,
+    report: &Report,
+    sink: &mut dyn Sink,
+    buffered: bool,
+) -> Result<(Report, bool), Stop> {
+    let dry_run = ctx.options.dry_run;
+    storage::write_tx(conn, |conn| -> Result<(Report, bool), Stop> {
+        let mut after = report.clone();
+        let mut rejected: Rejected = Vec::new();
+        let (results, deals) = storage::batch::scope_if(buffered, || {
+            aggregates::deferring(|| -> AppResult<Option<Vec<RowResult>>> {
+                let results = rows_of_batch(conn, ctx, rows, seen, added, buffered)?;
+                if buffered {
+                    if let Err(e) = storage::batch::flush(conn) {
+                        tracing::debug!(error = %e, "buffered import batch refused; writing it row by row");
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(results))
+            })
+        });
+        let Some(results) = results.map_err(Stop::Failed)? else {
+            return Err(Stop::Retry);
+        };
+        aggregates::refresh_deals(conn, &deals).map_err(Stop::Failed)?;
+        for (rec, result) in results {
+            after.rows = after.rows.max(rec.row);
+            match result {
+                Ok(Outcome::Created) => after.created += 1,
+                Ok(Outcome::Updated) => after.updated += 1,
+                Ok(Outcome::Unchanged) => after.unchanged += 1,
+                Err(errors) => {
+                    after.failed += 1;
+                    note_errors(&mut after, &errors);
+                    rejected.push((rec, errors));
+                }
+            }
+        }
+        if dry_run {
+            // Roll back: the answer is what a real run would give.
+            return Err(Stop::DryRun(after, rejected));
+        }
+        let go_on = sink.batch(conn, &after, &rejected).map_err(Stop::Failed)?;
+        Ok((after, go_on))
+    })
+}
+
+type RowResult = (Record, Result<Outcome, Vec<RowError>>);
+
+/// Parses every row of the batch, looks up the records they match in one go, then
+/// writes them one by one.
+fn rows_of_batch(
+    conn: &mut DbConn,
+    ctx: &mut apply::Context<'_>,
+    rows: &[Next],
+    seen: &mut HashMap<u64, u64>,
+    added: &mut Vec<u64>,
+    buffered: bool,
+) -> AppResult<Vec<RowResult>> {
+    let mut parsed: Vec<(Record, Result<apply::Parsed, Vec<RowError>>)> =
+        Vec::with_capacity(rows.len());
+    for next in rows {
+        match next {
+            Next::Record(rec) => {
+                let result = parse_row(conn, ctx, rec)?;
+                parsed.push((rec.clone(), result));
+            }
+            Next::Bad { row, code, message } => parsed.push((
+                Record {
+                    row: *row,
+                    cells: Vec::new(),
+                    not_utf8: false,
+                },
+                Err(vec![RowError {
+                    row: *row,
+                    field: None,
+                    code: (*code).into(),
+                    message: message.clone(),
+                }]),
+            )),
+            Next::End => {}
+        }
     }
+    ctx.prefetch(conn, parsed.iter().filter_map(|(_, p)| p.as_ref().ok()))?;
+    let mut results = Vec::with_capacity(parsed.len());
+    for (rec, p) in parsed {
+        let result = match p {
+            Ok(p) => write_row(conn, ctx, &rec, &p, seen, added, buffered)?,
+            Err(errors) => Err(errors),
+        };
+        results.push((rec, result));
+    }
+    Ok(results)
 }
 
-enum RowFailure {
-    Row(Vec<RowError>),
-    Fatal(AppError),
+fn is_fatal(e: &AppError) -> bool {
+    matches!(e, AppError::Internal(_) | AppError::Unavailable(_))
 }
 
-fn checked_row(
+/// A row's cells checked and turned into input; a failure of the database itself (not
+/// of the row) stops the import.
+fn parse_row(
     conn: &mut DbConn,
     ctx: &mut apply::Context<'_>,
     rec: &Record,
-    seen: &mut HashMap<u64, u64>,
-) -> Result<Outcome, RowFailure> {
-    let row = rec.row;
-    let fail = |field: Option<String>, code: &str, message: String| {
-        RowFailure::Row(vec![RowError {
-            row,
-            field,
-            code: code.into(),
-            message,
-        }])
-    };
+) -> AppResult<Result<apply::Parsed, Vec<RowError>>> {
     if rec.not_utf8 {
-        return Err(fail(
-            None,
-            "unsupported_encoding",
-            "the row is not UTF-8 (Latin-1 or another code page?); save the file as UTF-8".into(),
-        ));
+        return Ok(Err(vec![RowError {
+            row: rec.row,
+            field: None,
+            code: "unsupported_encoding".into(),
+            message: "the row is not UTF-8 (Latin-1 or another code page?); save the file as UTF-8"
+                .into(),
+        }]));
     }
-    let parsed = ctx.parse(conn, rec).map_err(|e| match e {
-        e @ (AppError::Internal(_) | AppError::Unavailable(_)) => RowFailure::Fatal(e),
-        e => RowFailure::Row(row_errors(row, e)),
-    })?;
+    match ctx.parse(conn, rec) {
+        Ok(p) => Ok(Ok(p)),
+        Err(e) if is_fatal(&e) => Err(e),
+        Err(e) => Ok(Err(row_errors(rec.row, e))),
+    }
+}
+
+/// Writes one row: a new record while buffering needs no savepoint (nothing reaches the
+/// database before the flush; what it buffered is dropped if it fails), anything else
+/// runs in its own.
+fn write_row(
+    conn: &mut DbConn,
+    ctx: &mut apply::Context<'_>,
+    rec: &Record,
+    parsed: &apply::Parsed,
+    seen: &mut HashMap<u64, u64>,
+    added: &mut Vec<u64>,
+    buffered: bool,
+) -> AppResult<Result<Outcome, Vec<RowError>>> {
+    let row = rec.row;
     if let Some((column, key)) = parsed.key() {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (column, key.trim().to_lowercase()).hash(&mut h);
-        if let Some(first) = seen.insert(h.finish(), row) {
-            return Err(fail(
-                Some(column.to_owned()),
-                "duplicate_in_file",
-                format!("row {first} has the same {column}"),
-            ));
+        let hash = h.finish();
+        if let Some(first) = seen.get(&hash) {
+            return Ok(Err(vec![RowError {
+                row,
+                field: Some(column.to_owned()),
+                code: "duplicate_in_file".into(),
+                message: format!("row {first} has the same {column}"),
+            }]));
         }
+        seen.insert(hash, row);
+        added.push(hash);
     }
-    match conn.transaction(|conn| ctx.write(conn, &parsed)) {
-        Ok(outcome) => Ok(outcome),
-        Err(e @ (AppError::Internal(_) | AppError::Unavailable(_))) => Err(RowFailure::Fatal(e)),
-        Err(e) => Err(RowFailure::Row(row_errors(row, e))),
+    let result = if buffered && ctx.is_new(parsed) {
+        let mark = storage::batch::mark();
+        let result = ctx.write(conn, parsed);
+        if result.is_err() {
+            storage::batch::rollback_to(mark);
+        }
+        result
+    } else {
+        conn.transaction(|conn| ctx.write(conn, parsed))
+    };
+    match result {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(e) if is_fatal(&e) => Err(e),
+        Err(e) => Ok(Err(row_errors(row, e))),
     }
 }
 

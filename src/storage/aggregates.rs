@@ -82,21 +82,26 @@ thread_local! {
 }
 
 /// Runs `f` (a batch of writes in one transaction, on this thread) with the per-deal
-/// refreshes it asks for collected, then refreshes those deals once, in the same
-/// transaction: a bulk write pays one refresh per batch instead of one per deal.
-pub fn batched<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> AppResult<T>) -> AppResult<T> {
+/// refreshes it asks for collected instead of run; answers them with its result, for
+/// [`refresh_deals`] in the same transaction. A bulk write pays one refresh per batch
+/// instead of one per deal.
+pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     DEFERRED.with(|d| *d.borrow_mut() = Some(BTreeSet::new()));
-    let result = f(conn);
-    let ids: Vec<String> = DEFERRED
+    let result = f();
+    let ids = DEFERRED
         .with(|d| d.borrow_mut().take())
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let value = result?;
+    (result, ids)
+}
+
+/// Refreshes the aggregates of these deals, a few hundred per statement.
+pub fn refresh_deals(conn: &mut DbConn, ids: &[String]) -> AppResult<()> {
     for chunk in ids.chunks(500) {
         refresh(conn, Target::Deals(chunk))?;
     }
-    Ok(value)
+    Ok(())
 }
 
 /// Recomputes the aggregates of the target from the stage log and the activities.

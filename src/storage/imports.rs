@@ -79,6 +79,41 @@ pub fn find_key(
 }
 
 #[derive(QueryableByName)]
+struct Keyed3 {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    owner_id: String,
+    #[diesel(sql_type = Text)]
+    key: String,
+}
+
+/// [`find_key`] for many values at once: `(id, owner_id, key)` of each match.
+pub fn find_keys(
+    conn: &mut DbConn,
+    table: Keyed,
+    column: KeyColumn,
+    values: &[String],
+) -> AppResult<Vec<(String, String, String)>> {
+    let mut out = Vec::new();
+    for chunk in values.chunks(500) {
+        let mut q = Sql::new(super::opportunities::backend_of(conn));
+        q.push(&format!(
+            "SELECT id, owner_id, {c} AS key FROM {t} WHERE {c} IN ",
+            c = column.as_str(),
+            t = table.table()
+        ));
+        q.in_texts(chunk);
+        out.extend(
+            q.load::<Keyed3>(conn)?
+                .into_iter()
+                .map(|r| (r.id, r.owner_id, r.key)),
+        );
+    }
+    Ok(out)
+}
+
+#[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = Text)]
     id: String,

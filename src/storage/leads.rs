@@ -19,6 +19,7 @@ use crate::storage::visibility::{owner_filter, Visibility};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = leads, treat_none_as_null = true)]
+#[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: multi-row inserts on SQLite
 pub struct LeadRow {
     pub id: String,
     pub first_name: Option<String>,
@@ -77,6 +78,10 @@ pub struct LeadFilter {
 /// Inserts a lead written by someone who sees `vis` (a duplicate names the existing lead
 /// only when it is visible).
 pub fn insert(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult<()> {
+    // In an import batch the unique indexes catch duplicates at the flush.
+    if super::batch::buffer_lead(row) {
+        return Ok(());
+    }
     check_unique(conn, row, vis)?;
     insert_row(conn, row)
 }

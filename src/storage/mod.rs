@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activities;
 pub mod aggregates;
 pub mod api_keys;
+pub mod batch;
 pub mod clock;
 pub mod held;
 pub mod idempotency;

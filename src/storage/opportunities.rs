@@ -106,6 +106,9 @@ pub struct TransitionRow {
 }
 
 pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()> {
+    if super::batch::buffer_transition(row) {
+        return Ok(());
+    }
     diesel::insert_into(stage_transitions::table)
         .values(row)
         .execute(conn)?;
@@ -127,6 +130,10 @@ pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<Transit
 /// Inserts a deal written by someone who sees `vis` (a duplicate names the existing deal
 /// only when it is visible).
 pub fn insert(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
+    // In an import batch the unique index catches a duplicate at the flush.
+    if super::batch::buffer_deal(row) {
+        return aggregates::refresh(conn, Target::Deal(&row.id));
+    }
     check_external_id(conn, row, vis)?;
     insert_row(conn, row)?;
     aggregates::refresh(conn, Target::Deal(&row.id))

@@ -130,6 +130,10 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<PipelineWithStages> {
 }
 
 pub fn stages_of(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow>> {
+    super::batch::stages(conn, pipeline_id, load_stages)
+}
+
+fn load_stages(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow>> {
     Ok(stages::table
         .filter(stages::pipeline_id.eq(pipeline_id))
         .order((stages::position.asc(), stages::id.asc()))

@@ -9,6 +9,10 @@ use crate::domain::lead::ScoringRule;
 use crate::error::AppResult;
 
 pub fn rules(conn: &mut DbConn) -> AppResult<Vec<ScoringRule>> {
+    super::batch::rules(conn, load_rules)
+}
+
+fn load_rules(conn: &mut DbConn) -> AppResult<Vec<ScoringRule>> {
     let rows: Vec<(String, String, String, i32, String)> = scoring_rules::table
         .select((
             scoring_rules::id,

@@ -46,6 +46,10 @@ pub fn count(conn: &mut DbConn) -> AppResult<i64> {
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<UserRow>> {
+    super::batch::user(conn, id, load)
+}
+
+fn load(conn: &mut DbConn, id: &str) -> AppResult<Option<UserRow>> {
     Ok(users::table
         .filter(users::id.eq(super::sql::key(id)))
         .select(UserRow::as_select())
