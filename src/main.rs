@@ -243,6 +243,15 @@ fn import(
     };
     let (pool, _) = storage::connect(&settings.database_url, 2)?;
     let mut conn = pool.get().map_err(StartupError::Pool)?;
+    // A fresh database gets its first admin, as on the server's first start; the
+    // report alone goes to standard output.
+    match startup::ensure_admin(&mut conn, &settings)? {
+        Bootstrap::AlreadyHasUsers => {}
+        Bootstrap::Created { email } => eprintln!("created admin {email}"),
+        Bootstrap::Generated { email, password } => {
+            eprintln!("First start: created admin {email} with password {password}")
+        }
+    }
     let caller =
         startup::acting_user(&mut conn, as_user.as_deref()).map_err(StartupError::Import)?;
     let records = reader::open(format, body)

@@ -98,6 +98,8 @@ pub struct Context<'a> {
     /// `(id, owner_id)`. Keys of the batch missing here match nothing.
     matched: HashMap<(&'static str, String), (String, String)>,
     prefetched: bool,
+    /// The batch being written must be on disk when it commits (the last one).
+    pub durable: bool,
 }
 
 impl<'a> Context<'a> {
@@ -111,6 +113,7 @@ impl<'a> Context<'a> {
             pipelines: HashMap::new(),
             matched: HashMap::new(),
             prefetched: false,
+            durable: true,
         }
     }
 

@@ -203,6 +203,7 @@ pub fn run(
     let mut ctx = apply::Context::new(caller, options, columns);
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut batch: Vec<Next> = Vec::with_capacity(BATCH_ROWS);
+    let mut analyze_at = FIRST_ANALYZE;
     loop {
         let next = match records.next_record() {
             Ok(n) => n,
@@ -222,6 +223,9 @@ pub fn run(
             report.bytes = records.bytes_read();
             report.unknown_columns = ctx.columns.unknown.clone();
             report.ignored_columns = ctx.columns.ignored.clone();
+            // Batches commit without waiting for the disk, except the last one: its
+            // synchronous commit makes every earlier one durable before the answer.
+            ctx.durable = end;
             let go_on = write_batch(
                 conn,
                 &mut ctx,
@@ -230,6 +234,12 @@ pub fn run(
                 &mut report,
                 sink,
             )?;
+            let written = report.created + report.updated;
+            if written >= analyze_at && !options.dry_run {
+                // The tables grew: plan the next batches with their new size.
+                storage::analyze(conn, tables_of(options.kind))?;
+                analyze_at = written * 2;
+            }
             if !go_on {
                 break;
             }
@@ -242,6 +252,24 @@ pub fn run(
     report.unknown_columns = ctx.columns.unknown.clone();
     report.ignored_columns = ctx.columns.ignored.clone();
     Ok(report)
+}
+
+/// Rows written before the first fresh statistics; then at every doubling.
+const FIRST_ANALYZE: u64 = 2000;
+
+/// The tables an import of `kind` grows.
+fn tables_of(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Leads => &["leads"],
+        Kind::Accounts => &["accounts"],
+        Kind::Contacts => &["contacts"],
+        Kind::Opportunities => &[
+            "opportunities",
+            "stage_transitions",
+            "deal_reach",
+            "stage_stays",
+        ],
+    }
 }
 
 fn note_errors(report: &mut Report, errors: &[RowError]) {
@@ -331,7 +359,11 @@ fn attempt(
     buffered: bool,
 ) -> Result<(Report, bool), Stop> {
     let dry_run = ctx.options.dry_run;
+    let durable = ctx.durable;
     storage::write_tx(conn, |conn| -> Result<(Report, bool), Stop> {
+        if !durable {
+            storage::commit_without_waiting(conn).map_err(Stop::Failed)?;
+        }
         let mut after = report.clone();
         let mut rejected: Rejected = Vec::new();
         let (results, deals) = storage::batch::scope_if(buffered, || {

@@ -426,6 +426,26 @@ where
     run(pool, move |conn| write_tx(conn, f)).await
 }
 
+/// Lets the current transaction commit without waiting for its WAL to reach the disk
+/// (PostgreSQL's `synchronous_commit = off`, for this transaction only). A crash may
+/// lose such a commit, never half of it; the next synchronous commit makes it durable.
+/// Bulk writers use it for all but their last transaction. SQLite: nothing to do.
+pub fn commit_without_waiting(conn: &mut DbConn) -> AppResult<()> {
+    if let DbConn::Pg(_) = conn {
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Fresh planner statistics for `tables`. A bulk write into a table the planner last saw
+/// small would otherwise be planned with sequential scans; run it as the table grows.
+pub fn analyze(conn: &mut DbConn, tables: &[&str]) -> AppResult<()> {
+    for table in tables {
+        diesel::sql_query(format!("ANALYZE {table}")).execute(conn)?;
+    }
+    Ok(())
+}
+
 /// True when the error is a unique-constraint violation (used to turn races on unique
 /// keys into a clean 409 rather than a 500).
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {

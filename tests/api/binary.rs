@@ -248,3 +248,49 @@ fn demo_data_keeps_the_configured_admin() {
     let server = Server::start(&url);
     assert!(!server.token().is_empty());
 }
+
+/// `stageflow import` writes a file into the configured database as the API would, and
+/// a dry run writes nothing.
+#[test]
+fn the_import_command_reports_like_the_api() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some((_db, url)) = TestDb::create(backend) else {
+            continue;
+        };
+        let dir = std::env::temp_dir().join(format!("stageflow-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("leads.csv");
+        std::fs::write(
+            &file,
+            "E-mail,Company Name\nA@example.com,Acme\nnot-an-email,Zeta\n",
+        )
+        .expect("file");
+        let run = |extra: &[&str]| {
+            let out = command(&url)
+                .args(["import", file.to_str().unwrap(), "--kind", "leads"])
+                .args(extra)
+                .output()
+                .expect("run import");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout).expect("a JSON report")
+        };
+        let dry = run(&["--dry-run"]);
+        assert_eq!(
+            (dry["created"].as_u64(), dry["failed"].as_u64()),
+            (Some(1), Some(1))
+        );
+        let real = run(&[]);
+        assert_eq!(
+            (real["created"].as_u64(), real["failed"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(real["errors"][0]["field"], "email");
+        let again = run(&[]);
+        assert_eq!(again["unchanged"].as_u64(), Some(1), "{again}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -527,6 +527,24 @@ async fn a_job_shows_progress_errors_csv_and_resumes_after_a_restart(app: TestAp
     assert_eq!(job.body["state"], "done", "{}", job.text);
     assert_eq!(counts(&job.body["report"]), [1000, 0, 0, 0]);
     assert_eq!(app.count("accounts", ""), 1000, "no row lost, none twice");
+    // Two workers (two replicas) polling at once: the job runs once.
+    let res = app
+        .post("/api/v1/imports/leads?async=true")
+        .admin()
+        .raw("text/csv", "email\nonce@example.com\n")
+        .expect(202)
+        .await;
+    let (a, b) = (app.state.pool.clone(), app.state.pool.clone());
+    let one = std::thread::spawn(move || jobs::work_once(&a, "worker-a").unwrap());
+    let two = std::thread::spawn(move || jobs::work_once(&b, "worker-b").unwrap());
+    let ran = [one.join().unwrap(), two.join().unwrap()];
+    assert_eq!(ran.iter().filter(|r| **r).count(), 1, "{ran:?}");
+    let job = app
+        .get(res.header("location").unwrap())
+        .admin()
+        .send_ok()
+        .await;
+    assert_eq!(counts(&job.body["report"]), [1, 0, 0, 0]);
     // A queued job can be cancelled; an ended one cannot.
     let res = app
         .post("/api/v1/imports/leads?async=true")
