@@ -175,7 +175,7 @@ fn free_port() -> u16 {
 }
 
 fn start(url: &str, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_stageflow"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stageflow"))
         .env("STAGEFLOW_DATABASE_URL", url)
         .env("STAGEFLOW_BIND", format!("127.0.0.1:{port}"))
         .env("STAGEFLOW_ADMIN_EMAIL", ADMIN)
@@ -195,6 +195,8 @@ fn start(url: &str, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not start");
 }
 
@@ -302,7 +304,9 @@ fn peak_rss_mb(pid: u32) -> f64 {
 /// PostgreSQL's own `COPY` of the same file into a bare table: rows and seconds.
 fn copy_baseline(url: &str, file: &Path, columns: &str) -> Option<(usize, f64)> {
     let table = "bench_copy_baseline";
-    let sql = format!("DROP TABLE IF EXISTS {table}; CREATE UNLOGGED TABLE {table} ({columns});");
+    let sql = format!(
+        "SET client_min_messages = warning; DROP TABLE IF EXISTS {table}; CREATE UNLOGGED TABLE {table} ({columns});"
+    );
     Command::new("psql")
         .args([url, "-qc", &sql])
         .status()

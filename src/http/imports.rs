@@ -124,35 +124,77 @@ fn require_scopes(caller: &Caller, kind: Kind) -> AppResult<()> {
     })
 }
 
-/// Imports leads, accounts, contacts or opportunities from a CSV, NDJSON or JSON-array
-/// body, read as a stream. Each row goes through the same checks as the API; a bad row
-/// is reported (`errors`) and never stops the good ones. Opportunities may carry their
-/// past stages (`stage_history`: `stage:time` pairs separated by `;`), logged with
-/// channel `import`. See the README for columns and recipes.
-#[utoipa::path(post, path = "/api/v1/imports/{kind}", tag = "imports", operation_id = "create_import",
-    security(("bearer" = ["imports", "leads:write", "opportunities:write"])),
-    params(("kind" = String, Path, description = "`leads`, `accounts`, `contacts` or `opportunities`"), ImportQuery),
-    request_body(content(
-        (String = "text/csv"),
-        (String = "application/x-ndjson"),
-        (Vec<serde_json::Value> = "application/json")
-    ), description = "A CSV file with a header row (UTF-8, comma or semicolon), NDJSON, or a JSON array of objects."),
-    responses(
-        (status = 200, body = Report, description = "Imported (some rows may have failed; see `errors`)"),
-        (status = 202, body = ImportJobOut, headers(("Location" = String)), description = "Stored; runs as a job"),
-        (status = 400, body = crate::error::Problem, description = "An unknown option value"),
-        (status = 404, body = crate::error::Problem),
-        (status = 415, body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem, description = "The file cannot be read (empty, not UTF-8, no header)")))]
-pub async fn create_import(
+/// One documented endpoint per kind of record (`POST /imports/leads`, …), so a client
+/// generated from the OpenAPI document gets one method each.
+macro_rules! import_endpoint {
+    ($name:ident, $path:literal, $kind:expr, $scope:literal, $what:literal) => {
+        #[doc = concat!("Imports ", $what, " from a CSV, NDJSON or JSON-array body, read as a stream. ")]
+        #[doc = "Each row goes through the same checks as the API; a bad row is reported (`errors`) and"]
+        #[doc = "never stops the good ones; a file posted again leaves matched rows `unchanged`."]
+        #[doc = "With `async=true` (or a body over 16 MiB) the file runs as a job. See the README."]
+        #[utoipa::path(post, path = $path, tag = "imports",
+            security(("bearer" = ["imports", $scope])),
+            params(ImportQuery),
+            request_body(content(
+                (String = "text/csv"),
+                (String = "application/x-ndjson"),
+                (Vec<serde_json::Value> = "application/json")
+            ), description = "A CSV file with a header row (UTF-8, comma or semicolon), NDJSON, or a JSON array of objects."),
+            responses(
+                (status = 200, body = Report, description = "Imported (some rows may have failed; see `errors`)"),
+                (status = 202, body = ImportJobOut, headers(("Location" = String)), description = "Stored; runs as a job"),
+                (status = 400, body = crate::error::Problem, description = "An unknown option value"),
+                (status = 415, body = crate::error::Problem),
+                (status = 422, body = crate::error::Problem, description = "The file cannot be read (empty, not UTF-8, no header)")))]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            query: ApiQuery<ImportQuery>,
+            req: HttpRequest,
+            payload: web::Payload,
+        ) -> AppResult<HttpResponse> {
+            create_import($kind, state, caller, query, req, payload).await
+        }
+    };
+}
+
+import_endpoint!(
+    import_leads,
+    "/api/v1/imports/leads",
+    Kind::Leads,
+    "leads:write",
+    "leads"
+);
+import_endpoint!(
+    import_accounts,
+    "/api/v1/imports/accounts",
+    Kind::Accounts,
+    "leads:write",
+    "accounts"
+);
+import_endpoint!(
+    import_contacts,
+    "/api/v1/imports/contacts",
+    Kind::Contacts,
+    "leads:write",
+    "contacts"
+);
+import_endpoint!(
+    import_opportunities,
+    "/api/v1/imports/opportunities",
+    Kind::Opportunities,
+    "opportunities:write",
+    "opportunities (with `stage_history`: past stages as `stage:time` pairs separated by `;`, logged with channel `import`)"
+);
+
+async fn create_import(
+    kind: Kind,
     state: web::Data<AppState>,
     caller: Caller,
-    kind: web::Path<String>,
     query: ApiQuery<ImportQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
-    let kind = Kind::parse(&kind).ok_or(AppError::NotFound)?;
     require_scopes(&caller, kind)?;
     let format = body_format(&req)?;
     let q = query.0;
@@ -407,37 +449,65 @@ pub async fn find_import_errors(
     } else {
         vec!["row".into(), "error".into(), "record".into()]
     };
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(&header).map_err(AppError::internal)?;
-    let mut after = 0i64;
-    loop {
-        let id = job.id.clone();
-        let page = storage::run(&state.pool, move |conn| {
-            store::rejects(conn, &id, after, 1000)
-        })
-        .await?;
-        let Some(last) = page.last() else {
-            break;
+    let mut first = csv::Writer::from_writer(Vec::new());
+    first.write_record(&header).map_err(AppError::internal)?;
+    let first = first.into_inner().map_err(AppError::internal)?;
+    // Streamed a thousand rows at a time: a file of millions of bad rows has as many.
+    struct Next {
+        pool: storage::DbPool,
+        job_id: String,
+        after: Option<i64>,
+        columns: usize,
+        csv_input: bool,
+    }
+    let start = Next {
+        pool: state.pool.clone(),
+        job_id: job.id.clone(),
+        after: Some(0),
+        columns: header.len(),
+        csv_input,
+    };
+    let rows = futures_util::stream::unfold(start, |mut st| async move {
+        let after = st.after.take()?;
+        let id = st.job_id.clone();
+        let page = match storage::run(&st.pool, move |conn| store::rejects(conn, &id, after, 1000))
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "errors.csv stopped");
+                return Some((
+                    Err(actix_web::error::ErrorInternalServerError("stopped")),
+                    st,
+                ));
+            }
         };
-        after = last.0;
+        st.after = page.last().map(|last| last.0);
+        let mut out = csv::Writer::from_writer(Vec::new());
         for (row, cells, error) in page {
-            let record: Vec<String> = if csv_input {
+            let record: Vec<String> = if st.csv_input {
                 let mut c: Vec<String> = serde_json::from_str(&cells).unwrap_or_default();
-                c.resize(header.len() - 1, String::new());
+                c.resize(st.columns - 1, String::new());
                 c.push(error);
                 c
             } else {
                 vec![row.to_string(), error, cells]
             };
-            out.write_record(&record).map_err(AppError::internal)?;
+            let _ = out.write_record(&record);
         }
-    }
-    let body = out.into_inner().map_err(AppError::internal)?;
+        let bytes = out.into_inner().unwrap_or_default();
+        Some((Ok::<Bytes, actix_web::Error>(Bytes::from(bytes)), st))
+    });
+    let body =
+        futures_util::stream::once(
+            async move { Ok::<Bytes, actix_web::Error>(Bytes::from(first)) },
+        )
+        .chain(rows);
     Ok(HttpResponse::build(StatusCode::OK)
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"import-{}-errors.csv\"", job.id),
         ))
-        .body(body))
+        .streaming(body))
 }

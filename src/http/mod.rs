@@ -141,8 +141,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("/stage-log").route(web::get().to(opportunities::list_stage_log)),
                 )
                 .service(
-                    web::resource("/imports/{kind_or_id}")
-                        .route(web::post().to(imports::create_import))
+                    web::resource("/imports/leads").route(web::post().to(imports::import_leads)),
+                )
+                .service(
+                    web::resource("/imports/accounts")
+                        .route(web::post().to(imports::import_accounts)),
+                )
+                .service(
+                    web::resource("/imports/contacts")
+                        .route(web::post().to(imports::import_contacts)),
+                )
+                .service(
+                    web::resource("/imports/opportunities")
+                        .route(web::post().to(imports::import_opportunities)),
+                )
+                .service(
+                    web::resource("/imports/{id}")
                         .route(web::get().to(imports::find_import))
                         .route(web::delete().to(imports::cancel_import)),
                 )

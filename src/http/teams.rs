@@ -139,7 +139,7 @@ pub async fn list_teams(
         &http_req,
         "teams",
         page,
-        move |conn, req| teams::list(conn, req),
+        teams::list,
         TeamOut::from,
     )
     .await

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::columns::{self, Ref, Target, Ty};
+use super::columns::{self, Column, Ref, Target, Ty};
 use super::reader::Record;
 use super::{Kind, MatchOn, Mode, Options, Outcome};
 use crate::auth::Caller;
@@ -50,12 +50,12 @@ impl Columns {
             return t.clone();
         }
         let t = match columns::target(self.kind, name) {
-            Ok(Some(t)) => Some(t),
-            Ok(None) => {
+            Column::Known(t) => Some(t),
+            Column::ReadOnly => {
                 self.ignored.push(name.to_owned());
                 None
             }
-            Err(()) => {
+            Column::Unknown => {
                 if self.known.len() < 1000 {
                     self.unknown.push(name.to_owned());
                 }

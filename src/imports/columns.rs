@@ -51,59 +51,72 @@ pub enum Ref {
 
 type Spec = (&'static str, Ty, &'static [&'static str]);
 
+// Fields several kinds share, with their aliases.
+const FIRST_NAME: Spec = (
+    "first_name",
+    Ty::Text,
+    &["first", "given_name", "firstname", "名"],
+);
+const LAST_NAME: Spec = (
+    "last_name",
+    Ty::Text,
+    &[
+        "last",
+        "surname",
+        "family_name",
+        "lastname",
+        "name",
+        "full_name",
+        "姓名",
+    ],
+);
+const EMAIL: Spec = (
+    "email",
+    Ty::Text,
+    &["e_mail", "email_address", "mail", "邮箱"],
+);
+const PHONE: Spec = (
+    "phone",
+    Ty::Text,
+    &["phone_number", "telephone", "tel", "mobile", "电话", "手机"],
+);
+const INDUSTRY: Spec = ("industry", Ty::Text, &["行业"]);
+const COMPANY_SIZE: Spec = ("company_size", Ty::Text, &["size", "employees", "规模"]);
+const REGION: Spec = ("region", Ty::Text, &["state", "province", "地区"]);
+const OWNER_ID: Spec = ("owner_id", Ty::Text, &[]);
+const EXTERNAL_ID: Spec = ("external_id", Ty::Text, &["external_key", "source_id"]);
+const TAGS: Spec = ("tags", Ty::List, &["labels"]);
+const CUSTOM: Spec = ("custom", Ty::Object, &[]);
+
 const LEAD: &[Spec] = &[
-    (
-        "first_name",
-        Ty::Text,
-        &["first", "given_name", "firstname", "名"],
-    ),
-    (
-        "last_name",
-        Ty::Text,
-        &[
-            "last",
-            "surname",
-            "family_name",
-            "lastname",
-            "name",
-            "full_name",
-            "姓名",
-        ],
-    ),
-    (
-        "email",
-        Ty::Text,
-        &["e_mail", "email_address", "mail", "邮箱"],
-    ),
-    (
-        "phone",
-        Ty::Text,
-        &["phone_number", "telephone", "tel", "mobile", "电话", "手机"],
-    ),
+    FIRST_NAME,
+    LAST_NAME,
+    EMAIL,
+    PHONE,
     (
         "company",
         Ty::Text,
         &["company_name", "organization", "organisation", "公司"],
     ),
     ("job_title", Ty::Text, &["title", "position", "职位"]),
-    ("industry", Ty::Text, &["行业"]),
-    ("company_size", Ty::Text, &["size", "employees", "规模"]),
-    ("region", Ty::Text, &["state", "province", "地区"]),
+    INDUSTRY,
+    COMPANY_SIZE,
+    REGION,
     ("country", Ty::Text, &[]),
     ("source", Ty::Text, &["lead_source", "来源"]),
     ("source_detail", Ty::Text, &["campaign"]),
     ("interest", Ty::Text, &["notes", "message"]),
     ("status", Ty::Text, &["lead_status"]),
     ("bant", Ty::Object, &[]),
-    ("tags", Ty::List, &["labels"]),
-    ("owner_id", Ty::Text, &[]),
+    TAGS,
+    OWNER_ID,
     (
         "next_follow_up_at",
         Ty::DateTime,
         &["follow_up", "next_follow_up"],
     ),
-    ("external_id", Ty::Text, &["external_key", "source_id"]),
-    ("custom", Ty::Object, &[]),
+    EXTERNAL_ID,
+    CUSTOM,
 ];
 
 const ACCOUNT: &[Spec] = &[
@@ -118,45 +131,26 @@ const ACCOUNT: &[Spec] = &[
             "公司",
         ],
     ),
-    ("industry", Ty::Text, &["行业"]),
-    ("company_size", Ty::Text, &["size", "employees", "规模"]),
-    ("region", Ty::Text, &["state", "province", "地区"]),
+    INDUSTRY,
+    COMPANY_SIZE,
+    REGION,
     (
         "website",
         Ty::Text,
         &["url", "web", "homepage", "website_url"],
     ),
-    ("owner_id", Ty::Text, &[]),
-    ("external_id", Ty::Text, &["external_key", "source_id"]),
+    OWNER_ID,
+    EXTERNAL_ID,
 ];
 
 const CONTACT: &[Spec] = &[
-    (
-        "first_name",
-        Ty::Text,
-        &["first", "given_name", "firstname"],
-    ),
-    (
-        "last_name",
-        Ty::Text,
-        &[
-            "last",
-            "surname",
-            "family_name",
-            "lastname",
-            "name",
-            "full_name",
-        ],
-    ),
-    ("email", Ty::Text, &["e_mail", "email_address", "mail"]),
-    (
-        "phone",
-        Ty::Text,
-        &["phone_number", "telephone", "tel", "mobile"],
-    ),
+    FIRST_NAME,
+    LAST_NAME,
+    EMAIL,
+    PHONE,
     ("account_id", Ty::Text, &[]),
-    ("owner_id", Ty::Text, &[]),
-    ("external_id", Ty::Text, &["external_key", "source_id"]),
+    OWNER_ID,
+    EXTERNAL_ID,
 ];
 
 const OPPORTUNITY: &[Spec] = &[
@@ -184,15 +178,15 @@ const OPPORTUNITY: &[Spec] = &[
     ("account_id", Ty::Text, &[]),
     ("contact_id", Ty::Text, &[]),
     ("lead_id", Ty::Text, &[]),
-    ("owner_id", Ty::Text, &[]),
+    OWNER_ID,
     ("source", Ty::Text, &["lead_source"]),
-    ("industry", Ty::Text, &[]),
-    ("company_size", Ty::Text, &["size"]),
-    ("region", Ty::Text, &[]),
-    ("tags", Ty::List, &["labels"]),
+    INDUSTRY,
+    COMPANY_SIZE,
+    REGION,
+    TAGS,
     ("next_action", Ty::Object, &[]),
-    ("external_id", Ty::Text, &["external_key", "source_id"]),
-    ("custom", Ty::Object, &[]),
+    EXTERNAL_ID,
+    CUSTOM,
 ];
 
 /// Columns an export writes that an import does not set (derived or kept by the
@@ -275,12 +269,20 @@ pub fn normalize(name: &str) -> String {
     out.trim_end_matches('_').to_owned()
 }
 
-/// Where the column `name` goes for `kind`: `Ok(None)` for a read-only column,
-/// `Err(())` for an unknown one.
-pub fn target(kind: Kind, name: &str) -> Result<Option<Target>, ()> {
+/// What a column of a file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Known(Target),
+    /// Written by exports, set by the server: skipped.
+    ReadOnly,
+    Unknown,
+}
+
+/// What the column `name` is for `kind`.
+pub fn target(kind: Kind, name: &str) -> Column {
     let n = normalize(name);
     if n == "id" {
-        return Ok(Some(Target::Id));
+        return Column::Known(Target::Id);
     }
     if let Some(key) = n.strip_prefix("custom.") {
         let original = name
@@ -289,33 +291,33 @@ pub fn target(kind: Kind, name: &str) -> Result<Option<Target>, ()> {
             .map(|(_, k)| k.trim())
             .unwrap_or(key);
         if !original.is_empty() && kind != Kind::Accounts && kind != Kind::Contacts {
-            return Ok(Some(Target::Custom(original.to_owned())));
+            return Column::Known(Target::Custom(original.to_owned()));
         }
     }
     if kind == Kind::Leads {
         for part in ["budget", "authority", "need", "timeline"] {
             if n == part || n.strip_prefix("bant.") == Some(part) {
-                return Ok(Some(Target::Bant(part)));
+                return Column::Known(Target::Bant(part));
             }
         }
     }
     if kind == Kind::Opportunities && (n == "stage_history" || n == "history") {
-        return Ok(Some(Target::StageHistory));
+        return Column::Known(Target::StageHistory);
     }
     for (name, ty, aliases) in specs(kind) {
         if n == *name || aliases.contains(&n.as_str()) {
-            return Ok(Some(Target::Field(name, *ty)));
+            return Column::Known(Target::Field(name, *ty));
         }
     }
     for (r, aliases) in refs(kind) {
         if aliases.contains(&n.as_str()) {
-            return Ok(Some(Target::Ref(*r)));
+            return Column::Known(Target::Ref(*r));
         }
     }
     if READ_ONLY.contains(&n.as_str()) {
-        return Ok(None);
+        return Column::ReadOnly;
     }
-    Err(())
+    Column::Unknown
 }
 
 /// A cell's text, or `None` when it is empty. A leading `'` protecting a formula-like
@@ -520,29 +522,29 @@ mod tests {
         assert_eq!(normalize("  Company  Name "), "company_name");
         assert_eq!(
             target(Kind::Leads, "Company Name"),
-            Ok(Some(Target::Field("company", Ty::Text)))
+            Column::Known(Target::Field("company", Ty::Text))
         );
         assert_eq!(
             target(Kind::Leads, "E-mail"),
-            Ok(Some(Target::Field("email", Ty::Text)))
+            Column::Known(Target::Field("email", Ty::Text))
         );
         assert_eq!(
             target(Kind::Leads, "Phone Number"),
-            Ok(Some(Target::Field("phone", Ty::Text)))
+            Column::Known(Target::Field("phone", Ty::Text))
         );
         assert_eq!(
             target(Kind::Accounts, "Company Name"),
-            Ok(Some(Target::Field("name", Ty::Text)))
+            Column::Known(Target::Field("name", Ty::Text))
         );
-        assert_eq!(target(Kind::Leads, "score"), Ok(None));
-        assert_eq!(target(Kind::Leads, "favourite colour"), Err(()));
+        assert_eq!(target(Kind::Leads, "score"), Column::ReadOnly);
+        assert_eq!(target(Kind::Leads, "favourite colour"), Column::Unknown);
         assert_eq!(
             target(Kind::Opportunities, "custom.Contract No"),
-            Ok(Some(Target::Custom("Contract No".into())))
+            Column::Known(Target::Custom("Contract No".into()))
         );
         assert_eq!(
             target(Kind::Leads, "BANT.Budget"),
-            Ok(Some(Target::Bant("budget")))
+            Column::Known(Target::Bant("budget"))
         );
     }
 

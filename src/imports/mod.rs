@@ -317,7 +317,8 @@ enum Stop {
     Failed(AppError),
     /// The buffered writes failed: write the batch again row by row.
     Retry,
-    DryRun(Report, Rejected),
+    /// A dry run's batch, rolled back after it was written.
+    DryRun(Box<(Report, Rejected)>),
 }
 
 impl From<diesel::result::Error> for Stop {
@@ -337,7 +338,8 @@ fn finish(
             *report = after;
             Ok(go_on)
         }
-        Err(Stop::DryRun(after, rejected)) => {
+        Err(Stop::DryRun(dry)) => {
+            let (after, rejected) = *dry;
             *report = after;
             sink.batch(conn, report, &rejected)
         }
@@ -397,7 +399,7 @@ fn attempt(
         }
         if dry_run {
             // Roll back: the answer is what a real run would give.
-            return Err(Stop::DryRun(after, rejected));
+            return Err(Stop::DryRun(Box::new((after, rejected))));
         }
         let go_on = sink.batch(conn, &after, &rejected).map_err(Stop::Failed)?;
         Ok((after, go_on))

@@ -85,37 +85,50 @@ pub fn rollback_to(m: Mark) {
     })
 }
 
-/// Buffers a new lead; false when no batch is open (write it now).
-pub fn buffer_lead(row: &LeadRow) -> bool {
+/// Appends `row` to the buffer `pick` chooses; false when no batch is open (the caller
+/// writes it now).
+fn buffer<T: Clone>(row: &T, pick: fn(&mut Batch) -> &mut Vec<T>) -> bool {
     BATCH.with(|b| match b.borrow_mut().as_mut() {
         Some(b) => {
-            b.leads.push(row.clone());
+            pick(b).push(row.clone());
             true
         }
         None => false,
     })
+}
+
+/// Buffers a new lead; false when no batch is open.
+pub fn buffer_lead(row: &LeadRow) -> bool {
+    buffer(row, |b| &mut b.leads)
 }
 
 /// Buffers a new deal; false when no batch is open.
 pub fn buffer_deal(row: &OpportunityRow) -> bool {
-    BATCH.with(|b| match b.borrow_mut().as_mut() {
-        Some(b) => {
-            b.deals.push(row.clone());
-            true
-        }
-        None => false,
-    })
+    buffer(row, |b| &mut b.deals)
 }
 
 /// Buffers a stage-log entry; false when no batch is open.
 pub fn buffer_transition(row: &TransitionRow) -> bool {
-    BATCH.with(|b| match b.borrow_mut().as_mut() {
-        Some(b) => {
-            b.transitions.push(row.clone());
-            true
+    buffer(row, |b| &mut b.transitions)
+}
+
+/// A value read once per batch: `get` finds it remembered, else `load` reads it and
+/// `put` remembers it. Without a batch, `load` runs every time.
+fn remembered<V: Clone>(
+    get: impl Fn(&Batch) -> Option<V>,
+    put: impl FnOnce(&mut Batch, V),
+    load: impl FnOnce() -> AppResult<V>,
+) -> AppResult<V> {
+    if let Some(v) = BATCH.with(|b| b.borrow().as_ref().and_then(&get)) {
+        return Ok(v);
+    }
+    let value = load()?;
+    BATCH.with(|b| {
+        if let Some(b) = b.borrow_mut().as_mut() {
+            put(b, value.clone());
         }
-        None => false,
-    })
+    });
+    Ok(value)
 }
 
 /// The scoring rules, read once per batch.
@@ -123,16 +136,7 @@ pub fn rules(
     conn: &mut DbConn,
     load: fn(&mut DbConn) -> AppResult<Vec<ScoringRule>>,
 ) -> AppResult<Vec<ScoringRule>> {
-    if let Some(r) = BATCH.with(|b| b.borrow().as_ref().and_then(|b| b.rules.clone())) {
-        return Ok(r);
-    }
-    let rules = load(conn)?;
-    BATCH.with(|b| {
-        if let Some(b) = b.borrow_mut().as_mut() {
-            b.rules = Some(rules.clone());
-        }
-    });
-    Ok(rules)
+    remembered(|b| b.rules.clone(), |b, v| b.rules = Some(v), || load(conn))
 }
 
 /// A pipeline's stages, read once per batch.
@@ -141,21 +145,13 @@ pub fn stages(
     pipeline_id: &str,
     load: fn(&mut DbConn, &str) -> AppResult<Vec<StageRow>>,
 ) -> AppResult<Vec<StageRow>> {
-    let known = BATCH.with(|b| {
-        b.borrow()
-            .as_ref()
-            .and_then(|b| b.stages.get(pipeline_id).cloned())
-    });
-    if let Some(s) = known {
-        return Ok(s);
-    }
-    let stages = load(conn, pipeline_id)?;
-    BATCH.with(|b| {
-        if let Some(b) = b.borrow_mut().as_mut() {
-            b.stages.insert(pipeline_id.to_owned(), stages.clone());
-        }
-    });
-    Ok(stages)
+    remembered(
+        |b| b.stages.get(pipeline_id).cloned(),
+        |b, v| {
+            b.stages.insert(pipeline_id.to_owned(), v);
+        },
+        || load(conn, pipeline_id),
+    )
 }
 
 /// A user by id, read once per batch.
@@ -164,17 +160,13 @@ pub fn user(
     id: &str,
     load: fn(&mut DbConn, &str) -> AppResult<Option<UserRow>>,
 ) -> AppResult<Option<UserRow>> {
-    let known = BATCH.with(|b| b.borrow().as_ref().and_then(|b| b.users.get(id).cloned()));
-    if let Some(u) = known {
-        return Ok(u);
-    }
-    let user = load(conn, id)?;
-    BATCH.with(|b| {
-        if let Some(b) = b.borrow_mut().as_mut() {
-            b.users.insert(id.to_owned(), user.clone());
-        }
-    });
-    Ok(user)
+    remembered(
+        |b| b.users.get(id).cloned(),
+        |b, v| {
+            b.users.insert(id.to_owned(), v);
+        },
+        || load(conn, id),
+    )
 }
 
 /// Multi-row inserts on PostgreSQL (one round trip per few hundred rows); on SQLite,
