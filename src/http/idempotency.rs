@@ -33,9 +33,28 @@ const KEEP_HOURS: i64 = 24;
 const ABANDONED_AFTER_SECS: i64 = 600;
 const MAX_KEY_LEN: usize = 255;
 
-/// Endpoints whose answer carries a secret shown once (API keys). Their answers are
-/// never stored, so `Idempotency-Key` is refused there rather than silently ignored.
-pub const SECRET_ISSUING: &[&str] = &["/api/v1/api-keys"];
+/// POSTs that refuse `Idempotency-Key` rather than silently ignore it, and why: those
+/// whose answer carries a secret shown once (never stored), and imports (a stream).
+pub const NOT_REPLAYABLE: &[(&str, &str)] = &[
+    (
+        "/api/v1/api-keys",
+        "the answer carries a secret that is shown once and never stored, so it cannot be replayed",
+    ),
+    ("/api/v1/imports/leads", IMPORT_STREAM),
+    ("/api/v1/imports/accounts", IMPORT_STREAM),
+    ("/api/v1/imports/contacts", IMPORT_STREAM),
+    ("/api/v1/imports/opportunities", IMPORT_STREAM),
+];
+
+const IMPORT_STREAM: &str = "an import is a stream that is not kept for replay; rows match their records by key, so post the file again instead (matched rows stay unchanged)";
+
+/// Why `path` refuses `Idempotency-Key`, if it does.
+pub fn not_replayable(path: &str) -> Option<&'static str> {
+    NOT_REPLAYABLE
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, why)| *why)
+}
 
 fn parse_key(value: &HeaderValue) -> Result<String, AppError> {
     value
@@ -135,25 +154,14 @@ pub async fn idempotency(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    if SECRET_ISSUING.contains(&req.path()) {
+    if let Some(why) = not_replayable(req.path()) {
         return Ok(req.error_response(AppError::BadRequest {
             code: ProblemCode::IdempotencyKeyNotSupported,
-            detail: "This request issues a secret, which is shown once and never stored, so it cannot be replayed; send it without Idempotency-Key.".into(),
+            detail: format!("Idempotency-Key is not accepted here: {why}."),
             errors: vec![FieldError::header(
                 "Idempotency-Key",
                 "not_supported",
-                "not accepted on requests that issue a secret",
-            )],
-        }));
-    }
-    if req.path().starts_with("/api/v1/imports/") {
-        return Ok(req.error_response(AppError::BadRequest {
-            code: ProblemCode::IdempotencyKeyNotSupported,
-            detail: "An import is a stream that is not kept for replay; rows match their records by key, so post the file again instead (unchanged rows stay unchanged).".into(),
-            errors: vec![FieldError::header(
-                "Idempotency-Key",
-                "not_supported",
-                "not accepted on imports",
+                "not accepted on this request",
             )],
         }));
     }

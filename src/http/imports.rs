@@ -136,8 +136,8 @@ macro_rules! import_endpoint {
             security(("bearer" = ["imports", $scope])),
             params(ImportQuery),
             request_body(content(
-                (String = "text/csv"),
-                (String = "application/x-ndjson"),
+                (serde_json::Value = "text/csv"),
+                (serde_json::Value = "application/x-ndjson"),
                 (Vec<serde_json::Value> = "application/json")
             ), description = "A CSV file with a header row (UTF-8, comma or semicolon), NDJSON, or a JSON array of objects."),
             responses(
@@ -303,6 +303,26 @@ async fn submit(
     options: &Options,
     mut payload: web::Payload,
 ) -> AppResult<store::JobRow> {
+    // The start of the file is checked before anything is stored: a file that cannot be
+    // read at all (empty, UTF-16, no header, not a JSON array) is refused now, not by a
+    // job that fails later.
+    let (mut buf, mut total, mut ended) = (Vec::with_capacity(CHUNK_BYTES), 0i64, false);
+    while buf.len() < PROBE_BYTES {
+        match payload.next().await {
+            Some(Ok(bytes)) => {
+                total += bytes.len() as i64;
+                buf.extend_from_slice(&bytes);
+            }
+            Some(Err(e)) => return Err(broke_off(e)),
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    reader::open(format, Box::new(io::Cursor::new(buf.clone())))
+        .map(drop)
+        .map_err(unreadable)?;
     let now = storage::now();
     let job = store::JobRow {
         id: storage::new_id(),
@@ -325,10 +345,10 @@ async fn submit(
     };
     let row = job.clone();
     storage::run(&state.pool, move |conn| store::insert(conn, &row)).await?;
-    let (mut buf, mut seq, mut total) = (Vec::with_capacity(CHUNK_BYTES), 0i32, 0i64);
+    let mut seq = 0i32;
     let mut failure: Option<AppError> = None;
     loop {
-        let next = payload.next().await;
+        let next = if ended { None } else { payload.next().await };
         let last = next.is_none();
         match next {
             Some(Ok(bytes)) => {
@@ -336,11 +356,7 @@ async fn submit(
                 buf.extend_from_slice(&bytes);
             }
             Some(Err(e)) => {
-                failure = Some(AppError::BadRequest {
-                    code: ProblemCode::BodyUnreadable,
-                    detail: format!("The upload broke off: {e}"),
-                    errors: vec![],
-                });
+                failure = Some(broke_off(e));
                 break;
             }
             None => {}
@@ -372,6 +388,17 @@ async fn submit(
         store::find(conn, &id)?.ok_or(AppError::NotFound)
     })
     .await
+}
+
+/// How much of an upload is read before its job is created, to check the file's start.
+const PROBE_BYTES: usize = 64 * 1024;
+
+fn broke_off(e: impl std::fmt::Display) -> AppError {
+    AppError::BadRequest {
+        code: ProblemCode::BodyUnreadable,
+        detail: format!("The upload broke off: {e}"),
+        errors: vec![],
+    }
 }
 
 /// A job its creator (or an admin) may see.

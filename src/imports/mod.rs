@@ -201,7 +201,7 @@ pub fn run(
     };
     let columns = apply::Columns::of(options.kind, &records.header);
     let mut ctx = apply::Context::new(caller, options, columns);
-    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut seen = Seen::open(conn)?;
     let mut batch: Vec<Next> = Vec::with_capacity(BATCH_ROWS);
     let mut analyze_at = FIRST_ANALYZE;
     loop {
@@ -251,7 +251,71 @@ pub fn run(
     report.bytes = records.bytes_read();
     report.unknown_columns = ctx.columns.unknown.clone();
     report.ignored_columns = ctx.columns.ignored.clone();
+    seen.close(conn)?;
     Ok(report)
+}
+
+/// The keys of the rows written so far, to report a later row with the same key as a
+/// duplicate in the file. Earlier batches' keys are in a temporary table of the import's
+/// connection (`storage::imports::seen_*`), so memory stays flat however long the file;
+/// the current batch's are here.
+struct Seen {
+    /// Keys of earlier batches that rows of this batch have: hash → first row.
+    earlier: HashMap<u64, u64>,
+    /// Keys of this batch so far.
+    batch: HashMap<u64, u64>,
+}
+
+impl Seen {
+    fn open(conn: &mut DbConn) -> AppResult<Seen> {
+        storage::imports::seen_open(conn)?;
+        Ok(Seen {
+            earlier: HashMap::new(),
+            batch: HashMap::new(),
+        })
+    }
+
+    /// Looks up which of the batch's keys earlier batches had.
+    fn look_up(&mut self, conn: &mut DbConn, hashes: &[u64]) -> AppResult<()> {
+        self.batch.clear();
+        let keys: Vec<i64> = hashes.iter().map(|h| *h as i64).collect();
+        self.earlier = storage::imports::seen_lookup(conn, &keys)?
+            .into_iter()
+            .map(|(h, r)| (h as u64, r as u64))
+            .collect();
+        Ok(())
+    }
+
+    /// The first row with this key, or none (and the key is now this row's).
+    fn first(&mut self, hash: u64, row: u64) -> Option<u64> {
+        if let Some(r) = self.earlier.get(&hash).or_else(|| self.batch.get(&hash)) {
+            return Some(*r);
+        }
+        self.batch.insert(hash, row);
+        None
+    }
+
+    /// Keeps the batch's keys once it is written (or, for a dry run, rolled back).
+    fn remember(&mut self, conn: &mut DbConn) -> AppResult<()> {
+        let pairs: Vec<(i64, i64)> = self
+            .batch
+            .drain()
+            .map(|(h, r)| (h as i64, r as i64))
+            .collect();
+        self.earlier.clear();
+        storage::imports::seen_add(conn, &pairs)
+    }
+
+    fn close(self, conn: &mut DbConn) -> AppResult<()> {
+        storage::imports::seen_close(conn)
+    }
+}
+
+/// The hash of a row's key.
+fn key_hash(column: &str, value: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (column, value.trim().to_lowercase()).hash(&mut h);
+    h.finish()
 }
 
 /// Rows written before the first fresh statistics; then at every doubling.
@@ -292,23 +356,18 @@ fn write_batch(
     conn: &mut DbConn,
     ctx: &mut apply::Context<'_>,
     rows: Vec<Next>,
-    seen: &mut HashMap<u64, u64>,
+    seen: &mut Seen,
     report: &mut Report,
     sink: &mut dyn Sink,
 ) -> AppResult<bool> {
     if ctx.buffers_creates() {
-        let mut added = Vec::new();
-        match attempt(conn, ctx, &rows, seen, &mut added, report, sink, true) {
-            Err(Stop::Retry) => {
-                for key in added {
-                    seen.remove(&key);
-                }
-            }
-            other => return finish(conn, other, report, sink),
+        match attempt(conn, ctx, &rows, seen, report, sink, true) {
+            Err(Stop::Retry) => {}
+            other => return finish(conn, other, seen, report, sink),
         }
     }
-    let outcome = attempt(conn, ctx, &rows, seen, &mut Vec::new(), report, sink, false);
-    finish(conn, outcome, report, sink)
+    let outcome = attempt(conn, ctx, &rows, seen, report, sink, false);
+    finish(conn, outcome, seen, report, sink)
 }
 
 type Rejected = Vec<(Record, Vec<RowError>)>;
@@ -330,9 +389,13 @@ impl From<diesel::result::Error> for Stop {
 fn finish(
     conn: &mut DbConn,
     outcome: Result<(Report, bool), Stop>,
+    seen: &mut Seen,
     report: &mut Report,
     sink: &mut dyn Sink,
 ) -> AppResult<bool> {
+    if matches!(outcome, Ok(_) | Err(Stop::DryRun(_))) {
+        seen.remember(conn)?;
+    }
     match outcome {
         Ok((after, go_on)) => {
             *report = after;
@@ -354,8 +417,7 @@ fn attempt(
     conn: &mut DbConn,
     ctx: &mut apply::Context<'_>,
     rows: &[Next],
-    seen: &mut HashMap<u64, u64>,
-    added: &mut Vec<u64>,
+    seen: &mut Seen,
     report: &Report,
     sink: &mut dyn Sink,
     buffered: bool,
@@ -370,7 +432,7 @@ fn attempt(
         let mut rejected: Rejected = Vec::new();
         let (results, deals) = storage::batch::scope_if(buffered, || {
             aggregates::deferring(|| -> AppResult<Option<Vec<RowResult>>> {
-                let results = rows_of_batch(conn, ctx, rows, seen, added, buffered)?;
+                let results = rows_of_batch(conn, ctx, rows, seen, buffered)?;
                 if buffered {
                     if let Err(e) = storage::batch::flush(conn) {
                         tracing::debug!(error = %e, "buffered import batch refused; writing it row by row");
@@ -414,8 +476,7 @@ fn rows_of_batch(
     conn: &mut DbConn,
     ctx: &mut apply::Context<'_>,
     rows: &[Next],
-    seen: &mut HashMap<u64, u64>,
-    added: &mut Vec<u64>,
+    seen: &mut Seen,
     buffered: bool,
 ) -> AppResult<Vec<RowResult>> {
     let mut parsed: Vec<(Record, Result<apply::Parsed, Vec<RowError>>)> =
@@ -443,10 +504,15 @@ fn rows_of_batch(
         }
     }
     ctx.prefetch(conn, parsed.iter().filter_map(|(_, p)| p.as_ref().ok()))?;
+    let hashes: Vec<u64> = parsed
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().ok()?.key().map(|(c, v)| key_hash(c, v)))
+        .collect();
+    seen.look_up(conn, &hashes)?;
     let mut results = Vec::with_capacity(parsed.len());
     for (rec, p) in parsed {
         let result = match p {
-            Ok(p) => write_row(conn, ctx, &rec, &p, seen, added, buffered)?,
+            Ok(p) => write_row(conn, ctx, &rec, &p, seen, buffered)?,
             Err(errors) => Err(errors),
         };
         results.push((rec, result));
@@ -489,16 +555,12 @@ fn write_row(
     ctx: &mut apply::Context<'_>,
     rec: &Record,
     parsed: &apply::Parsed,
-    seen: &mut HashMap<u64, u64>,
-    added: &mut Vec<u64>,
+    seen: &mut Seen,
     buffered: bool,
 ) -> AppResult<Result<Outcome, Vec<RowError>>> {
     let row = rec.row;
     if let Some((column, key)) = parsed.key() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (column, key.trim().to_lowercase()).hash(&mut h);
-        let hash = h.finish();
-        if let Some(first) = seen.get(&hash) {
+        if let Some(first) = seen.first(key_hash(column, key), row) {
             return Ok(Err(vec![RowError {
                 row,
                 field: Some(column.to_owned()),
@@ -506,8 +568,6 @@ fn write_row(
                 message: format!("row {first} has the same {column}"),
             }]));
         }
-        seen.insert(hash, row);
-        added.push(hash);
     }
     let result = if buffered && ctx.is_new(parsed) {
         let mark = storage::batch::mark();

@@ -1,7 +1,7 @@
 //! Lookups an import needs: a record by one of its keys, a pipeline by name.
 
 use diesel::sql_types::Text;
-use diesel::QueryableByName;
+use diesel::{QueryableByName, RunQueryDsl};
 
 use super::sql::Sql;
 use super::DbConn;
@@ -137,4 +137,66 @@ pub fn loss_reason_named(conn: &mut DbConn, name: &str) -> AppResult<Option<Stri
         .text(&name.trim().to_lowercase())
         .push(" ORDER BY id LIMIT 1");
     Ok(q.load::<Id>(conn)?.into_iter().next().map(|r| r.id))
+}
+
+/// The keys an import has written so far, in a temporary table of its connection (one
+/// import runs on one connection), so that a long file does not hold them in memory.
+/// Keys are hashes; each with the row that had it first.
+pub fn seen_open(conn: &mut DbConn) -> AppResult<()> {
+    diesel::sql_query(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS import_seen (hash BIGINT PRIMARY KEY, first_row BIGINT NOT NULL)",
+    )
+    .execute(conn)?;
+    diesel::sql_query("DELETE FROM import_seen").execute(conn)?;
+    Ok(())
+}
+
+pub fn seen_close(conn: &mut DbConn) -> AppResult<()> {
+    diesel::sql_query("DROP TABLE IF EXISTS import_seen").execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct SeenRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hash: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    first_row: i64,
+}
+
+/// Which of `hashes` were seen before, with their first row.
+pub fn seen_lookup(conn: &mut DbConn, hashes: &[i64]) -> AppResult<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for chunk in hashes.chunks(500) {
+        let mut q = Sql::new(super::opportunities::backend_of(conn));
+        q.push("SELECT hash, first_row FROM import_seen WHERE hash IN (");
+        for (i, h) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.int(*h);
+        }
+        q.push(")");
+        out.extend(
+            q.load::<SeenRow>(conn)?
+                .into_iter()
+                .map(|r| (r.hash, r.first_row)),
+        );
+    }
+    Ok(out)
+}
+
+/// Remembers `(hash, row)` pairs.
+pub fn seen_add(conn: &mut DbConn, pairs: &[(i64, i64)]) -> AppResult<()> {
+    for chunk in pairs.chunks(400) {
+        let mut q = Sql::new(super::opportunities::backend_of(conn));
+        q.push("INSERT INTO import_seen (hash, first_row) VALUES ");
+        for (i, (h, r)) in chunk.iter().enumerate() {
+            q.push(if i > 0 { ", (" } else { "(" });
+            q.int(*h).push(", ").int(*r).push(")");
+        }
+        q.push(" ON CONFLICT (hash) DO NOTHING");
+        q.execute(conn)?;
+    }
+    Ok(())
 }

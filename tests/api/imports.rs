@@ -288,6 +288,15 @@ async fn bad_files_get_clear_answers(app: TestApp) {
         .collect();
     unreadable("unsupported_encoding")(&post(utf16, "text/csv").await);
     unreadable("malformed_json")(&post(b"{\"a\":1}".to_vec(), "application/json").await);
+    // A job is refused up front, before anything is stored.
+    let res = app
+        .post("/api/v1/imports/leads?async=true")
+        .admin()
+        .raw("application/json", "42")
+        .send()
+        .await;
+    unreadable("malformed_json")(&res);
+    assert_eq!(app.count("import_jobs", ""), 0);
     post(b"a".to_vec(), "application/xml")
         .await
         .problem(415, "unsupported_media_type");

@@ -141,11 +141,11 @@ pub(super) fn catalogue_codes(doc: &mut serde_json::Value) {
     }
 }
 
-/// Requests that issue a secret refuse `Idempotency-Key` (see `http::idempotency`): the
-/// header is documented with a schema no value satisfies, so a generated client cannot
-/// send it and a test tool knows that sending it is an error.
+/// Requests that cannot be replayed refuse `Idempotency-Key` (see `http::idempotency`):
+/// the header is documented with a schema no value satisfies, so a generated client
+/// cannot send it and a test tool knows that sending it is an error.
 pub(super) fn refuse_idempotency_keys(doc: &mut serde_json::Value) {
-    for path in crate::http::idempotency::SECRET_ISSUING {
+    for (path, why) in crate::http::idempotency::NOT_REPLAYABLE {
         let Some(op) = doc.pointer_mut(&format!("/paths/{}/post", path.replace('/', "~1"))) else {
             continue;
         };
@@ -158,7 +158,7 @@ pub(super) fn refuse_idempotency_keys(doc: &mut serde_json::Value) {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": false,
-                "description": "Not accepted here: the answer carries a secret that is never stored, so it cannot be replayed (400 `idempotency_key_not_supported`).",
+                "description": format!("Not accepted here (400 `idempotency_key_not_supported`): {why}."),
                 "schema": {"not": {}}
             }));
         }

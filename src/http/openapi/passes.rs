@@ -60,11 +60,12 @@ impl Modify for IdempotentPosts {
             if !is_secured(op) {
                 continue;
             }
-            if crate::http::idempotency::SECRET_ISSUING.contains(&path.as_str()) {
-                let note = "\n\nThe answer carries a secret shown once and never stored, so \
-                            `Idempotency-Key` is refused here (400 `idempotency_key_not_supported`).";
+            if let Some(why) = crate::http::idempotency::not_replayable(path) {
+                let note = format!(
+                    "\n\n`Idempotency-Key` is refused here (400 `idempotency_key_not_supported`): {why}."
+                );
                 let description = op.description.get_or_insert_with(String::new);
-                description.push_str(note);
+                description.push_str(&note);
                 continue;
             }
             let key = ParameterBuilder::new()
