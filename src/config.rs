@@ -62,6 +62,21 @@ pub struct Settings {
     pub rate_limit_per_minute: u32,
     /// API requests per minute per client IP without valid credentials.
     pub public_rate_limit_per_minute: u32,
+    /// Networks webhook deliveries may reach although they are internal (comma-separated
+    /// CIDRs, e.g. `127.0.0.0/8`); empty by default.
+    pub webhook_allowed_networks: String,
+    /// The first retry's delay; each next one doubles, up to 12 hours.
+    pub webhook_retry_base_ms: u64,
+    /// How long a delivery is retried before it is `failed` (3 days).
+    pub webhook_retry_window_secs: u64,
+    /// The whole time a receiver has to answer.
+    pub webhook_timeout_ms: u64,
+    /// How often an idle delivery worker looks for due deliveries.
+    pub webhook_poll_ms: u64,
+    /// How often stalled deals are looked for (`opportunity.stalled`).
+    pub stall_scan_secs: u64,
+    /// Capture posts per minute per client IP and source.
+    pub capture_ip_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -86,6 +101,13 @@ impl Default for Settings {
             hsts: None,
             rate_limit_per_minute: 1200,
             public_rate_limit_per_minute: 120,
+            webhook_allowed_networks: String::new(),
+            webhook_retry_base_ms: 10_000,
+            webhook_retry_window_secs: 3 * 24 * 3600,
+            webhook_timeout_ms: 10_000,
+            webhook_poll_ms: 1_000,
+            stall_scan_secs: 60,
+            capture_ip_per_minute: 10,
         }
     }
 }
@@ -178,6 +200,45 @@ impl Settings {
         if let Some(v) = text("STAGEFLOW_DEFAULT_CURRENCY") {
             self.default_currency = v;
         }
+        if let Some(v) = get("STAGEFLOW_WEBHOOK_ALLOWED_NETWORKS") {
+            self.webhook_allowed_networks = v;
+        }
+        crate::integrations::guard::Networks::parse(&self.webhook_allowed_networks).map_err(
+            |why| ConfigError::Env {
+                var: "STAGEFLOW_WEBHOOK_ALLOWED_NETWORKS",
+                why,
+            },
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_WEBHOOK_RETRY_BASE_MS",
+            &mut self.webhook_retry_base_ms,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_WEBHOOK_RETRY_WINDOW_SECS",
+            &mut self.webhook_retry_window_secs,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_WEBHOOK_TIMEOUT_MS",
+            &mut self.webhook_timeout_ms,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_WEBHOOK_POLL_MS",
+            &mut self.webhook_poll_ms,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_STALL_SCAN_SECS",
+            &mut self.stall_scan_secs,
+        )?;
+        parse_num(
+            &text,
+            "STAGEFLOW_CAPTURE_IP_PER_MINUTE",
+            &mut self.capture_ip_per_minute,
+        )?;
         parse_num(&text, "STAGEFLOW_TOKEN_TTL_SECS", &mut self.token_ttl_secs)?;
         parse_num(&text, "STAGEFLOW_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
         parse_num(&text, "STAGEFLOW_POOL_SIZE", &mut self.pool_size)?;

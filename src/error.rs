@@ -129,6 +129,7 @@ problem_codes! {
     DuplicateOpportunity = "duplicate_opportunity",
     UnreadableFile = "unreadable_file",
     ImportNotCancellable = "import_not_cancellable",
+    InvalidSignature = "invalid_signature",
 }
 
 impl std::fmt::Display for ProblemCode {
@@ -186,6 +187,11 @@ pub const FIELD_CODES: &[&str] = &[
     "record_too_large",
     "unreadable",
     "unsupported_encoding",
+    // Webhook targets.
+    "forbidden_target",
+    "invalid_url",
+    "unresolvable_host",
+    "unsupported_scheme",
 ];
 
 /// RFC 9457 problem document, as served.
@@ -233,6 +239,9 @@ pub enum AppError {
     Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A signed request whose signature is missing, stale, wrong or replayed (401).
+    #[error("invalid signature: {0}")]
+    Signature(String),
     #[error("{code}: {detail}")]
     Conflict {
         code: ProblemCode,
@@ -281,6 +290,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::Signature(_) => "invalid_signature",
             AppError::VersionConflict { .. } => "version_conflict",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -302,7 +312,9 @@ impl AppError {
             | AppError::Rule { detail, .. }
             | AppError::QuotaExceeded { detail, .. } => detail.clone(),
             AppError::NotFound => "The resource does not exist or is not visible to you.".into(),
-            AppError::Unauthorized(why) | AppError::Forbidden(why) => why.clone(),
+            AppError::Unauthorized(why) | AppError::Forbidden(why) | AppError::Signature(why) => {
+                why.clone()
+            }
             AppError::VersionConflict { current } => format!(
                 "The record was changed by someone else; its current version is {current}. Reload it and retry with If-Match."
             ),

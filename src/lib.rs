@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod imports;
+pub mod integrations;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -104,6 +104,8 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         login_ip_limiter: Arc::new(Limiter::per_minute(settings.login_ip_attempts_per_minute)),
         request_limiter: Arc::new(Limiter::per_minute(settings.rate_limit_per_minute)),
         public_limiter: Arc::new(Limiter::per_minute(settings.public_rate_limit_per_minute)),
+        capture_ip_limiter: Arc::new(Limiter::per_minute(settings.capture_ip_per_minute)),
+        capture_source_budgets: Default::default(),
         jwt: Arc::new(jwt),
         settings: Arc::new(settings),
         clock: Default::default(),
@@ -282,6 +284,7 @@ pub fn app(
         .wrap(from_fn(http::rate_limit::rate_limit))
         .wrap(from_fn(http::middleware::authenticate))
         .wrap(cors)
+        .wrap(from_fn(http::capture::detach_origin))
         .wrap(from_fn(http::middleware::request_context))
 }
 
@@ -302,6 +305,19 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
         state.pool.clone(),
         Duration::from_secs(1),
     ));
+    // Outbound webhooks: deliveries from the outbox, and the stalled-deal scan.
+    match crate::integrations::delivery::Deliverer::new(&state.settings) {
+        Ok(deliverer) => {
+            actix_web::rt::spawn(crate::integrations::delivery::work(
+                state.pool.clone(),
+                state.backend,
+                deliverer,
+                Duration::from_millis(state.settings.webhook_poll_ms.max(10)),
+                Duration::from_secs(state.settings.stall_scan_secs.max(1)),
+            ));
+        }
+        Err(e) => tracing::error!(error = %e, "webhook deliveries cannot start"),
+    }
     HttpServer::new(move || app(state.clone()))
         .bind(&bind)?
         .run()

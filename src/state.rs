@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::auth::jwt::JwtKeys;
-use crate::auth::rate_limit::Limiter;
+use crate::auth::rate_limit::{Budgets, Limiter};
 use crate::config::Settings;
 use crate::storage::clock::Clock;
 use crate::storage::{Backend, DbPool};
@@ -23,6 +23,10 @@ pub struct AppState {
     pub request_limiter: Arc<Limiter>,
     /// API requests per client IP without valid credentials.
     pub public_limiter: Arc<Limiter>,
+    /// Capture posts per (source, client IP), for form sources.
+    pub capture_ip_limiter: Arc<Limiter>,
+    /// Capture posts per source, each at its own `rate_limit_per_minute`.
+    pub capture_source_budgets: Arc<Budgets>,
     /// The time requests write: the system's, unless a test sets it.
     pub clock: Clock,
 }
@@ -38,5 +42,7 @@ impl AppState {
         ] {
             limiter.housekeep();
         }
+        self.capture_ip_limiter.housekeep();
+        self.capture_source_budgets.housekeep();
     }
 }

@@ -86,6 +86,34 @@ impl Limiter {
     }
 }
 
+/// Keyed budgets whose size differs per key group (a capture source's own
+/// `rate_limit_per_minute`): one [`Limiter`] per distinct size.
+#[derive(Default)]
+pub struct Budgets {
+    by_limit: std::sync::Mutex<std::collections::HashMap<u32, std::sync::Arc<Limiter>>>,
+}
+
+impl Budgets {
+    /// Counts one request for `key` against a budget of `limit` per minute.
+    pub fn take(&self, limit: u32, key: &str) -> Quota {
+        let limit = limit.max(1);
+        let limiter = match self.by_limit.lock() {
+            Ok(mut map) => map
+                .entry(limit)
+                .or_insert_with(|| std::sync::Arc::new(Limiter::per_minute(limit)))
+                .clone(),
+            Err(_) => return Limiter::per_minute(limit).take(key),
+        };
+        limiter.take(key)
+    }
+
+    pub fn housekeep(&self) {
+        if let Ok(map) = self.by_limit.lock() {
+            map.values().for_each(|l| l.housekeep());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,7 +165,7 @@ pub fn account_ops() -> Ops<AccountRow, AccountInput> {
         lock: account::lock_visible,
         input_of: |r| AccountInput::from(r),
         build: account_row,
-        save: |conn, _, row| account::save_row(conn, row),
+        save: |conn, _, _, row| account::save_row(conn, row),
     }
 }
 
@@ -175,7 +175,7 @@ pub fn contact_ops() -> Ops<ContactRow, ContactInput> {
         lock: contact::lock_visible,
         input_of: |r| ContactInput::from(r),
         build: contact_row,
-        save: |conn, _, row| contact::save_row(conn, row),
+        save: |conn, _, _, row| contact::save_row(conn, row),
     }
 }
 

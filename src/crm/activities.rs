@@ -167,6 +167,7 @@ pub fn create(conn: &mut DbConn, caller: &Caller, input: &ActivityInput) -> AppR
     let row = build(conn, caller, input, None)?;
     store::insert_row(conn, &row)?;
     refresh_parent(conn, &row)?;
+    super::events::activity_created(conn, &row)?;
     Ok(row)
 }
 
@@ -176,7 +177,7 @@ pub fn ops() -> Ops<ActivityRow, ActivityInput> {
         lock: store::lock_visible,
         input_of: |r| ActivityInput::from(r),
         build,
-        save: |conn, _, row| {
+        save: |conn, _, _, row| {
             store::save_row(conn, row)?;
             refresh_parent(conn, row)
         },

@@ -184,11 +184,14 @@ pub fn convert(
     };
     enter_stage(conn, &mut opp, None, &target, &change)?;
     opp_store::insert(conn, &opp, &vis)?;
+    super::events::opportunity(conn, None, &opp)?;
+    let before = lead.clone();
     lead.stamp_next(&caller.user_id, change.at);
     lead.status = LeadStatus::Converted;
     lead.converted_at = Some(change.at);
     lead.converted_opportunity_id = Some(opp.id.clone());
     store::save(conn, &lead, &vis)?;
+    super::events::lead(conn, Some(&before), &lead)?;
     Ok(Conversion {
         lead,
         account,

@@ -213,6 +213,7 @@ pub fn build(
 pub fn create(conn: &mut DbConn, caller: &Caller, input: &LeadInput) -> AppResult<LeadRow> {
     let row = build(conn, caller, input, None)?;
     store::insert(conn, &row, &caller.visibility())?;
+    super::events::lead(conn, None, &row)?;
     Ok(row)
 }
 
@@ -222,7 +223,10 @@ pub fn ops() -> Ops<LeadRow, LeadInput> {
         lock: store::lock_visible,
         input_of: |r| LeadInput::from(r),
         build,
-        save: |conn, caller, row| store::save(conn, row, &caller.visibility()),
+        save: |conn, caller, before, row| {
+            store::save(conn, row, &caller.visibility())?;
+            super::events::lead(conn, Some(before), row)
+        },
     }
 }
 
@@ -260,10 +264,12 @@ pub fn disqualify(
             existing_id: row.converted_opportunity_id,
         });
     }
+    let before = row.clone();
     row.stamp_next(&caller.user_id, storage::now());
     row.status = LeadStatus::Disqualified;
     row.disqualified_reason = Some(reason);
     store::save(conn, &row, &caller.visibility())?;
+    super::events::lead(conn, Some(&before), &row)?;
     Ok(row)
 }
 

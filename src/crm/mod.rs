@@ -7,9 +7,12 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod capture;
 pub mod conversion;
+pub mod events;
 pub mod fields;
 pub mod leads;
 pub mod opportunities;
 pub mod records;
 pub mod stages;
+pub mod views;

@@ -279,6 +279,7 @@ pub fn create(
     };
     enter_stage(conn, &mut row, None, &target, &first)?;
     store::insert(conn, &row, &caller.visibility())?;
+    super::events::opportunity(conn, None, &row)?;
     Ok((row, target.probability))
 }
 
@@ -336,6 +337,7 @@ pub fn create_with_history(
         .find(|s| s.id == row.stage_id)
         .map_or(0, |s| s.probability);
     store::insert(conn, &row, &caller.visibility())?;
+    super::events::opportunity(conn, None, &row)?;
     Ok((row, probability))
 }
 
@@ -418,6 +420,7 @@ pub fn update_if_changed(
         )?;
     }
     store::save(conn, &row, &caller.visibility())?;
+    super::events::opportunity(conn, Some(&current), &row)?;
     Ok(true)
 }
 
@@ -449,6 +452,7 @@ pub fn update(
         )?;
     }
     store::save(conn, &row, &caller.visibility())?;
+    super::events::opportunity(conn, Some(&current), &row)?;
     Ok((row, target.probability))
 }
 
@@ -563,6 +567,7 @@ pub fn change_stage(
     check_version(expected_version, row.version)?;
     let stages = pipelines::stages_of(conn, &row.pipeline_id)?;
     let from = row.stage_id.clone();
+    let before = row.clone();
     let (target, note, keep_next_action) = match requested {
         StageMove::Move {
             stage_id,
@@ -641,6 +646,7 @@ pub fn change_stage(
     )?;
     row.stamp_next(&caller.user_id, storage::now());
     store::save(conn, &row, &caller.visibility())?;
+    super::events::opportunity(conn, Some(&before), &row)?;
     Ok((row, target.probability))
 }
 

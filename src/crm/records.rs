@@ -30,7 +30,8 @@ pub struct Ops<R, I> {
     pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
     pub input_of: fn(&R) -> I,
     pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
-    pub save: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
+    /// Saves the rebuilt row (second) over the stored one (first), which it was built from.
+    pub save: fn(&mut DbConn, &Caller, &R, &R) -> AppResult<()>,
 }
 
 /// Updates a visible record: `edit` turns its current input into the new one (a merge
@@ -47,7 +48,7 @@ pub fn update<R: Stamped, I>(
     check_version(expected_version, current.version())?;
     let input = edit((ops.input_of)(&current))?;
     let row = (ops.build)(conn, caller, &input, Some(&current))?;
-    (ops.save)(conn, caller, &row)?;
+    (ops.save)(conn, caller, &current, &row)?;
     Ok(row)
 }
 

@@ -242,6 +242,7 @@ pub fn evacuate_stage(
     let mut missing: Vec<FieldError> = Vec::new();
     for id in &ids {
         let mut deal = store::lock_visible(conn, &Visibility::All, id)?;
+        let before = deal.clone();
         // A lost deal moved between lost stages was lost when it was, not now.
         let closed_at = deal.closed_at;
         match enter_stage(conn, &mut deal, Some(from.id.clone()), target, &change) {
@@ -265,6 +266,7 @@ pub fn evacuate_stage(
         }
         storage::Stamped::stamp_next(&mut deal, actor, change.at);
         store::save(conn, &deal, &Visibility::All)?;
+        super::events::opportunity(conn, Some(&before), &deal)?;
     }
     if !missing.is_empty() {
         return Err(AppError::Rule {

@@ -16,6 +16,7 @@ use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 pub use crate::crm::activities::ActivityInput;
 use crate::crm::activities::{self as crm, require_parent_scopes};
+pub use crate::crm::views::ActivityOut;
 use crate::domain::opportunity::ActivityType;
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
@@ -25,48 +26,6 @@ use crate::storage::{self, leads, opportunities};
 
 /// The body of a PATCH: any writable members of [`ActivityInput`].
 pub type ActivityPatch = MergePatch<ActivityInput>;
-
-#[derive(Serialize, ToSchema)]
-pub struct ActivityOut {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub type_: ActivityType,
-    pub subject: String,
-    pub body: Option<String>,
-    pub lead_id: Option<String>,
-    pub opportunity_id: Option<String>,
-    pub due_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
-    pub owner_id: String,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub created_by: Option<String>,
-    pub updated_by: Option<String>,
-}
-
-impl From<ActivityRow> for ActivityOut {
-    fn from(a: ActivityRow) -> Self {
-        ActivityOut {
-            type_: a.type_,
-            due_at: a.due_at.map(utc),
-            completed_at: a.completed_at.map(utc),
-            created_at: utc(a.created_at),
-            updated_at: utc(a.updated_at),
-            id: a.id,
-            subject: a.subject,
-            body: a.body,
-            lead_id: a.lead_id,
-            opportunity_id: a.opportunity_id,
-            outcome: a.outcome,
-            owner_id: a.owner_id,
-            version: a.version,
-            created_by: a.created_by,
-            updated_by: a.updated_by,
-        }
-    }
-}
 
 fn respond(status: StatusCode, a: ActivityRow) -> HttpResponse {
     super::answer(status, "activities", &a.id)

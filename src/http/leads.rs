@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{AccountOut, ContactOut};
@@ -13,15 +13,14 @@ use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::MergePatch;
 use super::opportunities::OpportunityOut;
 use super::pagination::{page_request, PageOut};
-use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::conversion::{self, ConvertRequest};
 pub use crate::crm::leads::LeadInput;
-use crate::crm::leads::{self as crm, bant_of};
+use crate::crm::leads::{self as crm};
+pub use crate::crm::views::LeadOut;
 use crate::domain::lead::{
-    rule_field_values, Bant, CompanySize, LeadSource, LeadStatus, ScoreItem, ScoringRule,
-    RULE_FIELDS,
+    rule_field_values, CompanySize, LeadSource, LeadStatus, ScoringRule, RULE_FIELDS,
 };
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems};
@@ -32,83 +31,6 @@ use crate::storage::{self, scoring};
 
 /// The body of a PATCH: any writable members of [`LeadInput`].
 pub type LeadPatch = MergePatch<LeadInput>;
-
-#[derive(Serialize, ToSchema)]
-pub struct LeadOut {
-    pub id: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub company: Option<String>,
-    pub job_title: Option<String>,
-    pub industry: Option<String>,
-    pub company_size: Option<CompanySize>,
-    pub region: Option<String>,
-    pub country: Option<String>,
-    pub source: LeadSource,
-    pub source_detail: Option<String>,
-    pub interest: Option<String>,
-    pub status: LeadStatus,
-    pub bant: Bant,
-    /// 0–100: the sum of the points in `score_breakdown`, clamped.
-    pub score: i32,
-    /// Every scoring rule that matched and the points it gave.
-    pub score_breakdown: Vec<ScoreItem>,
-    pub tags: Vec<String>,
-    pub owner_id: String,
-    pub next_follow_up_at: Option<DateTime<Utc>>,
-    pub last_activity_at: Option<DateTime<Utc>>,
-    pub external_id: Option<String>,
-    pub custom: Map<String, Value>,
-    pub converted_at: Option<DateTime<Utc>>,
-    pub converted_opportunity_id: Option<String>,
-    pub disqualified_reason: Option<String>,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub created_by: Option<String>,
-    pub updated_by: Option<String>,
-}
-
-impl From<LeadRow> for LeadOut {
-    fn from(l: LeadRow) -> Self {
-        LeadOut {
-            bant: bant_of(&l),
-            source: l.source,
-            status: l.status,
-            company_size: l.company_size,
-            score_breakdown: l.score_breakdown.to_vec(),
-            tags: l.tags.to_vec(),
-            custom: (*l.custom).clone(),
-            next_follow_up_at: l.next_follow_up_at.map(utc),
-            last_activity_at: l.last_activity_at.map(utc),
-            converted_at: l.converted_at.map(utc),
-            created_at: utc(l.created_at),
-            updated_at: utc(l.updated_at),
-            id: l.id,
-            first_name: l.first_name,
-            last_name: l.last_name,
-            email: l.email,
-            phone: l.phone,
-            company: l.company,
-            job_title: l.job_title,
-            industry: l.industry,
-            region: l.region,
-            country: l.country,
-            source_detail: l.source_detail,
-            interest: l.interest,
-            score: l.score,
-            owner_id: l.owner_id,
-            external_id: l.external_id,
-            converted_opportunity_id: l.converted_opportunity_id,
-            disqualified_reason: l.disqualified_reason,
-            version: l.version,
-            created_by: l.created_by,
-            updated_by: l.updated_by,
-        }
-    }
-}
 
 fn respond(status: StatusCode, l: LeadRow) -> HttpResponse {
     super::answer(status, "leads", &l.id)

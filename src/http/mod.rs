@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod activities;
 pub mod api_keys;
 pub mod auth;
+pub mod capture;
 pub mod crud;
 pub mod export;
 pub mod extract;
@@ -23,10 +24,10 @@ pub mod rate_limit;
 pub mod reports;
 pub mod teams;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::AppError;
@@ -165,6 +166,51 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(imports::find_import_errors)),
                 )
                 .service(
+                    web::resource("/capture-sources")
+                        .route(web::get().to(capture::list_sources))
+                        .route(web::post().to(capture::create_source)),
+                )
+                .service(
+                    web::resource("/capture-sources/{id}")
+                        .route(web::get().to(capture::get_source))
+                        .route(web::patch().to(capture::update_source))
+                        .route(web::delete().to(capture::delete_source)),
+                )
+                .service(
+                    web::resource("/capture-sources/{id}/rotate-secret")
+                        .route(web::post().to(capture::rotate_secret)),
+                )
+                .service(
+                    web::resource("/capture/{key}")
+                        .route(web::post().to(capture::capture))
+                        .route(
+                            web::method(actix_web::http::Method::OPTIONS).to(capture::preflight),
+                        ),
+                )
+                .service(
+                    web::resource("/webhooks")
+                        .route(web::get().to(webhooks::list_webhooks))
+                        .route(web::post().to(webhooks::create_webhook)),
+                )
+                .service(
+                    web::resource("/webhooks/deliveries/{id}/redeliver")
+                        .route(web::post().to(webhooks::redeliver)),
+                )
+                .service(
+                    web::resource("/webhooks/{id}")
+                        .route(web::get().to(webhooks::get_webhook))
+                        .route(web::patch().to(webhooks::update_webhook))
+                        .route(web::delete().to(webhooks::delete_webhook)),
+                )
+                .service(
+                    web::resource("/webhooks/{id}/deliveries")
+                        .route(web::get().to(webhooks::list_deliveries)),
+                )
+                .service(
+                    web::resource("/webhooks/{id}/test")
+                        .route(web::post().to(webhooks::test_webhook)),
+                )
+                .service(
                     web::resource("/opportunities")
                         .route(web::get().to(opportunities::list_opportunities))
                         .route(web::post().to(opportunities::create_opportunity)),
@@ -294,10 +340,7 @@ pub fn answer(status: StatusCode, collection: &str, id: &str) -> HttpResponseBui
     builder
 }
 
-/// Stored timestamps are UTC without an offset; the API speaks RFC 3339 with `Z`.
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
+pub use crate::crm::views::utc;
 
 /// Tells "absent" (`None`) from "explicitly null" (`Some(None)`) in PATCH bodies.
 pub fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch, OptionalJson};
@@ -16,8 +16,9 @@ use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::opportunities::{self as crm, StageMove};
 pub use crate::crm::opportunities::{NextAction, OpportunityInput};
-use crate::domain::lead::{CompanySize, LeadSource};
-use crate::domain::money::{format_amount, parse_amount};
+pub use crate::crm::views::OpportunityOut;
+use crate::domain::lead::LeadSource;
+use crate::domain::money::parse_amount;
 use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
@@ -28,92 +29,6 @@ use crate::storage::pipelines;
 
 /// The body of a PATCH: any writable members of [`OpportunityInput`].
 pub type OpportunityPatch = MergePatch<OpportunityInput>;
-
-#[derive(Serialize, ToSchema)]
-pub struct OpportunityOut {
-    pub id: String,
-    pub name: String,
-    pub pipeline_id: String,
-    pub stage_id: String,
-    pub status: OpportunityStatus,
-    #[schema(example = "12500.00")]
-    pub amount: Option<String>,
-    pub currency: String,
-    /// The override, if any.
-    pub probability: Option<i32>,
-    /// The override or else the stage's probability.
-    pub effective_probability: i32,
-    pub expected_close_date: Option<NaiveDate>,
-    pub account_id: Option<String>,
-    pub contact_id: Option<String>,
-    pub lead_id: Option<String>,
-    pub owner_id: String,
-    pub source: Option<LeadSource>,
-    pub industry: Option<String>,
-    pub company_size: Option<CompanySize>,
-    pub region: Option<String>,
-    pub tags: Vec<String>,
-    pub next_action: Option<NextAction>,
-    pub lost_reason_id: Option<String>,
-    pub lost_note: Option<String>,
-    pub stage_entered_at: DateTime<Utc>,
-    /// Latest completed activity (not counted as a change: the version stays).
-    pub last_activity_at: Option<DateTime<Utc>>,
-    pub won_at: Option<DateTime<Utc>>,
-    pub lost_at: Option<DateTime<Utc>>,
-    pub external_id: Option<String>,
-    pub custom: Map<String, Value>,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub created_by: Option<String>,
-    pub updated_by: Option<String>,
-}
-
-impl OpportunityOut {
-    pub fn new(o: OpportunityRow, stage_probability: i32) -> Self {
-        let status = o.status;
-        let closed = |s: OpportunityStatus| o.closed_at.filter(|_| status == s).map(utc);
-        OpportunityOut {
-            effective_probability: o.probability.unwrap_or(stage_probability),
-            won_at: closed(OpportunityStatus::Won),
-            lost_at: closed(OpportunityStatus::Lost),
-            status,
-            amount: o.amount_minor.map(format_amount),
-            source: o.source,
-            company_size: o.company_size,
-            tags: o.tags.to_vec(),
-            custom: (*o.custom).clone(),
-            next_action: o.next_action_text.clone().map(|text| NextAction {
-                text,
-                due_at: o.next_action_due_at.map(utc),
-            }),
-            stage_entered_at: utc(o.stage_entered_at),
-            last_activity_at: o.last_activity_at.map(utc),
-            created_at: utc(o.created_at),
-            updated_at: utc(o.updated_at),
-            id: o.id,
-            name: o.name,
-            pipeline_id: o.pipeline_id,
-            stage_id: o.stage_id,
-            currency: o.currency,
-            probability: o.probability,
-            expected_close_date: o.expected_close_date,
-            account_id: o.account_id,
-            contact_id: o.contact_id,
-            lead_id: o.lead_id,
-            owner_id: o.owner_id,
-            industry: o.industry,
-            region: o.region,
-            lost_reason_id: o.lost_reason_id,
-            lost_note: o.lost_note,
-            external_id: o.external_id,
-            version: o.version,
-            created_by: o.created_by,
-            updated_by: o.updated_by,
-        }
-    }
-}
 
 fn respond(status: StatusCode, o: OpportunityRow, stage_probability: i32) -> HttpResponse {
     super::answer(status, "opportunities", &o.id)

@@ -667,7 +667,7 @@ fn simple<R: Stamped, I: Serialize + DeserializeOwned>(
     if mode == Mode::Create {
         return Err(exists());
     }
-    (ops.save)(conn, caller, &row)?;
+    (ops.save)(conn, caller, &current, &row)?;
     Ok(Outcome::Updated)
 }
 

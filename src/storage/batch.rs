@@ -22,6 +22,7 @@ use super::opportunities::{OpportunityRow, TransitionRow};
 use super::pipelines::StageRow;
 use super::schema::{leads, opportunities, stage_transitions};
 use super::users::UserRow;
+use super::webhooks::SubscriptionRow;
 use super::DbConn;
 use crate::domain::lead::ScoringRule;
 use crate::error::AppResult;
@@ -29,6 +30,7 @@ use crate::error::AppResult;
 #[derive(Default)]
 struct Batch {
     rules: Option<Vec<ScoringRule>>,
+    subscriptions: Option<Vec<SubscriptionRow>>,
     stages: HashMap<String, Vec<StageRow>>,
     users: HashMap<String, Option<UserRow>>,
     leads: Vec<LeadRow>,
@@ -137,6 +139,18 @@ pub fn rules(
     load: fn(&mut DbConn) -> AppResult<Vec<ScoringRule>>,
 ) -> AppResult<Vec<ScoringRule>> {
     remembered(|b| b.rules.clone(), |b, v| b.rules = Some(v), || load(conn))
+}
+
+/// The active webhook subscriptions, read once per batch.
+pub fn memo_subscriptions(
+    conn: &mut DbConn,
+    load: fn(&mut DbConn) -> AppResult<Vec<SubscriptionRow>>,
+) -> AppResult<Vec<SubscriptionRow>> {
+    remembered(
+        |b| b.subscriptions.clone(),
+        |b, v| b.subscriptions = Some(v),
+        || load(conn),
+    )
 }
 
 /// A pipeline's stages, read once per batch.

@@ -6,6 +6,7 @@ pub mod activities;
 pub mod aggregates;
 pub mod api_keys;
 pub mod batch;
+pub mod capture;
 pub mod clock;
 pub mod held;
 pub mod idempotency;
@@ -23,6 +24,7 @@ pub mod types;
 pub mod users;
 pub mod versioned;
 pub mod visibility;
+pub mod webhooks;
 
 pub use versioned::check_version;
 

@@ -89,6 +89,15 @@ pub fn find_visible_with_probability(
     .ok_or(AppError::NotFound)
 }
 
+/// A deal by id, whoever may see it (for the workflow layer's own reads).
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<OpportunityRow>> {
+    Ok(opportunities::table
+        .find(id)
+        .select(OpportunityRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// One row of the stage log. There is deliberately no update or delete for it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = stage_transitions)]

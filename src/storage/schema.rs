@@ -340,3 +340,117 @@ diesel::table! {
         error -> Text,
     }
 }
+
+diesel::table! {
+    capture_sources (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        public_key -> Text,
+        field_map -> Text,
+        constants -> Text,
+        default_source -> Text,
+        source_detail -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        round_robin_next -> BigInt,
+        dedupe_on -> Text,
+        allowed_origins -> Text,
+        redirect_url -> Nullable<Text>,
+        honeypot_field -> Nullable<Text>,
+        min_submit_seconds -> Integer,
+        rate_limit_per_minute -> Integer,
+        secret -> Nullable<Text>,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        active -> Bool,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    capture_receipts (source_id, fingerprint) {
+        source_id -> Text,
+        fingerprint -> Text,
+        lead_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_subscriptions (id) {
+        id -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        events -> Text,
+        pipeline_id -> Nullable<Text>,
+        to_stage_id -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        secret -> Text,
+        active -> Bool,
+        disabled_reason -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        event_type -> Text,
+        record_id -> Text,
+        occurred_at -> Timestamp,
+        payload -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        subscription_id -> Text,
+        event_seq -> BigInt,
+        record_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
+        response_status -> Nullable<Integer>,
+        latency_ms -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (delivery_id, attempt) {
+        delivery_id -> Text,
+        attempt -> Integer,
+        attempted_at -> Timestamp,
+        response_status -> Nullable<Integer>,
+        latency_ms -> Integer,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    stall_notices (opportunity_id, stage_entered_at) {
+        opportunity_id -> Text,
+        stage_entered_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    webhook_deliveries,
+    webhook_events,
+    webhook_subscriptions
+);
+diesel::allow_tables_to_appear_in_same_query!(stall_notices, opportunities);
+diesel::allow_tables_to_appear_in_same_query!(stall_notices, stages);

@@ -10,6 +10,7 @@ use diesel::sql_types::{Nullable, Text};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::domain::integration::{CaptureKind, DeliveryStatus, EventType};
 use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
 use crate::domain::opportunity::{ActivityType, Channel, OpportunityStatus};
 use crate::domain::pipeline::StageKind;
@@ -96,6 +97,9 @@ text_columns!(
     LeadSource,
     CompanySize,
     Role,
+    CaptureKind,
+    EventType,
+    DeliveryStatus,
 );
 
 /// A JSON document stored as TEXT (lists of tags or criteria, custom fields, BANT). The

@@ -10,7 +10,7 @@ use diesel::query_builder::IntoUpdateTarget;
 use diesel::sql_types::Integer;
 
 use super::schema::{accounts, activities, contacts, leads, opportunities, pipelines, stages};
-use super::schema::{teams, users};
+use super::schema::{capture_sources, teams, users, webhook_subscriptions};
 use super::{DbConn, StorageError};
 
 /// A table whose rows have a text `id` primary key and an integer `version` column.
@@ -62,7 +62,9 @@ versioned_tables!(
     pipelines,
     stages,
     teams,
-    users
+    users,
+    capture_sources,
+    webhook_subscriptions
 );
 
 /// Checks a client's `If-Match` (`expected`, when given) against the version of a row

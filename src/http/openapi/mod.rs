@@ -14,8 +14,8 @@ use passes::*;
 pub use passes::{AMOUNT_OUT_PATTERN, AMOUNT_PATTERN};
 
 use super::{
-    accounts, activities, api_keys, auth, health, imports, leads, loss_reasons, opportunities,
-    pipelines, reports, teams, users,
+    accounts, activities, api_keys, auth, capture, health, imports, leads, loss_reasons,
+    opportunities, pipelines, reports, teams, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -81,6 +81,22 @@ use super::{
         opportunities::reopen_opportunity,
         opportunities::opportunity_history,
         opportunities::list_stage_log,
+        capture::create_source,
+        capture::list_sources,
+        capture::get_source,
+        capture::update_source,
+        capture::delete_source,
+        capture::rotate_secret,
+        capture::preflight,
+        capture::capture,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
+        webhooks::redeliver,
+        webhooks::test_webhook,
         imports::import_leads,
         imports::import_accounts,
         imports::import_contacts,
@@ -140,6 +156,8 @@ use super::{
         (name = "opportunities", description = "Opportunities, stage moves and the stage log"),
         (name = "activities", description = "Activities and the follow-up queue"),
         (name = "reports", description = "Funnel, durations, stalled deals, losses, forecast and more"),
+        (name = "capture", description = "Leads from third-party web forms and signed webhooks"),
+        (name = "webhooks", description = "Signed outbound webhooks from a transactional outbox"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,497 @@
+//! Outbound webhooks: subscriptions, the outbox of events (written in the transaction
+//! of the change they announce), one delivery per subscription and event, and the
+//! attempts of each delivery.
+//!
+//! Delivery order per record: a worker only claims a delivery when no earlier pending
+//! delivery of the same subscription and record exists, so the events of one deal reach
+//! a receiver in the order they happened, while other records go on in parallel.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::schema::{webhook_attempts, webhook_deliveries, webhook_events, webhook_subscriptions};
+use super::sql::Sql;
+use super::types::JsonText;
+use super::versioned::{delete_if_version, save_if_version};
+use super::{Backend, DbConn};
+use crate::domain::integration::{DeliveryStatus, EventType};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_subscriptions)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: JsonText<Vec<EventType>>,
+    pub pipeline_id: Option<String>,
+    pub to_stage_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    pub secret: String,
+    pub active: bool,
+    pub disabled_reason: Option<String>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_events)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub event_type: String,
+    pub record_id: String,
+    pub occurred_at: NaiveDateTime,
+    pub payload: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = webhook_events)]
+struct NewEvent<'a> {
+    id: &'a str,
+    event_type: &'a str,
+    record_id: &'a str,
+    occurred_at: NaiveDateTime,
+    payload: &'a str,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub event_seq: i64,
+    pub record_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub response_status: Option<i32>,
+    pub latency_ms: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct AttemptRow {
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub attempted_at: NaiveDateTime,
+    pub response_status: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+}
+
+pub fn insert_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<()> {
+    diesel::insert_into(webhook_subscriptions::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_subscription(conn: &mut DbConn, id: &str) -> AppResult<SubscriptionRow> {
+    webhook_subscriptions::table
+        .find(id)
+        .select(SubscriptionRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+pub fn list_subscriptions(conn: &mut DbConn) -> AppResult<Vec<SubscriptionRow>> {
+    Ok(webhook_subscriptions::table
+        .select(SubscriptionRow::as_select())
+        .order(webhook_subscriptions::created_at.asc())
+        .load(conn)?)
+}
+
+/// The active subscriptions, read once per batch of an import.
+pub fn active_subscriptions(conn: &mut DbConn) -> AppResult<Vec<SubscriptionRow>> {
+    super::batch::memo_subscriptions(conn, |conn| {
+        Ok(webhook_subscriptions::table
+            .filter(webhook_subscriptions::active.eq(true))
+            .select(SubscriptionRow::as_select())
+            .load(conn)?)
+    })
+}
+
+/// Saves `row` (read at `row.version - 1`) if nobody changed it since.
+pub fn save_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<()> {
+    use webhook_subscriptions::dsl as s;
+    save_if_version(
+        conn,
+        s::webhook_subscriptions,
+        &row.id,
+        row.version - 1,
+        |conn, target, next| {
+            diesel::update(target)
+                .set((
+                    s::url.eq(&row.url),
+                    s::description.eq(&row.description),
+                    s::events.eq(&row.events),
+                    s::pipeline_id.eq(&row.pipeline_id),
+                    s::to_stage_id.eq(&row.to_stage_id),
+                    s::owner_id.eq(&row.owner_id),
+                    s::team_id.eq(&row.team_id),
+                    s::active.eq(row.active),
+                    s::disabled_reason.eq(&row.disabled_reason),
+                    s::updated_at.eq(row.updated_at),
+                    next,
+                ))
+                .execute(conn)
+        },
+    )?;
+    Ok(())
+}
+
+/// Deletes a subscription with its deliveries and their attempts.
+pub fn delete_subscription(conn: &mut DbConn, id: &str, version: i32) -> AppResult<()> {
+    delete_if_version(conn, webhook_subscriptions::table, id, version)?;
+    let deliveries: Vec<String> = webhook_deliveries::table
+        .filter(webhook_deliveries::subscription_id.eq(id))
+        .select(webhook_deliveries::id)
+        .load(conn)?;
+    diesel::delete(
+        webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(deliveries)),
+    )
+    .execute(conn)?;
+    diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::subscription_id.eq(id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Turns a subscription off after its receiver answered `410 Gone`.
+pub fn disable(conn: &mut DbConn, id: &str, reason: &str) -> AppResult<()> {
+    use webhook_subscriptions::dsl as s;
+    diesel::update(s::webhook_subscriptions.find(id))
+        .set((
+            s::active.eq(false),
+            s::disabled_reason.eq(reason),
+            s::version.eq(s::version + 1),
+            s::updated_at.eq(super::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes one event to the outbox with a pending delivery for each of `subscribers`.
+pub fn enqueue(
+    conn: &mut DbConn,
+    id: &str,
+    event_type: &str,
+    record_id: &str,
+    occurred_at: NaiveDateTime,
+    payload: &str,
+    subscribers: &[&str],
+) -> AppResult<Vec<String>> {
+    let seq: i64 = diesel::insert_into(webhook_events::table)
+        .values(NewEvent {
+            id,
+            event_type,
+            record_id,
+            occurred_at,
+            payload,
+        })
+        .returning(webhook_events::seq)
+        .get_result(conn)?;
+    let rows: Vec<DeliveryRow> = subscribers
+        .iter()
+        .map(|s| DeliveryRow {
+            id: super::new_id(),
+            subscription_id: (*s).to_owned(),
+            event_seq: seq,
+            record_id: record_id.to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: Some(occurred_at),
+            locked_until: None,
+            response_status: None,
+            latency_ms: None,
+            last_error: None,
+            created_at: occurred_at,
+            finished_at: None,
+        })
+        .collect();
+    for row in &rows {
+        diesel::insert_into(webhook_deliveries::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(rows.into_iter().map(|d| d.id).collect())
+}
+
+/// A delivery claimed by a worker, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: DeliveryRow,
+    pub event: EventRow,
+    pub url: String,
+    pub secret: String,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// Claims up to `limit` due deliveries of active subscriptions, each the earliest
+/// pending one of its (subscription, record), for `lease`: until then no other worker
+/// (in this process or another replica) takes them. The claim is its own short
+/// transaction, so no connection is held while receivers answer.
+pub fn claim(
+    conn: &mut DbConn,
+    backend: Backend,
+    now: NaiveDateTime,
+    lease: chrono::Duration,
+    limit: i64,
+) -> AppResult<Vec<Claimed>> {
+    super::write_tx(conn, |conn| {
+        let mut q = Sql::new(backend);
+        q.push("SELECT d.id AS id FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.active WHERE d.status = 'pending' AND d.next_attempt_at <= ")
+            .ts(now)
+            .push(" AND (d.locked_until IS NULL OR d.locked_until <= ")
+            .ts(now)
+            .push(") AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'pending' AND e.subscription_id = d.subscription_id AND e.record_id = d.record_id AND e.event_seq < d.event_seq) ORDER BY d.next_attempt_at, d.event_seq LIMIT ")
+            .int(limit);
+        if backend == Backend::Postgres {
+            q.push(" FOR UPDATE OF d SKIP LOCKED");
+        }
+        let ids: Vec<String> = q.load::<IdRow>(conn)?.into_iter().map(|r| r.id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+            .set(webhook_deliveries::locked_until.eq(now + lease))
+            .execute(conn)?;
+        let rows: Vec<(DeliveryRow, EventRow, String, String)> = webhook_deliveries::table
+            .inner_join(
+                webhook_events::table.on(webhook_events::seq.eq(webhook_deliveries::event_seq)),
+            )
+            .inner_join(
+                webhook_subscriptions::table
+                    .on(webhook_subscriptions::id.eq(webhook_deliveries::subscription_id)),
+            )
+            .filter(webhook_deliveries::id.eq_any(&ids))
+            .order(webhook_deliveries::event_seq.asc())
+            .select((
+                DeliveryRow::as_select(),
+                EventRow::as_select(),
+                webhook_subscriptions::url,
+                webhook_subscriptions::secret,
+            ))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(delivery, event, url, secret)| Claimed {
+                delivery,
+                event,
+                url,
+                secret,
+            })
+            .collect())
+    })
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub delivery_id: String,
+    pub subscription_id: String,
+    pub attempted_at: NaiveDateTime,
+    pub response_status: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    /// Delivered, failed for good, or pending again at a time.
+    pub next: Next,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Next {
+    Delivered,
+    /// Retries are over (or the receiver said 410 Gone).
+    Failed,
+    RetryAt(NaiveDateTime),
+}
+
+/// Records an attempt and where its delivery now stands. A delivery that was taken
+/// back meanwhile (its subscription deleted) is left alone.
+pub fn record(conn: &mut DbConn, o: &Outcome) -> AppResult<()> {
+    use webhook_deliveries::dsl as d;
+    let attempt: i32 = webhook_attempts::table
+        .filter(webhook_attempts::delivery_id.eq(&o.delivery_id))
+        .count()
+        .get_result::<i64>(conn)? as i32
+        + 1;
+    let (status, next_at, finished) = match o.next {
+        Next::Delivered => (DeliveryStatus::Delivered, None, Some(o.attempted_at)),
+        Next::Failed => (DeliveryStatus::Failed, None, Some(o.attempted_at)),
+        Next::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
+    };
+    let n = diesel::update(d::webhook_deliveries.find(&o.delivery_id))
+        .set((
+            d::status.eq(status),
+            d::attempts.eq(d::attempts + 1),
+            d::next_attempt_at.eq(next_at),
+            d::locked_until.eq(None::<NaiveDateTime>),
+            d::response_status.eq(o.response_status),
+            d::latency_ms.eq(o.latency_ms),
+            d::last_error.eq(&o.error),
+            d::finished_at.eq(finished),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Ok(());
+    }
+    diesel::insert_into(webhook_attempts::table)
+        .values(AttemptRow {
+            delivery_id: o.delivery_id.clone(),
+            attempt,
+            attempted_at: o.attempted_at,
+            response_status: o.response_status,
+            latency_ms: o.latency_ms,
+            error: o.error.clone(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A delivery with its event's id and type, and its attempts.
+pub type DeliveryWithLog = (DeliveryRow, String, String, Vec<AttemptRow>);
+
+/// A subscription's deliveries, newest first, before the keyset `before_seq`.
+pub fn deliveries(
+    conn: &mut DbConn,
+    subscription_id: &str,
+    status: Option<DeliveryStatus>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<DeliveryWithLog>> {
+    let mut q = webhook_deliveries::table
+        .inner_join(webhook_events::table.on(webhook_events::seq.eq(webhook_deliveries::event_seq)))
+        .filter(webhook_deliveries::subscription_id.eq(subscription_id))
+        .select((
+            DeliveryRow::as_select(),
+            webhook_events::id,
+            webhook_events::event_type,
+        ))
+        .order(webhook_deliveries::event_seq.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(s) = status {
+        q = q.filter(webhook_deliveries::status.eq(s));
+    }
+    if let Some(b) = before_seq {
+        q = q.filter(webhook_deliveries::event_seq.lt(b));
+    }
+    let rows: Vec<(DeliveryRow, String, String)> = q.load(conn)?;
+    with_logs(conn, rows)
+}
+
+/// One delivery with its log.
+pub fn delivery_with_log(conn: &mut DbConn, id: &str) -> AppResult<DeliveryWithLog> {
+    let rows: Vec<(DeliveryRow, String, String)> = webhook_deliveries::table
+        .inner_join(webhook_events::table.on(webhook_events::seq.eq(webhook_deliveries::event_seq)))
+        .filter(webhook_deliveries::id.eq(id))
+        .select((
+            DeliveryRow::as_select(),
+            webhook_events::id,
+            webhook_events::event_type,
+        ))
+        .load(conn)?;
+    with_logs(conn, rows)?.pop().ok_or(AppError::NotFound)
+}
+
+fn with_logs(
+    conn: &mut DbConn,
+    rows: Vec<(DeliveryRow, String, String)>,
+) -> AppResult<Vec<DeliveryWithLog>> {
+    let ids: Vec<&str> = rows.iter().map(|(d, _, _)| d.id.as_str()).collect();
+    let mut attempts: Vec<AttemptRow> = webhook_attempts::table
+        .filter(webhook_attempts::delivery_id.eq_any(&ids))
+        .order((webhook_attempts::delivery_id, webhook_attempts::attempt))
+        .select(AttemptRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, event_id, event_type)| {
+            let mine: Vec<AttemptRow> = attempts
+                .iter()
+                .filter(|a| a.delivery_id == d.id)
+                .cloned()
+                .collect();
+            attempts.retain(|a| a.delivery_id != d.id);
+            (d, event_id, event_type, mine)
+        })
+        .collect())
+}
+
+/// One delivery of a subscription.
+pub fn find_delivery(conn: &mut DbConn, id: &str) -> AppResult<DeliveryRow> {
+    webhook_deliveries::table
+        .find(id)
+        .select(DeliveryRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+/// Queues a delivery again, now, with a fresh retry schedule (its attempts stay).
+pub fn redeliver(conn: &mut DbConn, id: &str) -> AppResult<()> {
+    use webhook_deliveries::dsl as d;
+    diesel::update(d::webhook_deliveries.find(id))
+        .set((
+            d::status.eq(DeliveryStatus::Pending),
+            d::attempts.eq(0),
+            d::next_attempt_at.eq(super::now()),
+            d::locked_until.eq(None::<NaiveDateTime>),
+            d::finished_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The number of pending deliveries (for the benchmark and the tests).
+pub fn pending_count(conn: &mut DbConn) -> AppResult<i64> {
+    Ok(webhook_deliveries::table
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Open deals past their stage's stall threshold that were not announced for their
+/// current stay yet; each is marked announced in the same transaction.
+pub fn take_new_stalls(
+    conn: &mut DbConn,
+    backend: Backend,
+    now: NaiveDateTime,
+    limit: i64,
+) -> AppResult<Vec<super::opportunities::OpportunityRow>> {
+    use super::opportunities::{stalled_condition, OpportunityRow};
+    use super::schema::{opportunities, stages, stall_notices};
+    let announced = stall_notices::table
+        .filter(stall_notices::opportunity_id.eq(opportunities::id))
+        .filter(stall_notices::stage_entered_at.eq(opportunities::stage_entered_at));
+    let deals: Vec<OpportunityRow> = opportunities::table
+        .inner_join(stages::table)
+        .filter(stalled_condition(backend, now))
+        .filter(diesel::dsl::not(diesel::dsl::exists(announced)))
+        .select(OpportunityRow::as_select())
+        .limit(limit)
+        .load(conn)?;
+    for d in &deals {
+        diesel::insert_into(stall_notices::table)
+            .values((
+                stall_notices::opportunity_id.eq(&d.id),
+                stall_notices::stage_entered_at.eq(d.stage_entered_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(deals)
+}
