@@ -50,6 +50,10 @@ pub async fn detach_origin(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if req.path().starts_with(CAPTURE_PREFIX) {
+        // Without its origin, a preflight must not look like one to the API's rules.
+        let h = req.headers_mut();
+        h.remove(header::ACCESS_CONTROL_REQUEST_METHOD);
+        h.remove(header::ACCESS_CONTROL_REQUEST_HEADERS);
         if let Some(origin) = req.headers_mut().remove(header::ORIGIN).next() {
             if let Ok(text) = origin.to_str() {
                 let text = text.to_owned();

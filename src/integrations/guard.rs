@@ -10,6 +10,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+/// How long a name may take to resolve.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Networks an operator allows despite the rules above.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Networks(Vec<(IpAddr, u8)>);
@@ -149,8 +152,14 @@ pub async fn resolve(
 ) -> Result<Vec<SocketAddr>, Refused> {
     let found: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
+        Err(_) => tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
             .await
+            .map_err(|_| {
+                refused(
+                    "unresolvable_host",
+                    format!("{host} did not resolve in time"),
+                )
+            })?
             .map_err(|_| refused("unresolvable_host", format!("{host} does not resolve")))?
             .collect(),
     };
