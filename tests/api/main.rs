@@ -8,6 +8,7 @@ mod activities;
 mod auth;
 mod binary;
 mod bodies;
+mod browser;
 mod capture;
 mod contract;
 mod contract_types;
