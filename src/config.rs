@@ -203,12 +203,12 @@ impl Settings {
         if let Some(v) = get("STAGEFLOW_WEBHOOK_ALLOWED_NETWORKS") {
             self.webhook_allowed_networks = v;
         }
-        crate::integrations::guard::Networks::parse(&self.webhook_allowed_networks).map_err(
-            |why| ConfigError::Env {
+        crate::domain::network::Networks::parse(&self.webhook_allowed_networks).map_err(|why| {
+            ConfigError::Env {
                 var: "STAGEFLOW_WEBHOOK_ALLOWED_NETWORKS",
                 why,
-            },
-        )?;
+            }
+        })?;
         parse_num(
             &text,
             "STAGEFLOW_WEBHOOK_RETRY_BASE_MS",

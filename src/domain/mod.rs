@@ -3,6 +3,7 @@
 pub mod integration;
 pub mod lead;
 pub mod money;
+pub mod network;
 pub mod opportunity;
 pub mod pipeline;
 pub mod templates;

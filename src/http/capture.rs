@@ -578,11 +578,9 @@ async fn active_source(state: &AppState, key: String) -> AppResult<SourceRow> {
         .ok_or(AppError::NotFound)
 }
 
-/// The CORS preflight of a browser about to post to a form source.
-#[utoipa::path(options, path = "/api/v1/capture/{key}", tag = "capture", operation_id = "capture_preflight",
-    params(("key" = String, Path)),
-    responses((status = 204, description = "The origin may post"), (status = 403, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem)))]
+/// The CORS preflight of a browser about to post to a form source: 204 with the
+/// CORS headers for an allowed origin, 403 otherwise. (Not an API operation: browsers
+/// send it on their own, so it is left out of the OpenAPI document.)
 pub async fn preflight(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -616,6 +614,7 @@ pub async fn preflight(
 /// missing, stale (over 5 minutes), wrong or replayed signatures get 401 and nothing
 /// is stored.
 #[utoipa::path(post, path = "/api/v1/capture/{key}", tag = "capture", operation_id = "capture_lead",
+    security(()),
     params(("key" = String, Path),
         ("X-Stageflow-Signature" = Option<String>, Header, description = "Webhook sources: t=<unix>,v1=<hex>"),
         ("Idempotency-Key" = Option<String>, Header)),

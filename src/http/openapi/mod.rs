@@ -87,7 +87,6 @@ use super::{
         capture::update_source,
         capture::delete_source,
         capture::rotate_secret,
-        capture::preflight,
         capture::capture,
         webhooks::create_webhook,
         webhooks::list_webhooks,
