@@ -119,7 +119,8 @@ pub fn page_request(
     })
 }
 
-fn bad_cursor() -> AppError {
+/// 400 `invalid_cursor`.
+pub fn bad_cursor() -> AppError {
     match invalid_cursor() {
         AppError::Validation(errors) => AppError::BadRequest {
             code: ProblemCode::InvalidCursor,
