@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::crm::fields::opt_text;
 use crate::domain::integration::{DeliveryStatus, EventType, PING};
 use crate::domain::Problems;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldError, ProblemCode};
 use crate::integrations::guard::{self, Networks};
 use crate::integrations::signing::new_webhook_secret;
 use crate::state::AppState;
@@ -418,8 +418,9 @@ fn delivery_out(
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     pub status: Option<DeliveryStatus>,
-    /// 1–200, default 50.
+    /// Default 50.
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -438,21 +439,22 @@ pub async fn list_deliveries(
     let q = query.0;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(AppError::field(
-            "limit",
-            "out_of_range",
-            "between 1 and 200",
-        ));
+        return Err(AppError::BadRequest {
+            code: ProblemCode::InvalidParameter,
+            detail: "limit must be between 1 and 200".into(),
+            errors: vec![FieldError::new(
+                "limit",
+                "out_of_range",
+                "between 1 and 200",
+            )],
+        });
     }
-    let before = match q.cursor.as_deref() {
+    let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            AppError::field(
-                "cursor",
-                "invalid_cursor",
-                "pass the next_cursor of the previous page",
-            )
-        })?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| super::pagination::bad_cursor())?,
+        ),
     };
     let rows = storage::run(&state.pool, move |conn| {
         store::find_subscription(conn, &id)?;
