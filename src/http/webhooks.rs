@@ -438,14 +438,15 @@ pub async fn list_deliveries(
     caller.require_admin()?;
     let q = query.0;
     let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
+    let max = super::pagination::MAX_LIMIT as i64;
+    if !(1..=max).contains(&limit) {
         return Err(AppError::BadRequest {
             code: ProblemCode::InvalidParameter,
-            detail: "limit must be between 1 and 200".into(),
+            detail: format!("limit must be between 1 and {max}"),
             errors: vec![FieldError::new(
                 "limit",
                 "out_of_range",
-                "between 1 and 200",
+                format!("must be between 1 and {max}"),
             )],
         });
     }
