@@ -57,7 +57,7 @@ fn write_events(state: &AppState, sub: &str, n: usize, one_record: bool) -> f64 
     let started = Instant::now();
     let mut conn = state.pool.get().expect("connection");
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        write_tx(&mut *conn, |c| {
+        write_tx(&mut conn, |c| {
             for &i in chunk {
                 let record = if one_record {
                     "the-record".to_owned()

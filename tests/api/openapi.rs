@@ -40,12 +40,13 @@ async fn every_documented_operation_is_routed() {
                 .replace("{key}", "cs_unknown");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let res = app.req(m, &concrete).send().await;
+            // A record or key that does not exist is a 404 of the handler, not of routing.
+            let names_a_record = path.contains("{id}") || path.contains("{key}");
+            let unrouted = res.status == StatusCode::NOT_FOUND
+                && res.body["code"] == "not_found"
+                && !names_a_record;
             assert!(
-                res.status != StatusCode::METHOD_NOT_ALLOWED
-                    && !(res.status == StatusCode::NOT_FOUND
-                        && res.body["code"] == "not_found"
-                        && !path.contains("{id}")
-                        && !path.contains("{key}")),
+                res.status != StatusCode::METHOD_NOT_ALLOWED && !unrouted,
                 "{method} {path} is documented but answered {}",
                 res.status
             );
