@@ -262,6 +262,64 @@ async fn round_robin_shares_leads_among_the_team_reps(app: TestApp) {
     assert_eq!(owners, expected, "each rep in turn");
 }
 
+async fn concurrent_posts_share_owners_fairly_and_sources_have_a_budget(app: TestApp) {
+    let team = app.team("华南销售", None).await;
+    let mut reps = Vec::new();
+    for i in 0..3 {
+        reps.push(
+            app.user(&format!("south{i}@example.com"), Role::Rep, Some(&team))
+                .await
+                .0,
+        );
+    }
+    let src = source(
+        &app,
+        json!({"name": "Expo", "kind": "webhook", "round_robin_team_id": team,
+               "rate_limit_per_minute": 9}),
+    )
+    .await;
+    let secret = src["secret"].as_str().unwrap().to_owned();
+    let url = src["capture_url"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now().timestamp();
+    let posts = (0..9).map(|i| {
+        let body = format!(r#"{{"email":"expo{i}@example.com"}}"#);
+        let sig = signed(&secret, now, &body);
+        app.post(&url)
+            .header("x-stageflow-signature", &sig)
+            .raw("application/json", body)
+            .expect(202)
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    let mut per_rep = std::collections::BTreeMap::<String, usize>::new();
+    for a in &answers {
+        let lead = app
+            .get(&format!(
+                "/api/v1/leads/{}",
+                a.body["lead_id"].as_str().unwrap()
+            ))
+            .admin()
+            .send_ok()
+            .await;
+        *per_rep
+            .entry(lead.body["owner_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_rep.len(), 3);
+    assert!(
+        per_rep.values().all(|n| *n == 3),
+        "nine at once, three each: {per_rep:?}"
+    );
+    // The source's own budget (9 a minute) is spent, whoever posts.
+    let body = r#"{"email":"late@example.com"}"#;
+    app.post(&url)
+        .peer("192.0.2.200:4000")
+        .header("x-stageflow-signature", &signed(&secret, now, body))
+        .raw("application/json", body)
+        .send()
+        .await
+        .problem(429, "rate_limited");
+}
+
 fn signed(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", capture_signature(secret, t, body.as_bytes()))
 }
@@ -414,6 +472,7 @@ api_tests!(
     a_plain_html_form_posts_a_lead_and_is_redirected,
     origins_bots_and_floods_are_kept_out,
     round_robin_shares_leads_among_the_team_reps,
+    concurrent_posts_share_owners_fairly_and_sources_have_a_budget,
     webhook_sources_take_only_fresh_valid_signatures,
     idempotency_keys_and_source_checks,
 );

@@ -37,6 +37,8 @@ pub enum Answer {
     Status(u16),
     /// Waits this long, then answers 200.
     Slow(Duration),
+    /// 307 to another address.
+    Redirect(&'static str),
 }
 
 #[derive(Default)]
@@ -130,6 +132,9 @@ async fn receive(
             actix_web::rt::time::sleep(d).await;
             HttpResponse::Ok().finish()
         }
+        Some(Answer::Redirect(to)) => HttpResponse::TemporaryRedirect()
+            .insert_header(("location", to))
+            .finish(),
         None => HttpResponse::NoContent().finish(),
     }
 }

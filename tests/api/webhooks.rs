@@ -296,6 +296,34 @@ async fn targets_inside_the_network_are_refused(app: TestApp) {
     assert_eq!(pending(&app), 1, "the delivery waits for a retry");
 }
 
+async fn redirects_are_not_followed(app: TestApp) {
+    let app = local_app(app).await;
+    let rx = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    let (sub, _) = subscribe(&app, &rx.url, &["lead.created"], json!({})).await;
+    let to: &'static str = Box::leak(elsewhere.url.clone().into_boxed_str());
+    rx.script(&[Answer::Redirect(to)]);
+    app.lead().company("Redirected").create().await;
+    delivery::run_once(&app.state.pool, app.state.backend, &deliverer(&app))
+        .await
+        .unwrap();
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was not followed"
+    );
+    let log = app
+        .get(&format!("/api/v1/webhooks/{sub}/deliveries"))
+        .admin()
+        .send_ok()
+        .await;
+    let d = &log.body["data"][0];
+    assert_eq!(
+        d["status"], "pending",
+        "a redirect is a failed attempt, retried"
+    );
+    assert_eq!(d["log"][0]["response_status"], 307);
+}
+
 async fn two_workers_never_send_one_event_twice(app: TestApp) {
     let app = local_app(app).await;
     let rx = Receiver::start().await;
@@ -489,6 +517,7 @@ api_tests!(
     failures_are_retried_until_delivered_with_a_log,
     gone_disables_and_exhausted_retries_fail,
     targets_inside_the_network_are_refused,
+    redirects_are_not_followed,
     two_workers_never_send_one_event_twice,
     pending_events_survive_a_worker_that_stopped,
     filters_pings_and_lead_events,
