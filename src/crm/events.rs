@@ -150,6 +150,9 @@ pub fn message_id() -> String {
 
 /// A lead was created (`before` none), changed, or converted.
 pub fn lead(conn: &mut DbConn, before: Option<&LeadRow>, after: &LeadRow) -> AppResult<()> {
+    if webhooks::active_subscriptions(conn)?.is_empty() {
+        return Ok(());
+    }
     let after_map = to_map(&LeadOut::from(after.clone()))?;
     let (events, prev) = match before {
         None => (vec![EventType::LeadCreated], Map::new()),

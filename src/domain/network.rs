@@ -26,6 +26,17 @@ impl Networks {
                     .filter(|l| *l <= max)
                     .ok_or_else(|| format!("{part:?} has an invalid prefix length"))?
             };
+            // A network written as IPv4-mapped IPv6 is that IPv4 network.
+            let (ip, len) = match ip {
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                    let v4 = v6.to_ipv4_mapped().map_or(ip, IpAddr::V4);
+                    let len = len.checked_sub(96).ok_or_else(|| {
+                        format!("{part:?}: a mapped network needs a prefix of at least 96")
+                    })?;
+                    (v4, len)
+                }
+                _ => (ip, len),
+            };
             out.push((ip, len));
         }
         Ok(Networks(out))
@@ -42,7 +53,7 @@ impl Networks {
 }
 
 fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
-    let len = usize::from(len);
+    let len = usize::from(len).min(a.len() * 8);
     let (whole, rest) = (len / 8, len % 8);
     if a[..whole] != b[..whole] {
         return false;
@@ -69,18 +80,33 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
         || a >= 240 // reserved
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // IPv4 carried in IPv6 is judged as that IPv4 address: IPv4-compatible
+    // (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d) and 6to4 (2002:a.b.c.d::/48).
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        return forbidden_v4(v4(seg[6], seg[7]));
+    }
+    if seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return forbidden_v4(v4(seg[6], seg[7]));
+    }
+    if first == 0x2002 {
+        return forbidden_v4(v4(seg[1], seg[2]));
+    }
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254 metadata among them)
         || (first & 0xffc0) == 0xfe80 // link-local
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
-        || (first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64 of any IPv4
+        || (first == 0x2001 && seg[1] == 0x0db8) // documentation
+        || (first == 0x64 && seg[1] == 0xff9b) // NAT64 of any IPv4
 }
 
 /// Whether a delivery may connect to `ip`.
@@ -120,6 +146,11 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::10.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "2002:c0a8:0101::1",
+            "198.18.0.1",
+            "192.0.0.8",
         ] {
             assert!(!allowed(ip(bad), &none), "{bad} should be refused");
         }
@@ -144,5 +175,8 @@ mod tests {
         assert!(Networks::parse("10.0.0.0/33").is_err());
         assert!(Networks::parse("nonsense").is_err());
         assert_eq!(Networks::parse(" ").unwrap(), Networks::default());
+        let mapped = Networks::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.1.2.3")) && !mapped.contains(ip("11.0.0.1")));
+        assert!(Networks::parse("::ffff:10.0.0.0/64").is_err());
     }
 }

@@ -55,10 +55,9 @@ pub async fn detach_origin(
         h.remove(header::ACCESS_CONTROL_REQUEST_METHOD);
         h.remove(header::ACCESS_CONTROL_REQUEST_HEADERS);
         if let Some(origin) = req.headers_mut().remove(header::ORIGIN).next() {
-            if let Ok(text) = origin.to_str() {
-                let text = text.to_owned();
-                req.extensions_mut().insert(CaptureOrigin(text));
-            }
+            // An origin that is not text cannot be allowed, but it is still an origin.
+            let text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+            req.extensions_mut().insert(CaptureOrigin(text));
         }
     }
     next.call(req).await
@@ -290,13 +289,16 @@ fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> A
             );
         }
     }
+    let mut origins = Vec::new();
     for (i, o) in input.allowed_origins.iter().enumerate() {
-        if !is_origin(o) {
-            p.add(
+        match reqwest::Url::parse(o).ok().filter(|_| is_origin(o)) {
+            // As browsers write it: lower-case host, punycode, no default port.
+            Some(u) => origins.push(u.origin().ascii_serialization()),
+            None => p.add(
                 format!("allowed_origins[{i}]"),
                 "invalid",
                 "an origin: scheme://host[:port], no path",
-            );
+            ),
         }
     }
     if let Some(url) = &input.redirect_url {
@@ -355,7 +357,7 @@ fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> A
     row.owner_id = input.default_owner_id;
     row.team_id = input.round_robin_team_id;
     row.dedupe_on = JsonText::new(dedupe).map_err(AppError::internal)?;
-    row.allowed_origins = JsonText::new(input.allowed_origins).map_err(AppError::internal)?;
+    row.allowed_origins = JsonText::new(origins).map_err(AppError::internal)?;
     row.redirect_url = input.redirect_url;
     row.honeypot_field = honeypot;
     row.min_submit_seconds = min_secs;
@@ -559,6 +561,19 @@ pub struct CaptureAccepted {
     pub status: String,
 }
 
+/// The browser's `Origin`: set aside by [`detach_origin`], or still on the request when
+/// the path was written so that the middleware did not recognise it (percent-encoded).
+fn request_origin(req: &HttpRequest) -> Option<String> {
+    req.extensions()
+        .get::<CaptureOrigin>()
+        .map(|o| o.0.clone())
+        .or_else(|| {
+            req.headers()
+                .get(header::ORIGIN)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        })
+}
+
 fn origin_allowed(source: &SourceRow, origin: &str) -> bool {
     source.allowed_origins.iter().any(|o| o == origin)
 }
@@ -587,8 +602,7 @@ pub async fn preflight(
     key: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let source = active_source(&state, key.into_inner()).await?;
-    let origin = req.extensions().get::<CaptureOrigin>().cloned();
-    let Some(CaptureOrigin(origin)) = origin.filter(|o| origin_allowed(&source, &o.0)) else {
+    let Some(origin) = request_origin(&req).filter(|o| origin_allowed(&source, o)) else {
         return Err(AppError::Forbidden(
             "This origin may not post to this source.".into(),
         ));
@@ -640,15 +654,15 @@ pub async fn capture(
     key: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let origin = req.extensions().get::<CaptureOrigin>().cloned();
+    let origin = request_origin(&req);
     let source = match active_source(&state, key.into_inner()).await {
         Ok(s) => s,
         Err(e) => return e.error_response(),
     };
     let allowed = origin
         .as_ref()
-        .filter(|o| origin_allowed(&source, &o.0))
-        .map(|o| o.0.clone());
+        .filter(|o| origin_allowed(&source, o))
+        .cloned();
     if origin.is_some() && allowed.is_none() {
         return AppError::Forbidden("This origin may not post to this source.".into())
             .error_response();
@@ -756,7 +770,9 @@ async fn take(
         )?;
     }
     let per_minute = u32::try_from(source.rate_limit_per_minute).unwrap_or(1);
-    limited(state.capture_source_budgets.take(per_minute, &source.id))?;
+    if source.kind == CaptureKind::Form {
+        limited(state.capture_source_budgets.take(per_minute, &source.id))?;
+    }
     let now = storage::now();
     let signature = match source.kind {
         CaptureKind::Webhook => {
@@ -770,6 +786,9 @@ async fn take(
             }
             let fp = signing::verify_capture(header, &body, &secrets, now.and_utc().timestamp())
                 .map_err(refusal)?;
+            // Only signed posts spend a webhook source's budget, so unsigned noise
+            // cannot starve the real sender.
+            limited(state.capture_source_budgets.take(per_minute, &source.id))?;
             Some(format!("sig:{fp}"))
         }
         CaptureKind::Form => None,
@@ -820,6 +839,9 @@ async fn take(
         .map(|k| format!("key:{}", k.trim()))
         .filter(|k| k.len() > 4 && k.len() <= 260);
     let captured = storage::run_tx(&state.pool, move |conn| {
+        // One capture of a source at a time: its repeats (same key, same email) then
+        // see each other, on any replica.
+        store::lock(conn, &source.id)?;
         store::forget_receipts(conn, now - chrono::Duration::hours(RECEIPT_HOURS))?;
         if let Some(sig) = &signature {
             if !store::receipt(conn, &source.id, sig, None)? {
@@ -838,6 +860,7 @@ async fn take(
         if let Some(key) = &idempotency {
             store::receipt(conn, &source.id, key, Some(&captured.lead_id))?;
         }
+        // (The receipt for an idempotency key cannot clash: the source is locked.)
         Ok(captured)
     })
     .await?;

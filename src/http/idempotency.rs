@@ -36,23 +36,38 @@ const MAX_KEY_LEN: usize = 255;
 /// POSTs that refuse `Idempotency-Key` rather than silently ignore it, and why: those
 /// whose answer carries a secret shown once (never stored), and imports (a stream).
 pub const NOT_REPLAYABLE: &[(&str, &str)] = &[
+    ("/api/v1/api-keys", SECRET_SHOWN_ONCE),
+    ("/api/v1/capture-sources", SECRET_SHOWN_ONCE),
     (
-        "/api/v1/api-keys",
-        "the answer carries a secret that is shown once and never stored, so it cannot be replayed",
+        "/api/v1/capture-sources/{id}/rotate-secret",
+        SECRET_SHOWN_ONCE,
     ),
+    ("/api/v1/webhooks", SECRET_SHOWN_ONCE),
     ("/api/v1/imports/leads", IMPORT_STREAM),
     ("/api/v1/imports/accounts", IMPORT_STREAM),
     ("/api/v1/imports/contacts", IMPORT_STREAM),
     ("/api/v1/imports/opportunities", IMPORT_STREAM),
 ];
 
+const SECRET_SHOWN_ONCE: &str =
+    "the answer carries a secret that is shown once and never stored, so it cannot be replayed";
 const IMPORT_STREAM: &str = "an import is a stream that is not kept for replay; rows match their records by key, so post the file again instead (matched rows stay unchanged)";
 
 /// Why `path` refuses `Idempotency-Key`, if it does.
+/// `path` is a request path or a documented template; `{id}` in the list matches one
+/// segment.
 pub fn not_replayable(path: &str) -> Option<&'static str> {
+    let matches = |pattern: &str| {
+        let (a, b): (Vec<&str>, Vec<&str>) =
+            (pattern.split('/').collect(), path.split('/').collect());
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(p, s)| *p == *s || (*p == "{id}" && !s.is_empty()))
+    };
     NOT_REPLAYABLE
         .iter()
-        .find(|(p, _)| *p == path)
+        .find(|(p, _)| matches(p))
         .map(|(_, why)| *why)
 }
 

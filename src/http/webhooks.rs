@@ -11,9 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::{patched, MergePatch};
 use super::utc;
+use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
 use crate::domain::integration::{DeliveryStatus, EventType, PING};
+use crate::domain::user::Role;
 use crate::domain::Problems;
 use crate::error::{AppError, AppResult, FieldError, ProblemCode};
 use crate::integrations::guard::{self, Networks};
@@ -123,6 +125,12 @@ impl From<&SubscriptionRow> for WebhookInput {
     }
 }
 
+/// Admins, and API keys of admins with the `webhooks:manage` scope.
+fn can_manage(caller: &Caller) -> AppResult<()> {
+    caller.require_role(&[Role::Admin])?;
+    caller.require_scope(Scope::WebhooksManage)
+}
+
 fn networks(state: &AppState) -> AppResult<Networks> {
     Networks::parse(&state.settings.webhook_allowed_networks).map_err(AppError::internal)
 }
@@ -219,7 +227,7 @@ pub async fn create_webhook(
     caller: Caller,
     body: ApiJson<WebhookInput>,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let input = checked(&state, body.0).await?;
     let secret = new_webhook_secret()?;
     let now = storage::now();
@@ -260,7 +268,7 @@ pub async fn create_webhook(
     security(("bearer" = [])),
     responses((status = 200, body = WebhookList), (status = 403, body = crate::error::Problem)))]
 pub async fn list_webhooks(state: web::Data<AppState>, caller: Caller) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let rows = storage::run(&state.pool, store::list_subscriptions).await?;
     Ok(HttpResponse::Ok().json(WebhookList {
         data: rows.into_iter().map(WebhookOut::from).collect(),
@@ -277,7 +285,7 @@ pub async fn get_webhook(
     caller: Caller,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let row = storage::run(&state.pool, move |c| store::find_subscription(c, &id)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
@@ -299,7 +307,7 @@ pub async fn update_webhook(
     if_match: IfMatch,
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let id = id.into_inner();
     let lookup = id.clone();
     let current = storage::run(&state.pool, move |c| store::find_subscription(c, &lookup)).await?;
@@ -332,7 +340,7 @@ pub async fn delete_webhook(
     id: web::Path<String>,
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     storage::run_tx(&state.pool, move |conn| {
         let row = store::find_subscription(conn, &id)?;
         check_version(if_match.0, row.version)?;
@@ -435,7 +443,7 @@ pub async fn list_deliveries(
     id: web::Path<String>,
     query: ApiQuery<DeliveryQuery>,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let q = query.0;
     let limit = q.limit.unwrap_or(50);
     let max = super::pagination::MAX_LIMIT as i64;
@@ -480,13 +488,14 @@ pub async fn list_deliveries(
 #[utoipa::path(post, path = "/api/v1/webhooks/deliveries/{id}/redeliver", tag = "webhooks", operation_id = "redeliver_webhook_delivery",
     security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 202, body = DeliveryOut), (status = 403, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem)))]
+        (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem, description = "the delivery is being sent right now")))]
 pub async fn redeliver(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let out = storage::run_tx(&state.pool, move |conn| {
         store::find_delivery(conn, &id)?;
         store::redeliver(conn, &id)?;
@@ -508,7 +517,7 @@ pub async fn test_webhook(
     caller: Caller,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    caller.require_admin()?;
+    can_manage(&caller)?;
     let out = storage::run_tx(&state.pool, move |conn| {
         let sub = store::find_subscription(conn, &id)?;
         let event_id = crate::crm::events::message_id();

@@ -76,19 +76,30 @@ impl Payload {
 
     /// A filled honeypot field: only a bot fills a field a person cannot see.
     pub fn honeypot_filled(&self, field: Option<&str>) -> bool {
-        field
-            .and_then(|f| self.text(f))
-            .is_some_and(|v| !v.trim().is_empty())
+        fn filled(v: &Value) -> bool {
+            match v {
+                Value::Null => false,
+                Value::String(s) => !s.trim().is_empty(),
+                Value::Array(a) => a.iter().any(filled),
+                _ => true,
+            }
+        }
+        field.and_then(|f| self.get(f)).is_some_and(|v| filled(&v))
     }
 
-    /// Sent sooner than `min_secs` after the page was shown (when the form says when).
+    /// Sent sooner than `min_secs` after the page was shown, or without saying when it
+    /// was shown (a source that asks for a minimum time needs pages that set `_ts`).
     pub fn too_fast(&self, min_secs: i32, now_unix: i64) -> bool {
         if min_secs <= 0 {
             return false;
         }
         self.text(STARTED_FIELD)
             .and_then(|t| t.trim().parse::<i64>().ok())
-            .is_some_and(|shown| now_unix - shown < i64::from(min_secs))
+            .is_none_or(|shown| {
+                now_unix
+                    .checked_sub(shown)
+                    .is_none_or(|age| age < i64::from(min_secs))
+            })
     }
 }
 
@@ -244,7 +255,21 @@ mod tests {
         assert!(p.too_fast(3, 1002));
         assert!(!p.too_fast(3, 1003));
         assert!(!p.too_fast(0, 1000));
-        assert!(!Payload::Form(vec![]).too_fast(3, 1000));
+        assert!(
+            Payload::Form(vec![]).too_fast(3, 1000),
+            "no _ts: not a person's page"
+        );
+        assert!(!Payload::Form(vec![]).too_fast(0, 1000));
+        let twice = Payload::Form(vec![
+            ("website".into(), "x".into()),
+            ("website".into(), "".into()),
+        ]);
+        assert!(
+            twice.honeypot_filled(Some("website")),
+            "a repeated field is filled too"
+        );
+        let minus = Payload::Form(vec![("_ts".into(), i64::MIN.to_string())]);
+        assert!(minus.too_fast(3, 1000), "no overflow");
     }
 
     #[test]

@@ -47,6 +47,8 @@ impl Deliverer {
         let timeout = Duration::from_millis(settings.webhook_timeout_ms.max(1));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, around the guard.
+            .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
             .dns_resolver(Arc::new(GuardedResolver(networks.clone())))
@@ -112,6 +114,7 @@ impl Deliverer {
         };
         let outcome = Outcome {
             delivery_id: c.delivery.id.clone(),
+            lease: c.delivery.locked_until,
             subscription_id: c.delivery.subscription_id.clone(),
             attempted_at,
             response_status: status,

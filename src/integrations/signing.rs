@@ -98,7 +98,7 @@ pub fn verify_capture(
     if given.is_empty() {
         return Err(Refusal::Malformed);
     }
-    if (now_unix - t).abs() > TOLERANCE_SECS {
+    if now_unix.abs_diff(t) > TOLERANCE_SECS.unsigned_abs() {
         return Err(Refusal::Stale);
     }
     for secret in secrets {
@@ -167,6 +167,11 @@ mod tests {
         assert_eq!(
             verify_capture(Some("v1=abc"), body, &["s1"], t),
             Err(Refusal::Malformed)
+        );
+        let far = format!("t={},v1=00", i64::MIN);
+        assert_eq!(
+            verify_capture(Some(&far), body, &["s1"], t),
+            Err(Refusal::Stale)
         );
     }
 }

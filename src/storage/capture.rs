@@ -121,6 +121,20 @@ pub fn delete(conn: &mut DbConn, id: &str, version: i32) -> AppResult<()> {
     Ok(())
 }
 
+/// Holds the source's row until the transaction ends (PostgreSQL; a SQLite write
+/// transaction already excludes every other writer).
+pub fn lock(conn: &mut DbConn, id: &str) -> AppResult<()> {
+    if let DbConn::Pg(c) = conn {
+        capture_sources::table
+            .find(id)
+            .select(capture_sources::id)
+            .for_update()
+            .first::<String>(c)
+            .optional()?;
+    }
+    Ok(())
+}
+
 /// The next turn of a round-robin source. The increment is one statement on the
 /// source's row, so concurrent captures (on any replica) take consecutive turns.
 pub fn next_turn(conn: &mut DbConn, id: &str) -> AppResult<i64> {

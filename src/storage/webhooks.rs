@@ -303,6 +303,9 @@ pub fn claim(
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub delivery_id: String,
+    /// The lease the attempt was made under (its `locked_until`): the attempt is
+    /// recorded only while the delivery is still held under it.
+    pub lease: Option<NaiveDateTime>,
     pub subscription_id: String,
     pub attempted_at: NaiveDateTime,
     pub response_status: Option<i32>,
@@ -320,21 +323,20 @@ pub enum Next {
     RetryAt(NaiveDateTime),
 }
 
-/// Records an attempt and where its delivery now stands. A delivery that was taken
-/// back meanwhile (its subscription deleted) is left alone.
+/// Records an attempt and where its delivery now stands. A delivery that is no longer
+/// held under the attempt's lease (deleted with its subscription, queued again, or
+/// claimed by another worker after the lease ran out) is left alone.
 pub fn record(conn: &mut DbConn, o: &Outcome) -> AppResult<()> {
     use webhook_deliveries::dsl as d;
-    let attempt: i32 = webhook_attempts::table
-        .filter(webhook_attempts::delivery_id.eq(&o.delivery_id))
-        .count()
-        .get_result::<i64>(conn)? as i32
-        + 1;
     let (status, next_at, finished) = match o.next {
         Next::Delivered => (DeliveryStatus::Delivered, None, Some(o.attempted_at)),
         Next::Failed => (DeliveryStatus::Failed, None, Some(o.attempted_at)),
         Next::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
     };
-    let n = diesel::update(d::webhook_deliveries.find(&o.delivery_id))
+    let held = d::webhook_deliveries
+        .find(&o.delivery_id)
+        .filter(d::locked_until.eq(o.lease));
+    let n = diesel::update(held)
         .set((
             d::status.eq(status),
             d::attempts.eq(d::attempts + 1),
@@ -349,6 +351,15 @@ pub fn record(conn: &mut DbConn, o: &Outcome) -> AppResult<()> {
     if n == 0 {
         return Ok(());
     }
+    // Counted after the update, which holds the delivery's row.
+    let attempt = i32::try_from(
+        webhook_attempts::table
+            .filter(webhook_attempts::delivery_id.eq(&o.delivery_id))
+            .count()
+            .get_result::<i64>(conn)?,
+    )
+    .unwrap_or(i32::MAX - 1)
+        + 1;
     diesel::insert_into(webhook_attempts::table)
         .values(AttemptRow {
             delivery_id: o.delivery_id.clone(),
@@ -443,17 +454,30 @@ pub fn find_delivery(conn: &mut DbConn, id: &str) -> AppResult<DeliveryRow> {
 }
 
 /// Queues a delivery again, now, with a fresh retry schedule (its attempts stay).
+/// Refused while a worker is sending it.
 pub fn redeliver(conn: &mut DbConn, id: &str) -> AppResult<()> {
     use webhook_deliveries::dsl as d;
-    diesel::update(d::webhook_deliveries.find(id))
+    let now = super::now();
+    let idle = d::webhook_deliveries
+        .find(id)
+        .filter(d::locked_until.is_null().or(d::locked_until.le(now)));
+    let n = diesel::update(idle)
         .set((
             d::status.eq(DeliveryStatus::Pending),
             d::attempts.eq(0),
-            d::next_attempt_at.eq(super::now()),
+            d::next_attempt_at.eq(now),
             d::locked_until.eq(None::<NaiveDateTime>),
             d::finished_at.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)?;
+    if n == 0 {
+        return Err(AppError::Conflict {
+            code: crate::error::ProblemCode::Conflict,
+            detail: "The delivery is being sent right now; ask again when the attempt is over."
+                .into(),
+            existing_id: None,
+        });
+    }
     Ok(())
 }
 
@@ -478,13 +502,35 @@ pub fn take_new_stalls(
     let announced = stall_notices::table
         .filter(stall_notices::opportunity_id.eq(opportunities::id))
         .filter(stall_notices::stage_entered_at.eq(opportunities::stage_entered_at));
-    let deals: Vec<OpportunityRow> = opportunities::table
+    let mut deals: Vec<OpportunityRow> = opportunities::table
         .inner_join(stages::table)
         .filter(stalled_condition(backend, now))
         .filter(diesel::dsl::not(diesel::dsl::exists(announced)))
         .select(OpportunityRow::as_select())
         .limit(limit)
         .load(conn)?;
+    // On PostgreSQL the deals are then locked, so that no move commits between this
+    // scan and its events (which would put a stale `stalled` after the move): a deal
+    // being changed right now, or moved since it was read, waits for the next scan.
+    // SQLite's write transaction already excludes every other writer.
+    if let DbConn::Pg(c) = conn {
+        let ids: Vec<&str> = deals.iter().map(|d| d.id.as_str()).collect();
+        let held: Vec<(String, NaiveDateTime, String)> = opportunities::table
+            .filter(opportunities::id.eq_any(&ids))
+            .select((
+                opportunities::id,
+                opportunities::stage_entered_at,
+                opportunities::stage_id,
+            ))
+            .for_update()
+            .skip_locked()
+            .load(c)?;
+        deals.retain(|d| {
+            held.iter().any(|(id, at, stage)| {
+                *id == d.id && *at == d.stage_entered_at && *stage == d.stage_id
+            })
+        });
+    }
     for d in &deals {
         diesel::insert_into(stall_notices::table)
             .values((

@@ -48,13 +48,14 @@ async fn a_plain_html_form_posts_a_lead_and_is_redirected(app: TestApp) {
     let src = source(&app, form_source()).await;
     assert!(src["secret"].is_null(), "forms have no secret");
     let url = src["capture_url"].as_str().unwrap().to_owned();
+    let shown = chrono::Utc::now().timestamp() - 20;
     let res = app
         .post(&url)
         .header("origin", SITE)
         .header("accept", "text/html,application/xhtml+xml")
         .raw(
             "application/x-www-form-urlencoded",
-            "first_name=%E6%9D%8E&your-email=Li%40Example.com&company=%E5%8D%8E%E4%B8%9C%E5%88%B6%E9%80%A0&budget=50%E4%B8%87&website=",
+            format!("first_name=%E6%9D%8E&your-email=Li%40Example.com&company=%E5%8D%8E%E4%B8%9C%E5%88%B6%E9%80%A0&budget=50%E4%B8%87&website=&_ts={shown}"),
         )
         .expect(303)
         .await;
@@ -76,9 +77,11 @@ async fn a_plain_html_form_posts_a_lead_and_is_redirected(app: TestApp) {
 
     // With fetch (multipart, no HTML wanted): 202 and the lead id; the same email
     // again updates that lead and logs the repeat.
-    let body =
+    let body = format!(
         "--XyZ\r\nContent-Disposition: form-data; name=\"your-email\"\r\n\r\nli@example.com\r\n\
---XyZ\r\nContent-Disposition: form-data; name=\"job_title\"\r\n\r\n采购经理\r\n--XyZ--\r\n";
+--XyZ\r\nContent-Disposition: form-data; name=\"_ts\"\r\n\r\n{shown}\r\n\
+--XyZ\r\nContent-Disposition: form-data; name=\"job_title\"\r\n\r\n采购经理\r\n--XyZ--\r\n"
+    );
     let again = app
         .post(&url)
         .header("origin", SITE)
@@ -179,7 +182,7 @@ async fn origins_bots_and_floods_are_kept_out(app: TestApp) {
         .header("origin", SITE)
         .raw(
             "application/x-www-form-urlencoded",
-            "your-email=more%40ok.example",
+            format!("your-email=more%40ok.example&_ts={}", now - 60),
         )
         .send()
         .await;
@@ -191,18 +194,49 @@ async fn origins_bots_and_floods_are_kept_out(app: TestApp) {
         .header("origin", SITE)
         .raw(
             "application/x-www-form-urlencoded",
-            "your-email=more%40ok.example",
+            format!("your-email=more%40ok.example&_ts={}", now - 60),
         )
         .expect(202)
         .await;
     assert_eq!(other_ip.body["status"], "created");
+    let stored = leads(&app).await.len();
+    assert_eq!(stored, 2, "the two real posts");
+    // Without `_ts` a source that asks for a minimum time takes nothing; a repeated
+    // honeypot field is still filled.
+    for body in [
+        "your-email=nots%40ok.example".to_owned(),
+        format!(
+            "your-email=twice%40ok.example&website=x&website=&_ts={}",
+            now - 60
+        ),
+    ] {
+        app.post(&url)
+            .peer("203.0.113.12:5000")
+            .raw("application/x-www-form-urlencoded", body)
+            .expect(202)
+            .await;
+    }
+    assert_eq!(leads(&app).await.len(), stored);
+    // A percent-encoded path reaches the same handler, and the origin is still checked.
+    let encoded = url.replace("/capture/", "/%63apture/");
+    app.post(&encoded)
+        .peer("203.0.113.13:5000")
+        .header("origin", "https://evil.example")
+        .raw(
+            "application/x-www-form-urlencoded",
+            format!("your-email=enc%40evil.example&_ts={}", now - 60),
+        )
+        .send()
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(leads(&app).await.len(), stored);
     // Bad values are refused like the API refuses them, naming the field.
     let bad = app
         .post(&url)
         .peer("203.0.113.10:5000")
         .raw(
             "application/x-www-form-urlencoded",
-            "your-email=not-an-email&company=Acme",
+            format!("your-email=not-an-email&company=Acme&_ts={}", now - 60),
         )
         .send()
         .await;
@@ -427,6 +461,36 @@ async fn idempotency_keys_and_source_checks(app: TestApp) {
     assert_eq!(first.body["lead_id"], second.body["lead_id"]);
     assert_eq!(leads(&app).await.len(), 1);
 
+    app.post("/api/v1/capture-sources")
+        .admin()
+        .header("idempotency-key", "make-source-1")
+        .json(json!({"name": "Keyed", "kind": "webhook"}))
+        .send()
+        .await
+        .problem(400, "idempotency_key_not_supported");
+    app.post(&format!(
+        "/api/v1/capture-sources/{}/rotate-secret",
+        id_of(&src)
+    ))
+    .admin()
+    .header("idempotency-key", "rotate-1")
+    .send()
+    .await
+    .problem(400, "idempotency_key_not_supported");
+    let origins = app
+        .patch(&format!("/api/v1/capture-sources/{}", id_of(&src)))
+        .admin()
+        .json(json!({"allowed_origins": ["HTTPS://WWW.Example.COM:443", "http://例子.测试:8080"]}))
+        .send_ok()
+        .await;
+    assert_eq!(
+        origins.body["allowed_origins"],
+        json!([
+            "https://www.example.com",
+            "http://xn--fsqu00a.xn--0zwm56d:8080"
+        ]),
+        "stored as browsers send them"
+    );
     let bad = app
         .post("/api/v1/capture-sources")
         .admin()

@@ -48,6 +48,17 @@ impl TestApp {
         }
     }
 
+    /// An API key of the admin with `scopes` (201); returns its secret.
+    pub async fn api_key(&self, scopes: Value) -> String {
+        let res = self
+            .post("/api/v1/api-keys")
+            .admin()
+            .json(json!({"name": "integration", "scopes": scopes}))
+            .created()
+            .await;
+        res.body["secret"].as_str().unwrap().to_owned()
+    }
+
     /// A lead, created by the admin unless [`LeadFactory::by`] says who.
     pub fn lead(&self) -> LeadFactory<'_> {
         LeadFactory {

@@ -22,16 +22,8 @@ api_tests!(
     duplicates_name_only_records_the_caller_may_see,
 );
 
-/// An API key of the admin with `scopes`; returns its secret.
 async fn key(app: &TestApp, scopes: Value) -> String {
-    let res = app
-        .post("/api/v1/api-keys")
-        .admin()
-        .json(json!({"name": "integration", "scopes": scopes}))
-        .send()
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    res.body["secret"].as_str().unwrap().to_owned()
+    app.api_key(scopes).await
 }
 
 /// Two teams: a manager with a rep, and a rep of another team. Returns

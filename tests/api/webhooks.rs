@@ -439,6 +439,22 @@ async fn filters_pings_and_lead_events(app: TestApp) {
     assert_eq!(last.event_type(), "webhook.ping");
     assert!(verify(&secret, &last));
 
+    app.post("/api/v1/webhooks")
+        .admin()
+        .header("idempotency-key", "sub-1")
+        .json(json!({"url": rx.url, "events": ["lead.created"]}))
+        .send()
+        .await
+        .problem(400, "idempotency_key_not_supported");
+    // An admin's API key with webhooks:manage may manage them; without it, not.
+    let key = app.api_key(json!(["webhooks:manage"])).await;
+    app.get("/api/v1/webhooks").token(&key).send_ok().await;
+    let reader = app.api_key(json!(["leads:read"])).await;
+    app.get("/api/v1/webhooks")
+        .token(&reader)
+        .send()
+        .await
+        .problem(403, "forbidden");
     let bad = app
         .post("/api/v1/webhooks")
         .admin()
