@@ -252,6 +252,17 @@ pub fn claim(
     lease: chrono::Duration,
     limit: i64,
 ) -> AppResult<Vec<Claimed>> {
+    // A plain read first: an idle worker never takes SQLite's write lock, nor waits
+    // for it behind a long import.
+    let due = webhook_deliveries::table
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
+        .filter(webhook_deliveries::next_attempt_at.le(now))
+        .select(webhook_deliveries::id)
+        .first::<String>(conn)
+        .optional()?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     super::write_tx(conn, |conn| {
         let mut q = Sql::new(backend);
         q.push("SELECT d.id AS id FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.active WHERE d.status = 'pending' AND d.next_attempt_at <= ")

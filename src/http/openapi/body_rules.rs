@@ -201,3 +201,24 @@ impl BodyRules {
         }
     }
 }
+
+/// The capture endpoint's form bodies: fields of text. A multipart field's name travels
+/// in a header, so it cannot hold control characters or a double quote; the schema
+/// says so rather than letting a client build a body no server could read.
+pub(super) fn capture_form_fields(doc: &mut serde_json::Value) {
+    let fields = serde_json::json!({
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "propertyNames": {"pattern": "^[^\\u0000-\\u001f\\u007f\"]*$"},
+    });
+    let content = doc
+        .pointer_mut("/paths/~1api~1v1~1capture~1{key}/post/requestBody/content")
+        .and_then(|c| c.as_object_mut());
+    if let Some(content) = content {
+        for media in ["multipart/form-data", "application/x-www-form-urlencoded"] {
+            if let Some(m) = content.get_mut(media) {
+                m["schema"] = fields.clone();
+            }
+        }
+    }
+}

@@ -168,6 +168,7 @@ pub fn document() -> String {
     let mut json = serde_json::to_value(&doc).unwrap_or_default();
     BodyRules::apply(&mut json);
     refuse_idempotency_keys(&mut json);
+    capture_form_fields(&mut json);
     catalogue_codes(&mut json);
     let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
     text.push('\n');
