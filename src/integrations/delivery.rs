@@ -26,6 +26,8 @@ const BATCH: i64 = 32;
 const MAX_RESPONSE_BYTES: usize = 4096;
 /// How much of a failed answer is kept in the delivery log.
 const KEPT_RESPONSE_CHARS: usize = 200;
+/// How long ended deliveries stay in the log.
+const KEEP_DAYS: i64 = 30;
 /// The longest wait between two attempts.
 const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
 
@@ -254,11 +256,19 @@ pub async fn work(
     stall_every: Duration,
 ) {
     let mut last_scan: Option<Instant> = None;
+    let mut last_purge: Option<Instant> = None;
     loop {
         if last_scan.is_none_or(|t| t.elapsed() >= stall_every) {
             last_scan = Some(Instant::now());
             if let Err(e) = scan_stalls(&pool, backend).await {
                 tracing::warn!(error = %e, "stalled-deal scan failed");
+            }
+        }
+        if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            last_purge = Some(Instant::now());
+            let before = storage::now() - chrono::Duration::days(KEEP_DAYS);
+            if let Err(e) = storage::run(&pool, move |c| webhooks::purge(c, before)).await {
+                tracing::warn!(error = %e, "delivery log purge failed");
             }
         }
         match run_once(&pool, backend, &deliverer).await {

@@ -552,3 +552,31 @@ pub fn take_new_stalls(
     }
     Ok(deals)
 }
+
+/// Forgets deliveries that ended before `before` (with their attempts) and the events
+/// no delivery refers to any more. Pending deliveries are never touched.
+pub fn purge(conn: &mut DbConn, before: NaiveDateTime) -> AppResult<usize> {
+    super::write_tx(conn, |conn| {
+        let old: Vec<String> = webhook_deliveries::table
+            .filter(webhook_deliveries::status.ne(DeliveryStatus::Pending))
+            .filter(webhook_deliveries::finished_at.lt(before))
+            .select(webhook_deliveries::id)
+            .limit(10_000)
+            .load(conn)?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(&old)))
+            .execute(conn)?;
+        diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&old)))
+            .execute(conn)?;
+        let referenced = webhook_deliveries::table.select(webhook_deliveries::event_seq);
+        diesel::delete(
+            webhook_events::table
+                .filter(webhook_events::occurred_at.lt(before))
+                .filter(webhook_events::seq.ne_all(referenced)),
+        )
+        .execute(conn)?;
+        Ok(old.len())
+    })
+}

@@ -120,11 +120,31 @@ async fn deals_are_announced_signed_in_order_with_previous_values(app: TestApp) 
     assert_eq!(updated["previous"], json!({"amount": "100.00"}));
     assert_eq!(got[4].json()["data"]["status"], "won");
     assert_eq!(pending(&app), 0);
+    // The log keeps ended deliveries until they are 30 days old; then they go, with
+    // events nothing refers to.
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let now = stageflow::storage::now();
+        assert_eq!(
+            outbox::purge(&mut conn, now - chrono::Duration::days(30)).unwrap(),
+            0
+        );
+        assert_eq!(
+            outbox::purge(&mut conn, now + chrono::Duration::seconds(1)).unwrap(),
+            5
+        );
+    }
     // Delivered is delivered: another round sends nothing again.
     delivery::run_once(&app.state.pool, app.state.backend, &deliverer(&app))
         .await
         .unwrap();
     assert_eq!(rx.received().len(), 5);
+    let log = app
+        .get(&format!("/api/v1/webhooks/{sub}/deliveries"))
+        .admin()
+        .send_ok()
+        .await;
+    assert_eq!(log.body["data"], json!([]), "purged");
 }
 
 async fn a_refused_change_announces_nothing(app: TestApp) {
