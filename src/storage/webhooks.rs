@@ -235,6 +235,9 @@ pub struct Claimed {
     pub secret: String,
 }
 
+/// How many of the earliest due deliveries a claim looks at.
+const SCAN_WINDOW: i64 = 1024;
+
 #[derive(QueryableByName)]
 struct IdRow {
     #[diesel(sql_type = Text)]
@@ -264,12 +267,17 @@ pub fn claim(
         return Ok(Vec::new());
     }
     super::write_tx(conn, |conn| {
+        // The earliest due deliveries come off the due index in order (a window of
+        // SCAN_WINDOW), and only those are checked for an earlier pending delivery of
+        // their record: a claim costs the same whether ten or a million are queued.
         let mut q = Sql::new(backend);
-        q.push("SELECT d.id AS id FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.active WHERE d.status = 'pending' AND d.next_attempt_at <= ")
+        q.push("SELECT d.id AS id FROM (SELECT id, subscription_id, record_id, event_seq, next_attempt_at FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ")
             .ts(now)
-            .push(" AND (d.locked_until IS NULL OR d.locked_until <= ")
+            .push(" AND (locked_until IS NULL OR locked_until <= ")
             .ts(now)
-            .push(") AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'pending' AND e.subscription_id = d.subscription_id AND e.record_id = d.record_id AND e.event_seq < d.event_seq) ORDER BY d.next_attempt_at, d.event_seq LIMIT ")
+            .push(") ORDER BY next_attempt_at, event_seq LIMIT ")
+            .int(SCAN_WINDOW)
+            .push(") c JOIN webhook_deliveries d ON d.id = c.id JOIN webhook_subscriptions s ON s.id = c.subscription_id AND s.active WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'pending' AND e.subscription_id = c.subscription_id AND e.record_id = c.record_id AND e.event_seq < c.event_seq) ORDER BY c.next_attempt_at, c.event_seq LIMIT ")
             .int(limit);
         if backend == Backend::Postgres {
             q.push(" FOR UPDATE OF d SKIP LOCKED");

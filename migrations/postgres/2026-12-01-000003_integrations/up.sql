@@ -80,7 +80,7 @@ CREATE TABLE webhook_deliveries (
     created_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at, event_seq) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (subscription_id, record_id, event_seq) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_list_idx ON webhook_deliveries (subscription_id, event_seq);
 CREATE TABLE webhook_attempts (
