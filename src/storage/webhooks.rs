@@ -270,6 +270,10 @@ pub fn claim(
         // The earliest due deliveries come off the due index in order (a window of
         // SCAN_WINDOW), and only those are checked for an earlier pending delivery of
         // their record: a claim costs the same whether ten or a million are queued.
+        // The state is tested again on `d`, the row locked: when another worker's claim
+        // commits while this one waits, PostgreSQL re-reads the locked row and
+        // re-applies the conditions on it, so a delivery just claimed is not claimed
+        // twice.
         let mut q = Sql::new(backend);
         q.push("SELECT d.id AS id FROM (SELECT id, subscription_id, record_id, event_seq, next_attempt_at FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ")
             .ts(now)
@@ -277,7 +281,9 @@ pub fn claim(
             .ts(now)
             .push(") ORDER BY next_attempt_at, event_seq LIMIT ")
             .int(SCAN_WINDOW)
-            .push(") c JOIN webhook_deliveries d ON d.id = c.id JOIN webhook_subscriptions s ON s.id = c.subscription_id AND s.active WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'pending' AND e.subscription_id = c.subscription_id AND e.record_id = c.record_id AND e.event_seq < c.event_seq) ORDER BY c.next_attempt_at, c.event_seq LIMIT ")
+            .push(") c JOIN webhook_deliveries d ON d.id = c.id JOIN webhook_subscriptions s ON s.id = c.subscription_id AND s.active WHERE d.status = 'pending' AND (d.locked_until IS NULL OR d.locked_until <= ")
+            .ts(now)
+            .push(") AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'pending' AND e.subscription_id = c.subscription_id AND e.record_id = c.record_id AND e.event_seq < c.event_seq) ORDER BY c.next_attempt_at, c.event_seq LIMIT ")
             .int(limit);
         if backend == Backend::Postgres {
             q.push(" FOR UPDATE OF d SKIP LOCKED");
