@@ -96,22 +96,26 @@ fn subscribers<'s>(
     Ok(out)
 }
 
-/// Writes each of `events` that some subscription wants; `data` is built only then.
+/// The active subscriptions, or none when nothing is subscribed: each change reads
+/// them once and hands them to [`emit`].
+fn subscriptions(conn: &mut DbConn) -> AppResult<Option<Vec<SubscriptionRow>>> {
+    let subs = webhooks::active_subscriptions(conn)?;
+    Ok((!subs.is_empty()).then_some(subs))
+}
+
+/// Writes each of `events` that one of `subs` wants; `data` is built only then.
 fn emit(
     conn: &mut DbConn,
+    subs: &[SubscriptionRow],
     events: &[EventType],
     record_id: &str,
     facts: &Facts<'_>,
     data: impl FnOnce(&mut DbConn) -> AppResult<Map<String, Value>>,
     previous: &Map<String, Value>,
 ) -> AppResult<()> {
-    let subs = webhooks::active_subscriptions(conn)?;
-    if subs.is_empty() {
-        return Ok(());
-    }
     let mut wanted = Vec::new();
     for &event in events {
-        let to = subscribers(conn, &subs, event, facts)?;
+        let to = subscribers(conn, subs, event, facts)?;
         if !to.is_empty() {
             wanted.push((event, to));
         }
@@ -150,9 +154,9 @@ pub fn message_id() -> String {
 
 /// A lead was created (`before` none), changed, or converted.
 pub fn lead(conn: &mut DbConn, before: Option<&LeadRow>, after: &LeadRow) -> AppResult<()> {
-    if webhooks::active_subscriptions(conn)?.is_empty() {
+    let Some(subs) = subscriptions(conn)? else {
         return Ok(());
-    }
+    };
     let after_map = to_map(&LeadOut::from(after.clone()))?;
     let (events, prev) = match before {
         None => (vec![EventType::LeadCreated], Map::new()),
@@ -174,7 +178,15 @@ pub fn lead(conn: &mut DbConn, before: Option<&LeadRow>, after: &LeadRow) -> App
         owner_id: &after.owner_id,
         ..Facts::default()
     };
-    emit(conn, &events, &after.id, &facts, |_| Ok(after_map), &prev)
+    emit(
+        conn,
+        &subs,
+        &events,
+        &after.id,
+        &facts,
+        |_| Ok(after_map),
+        &prev,
+    )
 }
 
 fn deal_view(conn: &mut DbConn, row: &OpportunityRow) -> AppResult<Map<String, Value>> {
@@ -193,6 +205,9 @@ pub fn opportunity(
     before: Option<&OpportunityRow>,
     after: &OpportunityRow,
 ) -> AppResult<()> {
+    let Some(subs) = subscriptions(conn)? else {
+        return Ok(());
+    };
     let facts = Facts {
         pipeline_id: Some(&after.pipeline_id),
         stage_id: Some(&after.stage_id),
@@ -201,6 +216,7 @@ pub fn opportunity(
     let Some(b) = before else {
         return emit(
             conn,
+            &subs,
             &[EventType::OpportunityCreated],
             &after.id,
             &facts,
@@ -208,9 +224,6 @@ pub fn opportunity(
             &Map::new(),
         );
     };
-    if webhooks::active_subscriptions(conn)?.is_empty() {
-        return Ok(());
-    }
     let after_map = deal_view(conn, after)?;
     let prev = previous(&deal_view(conn, b)?, &after_map);
     if prev.is_empty() {
@@ -235,11 +248,22 @@ pub fn opportunity(
     if prev.keys().any(|k| !STAGE_FIELDS.contains(&k.as_str())) {
         events.push(EventType::OpportunityUpdated);
     }
-    emit(conn, &events, &after.id, &facts, |_| Ok(after_map), &prev)
+    emit(
+        conn,
+        &subs,
+        &events,
+        &after.id,
+        &facts,
+        |_| Ok(after_map),
+        &prev,
+    )
 }
 
 /// A deal has been in its stage past the stage's `stalled_after_days`.
 pub fn stalled(conn: &mut DbConn, deal: &OpportunityRow) -> AppResult<()> {
+    let Some(subs) = subscriptions(conn)? else {
+        return Ok(());
+    };
     let facts = Facts {
         pipeline_id: Some(&deal.pipeline_id),
         stage_id: Some(&deal.stage_id),
@@ -247,6 +271,7 @@ pub fn stalled(conn: &mut DbConn, deal: &OpportunityRow) -> AppResult<()> {
     };
     emit(
         conn,
+        &subs,
         &[EventType::OpportunityStalled],
         &deal.id,
         &facts,
@@ -257,9 +282,9 @@ pub fn stalled(conn: &mut DbConn, deal: &OpportunityRow) -> AppResult<()> {
 
 /// An activity was logged on a lead or a deal.
 pub fn activity_created(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
-    if webhooks::active_subscriptions(conn)?.is_empty() {
+    let Some(subs) = subscriptions(conn)? else {
         return Ok(());
-    }
+    };
     let deal = match &a.opportunity_id {
         Some(id) => storage::opportunities::find(conn, id)?,
         None => None,
@@ -271,6 +296,7 @@ pub fn activity_created(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
     };
     emit(
         conn,
+        &subs,
         &[EventType::ActivityCreated],
         &a.id,
         &facts,
