@@ -43,6 +43,10 @@ struct Args {
     /// 1 s on PostgreSQL and 2 s on SQLite.
     #[arg(long)]
     variants: bool,
+    /// With `--variants`: only the variants whose label contains one of these
+    /// (comma-separated), e.g. `--only "funnel period range,stage-durations by"`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     #[command(flatten)]
     common: support::Common,
 }
@@ -481,6 +485,9 @@ async fn main() {
             println!("\n[{backend}] every variant, best of 2, target {target_ms:.0} ms");
             let (mut over, mut total) = (0, 0);
             for (label, path) in variants(&pipeline) {
+                if !a.only.is_empty() && !a.only.iter().any(|o| label.contains(o.as_str())) {
+                    continue;
+                }
                 for (role, t) in &tokens {
                     let mut best = Duration::MAX;
                     let mut status = actix_web::http::StatusCode::OK;

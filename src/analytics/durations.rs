@@ -6,7 +6,7 @@
 //! percentile and [`interpolate`] finishes the same computation.
 
 use crate::domain::pipeline::StageKind;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
-use crate::storage::DbConn;
+use crate::storage::{Backend, DbConn};
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Default)]
 pub struct StageDuration {
@@ -83,6 +83,9 @@ struct Row {
     key: String,
     #[diesel(sql_type = Text)]
     stage_id: String,
+    /// 1 for the rows of the whole read alongside the segments.
+    #[diesel(sql_type = BigInt)]
+    whole: i64,
     /// 0 closed stays, 1 running stays.
     #[diesel(sql_type = BigInt)]
     grp: i64,
@@ -148,17 +151,33 @@ pub fn report(
             })
             .collect()
     };
-    let overall = rows(conn, scope, Segments::Whole, now)?
-        .remove("")
-        .unwrap_or_default();
+    // Every stay has one owner, source, region…, so the whole is read in the same pass
+    // as the segments. With tags a stay sits in several segments (or none): the whole is
+    // a run of its own.
+    let (overall, by_key) = match group {
+        Some(g) if g != GroupBy::Tag => {
+            let read = rows(conn, scope, Segments::Each(g), true, now)?;
+            (read.whole, Some(read.by_key))
+        }
+        _ => {
+            let whole = rows(conn, scope, Segments::Whole, false, now)?
+                .by_key
+                .remove("")
+                .unwrap_or_default();
+            let by_key = match group {
+                Some(g) => Some(rows(conn, scope, Segments::Each(g), false, now)?.by_key),
+                None => None,
+            };
+            (whole, by_key)
+        }
+    };
     let (mut segments, mut segments_truncated, mut other) = (None, None, None);
-    if let Some(g) = group {
-        let by_key = rows(conn, scope, Segments::Each(g), now)?;
+    if let (Some(g), Some(by_key)) = (group, by_key) {
         let (kept, rest) = cap_segments(
             by_key,
             |r| r.values().map(|row| row.n).sum(),
             |keys| {
-                let mut rest = rows(conn, scope, Segments::Rest(g, keys), now)?;
+                let mut rest = rows(conn, scope, Segments::Rest(g, keys), false, now)?.by_key;
                 Ok(rest.remove("").unwrap_or_default())
             },
         )?;
@@ -185,93 +204,181 @@ pub fn report(
     })
 }
 
-type Keyed = BTreeMap<String, BTreeMap<(String, i64), Row>>;
+type Stages = BTreeMap<(String, i64), Row>;
+type Keyed = BTreeMap<String, Stages>;
 
-fn rows(conn: &mut DbConn, scope: &Scope, segs: Segments, now: NaiveDateTime) -> AppResult<Keyed> {
-    let backend = backend_of(conn);
+/// What one read gives: the rows of each key and, when asked for, of the whole.
+#[derive(Default)]
+struct Read {
+    whole: Stages,
+    by_key: Keyed,
+}
+
+/// The values a report aggregates: closed stays' lengths (`grp` 0) and running stays'
+/// ages (`grp` 1), each as `v(id, key, stage_id, value)`.
+fn value_queries(
+    backend: Backend,
+    scope: &Scope,
+    segs: Segments,
+    now: NaiveDateTime,
+) -> [(i64, Sql); 2] {
     let group = segs.group();
-    let key = segs.key();
     // The rest may reach one stay or deal through several keys (tags): each counts once.
     let (distinct, stay_id, deal_id) = if segs.merges() {
-        ("DISTINCT ", "st.id AS id, ", "o.id AS id, ")
+        ("DISTINCT ", "st.id", "o.id")
     } else {
-        ("", "", "")
+        ("", "''", "''")
     };
     // Closed stays come from the maintained `stage_stays` (the stage log with each
     // entry's next entry and the seconds between them). Without a segment this reads
     // the covering index of closed stays: one pipeline's entries, sorted by stage and
-    // duration, so the percentiles sort presorted runs.
+    // duration. A stay carries its deal's segment columns, so a segment reads no deal
+    // row.
     let mut closed = Sql::new(backend);
     closed.push(&format!(
-        "WITH v AS (SELECT {distinct}{stay_id}{key} AS key, st.stage_id AS stage_id, st.seconds AS value FROM stage_stays st"
+        "SELECT {distinct}{stay_id} AS id, {} AS key, st.stage_id AS stage_id, st.seconds AS value FROM stage_stays st",
+        segs.key("st")
     ));
-    if group.is_some() {
-        closed.push(" JOIN opportunities o ON o.id = st.opportunity_id");
-        closed.push(segment_join(backend, group));
-    }
+    closed.push(&segment_join(backend, group, "st"));
     closed.push(" WHERE st.seconds IS NOT NULL");
     scope.push_filter_on(&mut closed, "st");
-    segs.push_filter(&mut closed);
+    segs.push_filter(&mut closed, "st");
     scope.push_range(&mut closed, "st.entered_at");
-    closed.push(")");
-    aggregate(&mut closed, group.is_some(), 0);
 
     // A running stay is the current stage of an open deal: read it from the deal row.
     let mut open = Sql::new(backend);
     let age = open.seconds_between("NOW_TS", "o.stage_entered_at");
     let (before, after) = age.split_once("NOW_TS").unwrap_or((&age, ""));
     open.push(&format!(
-        "WITH v AS (SELECT {distinct}{deal_id}{key} AS key, o.stage_id AS stage_id, "
+        "SELECT {distinct}{deal_id} AS id, {} AS key, o.stage_id AS stage_id, ",
+        segs.key("o")
     ));
     open.push(before).ts(now).push(after);
     open.push(" AS value FROM opportunities o");
-    open.push(segment_join(backend, group));
+    open.push(&segment_join(backend, group, "o"));
     // Served in stage order by the partial index of open deals by pipeline, stage and
     // entry time; only open stages are kept when the rows are shaped.
     open.push(" WHERE o.status = 'open'");
     scope.push_deal_filter(&mut open);
-    segs.push_filter(&mut open);
-    open.push(")");
-    aggregate(&mut open, group.is_some(), 1);
+    segs.push_filter(&mut open, "o");
+    [(0, closed), (1, open)]
+}
 
-    let mut out: Keyed = BTreeMap::new();
-    for q in [closed, open] {
-        for r in q.load::<Row>(conn)? {
-            out.entry(r.key.clone())
-                .or_default()
-                .insert((r.stage_id.clone(), r.grp), r);
+/// The rows of each key of `segs` and, with `whole`, of all its stays together.
+fn rows(
+    conn: &mut DbConn,
+    scope: &Scope,
+    segs: Segments,
+    whole: bool,
+    now: NaiveDateTime,
+) -> AppResult<Read> {
+    let backend = backend_of(conn);
+    let mut out = Read::default();
+    for (grp, values) in value_queries(backend, scope, segs, now) {
+        let rows = match backend {
+            Backend::Postgres => aggregated_in_sql(conn, values, grp, whole)?,
+            Backend::Sqlite => aggregated_here(conn, values, grp, whole)?,
+        };
+        for r in rows {
+            let stages = if r.whole == 1 {
+                &mut out.whole
+            } else {
+                out.by_key.entry(r.key.clone()).or_default()
+            };
+            stages.insert((r.stage_id.clone(), r.grp), r);
         }
     }
     Ok(out)
 }
 
-/// Appends the count, mean, max and percentile ranks of `v(key, stage_id, value)` per
-/// key and stage, tagged with `grp`.
-fn aggregate(q: &mut Sql, keyed: bool, grp: i64) {
-    let (by, key) = if keyed {
-        ("key, stage_id", "key")
+/// PostgreSQL has the ordered-set aggregate: count, mean, max and both percentiles per
+/// key and stage (and per stage for the whole, in the same pass) in one read.
+fn aggregated_in_sql(conn: &mut DbConn, values: Sql, grp: i64, whole: bool) -> AppResult<Vec<Row>> {
+    let mut q = Sql::new(values.backend);
+    let (is_whole, by) = if whole {
+        (
+            "CAST(GROUPING(key) AS BIGINT)",
+            "GROUPING SETS ((stage_id), (key, stage_id))",
+        )
     } else {
-        ("stage_id", "''")
+        ("CAST(0 AS BIGINT)", "key, stage_id")
     };
-    match q.backend {
-        // PostgreSQL has the ordered-set aggregate itself; both percentiles in one sort.
-        crate::storage::Backend::Postgres => q.push(&format!(
-            " SELECT key, stage_id, CAST({grp} AS BIGINT) AS grp, n, avg, mx, pc[1] AS m_lo, pc[1] AS m_hi, pc[2] AS p_lo, pc[2] AS p_hi \
-             FROM (SELECT {key} AS key, stage_id, CAST(COUNT(*) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
-             percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY value) AS pc FROM v GROUP BY {by}) a"
-        )),
-        // SQLite has none: take the two ranks around each percentile and interpolate.
-        crate::storage::Backend::Sqlite => q.push(&format!(
-            ", r AS (SELECT key, stage_id, value, ROW_NUMBER() OVER (PARTITION BY {by} ORDER BY value) - 1 AS rn, \
-             COUNT(*) OVER (PARTITION BY {by}) AS n FROM v) \
-             SELECT {key} AS key, stage_id, CAST({grp} AS BIGINT) AS grp, CAST(MAX(n) AS BIGINT) AS n, AVG(value) AS avg, MAX(value) AS mx, \
-             MAX(CASE WHEN rn = (n - 1) / 2 THEN value END) AS m_lo, \
-             MAX(CASE WHEN rn = (n - 1) / 2 + (n - 1) % 2 THEN value END) AS m_hi, \
-             MAX(CASE WHEN rn = (n - 1) * 9 / 10 THEN value END) AS p_lo, \
-             MAX(CASE WHEN rn = (n - 1) * 9 / 10 + CASE WHEN ((n - 1) * 9) % 10 > 0 THEN 1 ELSE 0 END THEN value END) AS p_hi \
-             FROM r GROUP BY {by}"
-        )),
-    };
+    q.push(&format!(
+        "SELECT COALESCE(key, '') AS key, stage_id, whole, CAST({grp} AS BIGINT) AS grp, n, avg, mx, \
+         pc[1] AS m_lo, pc[1] AS m_hi, pc[2] AS p_lo, pc[2] AS p_hi \
+         FROM (SELECT key, stage_id, {is_whole} AS whole, CAST(COUNT(*) AS BIGINT) AS n, AVG(value) AS avg, \
+         MAX(value) AS mx, percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY value) AS pc FROM ("
+    ));
+    q.append(&values);
+    q.push(&format!(") v GROUP BY {by}) a"));
+    q.load::<Row>(conn)
+}
+
+#[derive(QueryableByName)]
+struct Value {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    stage_id: String,
+    #[diesel(sql_type = Double)]
+    value: f64,
+}
+
+/// SQLite has no percentile aggregate, and ranking a pipeline's million stays with a
+/// window sorts them all in a temporary b-tree (7 s at a million deals). Instead the
+/// values are read once and each group is sorted here (mostly presorted: the covering
+/// index yields them by stage and length), which takes a fraction of that.
+fn aggregated_here(conn: &mut DbConn, values: Sql, grp: i64, whole: bool) -> AppResult<Vec<Row>> {
+    // (key, stage) → values; the whole's key is `None`.
+    let mut groups: HashMap<(Option<String>, String), Vec<f64>> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for v in values.load_iter::<Value>(conn)? {
+        let v = v?;
+        // The rest lists a stay or deal once per key it has outside the kept ones.
+        if !v.id.is_empty() && !seen.insert(v.id) {
+            continue;
+        }
+        if whole {
+            groups
+                .entry((None, v.stage_id.clone()))
+                .or_default()
+                .push(v.value);
+        }
+        groups
+            .entry((Some(v.key), v.stage_id))
+            .or_default()
+            .push(v.value);
+    }
+    Ok(groups
+        .into_iter()
+        .map(|((key, stage_id), mut v)| {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            // The ranks around each percentile, as `interpolate` takes them.
+            let around = |num: usize, den: usize| {
+                let lo = (n - 1) * num / den;
+                let hi = lo + usize::from((n - 1) * num % den > 0);
+                (Some(v[lo]), Some(v[hi]))
+            };
+            let (m_lo, m_hi) = around(1, 2);
+            let (p_lo, p_hi) = around(9, 10);
+            Row {
+                whole: i64::from(key.is_none()),
+                key: key.unwrap_or_default(),
+                stage_id,
+                grp,
+                n: n as i64,
+                avg: Some(v.iter().sum::<f64>() / n as f64),
+                mx: v.last().copied(),
+                m_lo,
+                m_hi,
+                p_lo,
+                p_hi,
+            }
+        })
+        .collect())
 }
 
 pub fn csv_rows(r: &DurationsReport) -> Vec<Vec<String>> {

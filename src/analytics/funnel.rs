@@ -27,7 +27,7 @@ use super::{
 };
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
-use crate::storage::DbConn;
+use crate::storage::{Backend, DbConn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -116,6 +116,22 @@ pub struct Counts {
     pub won: i64,
 }
 
+impl Counts {
+    /// Adds the counts of deals that are not in `self`.
+    pub fn add(&mut self, other: &Counts) {
+        for (rank, n) in &other.reach {
+            *self.reach.entry(*rank).or_default() += n;
+        }
+        for (stage, n) in &other.entered {
+            *self.entered.entry(stage.clone()).or_default() += n;
+        }
+        for (stage, n) in &other.lost_here {
+            *self.lost_here.entry(stage.clone()).or_default() += n;
+        }
+        self.won += other.won;
+    }
+}
+
 /// Rank of a stage in the funnel: open stages by position, the won stage last, lost
 /// stages outside (`None`).
 pub fn step_rank(kind: StageKind, position: i32) -> Option<i64> {
@@ -169,49 +185,6 @@ pub fn assemble(stages: &[StageInfo], c: &Counts) -> (i64, Vec<FunnelStage>, Rat
 }
 
 #[derive(QueryableByName)]
-struct ReachRow {
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = BigInt)]
-    max_rank: i64,
-    #[diesel(sql_type = BigInt)]
-    won: i64,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct StageCountRow {
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = Text)]
-    stage_id: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// The FROM/WHERE of the funnel queries over the stage log (period mode with a range:
-/// only the entries in the range count): the deals in scope with their entries (joined
-/// as `t`, with the entered stage as `s`).
-fn from_entries(q: &mut Sql, scope: &Scope, segs: Segments, lost_only: bool) {
-    let backend = q.backend;
-    let key = segs.key();
-    q.push(&format!("SELECT {key} AS key, o.id AS oid, t.to_stage_id AS to_stage_id, t.from_stage_id AS from_stage_id, s.kind AS kind, s.position AS position FROM opportunities o"));
-    q.push(segment_join(backend, segs.group()));
-    q.push(" JOIN stage_transitions t ON t.opportunity_id = o.id");
-    if lost_only {
-        q.push(" AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at");
-    }
-    q.push(" JOIN stages s ON s.id = t.to_stage_id WHERE 1 = 1");
-    if lost_only {
-        q.push(" AND o.status = 'lost'");
-    }
-    scope.push_deal_filter(q);
-    segs.push_filter(q);
-    scope.push_range(q, "t.entered_at");
-}
-
-#[derive(QueryableByName)]
 struct ReachMaskRow {
     #[diesel(sql_type = Text)]
     key: String,
@@ -248,33 +221,84 @@ pub fn add_deals(c: &mut Counts, stages: &[StageInfo], mask: i64, lost_from: &st
 }
 
 /// Counts from the per-deal summary `deal_reach`: every entry of each deal counts
-/// (cohort mode, or period mode without a range), so one row per deal answers.
+/// (cohort mode, or period mode without a range), so one row per deal answers. The row
+/// carries the deal's segment columns, so a segment reads no deal row.
 fn counts_from_summary(
     conn: &mut DbConn,
     scope: &Scope,
     segs: Segments,
     stages: &[StageInfo],
 ) -> AppResult<BTreeMap<String, Counts>> {
-    let mut q = Sql::new(backend_of(conn));
-    let key = segs.key();
-    // Mask and loss are facts of the deal, so a deal falls in one group per key.
+    grouped_masks(conn, segs, stages, |q| {
+        q.push(&format!(
+            "SELECT {} AS key, r.opportunity_id AS oid, r.entered_mask AS mask, \
+             COALESCE(r.lost_from_stage_id, '') AS lost_from FROM deal_reach r",
+            segs.key("r")
+        ));
+        q.push(&segment_join(q.backend, segs.group(), "r"));
+        q.push(" WHERE r.entered_mask <> 0");
+        scope.push_filter_on(q, "r");
+        segs.push_filter(q, "r");
+        scope.push_range(q, "r.created_at");
+    })
+}
+
+/// Counts of period mode with a range: only the entries in the range count. The stays
+/// in the range (one index range of `stage_stays`) give each deal the mask of the stages
+/// it entered then; its summary row gives the segment and whether it was lost in the
+/// range, and from where.
+fn counts_in_period(
+    conn: &mut DbConn,
+    scope: &Scope,
+    segs: Segments,
+    stages: &[StageInfo],
+) -> AppResult<BTreeMap<String, Counts>> {
+    grouped_masks(conn, segs, stages, |q| {
+        // The OR of each entered stage's bit (SQLite has no BIT_OR; the sum of the
+        // distinct bits is the same number).
+        let bits = match q.backend {
+            Backend::Postgres => "bit_or(CAST(1 AS BIGINT) << s.position)",
+            Backend::Sqlite => "SUM(DISTINCT CAST(1 AS BIGINT) << s.position)",
+        };
+        q.push(&format!(
+            "SELECT {} AS key, r.opportunity_id AS oid, e.mask AS mask, CASE WHEN 1 = 1",
+            segs.key("r")
+        ));
+        scope.push_range(q, "r.lost_at");
+        q.push(&format!(
+            " THEN COALESCE(r.lost_from_stage_id, '') ELSE '' END AS lost_from \
+             FROM (SELECT st.opportunity_id AS oid, CAST({bits} AS BIGINT) AS mask \
+             FROM stage_stays st JOIN stages s ON s.id = st.stage_id WHERE s.position BETWEEN 0 AND 62"
+        ));
+        scope.push_entries_on(q, "st");
+        q.push(" GROUP BY st.opportunity_id) e JOIN deal_reach r ON r.opportunity_id = e.oid");
+        q.push(&segment_join(q.backend, segs.group(), "r"));
+        q.push(" WHERE 1 = 1");
+        segs.push_filter(q, "r");
+    })
+}
+
+/// Runs the query `rows` writes (one row per deal, or per deal and key: `key, oid, mask,
+/// lost_from`)
+/// grouped by key, mask and loss, and adds each group up with [`add_deals`].
+fn grouped_masks(
+    conn: &mut DbConn,
+    segs: Segments,
+    stages: &[StageInfo],
+    rows: impl FnOnce(&mut Sql),
+) -> AppResult<BTreeMap<String, Counts>> {
+    // Mask and loss are facts of the deal, so a deal falls in one group per key; the rest
+    // may reach a deal through several keys (tags), where it counts once.
     let n = if segs.merges() {
         "COUNT(DISTINCT oid)"
     } else {
         "COUNT(*)"
     };
+    let mut q = Sql::new(backend_of(conn));
     q.push(&format!(
-        "SELECT key, mask, lost_from, CAST({n} AS BIGINT) AS n FROM (SELECT {key} AS key, r.opportunity_id AS oid, \
-         r.entered_mask AS mask, COALESCE(r.lost_from_stage_id, '') AS lost_from FROM deal_reach r"
+        "SELECT key, mask, lost_from, CAST({n} AS BIGINT) AS n FROM ("
     ));
-    if let Some(group) = segs.group() {
-        q.push(" JOIN opportunities o ON o.id = r.opportunity_id");
-        q.push(segment_join(q.backend, Some(group)));
-    }
-    q.push(" WHERE r.entered_mask <> 0");
-    scope.push_filter_on(&mut q, "r");
-    segs.push_filter(&mut q);
-    scope.push_range(&mut q, "r.created_at");
+    rows(&mut q);
     q.push(") e GROUP BY key, mask, lost_from");
     let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
     for r in q.load::<ReachMaskRow>(conn)? {
@@ -298,51 +322,10 @@ pub fn counts(
     stages: &[StageInfo],
 ) -> AppResult<BTreeMap<String, Counts>> {
     if mode == FunnelMode::Cohort || !scope.has_range() {
-        return counts_from_summary(conn, scope, segs, stages);
+        counts_from_summary(conn, scope, segs, stages)
+    } else {
+        counts_in_period(conn, scope, segs, stages)
     }
-    let backend = backend_of(conn);
-    let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
-
-    let mut reach = Sql::new(backend);
-    reach.push(&format!(
-        "SELECT key, max_rank, won, CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT key, oid, \
-         CAST(MAX(CASE WHEN kind = 'won' THEN {WON_RANK} WHEN kind = 'open' THEN position ELSE -1 END) AS BIGINT) AS max_rank, \
-         CAST(MAX(CASE WHEN kind = 'won' THEN 1 ELSE 0 END) AS BIGINT) AS won FROM ("
-    ));
-    from_entries(&mut reach, scope, segs, false);
-    reach.push(") e GROUP BY key, oid) d GROUP BY key, max_rank, won");
-    for r in reach.load::<ReachRow>(conn)? {
-        let c = by_key.entry(r.key).or_default();
-        *c.reach.entry(r.max_rank).or_default() += r.n;
-        c.won += r.won * r.n;
-    }
-
-    let mut entered = Sql::new(backend);
-    entered.push(
-        "SELECT key, to_stage_id AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (",
-    );
-    from_entries(&mut entered, scope, segs, false);
-    entered.push(") e GROUP BY key, to_stage_id");
-    for r in entered.load::<StageCountRow>(conn)? {
-        by_key
-            .entry(r.key)
-            .or_default()
-            .entered
-            .insert(r.stage_id, r.n);
-    }
-
-    let mut lost = Sql::new(backend);
-    lost.push("SELECT key, COALESCE(from_stage_id, to_stage_id) AS stage_id, CAST(COUNT(DISTINCT oid) AS BIGINT) AS n FROM (");
-    from_entries(&mut lost, scope, segs, true);
-    lost.push(") e GROUP BY key, COALESCE(from_stage_id, to_stage_id)");
-    for r in lost.load::<StageCountRow>(conn)? {
-        by_key
-            .entry(r.key)
-            .or_default()
-            .lost_here
-            .insert(r.stage_id, r.n);
-    }
-    Ok(by_key)
 }
 
 pub fn report(
@@ -353,15 +336,25 @@ pub fn report(
 ) -> AppResult<FunnelReport> {
     let pipeline_id = scope.pipeline_id.clone().unwrap_or_default();
     let stages = pipeline_stages(conn, &pipeline_id)?;
-    // Overall numbers come from an ungrouped run: with tags a deal sits in several
-    // segments, so segment totals do not add up to the whole.
-    let overall = counts(conn, scope, mode, Segments::Whole, &stages)?
-        .remove("")
-        .unwrap_or_default();
+    let by_key = match group {
+        Some(g) => Some(counts(conn, scope, mode, Segments::Each(g), &stages)?),
+        None => None,
+    };
+    // Every deal has one owner, source, region…: the segments add up to the whole. With
+    // tags a deal sits in several segments (or none), so the whole is a run of its own.
+    let overall = match &by_key {
+        Some(by_key) if group != Some(GroupBy::Tag) => {
+            let mut sum = Counts::default();
+            by_key.values().for_each(|c| sum.add(c));
+            sum
+        }
+        _ => counts(conn, scope, mode, Segments::Whole, &stages)?
+            .remove("")
+            .unwrap_or_default(),
+    };
     let (total, steps, win_rate) = assemble(&stages, &overall);
     let (mut segments, mut segments_truncated, mut other) = (None, None, None);
-    if let Some(g) = group {
-        let by_key = counts(conn, scope, mode, Segments::Each(g), &stages)?;
+    if let (Some(g), Some(by_key)) = (group, by_key) {
         let (kept, rest) = cap_segments(
             by_key,
             |c| c.reach.values().sum(),

@@ -179,30 +179,23 @@ pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationR
             "won_amount"
         )
     ));
-    if !scope.has_range() {
-        // Lost at any time: the per-deal summary knows whether a deal was ever lost and
-        // whether it was reopened.
+    // The per-deal summary knows whether a deal was ever lost and whether it was
+    // reopened; with a range, a deal counts when one of its entries into a lost stage
+    // lies in the range (an index range of the stays).
+    q.push(
+        "SELECT r.opportunity_id AS id, r.status AS status, r.amount_minor AS amount_minor, \
+         r.reopened AS reopened, r.was_lost AS was_lost FROM deal_reach r WHERE r.was_lost = 1",
+    );
+    scope.push_filter_on(&mut q, "r");
+    if scope.has_range() {
         q.push(
-            "SELECT r.opportunity_id AS id, r.status AS status, r.amount_minor AS amount_minor, \
-             r.reopened AS reopened, r.was_lost AS was_lost FROM deal_reach r WHERE r.was_lost = 1",
+            " AND r.opportunity_id IN (SELECT st.opportunity_id FROM stage_stays st \
+             WHERE st.stage_kind = 'lost'",
         );
-        scope.push_filter_on(&mut q, "r");
-        q.push(") d WHERE was_lost = 1");
-        return reactivation_row(conn, &q);
+        scope.push_entries_on(&mut q, "st");
+        q.push(")");
     }
-    q.push(
-        "SELECT o.id, o.status, o.amount_minor, \
-               MAX(CASE WHEN fs.kind = 'lost' AND ts.kind = 'open' THEN 1 ELSE 0 END) AS reopened, \
-               MAX(CASE WHEN ts.kind = 'lost'",
-    );
-    scope.push_range(&mut q, "t.entered_at");
-    q.push(
-        " THEN 1 ELSE 0 END) AS was_lost \
-         FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id \
-         JOIN stages ts ON ts.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id WHERE 1 = 1",
-    );
-    scope.push_deal_filter(&mut q);
-    q.push(" GROUP BY o.id, o.status, o.amount_minor) d WHERE was_lost = 1");
+    q.push(") d WHERE was_lost = 1");
     reactivation_row(conn, &q)
 }
 

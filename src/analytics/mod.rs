@@ -89,6 +89,20 @@ impl Scope {
         self.push_owner_filter(q, &format!("{alias}.owner_id"));
     }
 
+    /// The conditions of [`Scope::push_filter_on`] and the range on the stays alias
+    /// `alias`, for reading stays by entry time: without a pipeline, the condition names
+    /// every pipeline, so that the index by pipeline and entry time is read as one range
+    /// per pipeline instead of whole.
+    pub fn push_entries_on(&self, q: &mut Sql, alias: &str) {
+        if self.pipeline_id.is_none() {
+            q.push(&format!(
+                " AND {alias}.pipeline_id IN (SELECT p.id FROM pipelines p)"
+            ));
+        }
+        self.push_filter_on(q, alias);
+        self.push_range(q, &format!("{alias}.entered_at"));
+    }
+
     /// True when a time range was asked for.
     pub fn has_range(&self) -> bool {
         self.from.is_some() || self.to.is_some()
@@ -192,11 +206,12 @@ impl Segments<'_> {
         }
     }
 
-    /// The key column's expression.
-    pub fn key(&self) -> &'static str {
+    /// The key column's expression over `alias`, a row carrying the deal's segment
+    /// columns (an opportunity, or a row of the report aggregates).
+    pub fn key(&self, alias: &str) -> String {
         match *self {
-            Segments::Each(g) => segment_expr(g),
-            Segments::Whole | Segments::Rest(..) => "''",
+            Segments::Each(g) => segment_expr(g, alias),
+            Segments::Whole | Segments::Rest(..) => "''".to_owned(),
         }
     }
 
@@ -206,37 +221,39 @@ impl Segments<'_> {
     }
 
     /// Appends ` AND key NOT IN (…)` for the rest.
-    pub fn push_filter(&self, q: &mut Sql) {
+    pub fn push_filter(&self, q: &mut Sql, alias: &str) {
         if let Segments::Rest(g, keys) = *self {
-            q.push(&format!(" AND {} NOT IN ", segment_expr(g)))
+            q.push(&format!(" AND {} NOT IN ", segment_expr(g, alias)))
                 .in_texts(keys);
         }
     }
 }
 
-/// The SQL expression of a segment key over `o` (opportunities) and, for teams, `ou`
-/// (the owner's user row, joined by the caller of this function), or `tg.tag` for tags.
-pub fn segment_expr(group: GroupBy) -> &'static str {
+/// The SQL expression of a segment key over `alias`: a row with the deal's `owner_id`,
+/// `source`, `industry`, `company_size`, `region` and `tags` (opportunities and both
+/// report aggregates have them), and, for teams, `ou` (the owner's user row) and for tags
+/// `tg` (one row per tag), both joined by [`segment_join`].
+pub fn segment_expr(group: GroupBy, alias: &str) -> String {
     match group {
-        GroupBy::Owner => "o.owner_id",
-        GroupBy::Team => "COALESCE(ou.team_id, '')",
-        GroupBy::Source => "COALESCE(o.source, '')",
-        GroupBy::Industry => "COALESCE(o.industry, '')",
-        GroupBy::CompanySize => "COALESCE(o.company_size, '')",
-        GroupBy::Region => "COALESCE(o.region, '')",
-        GroupBy::Tag => "tg.tag",
+        GroupBy::Owner => format!("{alias}.owner_id"),
+        GroupBy::Team => "COALESCE(ou.team_id, '')".to_owned(),
+        GroupBy::Source => format!("COALESCE({alias}.source, '')"),
+        GroupBy::Industry => format!("COALESCE({alias}.industry, '')"),
+        GroupBy::CompanySize => format!("COALESCE({alias}.company_size, '')"),
+        GroupBy::Region => format!("COALESCE({alias}.region, '')"),
+        GroupBy::Tag => "tg.value".to_owned(),
     }
 }
 
-/// The joins a segment key needs after `FROM opportunities o`.
-pub fn segment_join(backend: Backend, group: Option<GroupBy>) -> &'static str {
+/// The joins a segment key needs after the table of `alias`.
+pub fn segment_join(backend: Backend, group: Option<GroupBy>, alias: &str) -> String {
     match (group, backend) {
-        (Some(GroupBy::Team), _) => " LEFT JOIN users ou ON ou.id = o.owner_id",
-        (Some(GroupBy::Tag), Backend::Postgres) => {
-            " CROSS JOIN LATERAL json_array_elements_text(o.tags::json) AS tg(tag)"
-        }
-        (Some(GroupBy::Tag), Backend::Sqlite) => " JOIN (SELECT o2.id AS oid, je.value AS tag FROM opportunities o2, json_each(o2.tags) je) tg ON tg.oid = o.id",
-        _ => "",
+        (Some(GroupBy::Team), _) => format!(" LEFT JOIN users ou ON ou.id = {alias}.owner_id"),
+        (Some(GroupBy::Tag), Backend::Postgres) => format!(
+            " CROSS JOIN LATERAL json_array_elements_text({alias}.tags::json) AS tg(value)"
+        ),
+        (Some(GroupBy::Tag), Backend::Sqlite) => format!(" JOIN json_each({alias}.tags) tg"),
+        _ => String::new(),
     }
 }
 

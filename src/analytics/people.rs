@@ -52,7 +52,6 @@ struct OwnerRow {
     amount_lo: i64,
 }
 
-use crate::storage::aggregates::rank;
 
 /// The amount columns of an [`OwnerRow`] for queries that count without amounts.
 const NO_AMOUNT: &str = "CAST(0 AS BIGINT) AS amount_hi, CAST(0 AS BIGINT) AS amount_lo";
@@ -82,17 +81,14 @@ pub fn leaderboard(
         scope.push_filter_on(&mut adv, "r");
         adv.push(" GROUP BY r.owner_id");
     } else {
+        // Advances in the range: entries that were a step forward from an open stage
+        // (`advance_in`), read off the stays' index by entry time.
         adv.push(&format!(
-            "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {NO_AMOUNT} \
-         FROM stage_transitions t JOIN opportunities o ON o.id = t.opportunity_id \
-         JOIN stages ts ON ts.id = t.to_stage_id JOIN stages fs ON fs.id = t.from_stage_id \
-         WHERE fs.kind = 'open' AND {} > {}",
-            rank("ts"),
-            rank("fs")
+            "SELECT st.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {NO_AMOUNT} \
+             FROM stage_stays st WHERE st.advance_in = 1"
         ));
-        scope.push_deal_filter(&mut adv);
-        scope.push_range(&mut adv, "t.entered_at");
-        adv.push(" GROUP BY o.owner_id");
+        scope.push_entries_on(&mut adv, "st");
+        adv.push(" GROUP BY st.owner_id");
     }
     let mut by_owner: BTreeMap<String, (Option<String>, i128, i64, i64)> = BTreeMap::new();
     for r in won.load::<OwnerRow>(conn)? {

@@ -138,24 +138,29 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
     // of the bits on both backends (SQLite has no BIT_OR).
     let reach = format!(
         "INSERT INTO deal_reach (opportunity_id, pipeline_id, owner_id, created_at, entered_mask, \
-         lost_from_stage_id, was_lost, reopened, advances, status, amount_minor, closed_at, lost_reason_id) \
+         lost_from_stage_id, lost_at, was_lost, reopened, advances, status, amount_minor, closed_at, lost_reason_id, \
+         source, industry, company_size, region, tags) \
          SELECT o.id, o.pipeline_id, o.owner_id, o.created_at, \
          CAST(COALESCE(SUM(DISTINCT CASE WHEN s.id IS NOT NULL THEN CAST(1 AS BIGINT) << s.position END), 0) AS BIGINT), \
          MAX(CASE WHEN o.status = 'lost' AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
              THEN COALESCE(t.from_stage_id, t.to_stage_id) END), \
+         CASE WHEN o.status = 'lost' THEN o.stage_entered_at END, \
          MAX(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END), \
          MAX(CASE WHEN fs.kind = 'lost' AND s.kind = 'open' THEN 1 ELSE 0 END), \
          SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END), \
-         o.status, o.amount_minor, o.closed_at, o.lost_reason_id \
+         o.status, o.amount_minor, o.closed_at, o.lost_reason_id, o.source, o.industry, o.company_size, o.region, o.tags \
          FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND {same_pipeline} \
          LEFT JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id \
          WHERE 1 = 1{{target}} \
-         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at, o.status, o.amount_minor, o.closed_at, o.lost_reason_id \
+         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at, o.status, o.amount_minor, o.closed_at, o.lost_reason_id, \
+         o.stage_entered_at, o.source, o.industry, o.company_size, o.region, o.tags \
          ON CONFLICT (opportunity_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
          owner_id = excluded.owner_id, created_at = excluded.created_at, entered_mask = excluded.entered_mask, \
-         lost_from_stage_id = excluded.lost_from_stage_id, was_lost = excluded.was_lost, \
+         lost_from_stage_id = excluded.lost_from_stage_id, lost_at = excluded.lost_at, was_lost = excluded.was_lost, \
          reopened = excluded.reopened, advances = excluded.advances, status = excluded.status, \
-         amount_minor = excluded.amount_minor, closed_at = excluded.closed_at, lost_reason_id = excluded.lost_reason_id"
+         amount_minor = excluded.amount_minor, closed_at = excluded.closed_at, lost_reason_id = excluded.lost_reason_id, \
+         source = excluded.source, industry = excluded.industry, company_size = excluded.company_size, \
+         region = excluded.region, tags = excluded.tags"
     );
     target.run(conn, &reach, "o.id", "o.pipeline_id")?;
 
@@ -177,25 +182,34 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
         .iter()
         .map(|c| format!(", {c} = excluded.{c}"))
         .collect::<String>();
-    let (this, next) = (rank("s"), rank("ns"));
+    let (this, next, previous) = (rank("s"), rank("ns"), rank("ps"));
     let stays = format!(
-        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, entered_at, left_at, next_stage_id, seconds, advanced{columns}) \
-         SELECT x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id, \
+        "INSERT INTO stage_stays (id, opportunity_id, pipeline_id, owner_id, stage_id, stage_kind, entered_at, advance_in, \
+         left_at, next_stage_id, seconds, advanced{columns}, source, industry, company_size, region, tags) \
+         SELECT x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, COALESCE(s.kind, ''), x.entered_at, \
+         CASE WHEN ps.kind = 'open' AND {this} > {previous} THEN 1 ELSE 0 END, x.left_at, x.next_stage_id, \
          CASE WHEN x.left_at IS NULL THEN NULL ELSE {seconds} END, \
-         MAX(CASE WHEN ns.id IS NOT NULL AND {next} > {this} THEN 1 ELSE 0 END){mins} \
+         MAX(CASE WHEN ns.id IS NOT NULL AND {next} > {this} THEN 1 ELSE 0 END){mins}, \
+         x.source, x.industry, x.company_size, x.region, x.tags \
          FROM (SELECT t.id AS id, t.opportunity_id AS opportunity_id, t.pipeline_id AS pipeline_id, o.owner_id AS owner_id, \
-               t.to_stage_id AS stage_id, t.entered_at AS entered_at, \
+               t.to_stage_id AS stage_id, t.from_stage_id AS from_stage_id, t.entered_at AS entered_at, \
+               o.source AS source, o.industry AS industry, o.company_size AS company_size, o.region AS region, o.tags AS tags, \
                LEAD(t.entered_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS left_at, \
                LEAD(t.to_stage_id) OVER (PARTITION BY t.opportunity_id ORDER BY t.entered_at, t.id) AS next_stage_id \
                FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id WHERE 1 = 1{{target}}) x \
          LEFT JOIN stages s ON s.id = x.stage_id LEFT JOIN stages ns ON ns.id = x.next_stage_id \
+         LEFT JOIN stages ps ON ps.id = x.from_stage_id \
          LEFT JOIN activities a ON a.opportunity_id = x.opportunity_id AND a.completed_at IS NOT NULL \
          AND a.completed_at >= x.entered_at AND (x.left_at IS NULL OR a.completed_at < x.left_at) \
          WHERE 1 = 1 \
-         GROUP BY x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, x.entered_at, x.left_at, x.next_stage_id \
+         GROUP BY x.id, x.opportunity_id, x.pipeline_id, x.owner_id, x.stage_id, s.kind, s.position, x.entered_at, ps.kind, \
+         ps.position, x.left_at, x.next_stage_id, x.source, x.industry, x.company_size, x.region, x.tags \
          ON CONFLICT (id) DO UPDATE SET pipeline_id = excluded.pipeline_id, owner_id = excluded.owner_id, \
-         stage_id = excluded.stage_id, entered_at = excluded.entered_at, left_at = excluded.left_at, \
-         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds, advanced = excluded.advanced{updates}"
+         stage_id = excluded.stage_id, stage_kind = excluded.stage_kind, entered_at = excluded.entered_at, \
+         advance_in = excluded.advance_in, left_at = excluded.left_at, \
+         next_stage_id = excluded.next_stage_id, seconds = excluded.seconds, advanced = excluded.advanced{updates}, \
+         source = excluded.source, industry = excluded.industry, company_size = excluded.company_size, \
+         region = excluded.region, tags = excluded.tags"
     );
     target.run(conn, &stays, "o.id", "o.pipeline_id")
 }

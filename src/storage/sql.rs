@@ -10,6 +10,7 @@ use diesel::QueryableByName;
 use super::{Backend, Db, DbConn};
 use crate::error::AppResult;
 
+#[derive(Clone)]
 enum Bind {
     Text(String),
     Ts(NaiveDateTime),
@@ -132,6 +133,29 @@ impl Sql {
         Ok(self.boxed().load::<R>(conn)?)
     }
 
+    /// Runs the query and hands its rows out one at a time, without collecting them.
+    pub fn load_iter<'a, R: QueryableByName<Db> + 'static>(
+        &self,
+        conn: &'a mut DbConn,
+    ) -> AppResult<impl Iterator<Item = AppResult<R>> + 'a> {
+        Ok(self
+            .boxed()
+            .load_iter::<R, diesel::connection::DefaultLoadingMode>(conn)?
+            .map(|r| r.map_err(Into::into)))
+    }
+
+    /// Appends another query's text and binds (written for the same backend).
+    pub fn append(&mut self, other: &Sql) -> &mut Self {
+        // PostgreSQL numbers its placeholders: renumber the other query's after ours.
+        let text = match self.backend {
+            Backend::Sqlite => other.text.clone(),
+            Backend::Postgres => renumber(&other.text, self.binds.len()),
+        };
+        self.text.push_str(&text);
+        self.binds.extend(other.binds.iter().cloned());
+        self
+    }
+
     /// Runs a statement that returns no rows.
     pub fn execute(&self, conn: &mut DbConn) -> AppResult<usize> {
         Ok(self.boxed().execute(conn)?)
@@ -186,5 +210,49 @@ where
         out.push_bind_param::<Text, _>(&self.0)?;
         out.push_sql(" AS TEXT)");
         Ok(())
+    }
+}
+
+/// `$n` placeholders shifted by `by` (`$1` → `$(1 + by)`).
+fn renumber(text: &str, by: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appended_query_keeps_its_binds_in_order() {
+        let mut inner = Sql::new(Backend::Postgres);
+        inner.push("a = ").text("x").push(" AND b = ").text("y");
+        let mut outer = Sql::new(Backend::Postgres);
+        outer.push("c = ").text("z").push(" AND (");
+        outer.append(&inner).push(")");
+        assert_eq!(outer.sql_text(), "c = $1 AND (a = $2 AND b = $3)");
+        assert_eq!(outer.binds.len(), 3);
+        let mut lite = Sql::new(Backend::Sqlite);
+        lite.push("c = ").text("z").push(" AND ");
+        let mut inner = Sql::new(Backend::Sqlite);
+        inner.push("a = ").text("x");
+        lite.append(&inner);
+        assert_eq!(lite.sql_text(), "c = ? AND a = ?");
     }
 }
