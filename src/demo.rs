@@ -191,9 +191,7 @@ pub fn generate(
         "  summarising for reports, {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    storage::write_tx(conn, |c| {
-        storage::aggregates::refresh(c, storage::aggregates::Target::All)
-    })?;
+    storage::write_tx(conn, storage::aggregates::rebuild)?;
     // Fresh planner statistics (the report queries are planned on them) and visibility.
     storage::aggregates::settle(conn, &[])?;
     summary.seconds = started.elapsed().as_secs_f64();

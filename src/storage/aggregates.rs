@@ -214,6 +214,63 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
     target.run(conn, &stays, "o.id", "o.pipeline_id")
 }
 
+/// Rebuilds every deal's aggregates from the log: [`refresh`] of [`Target::All`], with
+/// the aggregates' secondary indexes dropped while the rows go in and built afterwards,
+/// once, from the finished tables. Maintaining six indexes row by row while writing
+/// millions of stays costs several times more than building them (on PostgreSQL, with
+/// parallel workers). Runs inside the caller's transaction: a failure restores the
+/// indexes with everything else.
+pub fn rebuild(conn: &mut DbConn) -> AppResult<()> {
+    without_secondary_indexes(conn, &["deal_reach", "stage_stays"], |conn| {
+        refresh(conn, Target::All)
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct IndexDef {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    definition: String,
+}
+
+/// Runs `f` with the non-unique indexes of `tables` dropped, and creates them again
+/// from their recorded definitions afterwards. Unique indexes stay: they are
+/// constraints the writes rely on.
+pub fn without_secondary_indexes<T>(
+    conn: &mut DbConn,
+    tables: &[&str],
+    f: impl FnOnce(&mut DbConn) -> AppResult<T>,
+) -> AppResult<T> {
+    let backend = super::opportunities::backend_of(conn);
+    let mut defs = Vec::new();
+    for table in tables {
+        let mut q = Sql::new(backend);
+        match backend {
+            Backend::Postgres => q
+                .push("SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ")
+                .text(table)
+                .push(" AND indexdef NOT LIKE 'CREATE UNIQUE%'"),
+            Backend::Sqlite => q
+                .push("SELECT name, sql AS definition FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ")
+                .text(table)
+                .push(" AND sql NOT LIKE 'CREATE UNIQUE%'"),
+        };
+        defs.extend(q.load::<IndexDef>(conn)?);
+    }
+    for d in &defs {
+        diesel::sql_query(format!("DROP INDEX {}", d.name)).execute(conn)?;
+    }
+    let out = f(conn)?;
+    if backend == Backend::Postgres {
+        diesel::sql_query("SET LOCAL maintenance_work_mem = '1GB'").execute(conn)?;
+    }
+    for d in &defs {
+        diesel::sql_query(&d.definition).execute(conn)?;
+    }
+    Ok(out)
+}
+
 /// Rebuilds everything when a migration asked for it; run at start after migrations.
 pub fn catch_up(conn: &mut DbConn) -> Result<(), super::SetupError> {
     let pending = super::settings::get(conn, KEY).map_err(super::SetupError::Settings)?;
@@ -222,7 +279,7 @@ pub fn catch_up(conn: &mut DbConn) -> Result<(), super::SetupError> {
     }
     let started = std::time::Instant::now();
     super::write_tx(conn, |conn| -> AppResult<()> {
-        refresh(conn, Target::All)?;
+        rebuild(conn)?;
         diesel::delete(
             super::schema::server_settings::table
                 .filter(super::schema::server_settings::key.eq(KEY)),

@@ -19,6 +19,7 @@ api_tests!(
     activity_effectiveness_compares_stays_with_and_without,
     reports_answer_csv_and_svg_and_refuse_bad_parameters,
     aggregates_kept_in_step_equal_a_rebuild_from_the_log,
+    report_variants_count_only_the_range_and_split_by_segment,
 );
 
 /// The five deals of the funnel scenario:
@@ -746,13 +747,16 @@ pub(crate) fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
         "SELECT opportunity_id || '|' || pipeline_id || '|' || owner_id || '|' || CAST(entered_mask AS TEXT) || '|' \
          || COALESCE(lost_from_stage_id, '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
          || CAST(advances AS TEXT) || '|' || status || '|' || COALESCE(CAST(amount_minor AS TEXT), '-') || '|' \
-         || COALESCE(CAST(closed_at AS TEXT), '-') || '|' || COALESCE(lost_reason_id, '-') AS v FROM deal_reach",
+         || COALESCE(CAST(closed_at AS TEXT), '-') || '|' || COALESCE(lost_reason_id, '-') || '|' \
+         || COALESCE(CAST(lost_at AS TEXT), '-') || '|' || COALESCE(source, '-') || '|' || COALESCE(region, '-') || '|' \
+         || COALESCE(industry, '-') || '|' || COALESCE(company_size, '-') || '|' || tags AS v FROM deal_reach",
     );
     let stays = app.texts(
         "SELECT id || '|' || owner_id || '|' || stage_id || '|' || COALESCE(CAST(left_at AS TEXT), '-') || '|' \
          || COALESCE(next_stage_id, '-') || '|' || COALESCE(CAST(ROUND(seconds) AS TEXT), '-') || '|' \
          || CAST(advanced AS TEXT) || '|' || COALESCE(CAST(ROUND(first_call_after) AS TEXT), '-') || '|' \
-         || COALESCE(CAST(ROUND(first_demo_after) AS TEXT), '-') AS v \
+         || COALESCE(CAST(ROUND(first_demo_after) AS TEXT), '-') || '|' || stage_kind || '|' \
+         || CAST(advance_in AS TEXT) || '|' || COALESCE(source, '-') || '|' || COALESCE(region, '-') || '|' || tags AS v \
          FROM stage_stays",
     );
     (reach, stays)
@@ -800,7 +804,7 @@ async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
     let res = app
         .patch(&format!("/api/v1/opportunities/{}", ids[0].id))
         .admin()
-        .json(json!({"owner_id": rep_id}))
+        .json(json!({"owner_id": rep_id, "region": "north", "tags": ["vip"]}))
         .send()
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
@@ -840,4 +844,145 @@ async fn aggregates_kept_in_step_equal_a_rebuild_from_the_log(app: TestApp) {
         app.count("stage_stays", &format!("opportunity_id = '{}'", ids[4].id)),
         0
     );
+}
+
+/// The variants read from the aggregates' range and segment columns: period funnels with
+/// a range, advances and losses in a range, segmented durations in a range.
+///
+/// In February 2025 (the range): d1 (east, vip) A→B on the 10th, B→C on the 12th (won on
+/// 5 March, after it); d2 (west, vip+smb) created on the 5th, lost on the 6th, reopened
+/// into B on the 20th; d4 (east, smb) A→B on the 15th, lost on the 16th. d3 (west, no
+/// tags) has no entry in February: created and lost in January.
+async fn report_variants_count_only_the_range_and_split_by_segment(app: TestApp) {
+    let p = app.pipeline().plain().create().await;
+    let at = |month: u32, day: u32| {
+        chrono::NaiveDate::from_ymd_opt(2025, month, day)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+    };
+    let clock = &app.state.clock;
+    let deal = |name: &str, region: &str, tags: Value| {
+        app.deal(&p)
+            .name(name)
+            .set("region", region)
+            .set("tags", tags)
+    };
+    clock.set(at(1, 10));
+    let d1 = deal("d1", "east", json!(["vip"])).create().await;
+    let d3 = deal("d3", "west", json!([])).create().await;
+    let d4 = deal("d4", "east", json!(["smb"])).create().await;
+    clock.set(at(1, 20));
+    d3.lose("budget").await;
+    clock.set(at(2, 5));
+    let d2 = deal("d2", "west", json!(["vip", "smb"])).create().await;
+    clock.set(at(2, 6));
+    d2.lose("budget").await;
+    clock.set(at(2, 10));
+    d1.move_to("B").await;
+    clock.set(at(2, 12));
+    d1.move_to("C").await;
+    clock.set(at(2, 15));
+    d4.move_to("B").await;
+    clock.set(at(2, 16));
+    d4.lose("competitor").await;
+    clock.set(at(2, 20));
+    d2.reopen("B").await;
+    clock.set(at(3, 5));
+    d1.win().await;
+    clock.set(chrono::Utc::now().naive_utc());
+    let range = "from=2025-02-01&to=2025-02-28";
+    let app = &app;
+    let get = |path: String| async move {
+        let res = app.get(&path).admin().send().await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
+        res.body
+    };
+
+    // Period funnel: d1 entered B and C, d2 A, Lost and B, d4 B and Lost in the range.
+    let funnel = format!(
+        "/api/v1/reports/funnel?pipeline_id={}&mode=period&{range}",
+        id_of(&p)
+    );
+    let whole = get(funnel.clone()).await;
+    assert_eq!(whole["total"], 3);
+    let counts = |r: &Value, name: &str| {
+        let s = step(r, name);
+        [
+            s["entered"].as_i64().unwrap(),
+            s["reached_or_passed"].as_i64().unwrap(),
+            s["advanced"].as_i64().unwrap(),
+            s["lost_here"].as_i64().unwrap(),
+        ]
+    };
+    assert_eq!(counts(&whole, "A"), [1, 3, 3, 0]);
+    assert_eq!(counts(&whole, "B"), [3, 3, 1, 1], "d4 was lost from B");
+    assert_eq!(counts(&whole, "C"), [1, 1, 0, 0]);
+    assert_eq!(counts(&whole, "Won"), [0, 0, 0, 0], "d1 won after the range");
+    let segment = |r: &Value, key: &str| {
+        r["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("segment {key} in {r}"))
+    };
+    let by_region = get(format!("{funnel}&group_by=region")).await;
+    assert_eq!(by_region["total"], 3);
+    let east = segment(&by_region, "east");
+    assert_eq!(east["total"], 2);
+    assert_eq!(counts(&east, "B"), [2, 2, 1, 1]);
+    let west = segment(&by_region, "west");
+    assert_eq!(west["total"], 1, "d3 has no entry in the range");
+    assert_eq!(counts(&west, "A"), [1, 1, 1, 0]);
+    let by_tag = get(format!("{funnel}&group_by=tag")).await;
+    assert_eq!(by_tag["total"], 3, "a deal with two tags counts once in the whole");
+    assert_eq!(segment(&by_tag, "vip")["total"], 2);
+    assert_eq!(segment(&by_tag, "smb")["total"], 2);
+    assert_eq!(counts(&segment(&by_tag, "smb"), "B"), [2, 2, 0, 1]);
+
+    // Advances: d1 A→B and B→C and d4 A→B in the range; a reopening is not one.
+    let board = get(format!("/api/v1/reports/leaderboard?{range}")).await;
+    assert_eq!(board["data"][0]["stage_advances"], 3);
+    assert_eq!(board["data"][0]["won_count"], 0);
+    let all_time = get("/api/v1/reports/leaderboard".to_owned()).await;
+    assert_eq!(all_time["data"][0]["stage_advances"], 4, "with C→Won in March");
+
+    // Losses in the range: d2 and d4; d2 was reopened and is open.
+    let re = get(format!("/api/v1/reports/reactivation?{range}")).await;
+    assert_eq!(
+        (&re["lost"], &re["reopened"], &re["open_after_reopen"]),
+        (&json!(2), &json!(1), &json!(1))
+    );
+    let re_all = get("/api/v1/reports/reactivation".to_owned()).await;
+    assert_eq!(re_all["lost"], 3);
+
+    // Closed stays entered in the range, by region: east B (2 days, 1 day), C (21 days);
+    // west A (1 day) and its lost stay (14 days); the running stays are not closed.
+    let durations = get(format!(
+        "/api/v1/reports/stage-durations?pipeline_id={}&{range}&group_by=region",
+        id_of(&p)
+    ))
+    .await;
+    let day = 86_400.0;
+    let close = |v: &Value, expected: f64| {
+        let got = v.as_f64().unwrap_or(f64::NAN);
+        assert!((got - expected).abs() < 1.0, "{got} vs {expected}");
+    };
+    let east = segment(&durations, "east");
+    assert_eq!(step(&east, "B")["count"], 2);
+    close(&step(&east, "B")["median"], 1.5 * day);
+    close(&step(&east, "B")["max"], 2.0 * day);
+    close(&step(&east, "C")["avg"], 21.0 * day);
+    let west = segment(&durations, "west");
+    assert_eq!(step(&west, "A")["count"], 1);
+    assert_eq!(step(&west, "B")["count"], 0);
+    close(&step(&west, "Lost")["median"], 14.0 * day);
+    assert_eq!(step(&durations, "B")["count"], 2);
+    assert_eq!(step(&durations, "A")["count"], 1);
+    close(&step(&durations, "A")["p90"], day);
+    // The running stays of open deals: d2 in B (west) only.
+    assert_eq!(step(&west, "B")["open_count"], 1);
+    assert_eq!(step(&east, "B")["open_count"], 0);
 }
