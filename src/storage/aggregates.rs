@@ -234,16 +234,32 @@ struct IndexDef {
     definition: String,
 }
 
-/// Runs `f` with the non-unique indexes of `tables` dropped, and creates them again
-/// from their recorded definitions afterwards. Unique indexes stay: they are
-/// constraints the writes rely on.
+/// Runs `f` with the non-unique indexes of `tables` set aside ([`set_indexes_aside`])
+/// and builds them again afterwards, all in the caller's transaction.
 pub fn without_secondary_indexes<T>(
     conn: &mut DbConn,
     tables: &[&str],
     f: impl FnOnce(&mut DbConn) -> AppResult<T>,
 ) -> AppResult<T> {
+    set_indexes_aside(conn, tables)?;
+    let out = f(conn)?;
+    restore_indexes(conn)?;
+    Ok(out)
+}
+
+/// The server setting holding the definitions of indexes set aside for a bulk write.
+const SET_ASIDE: &str = "indexes_set_aside";
+
+/// Drops the non-unique indexes of `tables` before a bulk write, and records their
+/// definitions in the server settings with the drop, so that [`restore_indexes`] builds
+/// them again: at the end of the write, or at the next start when the process stopped
+/// before that. Unique indexes stay: they are constraints the writes rely on.
+pub fn set_indexes_aside(conn: &mut DbConn, tables: &[&str]) -> AppResult<()> {
     let backend = super::opportunities::backend_of(conn);
-    let mut defs = Vec::new();
+    let mut defs: Vec<String> = match super::settings::get(conn, SET_ASIDE)? {
+        Some(json) => serde_json::from_str(&json).map_err(crate::error::AppError::internal)?,
+        None => Vec::new(),
+    };
     for table in tables {
         let mut q = Sql::new(backend);
         match backend {
@@ -256,23 +272,42 @@ pub fn without_secondary_indexes<T>(
                 .text(table)
                 .push(" AND sql NOT LIKE 'CREATE UNIQUE%'"),
         };
-        defs.extend(q.load::<IndexDef>(conn)?);
+        for d in q.load::<IndexDef>(conn)? {
+            diesel::sql_query(format!("DROP INDEX {}", d.name)).execute(conn)?;
+            defs.push(d.definition);
+        }
     }
-    for d in &defs {
-        diesel::sql_query(format!("DROP INDEX {}", d.name)).execute(conn)?;
-    }
-    let out = f(conn)?;
-    if backend == Backend::Postgres {
+    let json = serde_json::to_string(&defs).map_err(crate::error::AppError::internal)?;
+    use super::schema::server_settings as ss;
+    diesel::delete(ss::table.filter(ss::key.eq(SET_ASIDE))).execute(conn)?;
+    diesel::insert_into(ss::table)
+        .values((ss::key.eq(SET_ASIDE), ss::value.eq(json)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Builds the indexes [`set_indexes_aside`] recorded, if any (on PostgreSQL with the
+/// memory to sort each in one pass).
+pub fn restore_indexes(conn: &mut DbConn) -> AppResult<()> {
+    let Some(json) = super::settings::get(conn, SET_ASIDE)? else {
+        return Ok(());
+    };
+    let defs: Vec<String> = serde_json::from_str(&json).map_err(crate::error::AppError::internal)?;
+    if super::opportunities::backend_of(conn) == Backend::Postgres {
         diesel::sql_query("SET LOCAL maintenance_work_mem = '1GB'").execute(conn)?;
     }
     for d in &defs {
-        diesel::sql_query(&d.definition).execute(conn)?;
+        diesel::sql_query(d).execute(conn)?;
     }
-    Ok(out)
+    use super::schema::server_settings as ss;
+    diesel::delete(ss::table.filter(ss::key.eq(SET_ASIDE))).execute(conn)?;
+    Ok(())
 }
 
 /// Rebuilds everything when a migration asked for it; run at start after migrations.
 pub fn catch_up(conn: &mut DbConn) -> Result<(), super::SetupError> {
+    // Indexes a bulk write set aside and did not get to build again.
+    super::write_tx(conn, restore_indexes).map_err(super::SetupError::RebuildAggregates)?;
     let pending = super::settings::get(conn, KEY).map_err(super::SetupError::Settings)?;
     if pending.as_deref() != Some("rebuild") {
         return Ok(());

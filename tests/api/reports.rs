@@ -20,6 +20,7 @@ api_tests!(
     reports_answer_csv_and_svg_and_refuse_bad_parameters,
     aggregates_kept_in_step_equal_a_rebuild_from_the_log,
     report_variants_count_only_the_range_and_split_by_segment,
+    indexes_set_aside_for_a_bulk_write_come_back_at_the_next_start,
 );
 
 /// The five deals of the funnel scenario:
@@ -985,4 +986,33 @@ async fn report_variants_count_only_the_range_and_split_by_segment(app: TestApp)
     // The running stays of open deals: d2 in B (west) only.
     assert_eq!(step(&west, "B")["open_count"], 1);
     assert_eq!(step(&east, "B")["open_count"], 0);
+}
+
+/// A bulk write (the demo-data load) drops the bulk tables' secondary indexes and builds
+/// them at its end; when it stops before that, the next start builds them.
+async fn indexes_set_aside_for_a_bulk_write_come_back_at_the_next_start(app: TestApp) {
+    use stageflow::storage::{aggregates, write_tx, DbConn};
+    let indexes = |app: &TestApp| {
+        let query = match *app.state.pool.get().expect("connection") {
+            DbConn::Pg(_) => "SELECT indexname AS v FROM pg_indexes WHERE tablename = 'stage_transitions'",
+            DbConn::Sqlite(_) => {
+                "SELECT name AS v FROM sqlite_master WHERE type = 'index' AND tbl_name = 'stage_transitions'"
+            }
+        };
+        app.texts(query)
+    };
+    let before = indexes(&app);
+    assert!(before.len() >= 3, "{before:?}");
+    let mut conn = app.state.pool.get().expect("connection");
+    write_tx(&mut conn, |c| aggregates::set_indexes_aside(c, &["stage_transitions"]))
+        .expect("set aside");
+    drop(conn);
+    let during = indexes(&app);
+    assert!(during.len() < before.len(), "only the unique ones stay: {during:?}");
+    // The process stopped here; the next start catches up.
+    let mut conn = app.state.pool.get().expect("connection");
+    aggregates::catch_up(&mut conn).expect("catch up");
+    drop(conn);
+    assert_eq!(indexes(&app), before);
+    assert_eq!(app.count("server_settings", "key = 'indexes_set_aside'"), 0);
 }
