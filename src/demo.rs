@@ -143,7 +143,9 @@ pub fn generate(
     };
     // The bulk tables' secondary indexes are built once at the end rather than kept up
     // row by row (a start after an interrupted load builds them too).
-    storage::write_tx(conn, |c| storage::aggregates::set_indexes_aside(c, BULK_TABLES))?;
+    storage::write_tx(conn, |c| {
+        storage::aggregates::set_indexes_aside(c, BULK_TABLES)
+    })?;
     let batch = 20_000;
     let mut done = 0;
     let mut converted: Vec<String> = Vec::new();

@@ -14,9 +14,7 @@ use diesel::QueryableByName;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{
-    cap_segments, pipeline_stages, segment_join, GroupBy, Scope, Segments, Sql, OTHER_SEGMENT,
-};
+use super::{cap_segments, pipeline_stages, GroupBy, Scope, Segments, Sql, OTHER_SEGMENT};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::{Backend, DbConn};
@@ -151,33 +149,22 @@ pub fn report(
             })
             .collect()
     };
-    // Every stay has one owner, source, region…, so the whole is read in the same pass
-    // as the segments. With tags a stay sits in several segments (or none): the whole is
-    // a run of its own.
-    let (overall, by_key) = match group {
-        Some(g) if g != GroupBy::Tag => {
-            let read = rows(conn, scope, Segments::Each(g), true, now)?;
-            (read.whole, Some(read.by_key))
-        }
-        _ => {
-            let whole = rows(conn, scope, Segments::Whole, false, now)?
-                .by_key
-                .remove("")
-                .unwrap_or_default();
-            let by_key = match group {
-                Some(g) => Some(rows(conn, scope, Segments::Each(g), false, now)?.by_key),
-                None => None,
-            };
-            (whole, by_key)
-        }
+    // The whole and every segment come from one read.
+    let segs = match group {
+        Some(g) => Segments::EachAndWhole(g),
+        None => Segments::Whole,
     };
+    let Read {
+        whole: overall,
+        by_key,
+    } = rows(conn, scope, segs, now)?;
     let (mut segments, mut segments_truncated, mut other) = (None, None, None);
-    if let (Some(g), Some(by_key)) = (group, by_key) {
+    if let Some(g) = group {
         let (kept, rest) = cap_segments(
             by_key,
             |r| r.values().map(|row| row.n).sum(),
             |keys| {
-                let mut rest = rows(conn, scope, Segments::Rest(g, keys), false, now)?.by_key;
+                let mut rest = rows(conn, scope, Segments::Rest(g, keys), now)?.by_key;
                 Ok(rest.remove("").unwrap_or_default())
             },
         )?;
@@ -222,7 +209,7 @@ fn value_queries(
     segs: Segments,
     now: NaiveDateTime,
 ) -> [(i64, Sql); 2] {
-    let group = segs.group();
+    let (whole, in_key) = segs.flags(backend);
     // The rest may reach one stay or deal through several keys (tags): each counts once.
     let (distinct, stay_id, deal_id) = if segs.merges() {
         ("DISTINCT ", "st.id", "o.id")
@@ -236,10 +223,11 @@ fn value_queries(
     // row.
     let mut closed = Sql::new(backend);
     closed.push(&format!(
-        "SELECT {distinct}{stay_id} AS id, {} AS key, st.stage_id AS stage_id, st.seconds AS value FROM stage_stays st",
+        "SELECT {distinct}{stay_id} AS id, {} AS key, st.stage_id AS stage_id, st.seconds AS value, \
+         CAST({whole} AS BIGINT) AS whole_row, CAST({in_key} AS BIGINT) AS in_key FROM stage_stays st",
         segs.key("st")
     ));
-    closed.push(&segment_join(backend, group, "st"));
+    closed.push(&segs.join(backend, "st"));
     closed.push(" WHERE st.seconds IS NOT NULL");
     scope.push_filter_on(&mut closed, "st");
     segs.push_filter(&mut closed, "st");
@@ -254,8 +242,10 @@ fn value_queries(
         segs.key("o")
     ));
     open.push(before).ts(now).push(after);
-    open.push(" AS value FROM opportunities o");
-    open.push(&segment_join(backend, group, "o"));
+    open.push(&format!(
+        " AS value, CAST({whole} AS BIGINT) AS whole_row, CAST({in_key} AS BIGINT) AS in_key FROM opportunities o"
+    ));
+    open.push(&segs.join(backend, "o"));
     // Served in stage order by the partial index of open deals by pipeline, stage and
     // entry time; only open stages are kept when the rows are shaped.
     open.push(" WHERE o.status = 'open'");
@@ -264,20 +254,14 @@ fn value_queries(
     [(0, closed), (1, open)]
 }
 
-/// The rows of each key of `segs` and, with `whole`, of all its stays together.
-fn rows(
-    conn: &mut DbConn,
-    scope: &Scope,
-    segs: Segments,
-    whole: bool,
-    now: NaiveDateTime,
-) -> AppResult<Read> {
+/// The rows of each key of `segs` and of the whole, as [`Segments`] asks.
+fn rows(conn: &mut DbConn, scope: &Scope, segs: Segments, now: NaiveDateTime) -> AppResult<Read> {
     let backend = backend_of(conn);
     let mut out = Read::default();
     for (grp, values) in value_queries(backend, scope, segs, now) {
         let rows = match backend {
-            Backend::Postgres => aggregated_in_sql(conn, values, grp, whole)?,
-            Backend::Sqlite => aggregated_here(conn, values, grp, whole)?,
+            Backend::Postgres => aggregated_in_sql(conn, values, grp, segs)?,
+            Backend::Sqlite => aggregated_here(conn, values, grp)?,
         };
         for r in rows {
             let stages = if r.whole == 1 {
@@ -293,24 +277,59 @@ fn rows(
 
 /// PostgreSQL has the ordered-set aggregate: count, mean, max and both percentiles per
 /// key and stage (and per stage for the whole, in the same pass) in one read.
-fn aggregated_in_sql(conn: &mut DbConn, values: Sql, grp: i64, whole: bool) -> AppResult<Vec<Row>> {
-    let mut q = Sql::new(values.backend);
-    let (is_whole, by) = if whole {
+fn aggregated_in_sql(
+    conn: &mut DbConn,
+    values: Sql,
+    grp: i64,
+    segs: Segments,
+) -> AppResult<Vec<Row>> {
+    // (before, aggregate, after, name): a FILTER goes right after the aggregate.
+    const NUMBERS: [(&str, &str, &str, &str); 4] = [
+        ("CAST(", "COUNT(*)", " AS BIGINT)", "n"),
+        ("", "AVG(value)", "", "avg"),
+        ("", "MAX(value)", "", "mx"),
         (
+            "",
+            "percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY value)",
+            "",
+            "pc",
+        ),
+    ];
+    let tags = matches!(segs, Segments::EachAndWhole(GroupBy::Tag));
+    let numbers: Vec<String> = NUMBERS
+        .iter()
+        .map(|(before, aggregate, after, name)| {
+            let filtered =
+                |rows: &str| format!("{before}{aggregate} FILTER (WHERE {rows} = 1){after}");
+            if tags {
+                // A row may count for its key only, or for the whole only.
+                format!(
+                    "CASE WHEN GROUPING(key) = 1 THEN {} ELSE {} END AS {name}",
+                    filtered("whole_row"),
+                    filtered("in_key")
+                )
+            } else {
+                format!("{before}{aggregate}{after} AS {name}")
+            }
+        })
+        .collect();
+    let (is_whole, by) = match segs {
+        Segments::EachAndWhole(_) => (
             "CAST(GROUPING(key) AS BIGINT)",
             "GROUPING SETS ((stage_id), (key, stage_id))",
-        )
-    } else {
-        ("CAST(0 AS BIGINT)", "key, stage_id")
+        ),
+        Segments::Whole => ("CAST(1 AS BIGINT)", "key, stage_id"),
+        Segments::Each(_) | Segments::Rest(..) => ("CAST(0 AS BIGINT)", "key, stage_id"),
     };
+    let mut q = Sql::new(values.backend);
     q.push(&format!(
         "SELECT COALESCE(key, '') AS key, stage_id, whole, CAST({grp} AS BIGINT) AS grp, n, avg, mx, \
          pc[1] AS m_lo, pc[1] AS m_hi, pc[2] AS p_lo, pc[2] AS p_hi \
-         FROM (SELECT key, stage_id, {is_whole} AS whole, CAST(COUNT(*) AS BIGINT) AS n, AVG(value) AS avg, \
-         MAX(value) AS mx, percentile_cont(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY value) AS pc FROM ("
+         FROM (SELECT key, stage_id, {is_whole} AS whole, {} FROM (",
+        numbers.join(", ")
     ));
     q.append(&values);
-    q.push(&format!(") v GROUP BY {by}) a"));
+    q.push(&format!(") v GROUP BY {by}) a WHERE n > 0"));
     q.load::<Row>(conn)
 }
 
@@ -324,13 +343,17 @@ struct Value {
     stage_id: String,
     #[diesel(sql_type = Double)]
     value: f64,
+    #[diesel(sql_type = BigInt)]
+    whole_row: i64,
+    #[diesel(sql_type = BigInt)]
+    in_key: i64,
 }
 
 /// SQLite has no percentile aggregate, and ranking a pipeline's million stays with a
 /// window sorts them all in a temporary b-tree (7 s at a million deals). Instead the
 /// values are read once and each group is sorted here (mostly presorted: the covering
 /// index yields them by stage and length), which takes a fraction of that.
-fn aggregated_here(conn: &mut DbConn, values: Sql, grp: i64, whole: bool) -> AppResult<Vec<Row>> {
+fn aggregated_here(conn: &mut DbConn, values: Sql, grp: i64) -> AppResult<Vec<Row>> {
     // (key, stage) → values; the whole's key is `None`.
     let mut groups: HashMap<(Option<String>, String), Vec<f64>> = HashMap::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -340,16 +363,18 @@ fn aggregated_here(conn: &mut DbConn, values: Sql, grp: i64, whole: bool) -> App
         if !v.id.is_empty() && !seen.insert(v.id) {
             continue;
         }
-        if whole {
+        if v.whole_row == 1 {
             groups
                 .entry((None, v.stage_id.clone()))
                 .or_default()
                 .push(v.value);
         }
-        groups
-            .entry((Some(v.key), v.stage_id))
-            .or_default()
-            .push(v.value);
+        if v.in_key == 1 {
+            groups
+                .entry((Some(v.key), v.stage_id))
+                .or_default()
+                .push(v.value);
+        }
     }
     Ok(groups
         .into_iter()

@@ -22,8 +22,7 @@ use utoipa::ToSchema;
 
 use super::math::Rate;
 use super::{
-    cap_segments, pipeline_stages, segment_join, GroupBy, Scope, Segments, Sql, StageInfo,
-    OTHER_SEGMENT,
+    cap_segments, pipeline_stages, GroupBy, Scope, Segments, Sql, StageInfo, OTHER_SEGMENT,
 };
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
@@ -116,22 +115,6 @@ pub struct Counts {
     pub won: i64,
 }
 
-impl Counts {
-    /// Adds the counts of deals that are not in `self`.
-    pub fn add(&mut self, other: &Counts) {
-        for (rank, n) in &other.reach {
-            *self.reach.entry(*rank).or_default() += n;
-        }
-        for (stage, n) in &other.entered {
-            *self.entered.entry(stage.clone()).or_default() += n;
-        }
-        for (stage, n) in &other.lost_here {
-            *self.lost_here.entry(stage.clone()).or_default() += n;
-        }
-        self.won += other.won;
-    }
-}
-
 /// Rank of a stage in the funnel: open stages by position, the won stage last, lost
 /// stages outside (`None`).
 pub fn step_rank(kind: StageKind, position: i32) -> Option<i64> {
@@ -193,6 +176,10 @@ struct ReachMaskRow {
     #[diesel(sql_type = Text)]
     lost_from: String,
     #[diesel(sql_type = BigInt)]
+    whole_row: i64,
+    #[diesel(sql_type = BigInt)]
+    in_key: i64,
+    #[diesel(sql_type = BigInt)]
     n: i64,
 }
 
@@ -228,14 +215,16 @@ fn counts_from_summary(
     scope: &Scope,
     segs: Segments,
     stages: &[StageInfo],
-) -> AppResult<BTreeMap<String, Counts>> {
+) -> AppResult<Read> {
     grouped_masks(conn, segs, stages, |q| {
+        let (whole, in_key) = segs.flags(q.backend);
         q.push(&format!(
             "SELECT {} AS key, r.opportunity_id AS oid, r.entered_mask AS mask, \
-             COALESCE(r.lost_from_stage_id, '') AS lost_from FROM deal_reach r",
+             COALESCE(r.lost_from_stage_id, '') AS lost_from, CAST({whole} AS BIGINT) AS whole_row, CAST({in_key} AS BIGINT) AS in_key \
+             FROM deal_reach r",
             segs.key("r")
         ));
-        q.push(&segment_join(q.backend, segs.group(), "r"));
+        q.push(&segs.join(q.backend, "r"));
         q.push(" WHERE r.entered_mask <> 0");
         scope.push_filter_on(q, "r");
         segs.push_filter(q, "r");
@@ -252,7 +241,7 @@ fn counts_in_period(
     scope: &Scope,
     segs: Segments,
     stages: &[StageInfo],
-) -> AppResult<BTreeMap<String, Counts>> {
+) -> AppResult<Read> {
     grouped_masks(conn, segs, stages, |q| {
         // The OR of each entered stage's bit (SQLite has no BIT_OR; the sum of the
         // distinct bits is the same number).
@@ -260,8 +249,10 @@ fn counts_in_period(
             Backend::Postgres => "bit_or(CAST(1 AS BIGINT) << s.position)",
             Backend::Sqlite => "SUM(DISTINCT CAST(1 AS BIGINT) << s.position)",
         };
+        let (whole, in_key) = segs.flags(q.backend);
         q.push(&format!(
-            "SELECT {} AS key, r.opportunity_id AS oid, e.mask AS mask, CASE WHEN 1 = 1",
+            "SELECT {} AS key, r.opportunity_id AS oid, e.mask AS mask, CAST({whole} AS BIGINT) AS whole_row, \
+             CAST({in_key} AS BIGINT) AS in_key, CASE WHEN 1 = 1",
             segs.key("r")
         ));
         scope.push_range(q, "r.lost_at");
@@ -272,7 +263,7 @@ fn counts_in_period(
         ));
         scope.push_entries_on(q, "st");
         q.push(" GROUP BY st.opportunity_id) e JOIN deal_reach r ON r.opportunity_id = e.oid");
-        q.push(&segment_join(q.backend, segs.group(), "r"));
+        q.push(&segs.join(q.backend, "r"));
         q.push(" WHERE 1 = 1");
         segs.push_filter(q, "r");
     })
@@ -286,7 +277,7 @@ fn grouped_masks(
     segs: Segments,
     stages: &[StageInfo],
     rows: impl FnOnce(&mut Sql),
-) -> AppResult<BTreeMap<String, Counts>> {
+) -> AppResult<Read> {
     // Mask and loss are facts of the deal, so a deal falls in one group per key; the rest
     // may reach a deal through several keys (tags), where it counts once.
     let n = if segs.merges() {
@@ -296,31 +287,39 @@ fn grouped_masks(
     };
     let mut q = Sql::new(backend_of(conn));
     q.push(&format!(
-        "SELECT key, mask, lost_from, CAST({n} AS BIGINT) AS n FROM ("
+        "SELECT key, mask, lost_from, whole_row, in_key, CAST({n} AS BIGINT) AS n FROM ("
     ));
     rows(&mut q);
-    q.push(") e GROUP BY key, mask, lost_from");
-    let mut by_key: BTreeMap<String, Counts> = BTreeMap::new();
+    q.push(") e GROUP BY key, mask, lost_from, whole_row, in_key");
+    let mut read = Read::default();
     for r in q.load::<ReachMaskRow>(conn)? {
-        add_deals(
-            by_key.entry(r.key).or_default(),
-            stages,
-            r.mask,
-            &r.lost_from,
-            r.n,
-        );
+        if r.whole_row == 1 {
+            add_deals(&mut read.whole, stages, r.mask, &r.lost_from, r.n);
+        }
+        if r.in_key == 1 {
+            let counts = read.by_key.entry(r.key).or_default();
+            add_deals(counts, stages, r.mask, &r.lost_from, r.n);
+        }
     }
-    Ok(by_key)
+    Ok(read)
 }
 
-/// Reads the counts of every segment (one segment `""` without `group_by`).
+/// What one read of the funnel gives: the counts of the whole (when the segments asked
+/// for it) and of each key.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub whole: Counts,
+    pub by_key: BTreeMap<String, Counts>,
+}
+
+/// Reads the counts of the segments (and of the whole, as [`Segments`] says).
 pub fn counts(
     conn: &mut DbConn,
     scope: &Scope,
     mode: FunnelMode,
     segs: Segments,
     stages: &[StageInfo],
-) -> AppResult<BTreeMap<String, Counts>> {
+) -> AppResult<Read> {
     if mode == FunnelMode::Cohort || !scope.has_range() {
         counts_from_summary(conn, scope, segs, stages)
     } else {
@@ -336,31 +335,24 @@ pub fn report(
 ) -> AppResult<FunnelReport> {
     let pipeline_id = scope.pipeline_id.clone().unwrap_or_default();
     let stages = pipeline_stages(conn, &pipeline_id)?;
-    let by_key = match group {
-        Some(g) => Some(counts(conn, scope, mode, Segments::Each(g), &stages)?),
-        None => None,
+    // The whole and every segment come from one read.
+    let segs = match group {
+        Some(g) => Segments::EachAndWhole(g),
+        None => Segments::Whole,
     };
-    // Every deal has one owner, source, region…: the segments add up to the whole. With
-    // tags a deal sits in several segments (or none), so the whole is a run of its own.
-    let overall = match &by_key {
-        Some(by_key) if group != Some(GroupBy::Tag) => {
-            let mut sum = Counts::default();
-            by_key.values().for_each(|c| sum.add(c));
-            sum
-        }
-        _ => counts(conn, scope, mode, Segments::Whole, &stages)?
-            .remove("")
-            .unwrap_or_default(),
-    };
+    let Read {
+        whole: overall,
+        by_key,
+    } = counts(conn, scope, mode, segs, &stages)?;
     let (total, steps, win_rate) = assemble(&stages, &overall);
     let (mut segments, mut segments_truncated, mut other) = (None, None, None);
-    if let (Some(g), Some(by_key)) = (group, by_key) {
+    if let Some(g) = group {
         let (kept, rest) = cap_segments(
             by_key,
             |c| c.reach.values().sum(),
             |keys| {
                 let mut rest = counts(conn, scope, mode, Segments::Rest(g, keys), &stages)?;
-                Ok(rest.remove("").unwrap_or_default())
+                Ok(rest.by_key.remove("").unwrap_or_default())
             },
         )?;
         segments_truncated = Some(rest.is_some());

@@ -195,6 +195,9 @@ pub fn cap_segments<T, R>(
 pub enum Segments<'a> {
     Whole,
     Each(GroupBy),
+    /// Each key, and the whole in the same pass: every row says whether it counts for
+    /// the whole and whether for its key ([`Segments::flags`]).
+    EachAndWhole(GroupBy),
     Rest(GroupBy, &'a [String]),
 }
 
@@ -202,7 +205,39 @@ impl Segments<'_> {
     pub fn group(&self) -> Option<GroupBy> {
         match *self {
             Segments::Whole => None,
-            Segments::Each(g) | Segments::Rest(g, _) => Some(g),
+            Segments::Each(g) | Segments::EachAndWhole(g) | Segments::Rest(g, _) => Some(g),
+        }
+    }
+
+    /// The joins the key needs after the table of `alias`. Reading the whole alongside
+    /// tags, the tags are joined outer (a deal without tags still counts in the whole)
+    /// and numbered (a deal with several counts once in the whole, by its first).
+    pub fn join(&self, backend: Backend, alias: &str) -> String {
+        match (*self, backend) {
+            (Segments::EachAndWhole(GroupBy::Tag), Backend::Postgres) => format!(
+                " LEFT JOIN LATERAL json_array_elements_text({alias}.tags::json) WITH ORDINALITY AS tg(value, i) ON TRUE"
+            ),
+            (Segments::EachAndWhole(GroupBy::Tag), Backend::Sqlite) => {
+                format!(" LEFT JOIN json_each({alias}.tags) tg")
+            }
+            _ => segment_join(backend, self.group(), alias),
+        }
+    }
+
+    /// Two 0/1 expressions: does a row count for the whole, and for its key.
+    pub fn flags(&self, backend: Backend) -> (&'static str, &'static str) {
+        match (*self, backend) {
+            (Segments::Whole, _) => ("1", "0"),
+            (Segments::Each(_) | Segments::Rest(..), _) => ("0", "1"),
+            (Segments::EachAndWhole(GroupBy::Tag), Backend::Postgres) => (
+                "CASE WHEN tg.i IS NULL OR tg.i = 1 THEN 1 ELSE 0 END",
+                "CASE WHEN tg.value IS NULL THEN 0 ELSE 1 END",
+            ),
+            (Segments::EachAndWhole(GroupBy::Tag), Backend::Sqlite) => (
+                "CASE WHEN tg.key IS NULL OR tg.key = 0 THEN 1 ELSE 0 END",
+                "CASE WHEN tg.value IS NULL THEN 0 ELSE 1 END",
+            ),
+            (Segments::EachAndWhole(_), _) => ("1", "1"),
         }
     }
 
@@ -211,6 +246,7 @@ impl Segments<'_> {
     pub fn key(&self, alias: &str) -> String {
         match *self {
             Segments::Each(g) => segment_expr(g, alias),
+            Segments::EachAndWhole(g) => format!("COALESCE({}, '')", segment_expr(g, alias)),
             Segments::Whole | Segments::Rest(..) => "''".to_owned(),
         }
     }
@@ -249,9 +285,9 @@ pub fn segment_expr(group: GroupBy, alias: &str) -> String {
 pub fn segment_join(backend: Backend, group: Option<GroupBy>, alias: &str) -> String {
     match (group, backend) {
         (Some(GroupBy::Team), _) => format!(" LEFT JOIN users ou ON ou.id = {alias}.owner_id"),
-        (Some(GroupBy::Tag), Backend::Postgres) => format!(
-            " CROSS JOIN LATERAL json_array_elements_text({alias}.tags::json) AS tg(value)"
-        ),
+        (Some(GroupBy::Tag), Backend::Postgres) => {
+            format!(" CROSS JOIN LATERAL json_array_elements_text({alias}.tags::json) AS tg(value)")
+        }
         (Some(GroupBy::Tag), Backend::Sqlite) => format!(" JOIN json_each({alias}.tags) tg"),
         _ => String::new(),
     }

@@ -52,7 +52,6 @@ struct OwnerRow {
     amount_lo: i64,
 }
 
-
 /// The amount columns of an [`OwnerRow`] for queries that count without amounts.
 const NO_AMOUNT: &str = "CAST(0 AS BIGINT) AS amount_hi, CAST(0 AS BIGINT) AS amount_lo";
 

@@ -292,7 +292,8 @@ pub fn restore_indexes(conn: &mut DbConn) -> AppResult<()> {
     let Some(json) = super::settings::get(conn, SET_ASIDE)? else {
         return Ok(());
     };
-    let defs: Vec<String> = serde_json::from_str(&json).map_err(crate::error::AppError::internal)?;
+    let defs: Vec<String> =
+        serde_json::from_str(&json).map_err(crate::error::AppError::internal)?;
     if super::opportunities::backend_of(conn) == Backend::Postgres {
         diesel::sql_query("SET LOCAL maintenance_work_mem = '1GB'").execute(conn)?;
     }

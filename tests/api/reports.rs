@@ -919,7 +919,11 @@ async fn report_variants_count_only_the_range_and_split_by_segment(app: TestApp)
     assert_eq!(counts(&whole, "A"), [1, 3, 3, 0]);
     assert_eq!(counts(&whole, "B"), [3, 3, 1, 1], "d4 was lost from B");
     assert_eq!(counts(&whole, "C"), [1, 1, 0, 0]);
-    assert_eq!(counts(&whole, "Won"), [0, 0, 0, 0], "d1 won after the range");
+    assert_eq!(
+        counts(&whole, "Won"),
+        [0, 0, 0, 0],
+        "d1 won after the range"
+    );
     let segment = |r: &Value, key: &str| {
         r["segments"]
             .as_array()
@@ -938,7 +942,10 @@ async fn report_variants_count_only_the_range_and_split_by_segment(app: TestApp)
     assert_eq!(west["total"], 1, "d3 has no entry in the range");
     assert_eq!(counts(&west, "A"), [1, 1, 1, 0]);
     let by_tag = get(format!("{funnel}&group_by=tag")).await;
-    assert_eq!(by_tag["total"], 3, "a deal with two tags counts once in the whole");
+    assert_eq!(
+        by_tag["total"], 3,
+        "a deal with two tags counts once in the whole"
+    );
     assert_eq!(segment(&by_tag, "vip")["total"], 2);
     assert_eq!(segment(&by_tag, "smb")["total"], 2);
     assert_eq!(counts(&segment(&by_tag, "smb"), "B"), [2, 2, 0, 1]);
@@ -948,7 +955,10 @@ async fn report_variants_count_only_the_range_and_split_by_segment(app: TestApp)
     assert_eq!(board["data"][0]["stage_advances"], 3);
     assert_eq!(board["data"][0]["won_count"], 0);
     let all_time = get("/api/v1/reports/leaderboard".to_owned()).await;
-    assert_eq!(all_time["data"][0]["stage_advances"], 4, "with C→Won in March");
+    assert_eq!(
+        all_time["data"][0]["stage_advances"], 4,
+        "with C→Won in March"
+    );
 
     // Losses in the range: d2 and d4; d2 was reopened and is open.
     let re = get(format!("/api/v1/reports/reactivation?{range}")).await;
@@ -983,6 +993,25 @@ async fn report_variants_count_only_the_range_and_split_by_segment(app: TestApp)
     assert_eq!(step(&durations, "B")["count"], 2);
     assert_eq!(step(&durations, "A")["count"], 1);
     close(&step(&durations, "A")["p90"], day);
+    // By tag: a stay counts under each of its deal's tags, and once in the whole.
+    let tagged = get(format!(
+        "/api/v1/reports/stage-durations?pipeline_id={}&{range}&group_by=tag",
+        id_of(&p)
+    ))
+    .await;
+    assert_eq!(step(&tagged, "B")["count"], 2);
+    assert_eq!(step(&tagged, "A")["count"], 1);
+    let vip = segment(&tagged, "vip");
+    assert_eq!(
+        (&step(&vip, "A")["count"], &step(&vip, "B")["count"]),
+        (&json!(1), &json!(1))
+    );
+    let smb = segment(&tagged, "smb");
+    assert_eq!(
+        (&step(&smb, "A")["count"], &step(&smb, "B")["count"]),
+        (&json!(1), &json!(1))
+    );
+    close(&step(&smb, "B")["median"], day);
     // The running stays of open deals: d2 in B (west) only.
     assert_eq!(step(&west, "B")["open_count"], 1);
     assert_eq!(step(&east, "B")["open_count"], 0);
@@ -1004,11 +1033,16 @@ async fn indexes_set_aside_for_a_bulk_write_come_back_at_the_next_start(app: Tes
     let before = indexes(&app);
     assert!(before.len() >= 3, "{before:?}");
     let mut conn = app.state.pool.get().expect("connection");
-    write_tx(&mut conn, |c| aggregates::set_indexes_aside(c, &["stage_transitions"]))
-        .expect("set aside");
+    write_tx(&mut conn, |c| {
+        aggregates::set_indexes_aside(c, &["stage_transitions"])
+    })
+    .expect("set aside");
     drop(conn);
     let during = indexes(&app);
-    assert!(during.len() < before.len(), "only the unique ones stay: {during:?}");
+    assert!(
+        during.len() < before.len(),
+        "only the unique ones stay: {during:?}"
+    );
     // The process stopped here; the next start catches up.
     let mut conn = app.state.pool.get().expect("connection");
     aggregates::catch_up(&mut conn).expect("catch up");
