@@ -62,14 +62,16 @@ pub fn leaderboard(
 ) -> AppResult<Leaderboard> {
     let backend = backend_of(conn);
     let mut won = Sql::new(backend);
+    // Won deals from the per-deal summary, which mirrors status, amount and close time
+    // (a partial index of won deals by owner answers).
     won.push(&format!(
-        "SELECT o.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {} \
-         FROM opportunities o WHERE o.status = 'won'",
-        money_sum("o.amount_minor", None, "amount")
+        "SELECT r.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {} \
+         FROM deal_reach r WHERE r.status = 'won'",
+        money_sum("r.amount_minor", None, "amount")
     ));
-    scope.push_deal_filter(&mut won);
-    scope.push_range(&mut won, "o.closed_at");
-    won.push(" GROUP BY o.owner_id");
+    scope.push_filter_on(&mut won, "r");
+    scope.push_range(&mut won, "r.closed_at");
+    won.push(" GROUP BY r.owner_id");
     let mut adv = Sql::new(backend);
     if !scope.has_range() {
         // All-time advances: summed from the per-deal summary.

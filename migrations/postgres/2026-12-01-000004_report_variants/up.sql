@@ -78,6 +78,10 @@ CREATE INDEX stage_stays_activity_idx ON stage_stays (pipeline_id, stage_id)
 CREATE INDEX stage_stays_entered_idx ON stage_stays (pipeline_id, entered_at)
     INCLUDE (opportunity_id, stage_id, owner_id, stage_kind, advance_in);
 
+-- Won deals by owner (leaderboard), index-only.
+CREATE INDEX deal_reach_won_idx ON deal_reach (owner_id)
+    INCLUDE (closed_at, amount_minor, pipeline_id) WHERE status = 'won';
+
 -- Running stays (durations): open deals by pipeline, stage and entry time, now with the
 -- segment columns.
 DROP INDEX opportunities_open_stage_idx;

@@ -73,6 +73,15 @@ CREATE INDEX deal_reach_lost_idx ON deal_reach (lost_from_stage_id, lost_reason_
     WHERE status = 'lost';
 CREATE INDEX stage_stays_entered_idx ON stage_stays (pipeline_id, entered_at, opportunity_id, stage_id, owner_id, stage_kind, advance_in);
 
+-- Activity effectiveness: every number it counts, by stage (as the PostgreSQL covering
+-- index); won deals and deals with advances by owner (leaderboard).
+CREATE INDEX stage_stays_activity_idx ON stage_stays (pipeline_id, stage_id, owner_id, entered_at, seconds,
+    advanced, first_call_after, first_email_after, first_meeting_after, first_demo_after,
+    first_proposal_after, first_note_after, first_task_after);
+CREATE INDEX deal_reach_won_idx ON deal_reach (owner_id, closed_at, amount_minor, pipeline_id)
+    WHERE status = 'won';
+CREATE INDEX deal_reach_advances_idx ON deal_reach (owner_id, advances, pipeline_id) WHERE advances > 0;
+
 -- Running stays (durations): open deals by pipeline, stage and entry time, now with the
 -- segment columns.
 DROP INDEX opportunities_open_stage_idx;
