@@ -384,7 +384,7 @@ fn aggregated_here(conn: &mut DbConn, values: Sql, grp: i64) -> AppResult<Vec<Ro
             // The ranks around each percentile, as `interpolate` takes them.
             let around = |num: usize, den: usize| {
                 let lo = (n - 1) * num / den;
-                let hi = lo + usize::from((n - 1) * num % den > 0);
+                let hi = lo + usize::from(!((n - 1) * num).is_multiple_of(den));
                 (Some(v[lo]), Some(v[hi]))
             };
             let (m_lo, m_hi) = around(1, 2);
