@@ -15,6 +15,8 @@
 
 mod support;
 
+use support::baselines::{baseline, Variant, Who};
+
 use std::time::{Duration, Instant};
 
 use actix_web::{test, web};
@@ -258,9 +260,9 @@ const GROUPS: &[&str] = &[
     "tag",
 ];
 
-/// Every variant of every report: (label, query string), from the parameters each
-/// report reads (`http::reports::PARAMETERS`).
-fn variants(pipeline: &str) -> Vec<(String, String)> {
+/// Every variant of every report: (label, query string, what it is), from the
+/// parameters each report reads (`http::reports::PARAMETERS`).
+fn variants(pipeline: &str) -> Vec<(String, String, Variant<'static>)> {
     let mut out = Vec::new();
     for (report, params) in stageflow::http::reports::PARAMETERS {
         if report.ends_with(".svg") {
@@ -272,7 +274,7 @@ fn variants(pipeline: &str) -> Vec<(String, String)> {
         } else {
             &[""]
         };
-        let groups: Vec<&str> = if has("group_by") {
+        let groups: Vec<&'static str> = if has("group_by") {
             std::iter::once("").chain(GROUPS.iter().copied()).collect()
         } else {
             vec![""]
@@ -307,7 +309,16 @@ fn variants(pipeline: &str) -> Vec<(String, String)> {
                             format!(" by {group}")
                         },
                     );
-                    out.push((label, format!("/api/v1/reports/{report}?{}", q.join("&"))));
+                    out.push((
+                        label,
+                        format!("/api/v1/reports/{report}?{}", q.join("&")),
+                        Variant {
+                            report,
+                            mode,
+                            range: range && has("from"),
+                            group,
+                        },
+                    ));
                 }
             }
         }
@@ -320,6 +331,32 @@ fn statements_of(all: &[(&'static str, Vec<String>)], name: &str) -> Vec<String>
         .find(|(n, _)| *n == name)
         .map(|(_, s)| s.clone())
         .unwrap_or_default()
+}
+
+/// The rows (one text column `v`) of the statements, together.
+async fn lines(
+    state: &web::Data<stageflow::startup::AppState>,
+    statements: Vec<String>,
+) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().expect("connection");
+        let mut out = Vec::new();
+        for s in &statements {
+            let rows = diesel::sql_query(s.as_str())
+                .load::<Line>(&mut conn)
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+            out.extend(rows.into_iter().map(|l| l.v));
+        }
+        out
+    })
+    .await
+    .expect("sql")
 }
 
 /// Median time of running the statements in sequence, every row produced.
@@ -461,7 +498,7 @@ async fn main() {
             } else {
                 2000.0
             };
-            let mut tokens = vec![("admin", token.clone())];
+            let mut tokens = vec![("admin", token.clone(), Who::Admin)];
             let mut conn = state.pool.get().expect("connection");
             for role in [Role::Manager, Role::Rep] {
                 use stageflow::storage::schema::users;
@@ -478,19 +515,40 @@ async fn main() {
                         .jwt
                         .issue(&id, role.as_str(), team.as_deref(), 0)
                         .expect("token");
-                    tokens.push((role.as_str(), t));
+                    let who = match role {
+                        Role::Rep => Who::Rep(id.clone()),
+                        _ => Who::Team(team.clone().unwrap_or_default()),
+                    };
+                    tokens.push((role.as_str(), t, who));
                 }
             }
+            let stages: Vec<(String, i32, String)> = {
+                use stageflow::storage::schema::stages;
+                stages::table
+                    .filter(stages::pipeline_id.eq(&pipeline))
+                    .select((stages::id, stages::position, stages::kind))
+                    .order(stages::position.asc())
+                    .load::<(String, i32, String)>(&mut conn)
+                    .expect("stages")
+            };
             drop(conn);
-            println!("\n[{backend}] every variant, best of 2, target {target_ms:.0} ms");
-            let (mut over, mut total) = (0, 0);
-            for (label, path) in variants(&pipeline) {
+            println!(
+                "\n[{backend}] every variant, best of 2, target {target_ms:.0} ms; SQL: hand-written over the same tables, \
+                 checked once to give the endpoint's numbers"
+            );
+            println!(
+                "{:<52} {:<8} {:>12} {:>10} {:>6}  verdict  numbers",
+                "variant", "role", "endpoint", "SQL", "ratio"
+            );
+            let (mut over, mut total, mut differ) = (0, 0, 0);
+            for (label, path, variant) in variants(&pipeline) {
                 if !a.only.is_empty() && !a.only.iter().any(|o| label.contains(o.as_str())) {
                     continue;
                 }
-                for (role, t) in &tokens {
+                for (role, t, who) in &tokens {
                     let mut best = Duration::MAX;
                     let mut status = actix_web::http::StatusCode::OK;
+                    let mut body = serde_json::Value::Null;
                     for _ in 0..2 {
                         let req = test::TestRequest::get()
                             .uri(&path)
@@ -499,8 +557,9 @@ async fn main() {
                         let started = Instant::now();
                         let res = test::call_service(&app, req).await;
                         status = res.status();
-                        let _ = test::read_body(res).await;
+                        let bytes = test::read_body(res).await;
                         best = best.min(started.elapsed());
+                        body = serde_json::from_slice(&bytes).unwrap_or_default();
                     }
                     assert!(status.is_success(), "{label} as {role}: {status}");
                     let ms = best.as_secs_f64() * 1000.0;
@@ -511,10 +570,50 @@ async fn main() {
                         over += 1;
                         "OVER"
                     };
-                    println!("{:<52} {:<8} {:>9.1} ms  {verdict}", label, role, ms);
+                    let scoped = path.contains("pipeline_id=");
+                    let (sql, numbers) = match baseline(
+                        backend == "postgres",
+                        &pipeline,
+                        &stages,
+                        &variant,
+                        scoped,
+                        who,
+                    ) {
+                        Some(b) => {
+                            // Once, outside the timed runs: the same numbers.
+                            let mut expected = lines(&state, b.statements.clone()).await;
+                            let mut got = (b.numbers)(&body);
+                            expected.sort();
+                            got.sort();
+                            let same = if expected == got {
+                                "same"
+                            } else {
+                                differ += 1;
+                                eprintln!("{label} as {role}:\n  SQL      {expected:?}\n  endpoint {got:?}");
+                                "DIFFER"
+                            };
+                            (Some(time_sql(&state, b.statements, 2).await), same)
+                        }
+                        None => (None, "-"),
+                    };
+                    match sql {
+                        Some(sql) => {
+                            let sql_ms = sql.as_secs_f64() * 1000.0;
+                            println!(
+                                "{:<52} {:<8} {:>9.1} ms {:>7.1} ms {:>6.2}  {verdict:<7}  {numbers}",
+                                label, role, ms, sql_ms, ms / sql_ms.max(1e-6)
+                            );
+                        }
+                        None => println!(
+                            "{:<52} {:<8} {:>9.1} ms {:>10} {:>6}  {verdict:<7}  {numbers}",
+                            label, role, ms, "-", "-"
+                        ),
+                    }
                 }
             }
-            println!("[{backend}] {over} of {total} variants over {target_ms:.0} ms");
+            println!(
+                "[{backend}] {over} of {total} variants over {target_ms:.0} ms; {differ} differ from their SQL"
+            );
         }
     }
 }

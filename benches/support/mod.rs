@@ -1,5 +1,8 @@
 //! What the benchmarks share: a fresh (or, with `--reuse`, the kept) database per backend.
 
+#[allow(dead_code)]
+pub mod baselines;
+
 use diesel::prelude::*;
 
 /// The URL of the benchmark database `name` for `n` records: a SQLite file in the temp
