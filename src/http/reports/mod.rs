@@ -272,8 +272,12 @@ pub async fn stage_durations_report(
     let now = storage::now();
     let pool = state.pool.clone();
     let r = storage::run(&state.pool, move |conn| {
-        // A second connection, when one is free, halves the heaviest query's time.
-        let mut helper = pool.try_get();
+        // On PostgreSQL a second connection, when one is free, halves the heaviest
+        // query's time; SQLite reads in this process and has no use for one.
+        let mut helper = match conn {
+            storage::DbConn::Pg(_) => pool.try_get(),
+            storage::DbConn::Sqlite(_) => None,
+        };
         durations::report(conn, helper.as_deref_mut(), &scope, q.group_by, now)
     })
     .await?;
