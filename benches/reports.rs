@@ -525,7 +525,7 @@ async fn main() {
             let stages: Vec<(String, i32, String)> = {
                 use stageflow::storage::schema::stages;
                 stages::table
-                    .filter(stages::pipeline_id.eq(&pipeline))
+                    .filter(stages::pipeline_id.eq(stageflow::storage::uid::uid(&pipeline)))
                     .select((stages::id, stages::position, stages::kind))
                     .order(stages::position.asc())
                     .load::<(String, i32, String)>(&mut conn)

@@ -217,7 +217,7 @@ async fn floor_deal_first(pool: web::Data<FloorPool>, id: web::Path<String>) -> 
 async fn floor_answer(pool: web::Data<FloorPool>, id: String, first: bool) -> HttpResponse {
     let found = web::block(move || -> Result<Option<Deal>, String> {
         let by_key = opportunities::table.filter(opportunities::id.eq(key(&id)));
-        let by_find = opportunities::table.find(&id);
+        let by_find = opportunities::table.find(stageflow::storage::uid::uid(&id));
         match &**pool {
             FloorPool::Pg(p) => {
                 let conn = &mut p.get().map_err(|e| e.to_string())?;

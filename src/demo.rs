@@ -3,6 +3,7 @@
 //! reasons, reopens and wins, activities along the way, and leads by source. The stage
 //! log it writes is what the API would have written for the same moves.
 
+use crate::storage::uid::{opt_uid, uid};
 use std::io::Write;
 use std::time::Instant;
 
@@ -241,16 +242,16 @@ fn people(conn: &mut DbConn) -> AppResult<(Vec<String>, usize)> {
             )?;
             diesel::insert_into(teams::table)
                 .values((
-                    teams::id.eq(&team),
+                    teams::id.eq(uid(&team)),
                     teams::name.eq(format!("销售{t}组")),
-                    teams::manager_id.eq(&manager),
+                    teams::manager_id.eq(uid(&manager)),
                     teams::version.eq(1),
                     teams::created_at.eq(now),
                     teams::updated_at.eq(now),
                 ))
                 .execute(c)?;
-            diesel::update(users::table.find(&manager))
-                .set(users::team_id.eq(&team))
+            diesel::update(users::table.find(uid(&manager)))
+                .set(users::team_id.eq(uid(&team)))
                 .execute(c)?;
             for r in 0..10 {
                 let id = storage::new_id();
@@ -286,12 +287,12 @@ fn user(
 ) -> AppResult<()> {
     diesel::insert_into(users::table)
         .values((
-            users::id.eq(id),
+            users::id.eq(uid(id)),
             users::email.eq(email),
             users::name.eq(name),
             users::password_hash.eq(hash),
             users::role.eq(role),
-            users::team_id.eq(team),
+            users::team_id.eq(opt_uid(team)),
             users::active.eq(true),
             users::version.eq(1),
             users::created_at.eq(now),
@@ -555,13 +556,15 @@ fn make_leads(
             match c {
                 DbConn::Pg(pg) => {
                     for part in chunk.chunks(1_000) {
-                        diesel::insert_into(leads::table).values(part).execute(pg)?;
+                        diesel::insert_into(leads::table)
+                            .values(part.to_vec())
+                            .execute(pg)?;
                     }
                 }
                 DbConn::Sqlite(lite) => {
                     for part in chunk.chunks(900) {
                         diesel::insert_into(leads::table)
-                            .values(part)
+                            .values(part.to_vec())
                             .execute(lite)?;
                     }
                 }
@@ -578,13 +581,13 @@ fn bulk_opportunities(c: &mut DbConn, rows: &[OpportunityRow]) -> AppResult<()> 
     match c {
         DbConn::Pg(pg) => {
             diesel::copy_from(opportunities::table)
-                .from_insertable(rows)
+                .from_insertable(rows.to_vec())
                 .execute(pg)?;
         }
         DbConn::Sqlite(lite) => {
             for part in rows.chunks(900) {
                 diesel::insert_into(opportunities::table)
-                    .values(part)
+                    .values(part.to_vec())
                     .execute(lite)?;
             }
         }
@@ -596,13 +599,13 @@ fn bulk_transitions(c: &mut DbConn, rows: &[TransitionRow]) -> AppResult<()> {
     match c {
         DbConn::Pg(pg) => {
             diesel::copy_from(stage_transitions::table)
-                .from_insertable(rows)
+                .from_insertable(rows.to_vec())
                 .execute(pg)?;
         }
         DbConn::Sqlite(lite) => {
             for part in rows.chunks(3_000) {
                 diesel::insert_into(stage_transitions::table)
-                    .values(part)
+                    .values(part.to_vec())
                     .execute(lite)?;
             }
         }
@@ -614,13 +617,13 @@ fn bulk_activities(c: &mut DbConn, rows: &[ActivityRow]) -> AppResult<()> {
     match c {
         DbConn::Pg(pg) => {
             diesel::copy_from(activities::table)
-                .from_insertable(rows)
+                .from_insertable(rows.to_vec())
                 .execute(pg)?;
         }
         DbConn::Sqlite(lite) => {
             for part in rows.chunks(2_000) {
                 diesel::insert_into(activities::table)
-                    .values(part)
+                    .values(part.to_vec())
                     .execute(lite)?;
             }
         }

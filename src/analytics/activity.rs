@@ -9,7 +9,7 @@
 use crate::domain::pipeline::StageKind;
 use std::collections::BTreeMap;
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel::QueryableByName;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -50,7 +50,7 @@ pub struct EffectivenessReport {
 /// stays with such an activity in the window and how many of those advanced.
 #[derive(QueryableByName)]
 struct StageRow {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     stage_id: String,
     #[diesel(sql_type = BigInt)]
     stays: i64,
@@ -126,7 +126,7 @@ fn stage_rows(
         "SELECT st.stage_id AS stage_id, COUNT(*) AS stays, COUNT(*) FILTER (WHERE {advanced}) AS advanced{columns} \
          FROM stage_stays st WHERE st.stage_id IN "
     ));
-    q.in_texts(stage_ids);
+    q.in_ids(stage_ids);
     scope.push_filter_on(&mut q, "st");
     scope.push_range(&mut q, "st.entered_at");
     q.push(" GROUP BY st.stage_id");

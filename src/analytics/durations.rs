@@ -79,7 +79,7 @@ pub struct DurationsReport {
 struct Row {
     #[diesel(sql_type = Text)]
     key: String,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     stage_id: String,
     /// 1 for the rows of the whole read alongside the segments.
     #[diesel(sql_type = BigInt)]
@@ -224,7 +224,7 @@ fn value_queries(
     let (whole, in_key) = segs.flags(backend);
     // The rest may reach one stay or deal through several keys (tags): each counts once.
     let (distinct, stay_id, deal_id) = if segs.merges() {
-        ("DISTINCT ", "st.id", "o.id")
+        ("DISTINCT ", "CAST(st.id AS TEXT)", "CAST(o.id AS TEXT)")
     } else {
         ("", "''", "''")
     };
@@ -237,12 +237,12 @@ fn value_queries(
     closed.push(&format!(
         "SELECT {distinct}{stay_id} AS id, {} AS key, st.stage_id AS stage_id, st.seconds AS value, \
          CAST({whole} AS BIGINT) AS whole_row, CAST({in_key} AS BIGINT) AS in_key FROM stage_stays st",
-        segs.key("st")
+        segs.key(backend, "st")
     ));
     closed.push(&segs.join(backend, "st"));
     closed.push(" WHERE st.seconds IS NOT NULL");
     if let Some(ids) = closed_stages {
-        closed.push(" AND st.stage_id IN ").in_texts(ids);
+        closed.push(" AND st.stage_id IN ").in_ids(ids);
     }
     scope.push_filter_on(&mut closed, "st");
     segs.push_filter(&mut closed, "st");
@@ -254,7 +254,7 @@ fn value_queries(
     let (before, after) = age.split_once("NOW_TS").unwrap_or((&age, ""));
     open.push(&format!(
         "SELECT {distinct}{deal_id} AS id, {} AS key, o.stage_id AS stage_id, ",
-        segs.key("o")
+        segs.key(backend, "o")
     ));
     open.push(before).ts(now).push(after);
     open.push(&format!(
@@ -387,7 +387,7 @@ struct Value {
     id: String,
     #[diesel(sql_type = Text)]
     key: String,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     stage_id: String,
     #[diesel(sql_type = Double)]
     value: f64,

@@ -3,6 +3,7 @@
 //! its stage's). Snapshots freeze a forecast; their accuracy compares each frozen row
 //! with the deals actually won in that period by that owner.
 
+use crate::storage::uid::uid;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
@@ -70,7 +71,7 @@ pub struct ForecastReport {
 struct Row {
     #[diesel(sql_type = Text)]
     period: String,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     owner_id: String,
     #[diesel(sql_type = Nullable<Text>)]
     owner_name: Option<String>,
@@ -200,6 +201,7 @@ pub fn csv_rows(r: &ForecastReport) -> Vec<Vec<String>> {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = forecast_snapshots)]
 pub struct SnapshotRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
     pub period: String,
@@ -208,12 +210,13 @@ pub struct SnapshotRow {
     /// JSON array of [`ForecastRow`].
     pub rows: String,
     pub created_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub created_by: String,
 }
 
 pub fn insert_snapshot(conn: &mut DbConn, row: &SnapshotRow) -> AppResult<()> {
     diesel::insert_into(forecast_snapshots::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
@@ -227,7 +230,7 @@ pub const SNAPSHOTS_PER_DAY: i64 = 100;
 pub fn check_snapshot_quota(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> AppResult<()> {
     let day = chrono::Duration::hours(24);
     let (taken, oldest): (i64, Option<NaiveDateTime>) = forecast_snapshots::table
-        .filter(forecast_snapshots::created_by.eq(user_id))
+        .filter(forecast_snapshots::created_by.eq(uid(user_id)))
         .filter(forecast_snapshots::created_at.gt(now - day))
         .select((
             diesel::dsl::count_star(),
@@ -255,7 +258,7 @@ pub fn find_snapshot(
     any_creator: bool,
 ) -> AppResult<SnapshotRow> {
     forecast_snapshots::table
-        .find(id)
+        .find(uid(id))
         .select(SnapshotRow::as_select())
         .first(conn)
         .optional()?
@@ -293,7 +296,7 @@ pub struct AccuracyReport {
 struct WonRow {
     #[diesel(sql_type = Text)]
     period: String,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     owner_id: String,
     #[diesel(sql_type = Text)]
     currency: String,

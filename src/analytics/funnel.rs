@@ -220,9 +220,9 @@ fn counts_from_summary(
         let (whole, in_key) = segs.flags(q.backend);
         q.push(&format!(
             "SELECT {} AS key, r.opportunity_id AS oid, r.entered_mask AS mask, \
-             COALESCE(r.lost_from_stage_id, '') AS lost_from, CAST({whole} AS BIGINT) AS whole_row, CAST({in_key} AS BIGINT) AS in_key \
+             COALESCE(CAST(r.lost_from_stage_id AS TEXT), '') AS lost_from, CAST({whole} AS BIGINT) AS whole_row, CAST({in_key} AS BIGINT) AS in_key \
              FROM deal_reach r",
-            segs.key("r")
+            segs.key(q.backend, "r")
         ));
         q.push(&segs.join(q.backend, "r"));
         q.push(" WHERE r.entered_mask <> 0");
@@ -253,11 +253,11 @@ fn counts_in_period(
         q.push(&format!(
             "SELECT {} AS key, r.opportunity_id AS oid, e.mask AS mask, CAST({whole} AS BIGINT) AS whole_row, \
              CAST({in_key} AS BIGINT) AS in_key, CASE WHEN 1 = 1",
-            segs.key("r")
+            segs.key(q.backend, "r")
         ));
         scope.push_range(q, "r.lost_at");
         q.push(&format!(
-            " THEN COALESCE(r.lost_from_stage_id, '') ELSE '' END AS lost_from \
+            " THEN COALESCE(CAST(r.lost_from_stage_id AS TEXT), '') ELSE '' END AS lost_from \
              FROM (SELECT st.opportunity_id AS oid, CAST({bits} AS BIGINT) AS mask \
              FROM stage_stays st JOIN stages s ON s.id = st.stage_id WHERE s.position BETWEEN 0 AND 62"
         ));

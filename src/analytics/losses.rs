@@ -17,7 +17,7 @@ use crate::storage::DbConn;
 #[derive(Debug, Clone, Serialize, ToSchema, QueryableByName)]
 pub struct LossRow {
     /// The stage the deal was in when it was lost.
-    #[diesel(sql_type = Nullable<Text>)]
+    #[diesel(sql_type = diesel::sql_types::Nullable<crate::storage::uid::Uid>)]
     pub stage_id: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub stage_name: Option<String>,

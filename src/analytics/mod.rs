@@ -84,7 +84,7 @@ impl Scope {
     /// report aggregates `deal_reach` and `stage_stays` carry both).
     pub fn push_filter_on(&self, q: &mut Sql, alias: &str) {
         if let Some(p) = &self.pipeline_id {
-            q.push(&format!(" AND {alias}.pipeline_id = ")).text(p);
+            q.push(&format!(" AND {alias}.pipeline_id = ")).id(p);
         }
         self.push_owner_filter(q, &format!("{alias}.owner_id"));
     }
@@ -100,7 +100,7 @@ impl Scope {
             ));
         }
         if let Some(p) = &self.pipeline_id {
-            q.push(&format!(" AND {alias}.pipeline_id = ")).text(p);
+            q.push(&format!(" AND {alias}.pipeline_id = ")).id(p);
         }
         // On SQLite the unary `+` keeps the planner on that index: by the owner index, a
         // team's stays are hundreds of thousands of scattered row reads.
@@ -121,22 +121,22 @@ impl Scope {
     /// what the caller may see.
     pub fn push_owner_filter(&self, q: &mut Sql, column: &str) {
         if let Some(owner) = &self.owner_id {
-            q.push(&format!(" AND {column} = ")).text(owner);
+            q.push(&format!(" AND {column} = ")).id(owner);
         }
         if let Some(team) = &self.team_id {
             q.push(&format!(
                 " AND {column} IN (SELECT u.id FROM users u WHERE u.team_id = "
             ))
-            .text(team)
+            .id(team)
             .push(")");
         }
         match &self.visibility {
             Visibility::All => {}
             Visibility::Own(user) => {
-                q.push(&format!(" AND {column} = ")).text(user);
+                q.push(&format!(" AND {column} = ")).id(user);
             }
             Visibility::Team { members, .. } => {
-                q.push(&format!(" AND {column} IN ")).in_texts(members);
+                q.push(&format!(" AND {column} IN ")).in_ids(members);
             }
         }
     }
@@ -252,10 +252,12 @@ impl Segments<'_> {
 
     /// The key column's expression over `alias`, a row carrying the deal's segment
     /// columns (an opportunity, or a row of the report aggregates).
-    pub fn key(&self, alias: &str) -> String {
+    pub fn key(&self, backend: Backend, alias: &str) -> String {
         match *self {
-            Segments::Each(g) => segment_expr(g, alias),
-            Segments::EachAndWhole(g) => format!("COALESCE({}, '')", segment_expr(g, alias)),
+            Segments::Each(g) => segment_expr(g, backend, alias),
+            Segments::EachAndWhole(g) => {
+                format!("COALESCE({}, '')", segment_expr(g, backend, alias))
+            }
             Segments::Whole | Segments::Rest(..) => "''".to_owned(),
         }
     }
@@ -268,8 +270,8 @@ impl Segments<'_> {
     /// Appends ` AND key NOT IN (…)` for the rest.
     pub fn push_filter(&self, q: &mut Sql, alias: &str) {
         if let Segments::Rest(g, keys) = *self {
-            q.push(&format!(" AND {} NOT IN ", segment_expr(g, alias)))
-                .in_texts(keys);
+            let key = segment_expr(g, q.backend, alias);
+            q.push(&format!(" AND {key} NOT IN ")).in_texts(keys);
         }
     }
 }
@@ -278,15 +280,20 @@ impl Segments<'_> {
 /// `source`, `industry`, `company_size`, `region` and `tags` (opportunities and both
 /// report aggregates have them), and, for teams, `ou` (the owner's user row) and for tags
 /// `tg` (one row per tag), both joined by [`segment_join`].
-pub fn segment_expr(group: GroupBy, alias: &str) -> String {
-    match group {
-        GroupBy::Owner => format!("{alias}.owner_id"),
-        GroupBy::Team => "COALESCE(ou.team_id, '')".to_owned(),
-        GroupBy::Source => format!("COALESCE({alias}.source, '')"),
-        GroupBy::Industry => format!("COALESCE({alias}.industry, '')"),
-        GroupBy::CompanySize => format!("COALESCE({alias}.company_size, '')"),
-        GroupBy::Region => format!("COALESCE({alias}.region, '')"),
-        GroupBy::Tag => "tg.value".to_owned(),
+///
+/// A key is text on both backends: on PostgreSQL, where ids are UUIDs, an owner or team
+/// id is cast to its text form.
+pub fn segment_expr(group: GroupBy, backend: Backend, alias: &str) -> String {
+    match (group, backend) {
+        (GroupBy::Owner, Backend::Sqlite) => format!("{alias}.owner_id"),
+        (GroupBy::Owner, Backend::Postgres) => format!("CAST({alias}.owner_id AS TEXT)"),
+        (GroupBy::Team, Backend::Sqlite) => "COALESCE(ou.team_id, '')".to_owned(),
+        (GroupBy::Team, Backend::Postgres) => "COALESCE(CAST(ou.team_id AS TEXT), '')".to_owned(),
+        (GroupBy::Source, _) => format!("COALESCE({alias}.source, '')"),
+        (GroupBy::Industry, _) => format!("COALESCE({alias}.industry, '')"),
+        (GroupBy::CompanySize, _) => format!("COALESCE({alias}.company_size, '')"),
+        (GroupBy::Region, _) => format!("COALESCE({alias}.region, '')"),
+        (GroupBy::Tag, _) => "tg.value".to_owned(),
     }
 }
 
@@ -352,7 +359,7 @@ pub fn last_day_before(end: NaiveDateTime) -> NaiveDate {
 
 #[derive(QueryableByName, Debug, Clone)]
 pub struct StageInfo {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     pub id: String,
     #[diesel(sql_type = Text)]
     pub name: String,

@@ -42,7 +42,7 @@ pub struct Leaderboard {
 
 #[derive(QueryableByName)]
 struct OwnerRow {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     owner_id: String,
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -217,7 +217,7 @@ pub fn lead_sources(conn: &mut DbConn, scope: &Scope) -> AppResult<LeadSourcesRe
         )
     ));
     if let Some(p) = &scope.pipeline_id {
-        q.push(" AND o.pipeline_id = ").text(p);
+        q.push(" AND o.pipeline_id = ").id(p);
     }
     q.push(" WHERE 1 = 1");
     scope.push_owner_filter(&mut q, "l.owner_id");

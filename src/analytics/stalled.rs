@@ -3,6 +3,7 @@
 //! reasons `domain::opportunity::stall_reasons`: the one rule the `stalled=true` filter
 //! of the opportunity list uses too.
 
+use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -63,13 +64,13 @@ pub fn report(
             .filter(stalled_condition(backend, now))
             .into_boxed();
         if let Some(p) = &scope.pipeline_id {
-            q = q.filter(opportunities::pipeline_id.eq(p.clone()));
+            q = q.filter(opportunities::pipeline_id.eq(uid(p)));
         }
         if let Some(o) = &scope.owner_id {
-            q = q.filter(opportunities::owner_id.eq(o.clone()));
+            q = q.filter(opportunities::owner_id.eq(uid(o)));
         }
         if let Some(t) = &scope.team_id {
-            q = q.filter(users::team_id.eq(t.clone()));
+            q = q.filter(users::team_id.eq(uid(t)));
         }
         q
     };

@@ -1,5 +1,6 @@
 //! Teams: a manager sees the records owned by the members of their team.
 
+use crate::storage::uid::uid;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -101,8 +102,8 @@ pub async fn create_team(
         };
         teams::insert(conn, &row)?;
         if let Some(manager_id) = &b.manager_id {
-            diesel::update(schema::users::table.find(manager_id))
-                .set(schema::users::team_id.eq(&row.id))
+            diesel::update(schema::users::table.find(uid(manager_id)))
+                .set(schema::users::team_id.eq(uid(&row.id)))
                 .execute(conn)?;
         }
         Ok(row)

@@ -275,7 +275,7 @@ pub async fn update_user(
             name,
             password_hash: hash,
             role: b.role,
-            team_id: b.team_id,
+            team_id: b.team_id.map(|t| t.map(Into::into)),
             active: b.active,
         };
         users::update(conn, &id, if_match.0, &changes, &caller.user_id)

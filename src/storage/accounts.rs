@@ -1,5 +1,6 @@
 //! Accounts and contacts repositories.
 
+use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -16,18 +17,22 @@ use crate::storage::visibility::{owner_filter, Visibility};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = accounts, treat_none_as_null = true)]
 pub struct AccountRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
     pub industry: Option<String>,
     pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     pub website: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub owner_id: String,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
     pub external_id: Option<String>,
 }
@@ -40,18 +45,23 @@ pub mod account {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = contacts, treat_none_as_null = true)]
 pub struct ContactRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub account_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub owner_id: String,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
     pub external_id: Option<String>,
 }
@@ -94,11 +104,11 @@ pub fn visible_contact_with_email(
 /// Refuses to delete an account that deals or contacts still point at.
 pub fn ensure_account_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
     let deals: i64 = opportunities::table
-        .filter(opportunities::account_id.eq(id))
+        .filter(opportunities::account_id.eq(uid(id)))
         .count()
         .get_result(conn)?;
     let people: i64 = contacts::table
-        .filter(contacts::account_id.eq(id))
+        .filter(contacts::account_id.eq(uid(id)))
         .count()
         .get_result(conn)?;
     if deals + people > 0 {
@@ -113,7 +123,7 @@ pub fn ensure_account_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
 
 pub fn ensure_contact_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
     let deals: i64 = opportunities::table
-        .filter(opportunities::contact_id.eq(id))
+        .filter(opportunities::contact_id.eq(uid(id)))
         .count()
         .get_result(conn)?;
     if deals > 0 {
@@ -145,7 +155,7 @@ pub fn list_accounts(
         .select(AccountRow::as_select())
         .into_boxed();
     if let Some(v) = &f.owner_id {
-        q = q.filter(accounts::owner_id.eq(v.clone()));
+        q = q.filter(accounts::owner_id.eq(uid(v)));
     }
     if let Some(v) = &f.industry {
         q = q.filter(accounts::industry.eq(v.clone()));
@@ -200,10 +210,10 @@ pub fn list_contacts(
         .select(ContactRow::as_select())
         .into_boxed();
     if let Some(v) = &f.owner_id {
-        q = q.filter(contacts::owner_id.eq(v.clone()));
+        q = q.filter(contacts::owner_id.eq(uid(v)));
     }
     if let Some(v) = &f.account_id {
-        q = q.filter(contacts::account_id.eq(v.clone()));
+        q = q.filter(contacts::account_id.eq(uid(v)));
     }
     if let Some(v) = &f.email {
         q = q.filter(contacts::email.eq(v.to_lowercase()));

@@ -1,5 +1,6 @@
 //! Activities repository.
 
+use crate::storage::uid::{uid, uids};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -14,21 +15,27 @@ use crate::storage::visibility::{Filter, Visibility};
 #[diesel(table_name = activities, treat_none_as_null = true)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct ActivityRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub type_: ActivityType,
     pub subject: String,
     pub body: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub lead_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub opportunity_id: Option<String>,
     pub due_at: Option<NaiveDateTime>,
     pub completed_at: Option<NaiveDateTime>,
     pub outcome: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub owner_id: String,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
 }
 
@@ -57,12 +64,12 @@ fn parent_filter<'a>(vis: &Visibility) -> Option<Filter<'a, activities::table>> 
     match vis {
         Visibility::All => None,
         Visibility::Own(user) => on_visible_parent!(
-            leads::owner_id.eq(user.clone()),
-            opportunities::owner_id.eq(user.clone())
+            leads::owner_id.eq(uid(user)),
+            opportunities::owner_id.eq(uid(user))
         ),
         Visibility::Team { members, .. } => on_visible_parent!(
-            leads::owner_id.eq_any(members.clone()),
-            opportunities::owner_id.eq_any(members.clone())
+            leads::owner_id.eq_any(uids(members)),
+            opportunities::owner_id.eq_any(uids(members))
         ),
     }
 }
@@ -70,7 +77,7 @@ fn parent_filter<'a>(vis: &Visibility) -> Option<Filter<'a, activities::table>> 
 /// The activity, if the caller may see its lead or deal.
 pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<ActivityRow> {
     visible(vis)
-        .filter(activities::id.eq(id.to_owned()))
+        .filter(activities::id.eq(uid(id)))
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)
@@ -131,16 +138,16 @@ pub fn list(
 ) -> AppResult<Page<ActivityRow>> {
     let mut q = f.kinds.restrict(visible(vis));
     if let Some(v) = &f.lead_id {
-        q = q.filter(activities::lead_id.eq(v.clone()));
+        q = q.filter(activities::lead_id.eq(uid(v)));
     }
     if let Some(v) = &f.opportunity_id {
-        q = q.filter(activities::opportunity_id.eq(v.clone()));
+        q = q.filter(activities::opportunity_id.eq(uid(v)));
     }
     if let Some(v) = &f.type_ {
         q = q.filter(activities::type_.eq(*v));
     }
     if let Some(v) = &f.owner_id {
-        q = q.filter(activities::owner_id.eq(v.clone()));
+        q = q.filter(activities::owner_id.eq(uid(v)));
     }
     match f.open {
         Some(true) => q = q.filter(activities::completed_at.is_null()),
@@ -174,10 +181,10 @@ pub fn last_completed(
         .select(diesel::dsl::max(activities::completed_at))
         .into_boxed();
     if let Some(id) = lead_id {
-        q = q.filter(activities::lead_id.eq(id.to_owned()));
+        q = q.filter(activities::lead_id.eq(uid(id)));
     }
     if let Some(id) = opportunity_id {
-        q = q.filter(activities::opportunity_id.eq(id.to_owned()));
+        q = q.filter(activities::opportunity_id.eq(uid(id)));
     }
     Ok(q.first(conn)?)
 }
@@ -196,7 +203,7 @@ pub fn open_due(
         .filter(activities::completed_at.is_null())
         .filter(activities::due_at.is_not_null());
     if let Some(owner) = owner_id {
-        q = q.filter(activities::owner_id.eq(owner.to_owned()));
+        q = q.filter(activities::owner_id.eq(uid(owner)));
     }
     if let Some(before) = before {
         q = q.filter(activities::due_at.lt(before));
@@ -208,12 +215,12 @@ pub fn open_due(
 
 /// Deletes the activities of an opportunity being deleted.
 pub fn delete_for_opportunity(conn: &mut DbConn, opportunity_id: &str) -> AppResult<()> {
-    diesel::delete(activities::table.filter(activities::opportunity_id.eq(opportunity_id)))
+    diesel::delete(activities::table.filter(activities::opportunity_id.eq(uid(opportunity_id))))
         .execute(conn)?;
     Ok(())
 }
 
 pub fn delete_for_lead(conn: &mut DbConn, lead_id: &str) -> AppResult<()> {
-    diesel::delete(activities::table.filter(activities::lead_id.eq(lead_id))).execute(conn)?;
+    diesel::delete(activities::table.filter(activities::lead_id.eq(uid(lead_id)))).execute(conn)?;
     Ok(())
 }

@@ -50,13 +50,13 @@ impl Target<'_> {
         q.push(before);
         match self {
             Target::Deal(id) => {
-                q.push(&format!(" AND {deal_column} = ")).text(id);
+                q.push(&format!(" AND {deal_column} = ")).id(id);
             }
             Target::Deals(ids) => {
-                q.push(&format!(" AND {deal_column} IN ")).in_texts(ids);
+                q.push(&format!(" AND {deal_column} IN ")).in_ids(ids);
             }
             Target::Pipeline(id) => {
-                q.push(&format!(" AND {pipeline_column} = ")).text(id);
+                q.push(&format!(" AND {pipeline_column} = ")).id(id);
             }
             Target::All => {}
         }
@@ -134,6 +134,15 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
         Backend::Postgres => "t.pipeline_id = o.pipeline_id",
     };
 
+    // The stage a lost deal was lost from: the one entry that matches, so any aggregate
+    // picks it; PostgreSQL has no MAX over UUIDs, so there it goes through their text.
+    let lost_from_entry = "CASE WHEN o.status = 'lost' AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
+         THEN COALESCE(t.from_stage_id, t.to_stage_id) END";
+    let lost_from = match backend {
+        Backend::Sqlite => format!("MAX({lost_from_entry})"),
+        Backend::Postgres => format!("CAST(MAX(CAST({lost_from_entry} AS TEXT)) AS uuid)"),
+    };
+
     // Stage entries are written as bits of a BIGINT; SUM(DISTINCT 2^position) is the OR
     // of the bits on both backends (SQLite has no BIT_OR).
     let reach = format!(
@@ -142,8 +151,7 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
          source, industry, company_size, region, tags) \
          SELECT o.id, o.pipeline_id, o.owner_id, o.created_at, \
          CAST(COALESCE(SUM(DISTINCT CASE WHEN s.id IS NOT NULL THEN CAST(1 AS BIGINT) << s.position END), 0) AS BIGINT), \
-         MAX(CASE WHEN o.status = 'lost' AND t.to_stage_id = o.stage_id AND t.entered_at = o.stage_entered_at \
-             THEN COALESCE(t.from_stage_id, t.to_stage_id) END), \
+         {lost_from}, \
          CASE WHEN o.status = 'lost' THEN o.stage_entered_at END, \
          MAX(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END), \
          MAX(CASE WHEN fs.kind = 'lost' AND s.kind = 'open' THEN 1 ELSE 0 END), \

@@ -1,5 +1,6 @@
 //! API keys repository. Only hashes are stored.
 
+use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -10,12 +11,14 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKeyRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
     pub prefix: String,
     pub secret_hash: String,
     /// JSON array of scope names.
     pub scopes: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub user_id: String,
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
@@ -24,7 +27,7 @@ pub struct ApiKeyRow {
 
 pub fn insert(conn: &mut DbConn, row: &ApiKeyRow) -> AppResult<()> {
     diesel::insert_into(api_keys::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
@@ -39,7 +42,7 @@ pub fn find_by_prefix(conn: &mut DbConn, prefix: &str) -> AppResult<Option<ApiKe
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<ApiKeyRow>> {
     Ok(api_keys::table
-        .find(id)
+        .find(uid(id))
         .select(ApiKeyRow::as_select())
         .first(conn)
         .optional()?)
@@ -55,7 +58,7 @@ pub fn list(conn: &mut DbConn) -> AppResult<Vec<ApiKeyRow>> {
 pub fn revoke(conn: &mut DbConn, id: &str) -> AppResult<()> {
     let n = diesel::update(
         api_keys::table
-            .find(id)
+            .find(uid(id))
             .filter(api_keys::revoked_at.is_null()),
     )
     .set(api_keys::revoked_at.eq(super::now()))
@@ -75,7 +78,7 @@ pub fn touch(conn: &mut DbConn, row: &ApiKeyRow) -> AppResult<()> {
     {
         return Ok(());
     }
-    diesel::update(api_keys::table.find(&row.id))
+    diesel::update(api_keys::table.find(uid(&row.id)))
         .set(api_keys::last_used_at.eq(now))
         .execute(conn)?;
     Ok(())

@@ -190,12 +190,14 @@ macro_rules! insert_all {
         match $conn {
             DbConn::Pg(c) => {
                 for chunk in $rows.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into($table).values(chunk).execute(c)?;
+                    diesel::insert_into($table)
+                        .values(chunk.to_vec())
+                        .execute(c)?;
                 }
             }
             DbConn::Sqlite(c) => {
                 for row in &$rows {
-                    diesel::insert_into($table).values(row).execute(c)?;
+                    diesel::insert_into($table).values(row.clone()).execute(c)?;
                 }
             }
         }

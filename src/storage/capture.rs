@@ -1,5 +1,6 @@
 //! Capture sources and what they have already taken (signatures and idempotency keys).
 
+use crate::storage::uid::{opt_uid, uid};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -15,6 +16,7 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = capture_sources)]
 pub struct SourceRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
     pub kind: CaptureKind,
@@ -23,7 +25,9 @@ pub struct SourceRow {
     pub constants: JsonText<serde_json::Map<String, serde_json::Value>>,
     pub default_source: LeadSource,
     pub source_detail: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub owner_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub team_id: Option<String>,
     pub round_robin_next: i64,
     pub dedupe_on: JsonText<Vec<String>>,
@@ -39,19 +43,20 @@ pub struct SourceRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub created_by: String,
 }
 
 pub fn insert(conn: &mut DbConn, row: &SourceRow) -> AppResult<()> {
     diesel::insert_into(capture_sources::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<SourceRow> {
     capture_sources::table
-        .find(id)
+        .find(uid(id))
         .select(SourceRow::as_select())
         .first(conn)
         .optional()?
@@ -90,8 +95,8 @@ pub fn save(conn: &mut DbConn, row: &SourceRow) -> AppResult<()> {
                         s::constants.eq(&row.constants),
                         s::default_source.eq(row.default_source),
                         s::source_detail.eq(&row.source_detail),
-                        s::owner_id.eq(&row.owner_id),
-                        s::team_id.eq(&row.team_id),
+                        s::owner_id.eq(opt_uid(row.owner_id.as_ref())),
+                        s::team_id.eq(opt_uid(row.team_id.as_ref())),
                         s::dedupe_on.eq(&row.dedupe_on),
                         s::allowed_origins.eq(&row.allowed_origins),
                         s::redirect_url.eq(&row.redirect_url),
@@ -116,7 +121,7 @@ pub fn save(conn: &mut DbConn, row: &SourceRow) -> AppResult<()> {
 
 pub fn delete(conn: &mut DbConn, id: &str, version: i32) -> AppResult<()> {
     delete_if_version(conn, capture_sources::table, id, version)?;
-    diesel::delete(capture_receipts::table.filter(capture_receipts::source_id.eq(id)))
+    diesel::delete(capture_receipts::table.filter(capture_receipts::source_id.eq(uid(id))))
         .execute(conn)?;
     Ok(())
 }
@@ -126,7 +131,7 @@ pub fn delete(conn: &mut DbConn, id: &str, version: i32) -> AppResult<()> {
 pub fn lock(conn: &mut DbConn, id: &str) -> AppResult<()> {
     if let DbConn::Pg(c) = conn {
         capture_sources::table
-            .find(id)
+            .find(uid(id))
             .select(capture_sources::id)
             .for_update()
             .first::<String>(c)
@@ -139,7 +144,7 @@ pub fn lock(conn: &mut DbConn, id: &str) -> AppResult<()> {
 /// source's row, so concurrent captures (on any replica) take consecutive turns.
 pub fn next_turn(conn: &mut DbConn, id: &str) -> AppResult<i64> {
     use capture_sources::dsl as s;
-    Ok(diesel::update(s::capture_sources.find(id))
+    Ok(diesel::update(s::capture_sources.find(uid(id)))
         .set(s::round_robin_next.eq(s::round_robin_next + 1))
         .returning(s::round_robin_next)
         .get_result::<i64>(conn)?
@@ -149,7 +154,7 @@ pub fn next_turn(conn: &mut DbConn, id: &str) -> AppResult<i64> {
 /// A team's active reps (else its active members), in a stable order.
 pub fn assignable_members(conn: &mut DbConn, team_id: &str) -> AppResult<Vec<String>> {
     let members: Vec<(String, Role)> = users::table
-        .filter(users::team_id.eq(team_id))
+        .filter(users::team_id.eq(uid(team_id)))
         .filter(users::active.eq(true))
         .order((users::created_at.asc(), users::id.asc()))
         .select((users::id, users::role))
@@ -174,9 +179,9 @@ pub fn receipt(
     lead_id: Option<&str>,
 ) -> AppResult<bool> {
     let values = (
-        capture_receipts::source_id.eq(source_id),
+        capture_receipts::source_id.eq(uid(source_id)),
         capture_receipts::fingerprint.eq(fingerprint),
-        capture_receipts::lead_id.eq(lead_id),
+        capture_receipts::lead_id.eq(opt_uid(lead_id)),
         capture_receipts::created_at.eq(super::now()),
     );
     let insert = diesel::insert_into(capture_receipts::table).values(values);
@@ -194,7 +199,7 @@ pub fn receipt_lead(
     fingerprint: &str,
 ) -> AppResult<Option<Option<String>>> {
     Ok(capture_receipts::table
-        .find((source_id, fingerprint))
+        .find((uid(source_id), fingerprint))
         .select(capture_receipts::lead_id)
         .first(conn)
         .optional()?)

@@ -1,5 +1,6 @@
 //! Import jobs, their uploaded chunks and rejected rows.
 
+use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -10,6 +11,7 @@ use crate::error::AppResult;
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = import_jobs)]
 pub struct JobRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub kind: String,
     pub format: String,
@@ -40,14 +42,14 @@ pub const CANCELLED: &str = "cancelled";
 
 pub fn insert(conn: &mut DbConn, row: &JobRow) -> AppResult<()> {
     diesel::insert_into(import_jobs::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<JobRow>> {
     Ok(import_jobs::table
-        .find(id)
+        .find(uid(id))
         .select(JobRow::as_select())
         .first(conn)
         .optional()?)
@@ -56,7 +58,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<JobRow>> {
 pub fn add_chunk(conn: &mut DbConn, job_id: &str, seq: i32, data: &[u8]) -> AppResult<()> {
     diesel::insert_into(import_chunks::table)
         .values((
-            import_chunks::job_id.eq(job_id),
+            import_chunks::job_id.eq(uid(job_id)),
             import_chunks::seq.eq(seq),
             import_chunks::data.eq(data),
         ))
@@ -66,7 +68,7 @@ pub fn add_chunk(conn: &mut DbConn, job_id: &str, seq: i32, data: &[u8]) -> AppR
 
 pub fn chunk(conn: &mut DbConn, job_id: &str, seq: i32) -> AppResult<Option<Vec<u8>>> {
     Ok(import_chunks::table
-        .find((job_id, seq))
+        .find((uid(job_id), seq))
         .select(import_chunks::data)
         .first(conn)
         .optional()?)
@@ -74,7 +76,7 @@ pub fn chunk(conn: &mut DbConn, job_id: &str, seq: i32) -> AppResult<Option<Vec<
 
 /// The upload is complete: the job waits for a worker.
 pub fn queue(conn: &mut DbConn, id: &str, bytes_total: i64) -> AppResult<()> {
-    diesel::update(import_jobs::table.find(id))
+    diesel::update(import_jobs::table.find(uid(id)))
         .set((
             import_jobs::state.eq(QUEUED),
             import_jobs::bytes_total.eq(bytes_total),
@@ -108,7 +110,7 @@ pub fn claim(
             return Ok(None);
         };
         let at = now();
-        diesel::update(import_jobs::table.find(&id))
+        diesel::update(import_jobs::table.find(uid(&id)))
             .set((
                 import_jobs::state.eq(RUNNING),
                 import_jobs::worker.eq(worker),
@@ -133,7 +135,7 @@ pub fn progress(
     let at = now();
     diesel::update(
         import_jobs::table
-            .find(id)
+            .find(uid(id))
             .filter(import_jobs::worker.eq(worker))
             .filter(import_jobs::state.eq(RUNNING)),
     )
@@ -145,13 +147,13 @@ pub fn progress(
     ))
     .execute(conn)?;
     Ok(import_jobs::table
-        .find(id)
+        .find(uid(id))
         .select(import_jobs::state)
         .first(conn)?)
 }
 
 pub fn set_header(conn: &mut DbConn, id: &str, header: &str) -> AppResult<()> {
-    diesel::update(import_jobs::table.find(id))
+    diesel::update(import_jobs::table.find(uid(id)))
         .set(import_jobs::header.eq(header))
         .execute(conn)?;
     Ok(())
@@ -169,7 +171,7 @@ pub fn finish(
     super::write_tx(conn, |conn| {
         let at = now();
         let open = import_jobs::table
-            .find(id)
+            .find(uid(id))
             .filter(import_jobs::state.eq_any([RECEIVING, QUEUED, RUNNING]));
         match report {
             Some(r) => diesel::update(open)
@@ -190,7 +192,8 @@ pub fn finish(
                 ))
                 .execute(conn)?,
         };
-        diesel::delete(import_chunks::table.filter(import_chunks::job_id.eq(id))).execute(conn)?;
+        diesel::delete(import_chunks::table.filter(import_chunks::job_id.eq(uid(id))))
+            .execute(conn)?;
         Ok(())
     })
 }
@@ -203,7 +206,7 @@ pub fn add_reject(
     error: &str,
 ) -> AppResult<()> {
     let insert = diesel::insert_into(import_rejects::table).values((
-        import_rejects::job_id.eq(job_id),
+        import_rejects::job_id.eq(uid(job_id)),
         import_rejects::row_number.eq(row),
         import_rejects::cells.eq(cells),
         import_rejects::error.eq(error),
@@ -230,7 +233,7 @@ pub fn rejects(
     limit: i64,
 ) -> AppResult<Vec<(i64, String, String)>> {
     Ok(import_rejects::table
-        .filter(import_rejects::job_id.eq(job_id))
+        .filter(import_rejects::job_id.eq(uid(job_id)))
         .filter(import_rejects::row_number.gt(after_row))
         .order(import_rejects::row_number.asc())
         .limit(limit)

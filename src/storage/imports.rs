@@ -47,9 +47,9 @@ impl KeyColumn {
 
 #[derive(QueryableByName)]
 struct IdOwner {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     id: String,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     owner_id: String,
 }
 
@@ -71,7 +71,11 @@ pub fn find_key(
         KeyColumn::Email => value.trim().to_lowercase(),
         _ => value.trim().to_owned(),
     };
-    q.text(&value).push(" LIMIT 1");
+    match column {
+        KeyColumn::Id => q.id(&value),
+        _ => q.text(&value),
+    };
+    q.push(" LIMIT 1");
     Ok(q.load::<IdOwner>(conn)?
         .into_iter()
         .next()
@@ -80,9 +84,9 @@ pub fn find_key(
 
 #[derive(QueryableByName)]
 struct Keyed3 {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     id: String,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     owner_id: String,
     #[diesel(sql_type = Text)]
     key: String,
@@ -99,11 +103,14 @@ pub fn find_keys(
     for chunk in values.chunks(500) {
         let mut q = Sql::new(super::opportunities::backend_of(conn));
         q.push(&format!(
-            "SELECT id, owner_id, {c} AS key FROM {t} WHERE {c} IN ",
+            "SELECT id, owner_id, CAST({c} AS TEXT) AS key FROM {t} WHERE {c} IN ",
             c = column.as_str(),
             t = table.table()
         ));
-        q.in_texts(chunk);
+        match column {
+            KeyColumn::Id => q.in_ids(chunk),
+            _ => q.in_texts(chunk),
+        };
         out.extend(
             q.load::<Keyed3>(conn)?
                 .into_iter()
@@ -113,9 +120,16 @@ pub fn find_keys(
     Ok(out)
 }
 
+/// A loss reason's id: a readable slug, not a UUID.
+#[derive(QueryableByName)]
+struct Slug {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
 #[derive(QueryableByName)]
 struct Id {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     id: String,
 }
 
@@ -136,7 +150,7 @@ pub fn loss_reason_named(conn: &mut DbConn, name: &str) -> AppResult<Option<Stri
         .push(" OR lower(label) = ")
         .text(&name.trim().to_lowercase())
         .push(" ORDER BY id LIMIT 1");
-    Ok(q.load::<Id>(conn)?.into_iter().next().map(|r| r.id))
+    Ok(q.load::<Slug>(conn)?.into_iter().next().map(|r| r.id))
 }
 
 /// The keys an import has written so far, in a temporary table of its connection (one

@@ -1,5 +1,6 @@
 //! Leads repository.
 
+use crate::storage::uid::{uid, Id};
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -21,6 +22,7 @@ use crate::storage::visibility::{owner_filter, Visibility};
 #[diesel(table_name = leads, treat_none_as_null = true)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: multi-row inserts on SQLite
 pub struct LeadRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -43,6 +45,7 @@ pub struct LeadRow {
     pub score_breakdown: JsonText<Vec<ScoreItem>>,
     /// JSON array of strings.
     pub tags: JsonText<Vec<String>>,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub owner_id: String,
     pub next_follow_up_at: Option<NaiveDateTime>,
     pub last_activity_at: Option<NaiveDateTime>,
@@ -50,13 +53,16 @@ pub struct LeadRow {
     /// JSON object.
     pub custom: JsonText<Map<String, Value>>,
     pub converted_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub converted_opportunity_id: Option<String>,
     pub disqualified_reason: Option<String>,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
 }
 
@@ -100,7 +106,7 @@ fn check_unique(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult
         };
         let q = leads::table
             .select((leads::id, leads::owner_id))
-            .filter(leads::id.ne(&row.id))
+            .filter(leads::id.ne(uid(&row.id)))
             .into_boxed();
         let q = match field {
             "email" => q.filter(leads::email.eq(value)),
@@ -147,7 +153,7 @@ pub fn list(
         q = q.filter(leads::region.eq(v.clone()));
     }
     if let Some(v) = &f.owner_id {
-        q = q.filter(leads::owner_id.eq(v.clone()));
+        q = q.filter(leads::owner_id.eq(uid(v)));
     }
     if let Some(v) = &f.tag {
         q = q.filter(leads::tags.like(tag_pattern(v)).escape('\\'));
@@ -210,7 +216,7 @@ pub fn list(
 pub fn ensure_lead_unused(conn: &mut DbConn, id: &str) -> AppResult<()> {
     use super::schema::opportunities;
     let deals: i64 = opportunities::table
-        .filter(opportunities::lead_id.eq(id))
+        .filter(opportunities::lead_id.eq(uid(id)))
         .count()
         .get_result(conn)?;
     if deals > 0 {
@@ -231,14 +237,14 @@ pub fn unconverted(conn: &mut DbConn) -> AppResult<Vec<LeadRow>> {
 }
 
 pub fn set_score(conn: &mut DbConn, id: &str, score: i32, breakdown: &str) -> AppResult<()> {
-    diesel::update(leads::table.find(id))
+    diesel::update(leads::table.find(uid(id)))
         .set((leads::score.eq(score), leads::score_breakdown.eq(breakdown)))
         .execute(conn)?;
     Ok(())
 }
 
 pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) -> AppResult<()> {
-    diesel::update(leads::table.find(id))
+    diesel::update(leads::table.find(uid(id)))
         .set(leads::last_activity_at.eq(at))
         .execute(conn)?;
     Ok(())
@@ -246,8 +252,8 @@ pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) ->
 
 /// Unlinks a deleted opportunity from the lead it came from (the lead stays converted).
 pub fn forget_conversion(conn: &mut DbConn, opportunity_id: &str) -> AppResult<()> {
-    diesel::update(leads::table.filter(leads::converted_opportunity_id.eq(opportunity_id)))
-        .set(leads::converted_opportunity_id.eq(None::<String>))
+    diesel::update(leads::table.filter(leads::converted_opportunity_id.eq(uid(opportunity_id))))
+        .set(leads::converted_opportunity_id.eq(None::<Id>))
         .execute(conn)?;
     Ok(())
 }
@@ -267,7 +273,7 @@ pub fn due_follow_ups(
         .select(LeadRow::as_select())
         .into_boxed();
     if let Some(owner) = owner_id {
-        q = q.filter(leads::owner_id.eq(owner.to_owned()));
+        q = q.filter(leads::owner_id.eq(uid(owner)));
     }
     if let Some(before) = before {
         q = q.filter(leads::next_follow_up_at.lt(before));

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod sql;
 pub mod teams;
 pub mod types;
+pub mod uid;
 pub mod users;
 pub mod versioned;
 pub mod visibility;
@@ -548,10 +549,16 @@ macro_rules! keyset {
             (false, None) => q.order(($col.asc(), $id.asc())),
             (true, None) => q.order(($col.desc(), $id.desc())),
             (false, Some((v, id))) => q
-                .filter($col.gt(v.clone()).or($col.eq(v).and($id.gt(id))))
+                .filter(
+                    $col.gt(v.clone())
+                        .or($col.eq(v).and($id.gt($crate::storage::uid::uid(id)))),
+                )
                 .order(($col.asc(), $id.asc())),
             (true, Some((v, id))) => q
-                .filter($col.lt(v.clone()).or($col.eq(v).and($id.lt(id))))
+                .filter(
+                    $col.lt(v.clone())
+                        .or($col.eq(v).and($id.lt($crate::storage::uid::uid(id)))),
+                )
                 .order(($col.desc(), $id.desc())),
         }
     }};
@@ -601,13 +608,13 @@ macro_rules! lock_row {
         use $table as t;
         match $conn {
             $crate::storage::DbConn::Pg(c) => t::table
-                .find($id)
+                .find($crate::storage::uid::uid($id))
                 .select(<$row>::as_select())
                 .for_update()
                 .first::<$row>(c)
                 .optional(),
             $crate::storage::DbConn::Sqlite(c) => t::table
-                .find($id)
+                .find($crate::storage::uid::uid($id))
                 .select(<$row>::as_select())
                 .first::<$row>(c)
                 .optional(),
@@ -662,7 +669,7 @@ macro_rules! owned_repo {
         ) -> $crate::error::AppResult<$row> {
             use diesel::prelude::*;
             $table::table
-                .find(id)
+                .find($crate::storage::uid::uid(id))
                 .filter($crate::storage::visibility::owner_filter(
                     vis,
                     $table::owner_id,
@@ -697,7 +704,7 @@ macro_rules! row_repo {
         ) -> $crate::error::AppResult<()> {
             use diesel::prelude::*;
             diesel::insert_into($table::table)
-                .values(row)
+                .values(row.clone())
                 .execute(conn)?;
             Ok(())
         }
@@ -714,7 +721,7 @@ macro_rules! row_repo {
             id: &str,
         ) -> $crate::error::AppResult<()> {
             use diesel::prelude::*;
-            diesel::delete($table::table.find(id)).execute(conn)?;
+            diesel::delete($table::table.find($crate::storage::uid::uid(id))).execute(conn)?;
             Ok(())
         }
     };

@@ -1,5 +1,6 @@
 //! Opportunities, their stage changes and the append-only stage log.
 
+use crate::storage::uid::{uid, uids};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::sql;
 use diesel::expression::BoxableExpression;
@@ -24,18 +25,25 @@ use serde_json::{Map, Value};
 #[diesel(table_name = opportunities, treat_none_as_null = true)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct OpportunityRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub pipeline_id: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub stage_id: String,
     pub status: OpportunityStatus,
     pub amount_minor: Option<i64>,
     pub currency: String,
     pub probability: Option<i32>,
     pub expected_close_date: Option<NaiveDate>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub account_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub contact_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub lead_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub owner_id: String,
     pub source: Option<LeadSource>,
     pub industry: Option<String>,
@@ -58,7 +66,9 @@ pub struct OpportunityRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
 }
 
@@ -79,10 +89,10 @@ pub fn find_visible_with_probability(
     match vis {
         Visibility::All => query.get_result(conn),
         Visibility::Own(user) => query
-            .filter(opportunities::owner_id.eq(user))
+            .filter(opportunities::owner_id.eq(uid(user)))
             .get_result(conn),
         Visibility::Team { members, .. } => query
-            .filter(opportunities::owner_id.eq_any(members))
+            .filter(opportunities::owner_id.eq_any(uids(members)))
             .get_result(conn),
     }
     .optional()?
@@ -92,7 +102,7 @@ pub fn find_visible_with_probability(
 /// A deal by id, whoever may see it (for the workflow layer's own reads).
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<OpportunityRow>> {
     Ok(opportunities::table
-        .find(id)
+        .find(uid(id))
         .select(OpportunityRow::as_select())
         .first(conn)
         .optional()?)
@@ -103,12 +113,18 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<OpportunityRow>> {
 #[diesel(table_name = stage_transitions)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct TransitionRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub opportunity_id: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub pipeline_id: String,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub from_stage_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub to_stage_id: String,
     pub entered_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub actor_id: Option<String>,
     pub channel: Channel,
     pub note: Option<String>,
@@ -119,7 +135,7 @@ pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()
         return Ok(());
     }
     diesel::insert_into(stage_transitions::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
@@ -127,7 +143,7 @@ pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()
 /// The log of one opportunity, oldest first.
 pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<TransitionRow>> {
     Ok(stage_transitions::table
-        .filter(stage_transitions::opportunity_id.eq(opportunity_id))
+        .filter(stage_transitions::opportunity_id.eq(uid(opportunity_id)))
         .order((
             stage_transitions::entered_at.asc(),
             stage_transitions::id.asc(),
@@ -161,7 +177,7 @@ fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) 
     let other: Option<(String, String)> = opportunities::table
         .select((opportunities::id, opportunities::owner_id))
         .filter(opportunities::external_id.eq(external_id))
-        .filter(opportunities::id.ne(&row.id))
+        .filter(opportunities::id.ne(uid(&row.id)))
         .first(conn)
         .optional()?;
     match other {
@@ -178,14 +194,14 @@ fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) 
 
 pub fn count_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<i64> {
     Ok(opportunities::table
-        .filter(opportunities::stage_id.eq(stage_id))
+        .filter(opportunities::stage_id.eq(uid(stage_id)))
         .count()
         .get_result(conn)?)
 }
 
 pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64> {
     Ok(opportunities::table
-        .filter(opportunities::pipeline_id.eq(pipeline_id))
+        .filter(opportunities::pipeline_id.eq(uid(pipeline_id)))
         .count()
         .get_result(conn)?)
 }
@@ -194,7 +210,7 @@ pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64>
 pub fn ids_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<Vec<String>> {
     Ok(opportunities::table
         .select(opportunities::id)
-        .filter(opportunities::stage_id.eq(stage_id))
+        .filter(opportunities::stage_id.eq(uid(stage_id)))
         .order(opportunities::id.asc())
         .load(conn)?)
 }
@@ -271,16 +287,16 @@ pub fn list(
         .select((OpportunityRow::as_select(), stages::probability))
         .into_boxed();
     if let Some(v) = &f.pipeline_id {
-        q = q.filter(opportunities::pipeline_id.eq(v.clone()));
+        q = q.filter(opportunities::pipeline_id.eq(uid(v)));
     }
     if let Some(v) = &f.stage_id {
-        q = q.filter(opportunities::stage_id.eq(v.clone()));
+        q = q.filter(opportunities::stage_id.eq(uid(v)));
     }
     if let Some(v) = &f.status {
         q = q.filter(opportunities::status.eq(*v));
     }
     if let Some(v) = &f.owner_id {
-        q = q.filter(opportunities::owner_id.eq(v.clone()));
+        q = q.filter(opportunities::owner_id.eq(uid(v)));
     }
     if let Some(v) = &f.tag {
         q = q.filter(opportunities::tags.like(tag_pattern(v)).escape('\\'));
@@ -392,7 +408,7 @@ pub fn due_next_actions(
         .select(OpportunityRow::as_select())
         .into_boxed();
     if let Some(owner) = owner_id {
-        q = q.filter(opportunities::owner_id.eq(owner.to_owned()));
+        q = q.filter(opportunities::owner_id.eq(uid(owner)));
     }
     if let Some(before) = before {
         q = q.filter(opportunities::next_action_due_at.lt(before));
@@ -406,7 +422,7 @@ pub fn due_next_actions(
 }
 
 pub fn touch_activity(conn: &mut DbConn, id: &str, at: Option<NaiveDateTime>) -> AppResult<()> {
-    diesel::update(opportunities::table.find(id))
+    diesel::update(opportunities::table.find(uid(id)))
         .set(opportunities::last_activity_at.eq(at))
         .execute(conn)?;
     // The stays record the first activity of each type.
@@ -448,7 +464,7 @@ pub fn log_page(
         .select((TransitionRow::as_select(), opportunities::external_id))
         .into_boxed();
     if let Some(p) = &f.pipeline_id {
-        q = q.filter(stage_transitions::pipeline_id.eq(p.clone()));
+        q = q.filter(stage_transitions::pipeline_id.eq(uid(p)));
     }
     if let Some(t) = f.from {
         q = q.filter(stage_transitions::entered_at.ge(t));
@@ -477,7 +493,7 @@ pub fn log_page(
     ids.sort();
     ids.dedup();
     let names: std::collections::HashMap<String, String> = stages::table
-        .filter(stages::id.eq_any(&ids))
+        .filter(stages::id.eq_any(uids(&ids)))
         .select((stages::id, stages::name))
         .load::<(String, String)>(conn)?
         .into_iter()

@@ -1,5 +1,6 @@
 //! Pipelines and stages repository.
 
+use crate::storage::uid::{opt_uid, uid, uids};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -13,20 +14,25 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pipelines)]
 pub struct PipelineRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
     pub description: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = stages)]
 pub struct StageRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub pipeline_id: String,
     pub name: String,
     pub position: i32,
@@ -40,7 +46,9 @@ pub struct StageRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
 }
 
@@ -100,7 +108,7 @@ pub fn create(
         updated_by: Some(actor.to_owned()),
     };
     diesel::insert_into(pipelines::table)
-        .values(&pipeline)
+        .values(pipeline.clone())
         .execute(conn)?;
     let stage_rows: Vec<StageRow> = drafts
         .iter()
@@ -109,7 +117,7 @@ pub fn create(
         .collect::<AppResult<_>>()?;
     for row in &stage_rows {
         diesel::insert_into(stages::table)
-            .values(row)
+            .values(row.clone())
             .execute(conn)?;
     }
     Ok(PipelineWithStages {
@@ -120,7 +128,7 @@ pub fn create(
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<PipelineWithStages> {
     let pipeline = pipelines::table
-        .find(id)
+        .find(uid(id))
         .select(PipelineRow::as_select())
         .first(conn)
         .optional()?
@@ -135,7 +143,7 @@ pub fn stages_of(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow
 
 fn load_stages(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow>> {
     Ok(stages::table
-        .filter(stages::pipeline_id.eq(pipeline_id))
+        .filter(stages::pipeline_id.eq(uid(pipeline_id)))
         .order((stages::position.asc(), stages::id.asc()))
         .select(StageRow::as_select())
         .load(conn)?)
@@ -143,7 +151,7 @@ fn load_stages(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow>>
 
 pub fn find_stage(conn: &mut DbConn, id: &str) -> AppResult<StageRow> {
     stages::table
-        .find(id)
+        .find(uid(id))
         .select(StageRow::as_select())
         .first(conn)
         .optional()?
@@ -208,7 +216,7 @@ pub fn list(
     });
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
     let mut all_stages: Vec<StageRow> = stages::table
-        .filter(stages::pipeline_id.eq_any(&ids))
+        .filter(stages::pipeline_id.eq_any(uids(&ids)))
         .order((stages::position.asc(), stages::id.asc()))
         .select(StageRow::as_select())
         .load(conn)?;
@@ -250,12 +258,12 @@ pub fn touch(
             .set((
                 next,
                 pipelines::updated_at.eq(now()),
-                pipelines::updated_by.eq(actor),
+                pipelines::updated_by.eq(uid(actor)),
             ))
             .execute(conn)
     })?;
     Ok(pipelines::table
-        .find(id)
+        .find(uid(id))
         .select(PipelineRow::as_select())
         .first(conn)?)
 }
@@ -267,12 +275,12 @@ pub fn rename(
     description: Option<Option<&str>>,
 ) -> AppResult<()> {
     if let Some(name) = name {
-        diesel::update(pipelines::table.find(id))
+        diesel::update(pipelines::table.find(uid(id)))
             .set(pipelines::name.eq(name))
             .execute(conn)?;
     }
     if let Some(description) = description {
-        diesel::update(pipelines::table.find(id))
+        diesel::update(pipelines::table.find(uid(id)))
             .set(pipelines::description.eq(description))
             .execute(conn)?;
     }
@@ -280,8 +288,8 @@ pub fn rename(
 }
 
 pub fn delete(conn: &mut DbConn, id: &str) -> AppResult<()> {
-    diesel::delete(stages::table.filter(stages::pipeline_id.eq(id))).execute(conn)?;
-    let n = diesel::delete(pipelines::table.find(id)).execute(conn)?;
+    diesel::delete(stages::table.filter(stages::pipeline_id.eq(uid(id)))).execute(conn)?;
+    let n = diesel::delete(pipelines::table.find(uid(id))).execute(conn)?;
     if n == 0 {
         return Err(AppError::NotFound);
     }
@@ -290,7 +298,7 @@ pub fn delete(conn: &mut DbConn, id: &str) -> AppResult<()> {
 
 pub fn insert_stage(conn: &mut DbConn, row: &StageRow) -> AppResult<()> {
     diesel::insert_into(stages::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
@@ -298,7 +306,7 @@ pub fn insert_stage(conn: &mut DbConn, row: &StageRow) -> AppResult<()> {
 /// Rewrites stage positions to 0..n in the given order.
 pub fn set_positions(conn: &mut DbConn, ordered_ids: &[String]) -> AppResult<()> {
     for (i, id) in ordered_ids.iter().enumerate() {
-        diesel::update(stages::table.find(id))
+        diesel::update(stages::table.find(uid(id)))
             .set(stages::position.eq(i as i32))
             .execute(conn)?;
     }
@@ -326,7 +334,7 @@ pub fn save_stage(conn: &mut DbConn, row: &StageRow) -> AppResult<()> {
                     stages::suggested_actions.eq(&row.suggested_actions),
                     stages::next_action_within_days.eq(row.next_action_within_days),
                     stages::updated_at.eq(row.updated_at),
-                    stages::updated_by.eq(&row.updated_by),
+                    stages::updated_by.eq(opt_uid(row.updated_by.as_ref())),
                 ))
                 .execute(conn)
         },

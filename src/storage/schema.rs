@@ -2,6 +2,9 @@
 // PostgreSQL and SQLite alike: timestamps are UTC `Timestamp`, JSON lists are `Text`.
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     server_settings (key) {
         key -> Text,
         value -> Text,
@@ -9,6 +12,9 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,
@@ -23,44 +29,53 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     teams (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
-        manager_id -> Nullable<Text>,
+        manager_id -> Nullable<Uid>,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     users (id) {
-        id -> Text,
+        id -> Uid,
         email -> Text,
         name -> Text,
         password_hash -> Text,
         role -> Text,
-        team_id -> Nullable<Text>,
+        team_id -> Nullable<Uid>,
         active -> Bool,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
         token_generation -> Integer,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     api_keys (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
         prefix -> Text,
         secret_hash -> Text,
         scopes -> Text,
-        user_id -> Text,
+        user_id -> Uid,
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
@@ -68,22 +83,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     pipelines (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
         description -> Nullable<Text>,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     stages (id) {
-        id -> Text,
-        pipeline_id -> Text,
+        id -> Uid,
+        pipeline_id -> Uid,
         name -> Text,
         position -> Integer,
         probability -> Integer,
@@ -96,12 +117,15 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     scoring_rules (id) {
         id -> Text,
         position -> Integer,
@@ -113,8 +137,11 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     leads (id) {
-        id -> Text,
+        id -> Uid,
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         email -> Nullable<Text>,
@@ -133,59 +160,68 @@ diesel::table! {
         score -> Integer,
         score_breakdown -> Text,
         tags -> Text,
-        owner_id -> Text,
+        owner_id -> Uid,
         next_follow_up_at -> Nullable<Timestamp>,
         last_activity_at -> Nullable<Timestamp>,
         external_id -> Nullable<Text>,
         custom -> Text,
         converted_at -> Nullable<Timestamp>,
-        converted_opportunity_id -> Nullable<Text>,
+        converted_opportunity_id -> Nullable<Uid>,
         disqualified_reason -> Nullable<Text>,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     accounts (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
         industry -> Nullable<Text>,
         company_size -> Nullable<Text>,
         region -> Nullable<Text>,
         website -> Nullable<Text>,
-        owner_id -> Text,
+        owner_id -> Uid,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
         external_id -> Nullable<Text>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     contacts (id) {
-        id -> Text,
+        id -> Uid,
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         email -> Nullable<Text>,
         phone -> Nullable<Text>,
-        account_id -> Nullable<Text>,
-        owner_id -> Text,
+        account_id -> Nullable<Uid>,
+        owner_id -> Uid,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
         external_id -> Nullable<Text>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     loss_reasons (id) {
         id -> Text,
         label -> Text,
@@ -196,20 +232,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     opportunities (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
-        pipeline_id -> Text,
-        stage_id -> Text,
+        pipeline_id -> Uid,
+        stage_id -> Uid,
         status -> Text,
         amount_minor -> Nullable<BigInt>,
         currency -> Text,
         probability -> Nullable<Integer>,
         expected_close_date -> Nullable<Date>,
-        account_id -> Nullable<Text>,
-        contact_id -> Nullable<Text>,
-        lead_id -> Nullable<Text>,
-        owner_id -> Text,
+        account_id -> Nullable<Uid>,
+        contact_id -> Nullable<Uid>,
+        lead_id -> Nullable<Uid>,
+        owner_id -> Uid,
         source -> Nullable<Text>,
         industry -> Nullable<Text>,
         company_size -> Nullable<Text>,
@@ -227,43 +266,49 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     stage_transitions (id) {
-        id -> Text,
-        opportunity_id -> Text,
-        pipeline_id -> Text,
-        from_stage_id -> Nullable<Text>,
-        to_stage_id -> Text,
+        id -> Uid,
+        opportunity_id -> Uid,
+        pipeline_id -> Uid,
+        from_stage_id -> Nullable<Uid>,
+        to_stage_id -> Uid,
         entered_at -> Timestamp,
-        actor_id -> Nullable<Text>,
+        actor_id -> Nullable<Uid>,
         channel -> Text,
         note -> Nullable<Text>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     activities (id) {
-        id -> Text,
+        id -> Uid,
         #[sql_name = "type"]
         type_ -> Text,
         subject -> Text,
         body -> Nullable<Text>,
-        lead_id -> Nullable<Text>,
-        opportunity_id -> Nullable<Text>,
+        lead_id -> Nullable<Uid>,
+        opportunity_id -> Nullable<Uid>,
         due_at -> Nullable<Timestamp>,
         completed_at -> Nullable<Timestamp>,
         outcome -> Nullable<Text>,
-        owner_id -> Text,
+        owner_id -> Uid,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Nullable<Text>,
-        updated_by -> Nullable<Text>,
+        created_by -> Nullable<Uid>,
+        updated_by -> Nullable<Uid>,
     }
 }
 
@@ -291,20 +336,26 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     forecast_snapshots (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
         period -> Text,
         scope -> Text,
         rows -> Text,
         created_at -> Timestamp,
-        created_by -> Text,
+        created_by -> Uid,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     import_jobs (id) {
-        id -> Text,
+        id -> Uid,
         kind -> Text,
         format -> Text,
         options -> Text,
@@ -325,16 +376,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     import_chunks (job_id, seq) {
-        job_id -> Text,
+        job_id -> Uid,
         seq -> Integer,
         data -> Binary,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     import_rejects (job_id, row_number) {
-        job_id -> Text,
+        job_id -> Uid,
         row_number -> BigInt,
         cells -> Text,
         error -> Text,
@@ -342,8 +399,11 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     capture_sources (id) {
-        id -> Text,
+        id -> Uid,
         name -> Text,
         kind -> Text,
         public_key -> Text,
@@ -351,8 +411,8 @@ diesel::table! {
         constants -> Text,
         default_source -> Text,
         source_detail -> Nullable<Text>,
-        owner_id -> Nullable<Text>,
-        team_id -> Nullable<Text>,
+        owner_id -> Nullable<Uid>,
+        team_id -> Nullable<Uid>,
         round_robin_next -> BigInt,
         dedupe_on -> Text,
         allowed_origins -> Text,
@@ -367,40 +427,49 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Text,
+        created_by -> Uid,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     capture_receipts (source_id, fingerprint) {
-        source_id -> Text,
+        source_id -> Uid,
         fingerprint -> Text,
-        lead_id -> Nullable<Text>,
+        lead_id -> Nullable<Uid>,
         created_at -> Timestamp,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     webhook_subscriptions (id) {
-        id -> Text,
+        id -> Uid,
         url -> Text,
         description -> Nullable<Text>,
         events -> Text,
-        pipeline_id -> Nullable<Text>,
-        to_stage_id -> Nullable<Text>,
-        owner_id -> Nullable<Text>,
-        team_id -> Nullable<Text>,
+        pipeline_id -> Nullable<Uid>,
+        to_stage_id -> Nullable<Uid>,
+        owner_id -> Nullable<Uid>,
+        team_id -> Nullable<Uid>,
         secret -> Text,
         active -> Bool,
         disabled_reason -> Nullable<Text>,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        created_by -> Text,
+        created_by -> Uid,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     webhook_events (seq) {
         seq -> BigInt,
         id -> Text,
@@ -412,9 +481,12 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     webhook_deliveries (id) {
-        id -> Text,
-        subscription_id -> Text,
+        id -> Uid,
+        subscription_id -> Uid,
         event_seq -> BigInt,
         record_id -> Text,
         status -> Text,
@@ -430,8 +502,11 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     webhook_attempts (delivery_id, attempt) {
-        delivery_id -> Text,
+        delivery_id -> Uid,
         attempt -> Integer,
         attempted_at -> Timestamp,
         response_status -> Nullable<Integer>,
@@ -441,8 +516,11 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::storage::uid::Uid;
+
     stall_notices (opportunity_id, stage_entered_at) {
-        opportunity_id -> Text,
+        opportunity_id -> Uid,
         stage_entered_at -> Timestamp,
     }
 }

@@ -13,6 +13,7 @@ use crate::error::AppResult;
 #[derive(Clone)]
 enum Bind {
     Text(String),
+    Id(super::uid::Id),
     Ts(NaiveDateTime),
     Int(i64),
 }
@@ -54,6 +55,11 @@ impl Sql {
         self.placeholder(Bind::Text(v.to_owned()))
     }
 
+    /// A record id, compared with an id column (`Uid`).
+    pub fn id(&mut self, v: &str) -> &mut Self {
+        self.placeholder(Bind::Id(super::uid::uid(v)))
+    }
+
     pub fn ts(&mut self, v: NaiveDateTime) -> &mut Self {
         // Casting keeps PostgreSQL from guessing the parameter's type from context.
         match self.backend {
@@ -72,6 +78,19 @@ impl Sql {
 
     /// `IN (…)` over texts; an empty list matches nothing.
     pub fn in_texts(&mut self, values: &[String]) -> &mut Self {
+        self.in_list(values, Sql::text)
+    }
+
+    /// `IN (…)` over record ids; an empty list matches nothing.
+    pub fn in_ids(&mut self, values: &[String]) -> &mut Self {
+        self.in_list(values, Sql::id)
+    }
+
+    fn in_list(
+        &mut self,
+        values: &[String],
+        bind: for<'a> fn(&'a mut Sql, &str) -> &'a mut Sql,
+    ) -> &mut Self {
         if values.is_empty() {
             return self.push("(NULL)");
         }
@@ -80,7 +99,7 @@ impl Sql {
             if i > 0 {
                 self.push(", ");
             }
-            self.text(v);
+            bind(self, v);
         }
         self.push(")")
     }
@@ -122,6 +141,7 @@ impl Sql {
         for b in &self.binds {
             q = match b {
                 Bind::Text(v) => q.bind::<Text, _>(v.clone()),
+                Bind::Id(v) => q.bind::<super::uid::Uid, _>(v.clone()),
                 Bind::Ts(v) => q.bind::<Timestamp, _>(*v),
                 Bind::Int(v) => q.bind::<BigInt, _>(*v),
             };
@@ -162,26 +182,28 @@ impl Sql {
     }
 }
 
-/// A bound key for an equality lookup (`id = key(…)`), written `CAST(? AS TEXT)`.
+/// A bound id for an equality lookup (`id = key(…)`), written `CAST(? AS TEXT)` on
+/// SQLite and as a plain UUID parameter on PostgreSQL.
 ///
 /// SQLite (built with STAT4, whose samples `ANALYZE` keeps) marks a bare `?` compared
 /// with an indexed column as a value that may change the plan, and re-prepares the
 /// statement every time a new value is bound: a cached primary-key lookup was parsed
 /// and planned again on every call. Behind the cast the value is not looked at while
 /// planning, so the statement stays prepared; the index is used all the same (the plan
-/// of a unique-key lookup never depended on the value). PostgreSQL reads the same text.
+/// of a unique-key lookup never depended on the value). PostgreSQL prepares a bound
+/// parameter once either way.
 ///
 /// A bound `LIMIT ?` has the same effect, so such lookups end in `get_result` (a key
 /// matches one row at most) rather than `first`, which binds its `LIMIT 1`.
 pub fn key(value: &str) -> Key {
-    Key(value.to_owned())
+    Key(super::uid::uid(value))
 }
 
 #[derive(Debug, Clone)]
-pub struct Key(String);
+pub struct Key(super::uid::Id);
 
 impl diesel::expression::Expression for Key {
-    type SqlType = Text;
+    type SqlType = super::uid::Uid;
 }
 
 impl<QS> diesel::expression::AppearsOnTable<QS> for Key {}
@@ -197,19 +219,52 @@ impl diesel::query_builder::QueryId for Key {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<DB> diesel::query_builder::QueryFragment<DB> for Key
-where
-    DB: diesel::backend::Backend,
-    String: diesel::serialize::ToSql<Text, DB>,
-{
+impl Key {
+    fn walk<'b, DB>(
+        &'b self,
+        sqlite: bool,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()>
+    where
+        DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<super::uid::Uid>,
+        super::uid::Id: diesel::serialize::ToSql<super::uid::Uid, DB>,
+    {
+        if sqlite {
+            out.push_sql("CAST(");
+        }
+        out.push_bind_param::<super::uid::Uid, _>(&self.0)?;
+        if sqlite {
+            out.push_sql(" AS TEXT)");
+        }
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryFragment<Db> for Key {
     fn walk_ast<'b>(
         &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+        out: diesel::query_builder::AstPass<'_, 'b, Db>,
     ) -> diesel::QueryResult<()> {
-        out.push_sql("CAST(");
-        out.push_bind_param::<Text, _>(&self.0)?;
-        out.push_sql(" AS TEXT)");
-        Ok(())
+        let sqlite = matches!(out.backend(), super::MultiBackend::Sqlite(_));
+        self.walk(sqlite, out)
+    }
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Key {
+    fn walk_ast<'b>(
+        &'b self,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.walk(false, out)
+    }
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for Key {
+    fn walk_ast<'b>(
+        &'b self,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> diesel::QueryResult<()> {
+        self.walk(true, out)
     }
 }
 

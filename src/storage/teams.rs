@@ -1,5 +1,6 @@
 //! Teams repository.
 
+use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -11,19 +12,23 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = teams)]
 pub struct TeamRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub name: String,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub manager_id: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<TeamRow>> {
     Ok(teams::table
-        .find(id)
+        .find(uid(id))
         .select(TeamRow::as_select())
         .first(conn)
         .optional()?)
@@ -48,7 +53,10 @@ pub fn insert(conn: &mut DbConn, row: &TeamRow) -> AppResult<()> {
     if existing.is_some() {
         return Err(name_taken(&row.name, existing));
     }
-    match diesel::insert_into(teams::table).values(row).execute(conn) {
+    match diesel::insert_into(teams::table)
+        .values(row.clone())
+        .execute(conn)
+    {
         Ok(_) => Ok(()),
         Err(e) if super::is_unique_violation(&e) => Err(name_taken(&row.name, None)),
         Err(e) => Err(e.into()),

@@ -1,5 +1,6 @@
 //! Users repository.
 
+use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -15,17 +16,21 @@ use crate::storage::visibility::{owner_filter, Visibility};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub email: String,
     pub name: String,
     pub password_hash: String,
     pub role: Role,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub team_id: Option<String>,
     pub active: bool,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub created_by: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub updated_by: Option<String>,
     pub token_generation: i32,
 }
@@ -37,7 +42,7 @@ pub struct UserChanges {
     pub name: Option<String>,
     pub password_hash: Option<String>,
     pub role: Option<Role>,
-    pub team_id: Option<Option<String>>,
+    pub team_id: Option<Option<crate::storage::uid::Id>>,
     pub active: Option<bool>,
 }
 
@@ -79,7 +84,7 @@ pub fn oldest_admin(conn: &mut DbConn) -> AppResult<Option<UserRow>> {
 /// A user the caller may see (themselves, their team, or anyone for admins).
 pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<UserRow> {
     users::table
-        .find(id)
+        .find(uid(id))
         .filter(owner_filter(vis, users::id))
         .select(UserRow::as_select())
         .first(conn)
@@ -106,7 +111,10 @@ fn check_email_free(conn: &mut DbConn, email: &str, except: Option<&str>) -> App
 
 pub fn insert(conn: &mut DbConn, row: &UserRow) -> AppResult<()> {
     check_email_free(conn, &row.email, None)?;
-    match diesel::insert_into(users::table).values(row).execute(conn) {
+    match diesel::insert_into(users::table)
+        .values(row.clone())
+        .execute(conn)
+    {
         Ok(_) => Ok(()),
         // A concurrent insert of the same email won the race.
         Err(e) if super::is_unique_violation(&e) => Err(email_taken(&row.email, None)),
@@ -139,7 +147,7 @@ pub fn update(
                     next,
                     users::token_generation.eq(generation),
                     users::updated_at.eq(super::now()),
-                    users::updated_by.eq(actor),
+                    users::updated_by.eq(uid(actor)),
                 ))
                 .execute(conn)
         },
@@ -186,7 +194,7 @@ pub fn list(conn: &mut DbConn, vis: &Visibility, page: &PageRequest) -> AppResul
 pub fn member_ids(conn: &mut DbConn, team_id: &str) -> AppResult<Vec<String>> {
     Ok(users::table
         .select(users::id)
-        .filter(users::team_id.eq(team_id))
+        .filter(users::team_id.eq(uid(team_id)))
         .load(conn)?)
 }
 

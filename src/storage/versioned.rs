@@ -13,7 +13,7 @@ use super::schema::{accounts, activities, contacts, leads, opportunities, pipeli
 use super::schema::{capture_sources, teams, users, webhook_subscriptions};
 use super::{DbConn, StorageError};
 
-/// A table whose rows have a text `id` primary key and an integer `version` column.
+/// A table whose rows have an id (`Uid`) primary key and an integer `version` column.
 ///
 /// The statements that name the table's own columns are written once per table (by
 /// `versioned_tables!` below). diesel cannot build them for a table that is only a type
@@ -39,13 +39,13 @@ macro_rules! versioned_tables {
             type Version = $table::version;
             type Target = Filter<
                 $table::table,
-                And<Eq<$table::id, String>, Eq<$table::version, i32>>,
+                And<Eq<$table::id, super::uid::Id>, Eq<$table::version, i32>>,
             >;
             fn target(id: &str, version: i32) -> Self::Target {
-                $table::table.filter($table::id.eq(id.to_owned()).and($table::version.eq(version)))
+                $table::table.filter($table::id.eq(super::uid::uid(id)).and($table::version.eq(version)))
             }
             fn stored_version(conn: &mut DbConn, id: &str) -> QueryResult<Option<i32>> {
-                $table::table.find(id).select($table::version).first(conn).optional()
+                $table::table.find($crate::storage::uid::uid(id)).select($table::version).first(conn).optional()
             }
             fn delete_if_version(conn: &mut DbConn, id: &str, version: i32) -> QueryResult<usize> {
                 diesel::delete(Self::target(id, version)).execute(conn)
@@ -139,7 +139,7 @@ macro_rules! stamped_rows {
             }
             fn save(&self, conn: &mut DbConn) -> Result<(), StorageError> {
                 save_if_version(conn, $table::table, &self.id, self.version - 1, |conn, target, next| {
-                    diesel::update(target).set((self, next)).execute(conn)
+                    diesel::update(target).set((self.clone(), next)).execute(conn)
                 })
             }
         }

@@ -6,8 +6,9 @@ use diesel::backend::Backend;
 use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::Bool;
 
+use super::uid::{uid, uids, Uid};
 use super::Db;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub type Filter<'a, QS> = Box<dyn BoxableExpression<QS, Db, SqlType = Bool> + 'a
 pub fn owner_filter<'a, QS, C>(vis: &Visibility, owner: C) -> Filter<'a, QS>
 where
     QS: 'a,
-    C: Expression<SqlType = Text>
+    C: Expression<SqlType = Uid>
         + AppearsOnTable<QS>
         + SelectableExpression<QS>
         + QueryFragment<Db>
@@ -82,8 +83,8 @@ where
 {
     match vis {
         Visibility::All => Box::new(Everything),
-        Visibility::Own(user) => Box::new(owner.eq(user.clone())),
-        Visibility::Team { members, .. } => Box::new(owner.eq_any(members.clone())),
+        Visibility::Own(user) => Box::new(owner.eq(uid(user))),
+        Visibility::Team { members, .. } => Box::new(owner.eq_any(uids(members))),
     }
 }
 
@@ -105,7 +106,7 @@ mod tests {
             },
         ] {
             let query = o::table
-                .find("x")
+                .find(uid("x"))
                 .filter(owner_filter::<o::table, _>(&vis, o::owner_id))
                 .select(o::id);
             let backend = crate::storage::MultiBackend::Pg(diesel::pg::Pg);

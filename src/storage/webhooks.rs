@@ -6,9 +6,9 @@
 //! delivery of the same subscription and record exists, so the events of one deal reach
 //! a receiver in the order they happened, while other records go on in parallel.
 
+use crate::storage::uid::{opt_uid, uid, uids};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 
 use super::schema::{webhook_attempts, webhook_deliveries, webhook_events, webhook_subscriptions};
 use super::sql::Sql;
@@ -21,13 +21,18 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_subscriptions)]
 pub struct SubscriptionRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
     pub url: String,
     pub description: Option<String>,
     pub events: JsonText<Vec<EventType>>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub pipeline_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub to_stage_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub owner_id: Option<String>,
+    #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub team_id: Option<String>,
     pub secret: String,
     pub active: bool,
@@ -35,6 +40,7 @@ pub struct SubscriptionRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub created_by: String,
 }
 
@@ -62,7 +68,9 @@ struct NewEvent<'a> {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_deliveries)]
 pub struct DeliveryRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub subscription_id: String,
     pub event_seq: i64,
     pub record_id: String,
@@ -80,6 +88,7 @@ pub struct DeliveryRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_attempts)]
 pub struct AttemptRow {
+    #[diesel(serialize_as = crate::storage::uid::Id)]
     pub delivery_id: String,
     pub attempt: i32,
     pub attempted_at: NaiveDateTime,
@@ -90,14 +99,14 @@ pub struct AttemptRow {
 
 pub fn insert_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<()> {
     diesel::insert_into(webhook_subscriptions::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
 
 pub fn find_subscription(conn: &mut DbConn, id: &str) -> AppResult<SubscriptionRow> {
     webhook_subscriptions::table
-        .find(id)
+        .find(uid(id))
         .select(SubscriptionRow::as_select())
         .first(conn)
         .optional()?
@@ -135,10 +144,10 @@ pub fn save_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<
                     s::url.eq(&row.url),
                     s::description.eq(&row.description),
                     s::events.eq(&row.events),
-                    s::pipeline_id.eq(&row.pipeline_id),
-                    s::to_stage_id.eq(&row.to_stage_id),
-                    s::owner_id.eq(&row.owner_id),
-                    s::team_id.eq(&row.team_id),
+                    s::pipeline_id.eq(opt_uid(row.pipeline_id.as_ref())),
+                    s::to_stage_id.eq(opt_uid(row.to_stage_id.as_ref())),
+                    s::owner_id.eq(opt_uid(row.owner_id.as_ref())),
+                    s::team_id.eq(opt_uid(row.team_id.as_ref())),
                     s::active.eq(row.active),
                     s::disabled_reason.eq(&row.disabled_reason),
                     s::updated_at.eq(row.updated_at),
@@ -154,22 +163,24 @@ pub fn save_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<
 pub fn delete_subscription(conn: &mut DbConn, id: &str, version: i32) -> AppResult<()> {
     delete_if_version(conn, webhook_subscriptions::table, id, version)?;
     let deliveries: Vec<String> = webhook_deliveries::table
-        .filter(webhook_deliveries::subscription_id.eq(id))
+        .filter(webhook_deliveries::subscription_id.eq(uid(id)))
         .select(webhook_deliveries::id)
         .load(conn)?;
     diesel::delete(
-        webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(deliveries)),
+        webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(uids(&deliveries))),
     )
     .execute(conn)?;
-    diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::subscription_id.eq(id)))
-        .execute(conn)?;
+    diesel::delete(
+        webhook_deliveries::table.filter(webhook_deliveries::subscription_id.eq(uid(id))),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
 /// Turns a subscription off after its receiver answered `410 Gone`.
 pub fn disable(conn: &mut DbConn, id: &str, reason: &str) -> AppResult<()> {
     use webhook_subscriptions::dsl as s;
-    diesel::update(s::webhook_subscriptions.find(id))
+    diesel::update(s::webhook_subscriptions.find(uid(id)))
         .set((
             s::active.eq(false),
             s::disabled_reason.eq(reason),
@@ -220,7 +231,7 @@ pub fn enqueue(
         .collect();
     for row in &rows {
         diesel::insert_into(webhook_deliveries::table)
-            .values(row)
+            .values(row.clone())
             .execute(conn)?;
     }
     Ok(rows.into_iter().map(|d| d.id).collect())
@@ -240,7 +251,7 @@ const SCAN_WINDOW: i64 = 1024;
 
 #[derive(QueryableByName)]
 struct IdRow {
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = crate::storage::uid::Uid)]
     id: String,
 }
 
@@ -292,7 +303,7 @@ pub fn claim(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(uids(&ids))))
             .set(webhook_deliveries::locked_until.eq(now + lease))
             .execute(conn)?;
         let rows: Vec<(DeliveryRow, EventRow, String, String)> = webhook_deliveries::table
@@ -303,7 +314,7 @@ pub fn claim(
                 webhook_subscriptions::table
                     .on(webhook_subscriptions::id.eq(webhook_deliveries::subscription_id)),
             )
-            .filter(webhook_deliveries::id.eq_any(&ids))
+            .filter(webhook_deliveries::id.eq_any(uids(&ids)))
             .order(webhook_deliveries::event_seq.asc())
             .select((
                 DeliveryRow::as_select(),
@@ -359,7 +370,7 @@ pub fn record(conn: &mut DbConn, o: &Outcome) -> AppResult<()> {
         Next::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
     };
     let held = d::webhook_deliveries
-        .find(&o.delivery_id)
+        .find(uid(&o.delivery_id))
         .filter(d::locked_until.eq(o.lease));
     let n = diesel::update(held)
         .set((
@@ -379,7 +390,7 @@ pub fn record(conn: &mut DbConn, o: &Outcome) -> AppResult<()> {
     // Counted after the update, which holds the delivery's row.
     let attempt = i32::try_from(
         webhook_attempts::table
-            .filter(webhook_attempts::delivery_id.eq(&o.delivery_id))
+            .filter(webhook_attempts::delivery_id.eq(uid(&o.delivery_id)))
             .count()
             .get_result::<i64>(conn)?,
     )
@@ -411,7 +422,7 @@ pub fn deliveries(
 ) -> AppResult<Vec<DeliveryWithLog>> {
     let mut q = webhook_deliveries::table
         .inner_join(webhook_events::table.on(webhook_events::seq.eq(webhook_deliveries::event_seq)))
-        .filter(webhook_deliveries::subscription_id.eq(subscription_id))
+        .filter(webhook_deliveries::subscription_id.eq(uid(subscription_id)))
         .select((
             DeliveryRow::as_select(),
             webhook_events::id,
@@ -434,7 +445,7 @@ pub fn deliveries(
 pub fn delivery_with_log(conn: &mut DbConn, id: &str) -> AppResult<DeliveryWithLog> {
     let rows: Vec<(DeliveryRow, String, String)> = webhook_deliveries::table
         .inner_join(webhook_events::table.on(webhook_events::seq.eq(webhook_deliveries::event_seq)))
-        .filter(webhook_deliveries::id.eq(id))
+        .filter(webhook_deliveries::id.eq(uid(id)))
         .select((
             DeliveryRow::as_select(),
             webhook_events::id,
@@ -450,7 +461,7 @@ fn with_logs(
 ) -> AppResult<Vec<DeliveryWithLog>> {
     let ids: Vec<&str> = rows.iter().map(|(d, _, _)| d.id.as_str()).collect();
     let mut attempts: Vec<AttemptRow> = webhook_attempts::table
-        .filter(webhook_attempts::delivery_id.eq_any(&ids))
+        .filter(webhook_attempts::delivery_id.eq_any(uids(&ids)))
         .order((webhook_attempts::delivery_id, webhook_attempts::attempt))
         .select(AttemptRow::as_select())
         .load(conn)?;
@@ -471,7 +482,7 @@ fn with_logs(
 /// One delivery of a subscription.
 pub fn find_delivery(conn: &mut DbConn, id: &str) -> AppResult<DeliveryRow> {
     webhook_deliveries::table
-        .find(id)
+        .find(uid(id))
         .select(DeliveryRow::as_select())
         .first(conn)
         .optional()?
@@ -484,7 +495,7 @@ pub fn redeliver(conn: &mut DbConn, id: &str) -> AppResult<()> {
     use webhook_deliveries::dsl as d;
     let now = super::now();
     let idle = d::webhook_deliveries
-        .find(id)
+        .find(uid(id))
         .filter(d::locked_until.is_null().or(d::locked_until.le(now)));
     let n = diesel::update(idle)
         .set((
@@ -541,7 +552,7 @@ pub fn take_new_stalls(
     if let DbConn::Pg(c) = conn {
         let ids: Vec<&str> = deals.iter().map(|d| d.id.as_str()).collect();
         let held: Vec<(String, NaiveDateTime, String)> = opportunities::table
-            .filter(opportunities::id.eq_any(&ids))
+            .filter(opportunities::id.eq_any(uids(&ids)))
             .select((
                 opportunities::id,
                 opportunities::stage_entered_at,
@@ -559,7 +570,7 @@ pub fn take_new_stalls(
     for d in &deals {
         diesel::insert_into(stall_notices::table)
             .values((
-                stall_notices::opportunity_id.eq(&d.id),
+                stall_notices::opportunity_id.eq(uid(&d.id)),
                 stall_notices::stage_entered_at.eq(d.stage_entered_at),
             ))
             .execute(conn)?;
@@ -580,9 +591,11 @@ pub fn purge(conn: &mut DbConn, before: NaiveDateTime) -> AppResult<usize> {
         if old.is_empty() {
             return Ok(0);
         }
-        diesel::delete(webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(&old)))
-            .execute(conn)?;
-        diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&old)))
+        diesel::delete(
+            webhook_attempts::table.filter(webhook_attempts::delivery_id.eq_any(uids(&old))),
+        )
+        .execute(conn)?;
+        diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(uids(&old))))
             .execute(conn)?;
         let referenced = webhook_deliveries::table.select(webhook_deliveries::event_seq);
         diesel::delete(

@@ -16,6 +16,7 @@ mod errors;
 mod funnel_links;
 mod hardening;
 mod idempotency;
+mod ids;
 mod imports;
 mod leads;
 mod openapi;

@@ -746,7 +746,7 @@ async fn reports_answer_csv_and_svg_and_refuse_bad_parameters(app: TestApp) {
 pub(crate) fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
     let reach = app.texts(
         "SELECT opportunity_id || '|' || pipeline_id || '|' || owner_id || '|' || CAST(entered_mask AS TEXT) || '|' \
-         || COALESCE(lost_from_stage_id, '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
+         || COALESCE(CAST(lost_from_stage_id AS TEXT), '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
          || CAST(advances AS TEXT) || '|' || status || '|' || COALESCE(CAST(amount_minor AS TEXT), '-') || '|' \
          || COALESCE(CAST(closed_at AS TEXT), '-') || '|' || COALESCE(lost_reason_id, '-') || '|' \
          || COALESCE(CAST(lost_at AS TEXT), '-') || '|' || COALESCE(source, '-') || '|' || COALESCE(region, '-') || '|' \
@@ -754,7 +754,7 @@ pub(crate) fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
     );
     let stays = app.texts(
         "SELECT id || '|' || owner_id || '|' || stage_id || '|' || COALESCE(CAST(left_at AS TEXT), '-') || '|' \
-         || COALESCE(next_stage_id, '-') || '|' || COALESCE(CAST(ROUND(seconds) AS TEXT), '-') || '|' \
+         || COALESCE(CAST(next_stage_id AS TEXT), '-') || '|' || COALESCE(CAST(ROUND(seconds) AS TEXT), '-') || '|' \
          || CAST(advanced AS TEXT) || '|' || COALESCE(CAST(ROUND(first_call_after) AS TEXT), '-') || '|' \
          || COALESCE(CAST(ROUND(first_demo_after) AS TEXT), '-') || '|' || stage_kind || '|' \
          || CAST(advance_in AS TEXT) || '|' || COALESCE(source, '-') || '|' || COALESCE(region, '-') || '|' || tags AS v \
