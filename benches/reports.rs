@@ -23,7 +23,7 @@ use actix_web::{test, web};
 use clap::Parser;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use stageflow::config::{Secret, Settings};
+use stageflow::config::{SecretString, Settings};
 use stageflow::demo::{generate, DemoOptions};
 use stageflow::domain::opportunity::ActivityType;
 use stageflow::domain::user::Role;
@@ -407,7 +407,9 @@ async fn main() {
             pool_size: 2,
             ..Settings::default()
         };
-        settings.jwt_secret = Some(Secret::new("bench-secret-bench-secret-bench-secret-0"));
+        settings.jwt_secret = Some(SecretString::from(
+            "bench-secret-bench-secret-bench-secret-0".to_owned(),
+        ));
         let state = web::block(move || startup::build_state(settings))
             .await
             .unwrap()

@@ -37,7 +37,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
-use stageflow::config::{Secret, Settings};
+use stageflow::config::{SecretString, Settings};
 use stageflow::demo::{generate, DemoOptions};
 use stageflow::domain::user::Role;
 use stageflow::startup;
@@ -102,7 +102,9 @@ fn prepare(backend: &str, a: &Args) -> (Settings, startup::AppState, Vec<String>
         rate_limit_per_minute: 1_000_000_000,
         ..Settings::default()
     };
-    settings.jwt_secret = Some(Secret::new("bench-secret-bench-secret-bench-secret-0"));
+    settings.jwt_secret = Some(SecretString::from(
+        "bench-secret-bench-secret-bench-secret-0".to_owned(),
+    ));
     let state = startup::build_state(settings.clone()).expect("state");
     let mut conn = state.pool.get().expect("connection");
     let have: i64 = opportunities::table

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
-use stageflow::config::{Secret, Settings};
+use stageflow::config::{SecretString, Settings};
 use stageflow::domain::integration::EventType;
 use stageflow::integrations::delivery::{run_once, Deliverer};
 use stageflow::integrations::signing::new_webhook_secret;
@@ -130,7 +130,7 @@ fn main() {
                 let db = support::database_url(backend, &format!("bench_webhooks_{workers}"), a.events, false);
                 let settings = Settings {
                     database_url: db,
-                    jwt_secret: Some(Secret::new("bench-secret-that-is-long-enough-0123456789")),
+                    jwt_secret: Some(SecretString::from("bench-secret-that-is-long-enough-0123456789".to_owned())),
                     webhook_allowed_networks: "127.0.0.0/8".into(),
                     pool_size: 8,
                     ..Settings::default()

@@ -1,29 +1,10 @@
 //! Settings: defaults, then an optional `stageflow.toml`, then `STAGEFLOW_*` environment
-//! variables. Secrets are wrapped so they never reach a log line or a `Debug` print.
+//! variables. Secrets are `secrecy::SecretString`s: they never reach a log line or a
+//! `Debug` print, are wiped from memory when dropped, and are read only where they are
+//! used, through `ExposeSecret`.
 
-use std::fmt;
-
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-
-/// A value that must never be printed.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,13 +18,13 @@ pub enum LogFormat {
 pub struct Settings {
     pub database_url: String,
     pub bind: String,
-    pub jwt_secret: Option<Secret>,
+    pub jwt_secret: Option<SecretString>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// Lifetime of access tokens, in seconds.
     pub token_ttl_secs: i64,
     pub admin_email: Option<String>,
-    pub admin_password: Option<Secret>,
+    pub admin_password: Option<SecretString>,
     pub cors_origins: Vec<String>,
     pub log: String,
     pub log_format: LogFormat,
@@ -158,7 +139,7 @@ impl Settings {
             self.bind = v;
         }
         if let Some(v) = text("STAGEFLOW_JWT_SECRET") {
-            self.jwt_secret = Some(Secret::new(v));
+            self.jwt_secret = Some(v.into());
         }
         if let Some(v) = text("STAGEFLOW_JWT_ISSUER") {
             self.jwt_issuer = v;
@@ -170,7 +151,7 @@ impl Settings {
             self.admin_email = Some(v);
         }
         if let Some(v) = text("STAGEFLOW_ADMIN_PASSWORD") {
-            self.admin_password = Some(Secret::new(v));
+            self.admin_password = Some(v.into());
         }
         if let Some(v) = text("STAGEFLOW_CORS_ORIGINS") {
             self.cors_origins = v

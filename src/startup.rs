@@ -14,7 +14,7 @@ use actix_web::{web, App, HttpServer};
 use crate::auth::jwt::{JwtKeys, SecretTooShort};
 use crate::auth::password;
 use crate::auth::rate_limit::Limiter;
-use crate::config::Settings;
+use crate::config::{ExposeSecret, Settings};
 use crate::domain::user::{Email, Role, MIN_PASSWORD_LEN};
 use crate::error::AppError;
 use crate::http;
@@ -121,7 +121,7 @@ fn jwt_secret(
     backend: Backend,
 ) -> Result<String, StartupError> {
     if let Some(secret) = &settings.jwt_secret {
-        return Ok(secret.expose().to_owned());
+        return Ok(secret.expose_secret().to_owned());
     }
     if backend == Backend::Postgres {
         return Err(StartupError::JwtSecretRequired);
@@ -166,7 +166,7 @@ pub fn ensure_admin(conn: &mut storage::DbConn, s: &Settings) -> Result<Bootstra
         return Ok(Bootstrap::AlreadyHasUsers);
     }
     let (email, password, generated) = match (&s.admin_email, &s.admin_password) {
-        (Some(e), Some(p)) => (e.clone(), p.expose().to_owned(), false),
+        (Some(e), Some(p)) => (e.clone(), p.expose_secret().to_owned(), false),
         (None, None) => (
             "admin@localhost".to_owned(),
             password::random_token(20).map_err(StartupError::CreateAdmin)?,

@@ -10,7 +10,7 @@ use actix_web::{test, web};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Value};
-use stageflow::config::{Secret, Settings};
+use stageflow::config::{SecretString, Settings};
 use stageflow::domain::user::Role;
 use stageflow::startup::{self, AppState};
 
@@ -141,9 +141,11 @@ impl TestDb {
 pub fn test_settings(database_url: String) -> Settings {
     Settings {
         database_url,
-        jwt_secret: Some(Secret::new("test-secret-that-is-long-enough-0123456789")),
+        jwt_secret: Some(SecretString::from(
+            "test-secret-that-is-long-enough-0123456789".to_owned(),
+        )),
         admin_email: Some(ADMIN_EMAIL.into()),
-        admin_password: Some(Secret::new(PASSWORD)),
+        admin_password: Some(SecretString::from(PASSWORD.to_owned())),
         pool_size: 4,
         cors_origins: vec!["https://app.example.com".into()],
         login_attempts_per_minute: 1000,
