@@ -348,6 +348,11 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 AppError::Unavailable("serialization failure; retry".into())
             }
+            // The server closed the connection (a restart, an idle timeout): the pool
+            // drops it, and a retry gets another.
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                AppError::Unavailable(format!("database connection closed: {}", info.message()))
+            }
             other => AppError::Internal(format!("database: {other}")),
         }
     }

@@ -72,7 +72,7 @@ struct Chunks {
 impl Read for Chunks {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pos >= self.buf.len() {
-            let mut conn = self.pool.get().map_err(io::Error::other)?;
+            let mut conn = storage::checkout::checkout(&self.pool).map_err(io::Error::other)?;
             match store::chunk(&mut conn, &self.job_id, self.seq).map_err(io::Error::other)? {
                 Some(data) => {
                     self.buf = data;
@@ -144,7 +144,7 @@ pub fn error_text(errors: &[RowError]) -> String {
 
 /// Claims one job and runs it to its end; answers whether there was one.
 pub fn work_once(pool: &DbPool, worker: &str) -> AppResult<bool> {
-    let mut conn = pool.get()?;
+    let mut conn = storage::checkout::checkout(pool)?;
     let stale = storage::now() - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
     let Some(job) = store::claim(&mut conn, worker, stale)? else {
         return Ok(false);

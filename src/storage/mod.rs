@@ -7,6 +7,7 @@ pub mod aggregates;
 pub mod api_keys;
 pub mod batch;
 pub mod capture;
+pub mod checkout;
 pub mod clock;
 pub mod held;
 pub mod idempotency;
@@ -291,6 +292,8 @@ pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), SetupError> {
         .max_size(size.max(1))
         .connection_timeout(std::time::Duration::from_secs(10))
         .connection_customizer(Box::new(SessionSettings))
+        // Probing is `checkout`'s, and only after the connection idled.
+        .test_on_check_out(false)
         .build(manager)
         .map_err(SetupError::Pool)?;
     let mut conn = pool.get().map_err(SetupError::Pool)?;
@@ -371,12 +374,14 @@ where
         clock::enter(clock, move || {
             let mut conn = match conn {
                 Some(conn) => conn,
-                None => match pool.get() {
+                None => match checkout::checkout(&pool) {
                     Ok(conn) => conn,
                     Err(e) => return (Err(e.into()), None),
                 },
             };
-            (f(&mut conn), Some(conn))
+            let result = f(&mut conn);
+            checkout::mark_used(&mut conn);
+            (result, Some(conn))
         })
     })
     .await
@@ -404,7 +409,7 @@ where
     let conn = match held {
         Some(Some(conn)) => Some(conn),
         // A PostgreSQL checkout probes the connection over the network: not here.
-        _ if backend == Backend::Sqlite => pool.try_get(),
+        _ if backend == Backend::Sqlite => checkout::try_checkout(pool),
         _ => None,
     };
     match conn {

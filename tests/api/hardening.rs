@@ -389,6 +389,45 @@ async fn a_write_succeeds_while_a_long_read_is_open(app: TestApp) {
     assert_eq!(app.count("leads", ""), 2);
 }
 
+/// PostgreSQL closes every connection of the service (a restart, a proxy's idle
+/// timeout). A request that follows within the probe-free window after the last use
+/// meets the dead connection and gets a 503 to retry, never a 500; the dead connection
+/// is dropped. After an idle pause the pooled connections are probed before use: the
+/// dead ones are replaced and every request is answered.
+#[actix_web::test]
+async fn closed_database_connections_are_replaced() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let close_all = || {
+        let url = app.state.settings.database_url.clone();
+        let mut conn = diesel::PgConnection::establish(&url).expect("connect");
+        let closed = diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut conn)
+        .expect("terminate");
+        assert!(closed > 0, "no connection of the service was open");
+        // A terminated backend exits asynchronously.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let me = || app.get("/api/v1/users/me").admin();
+
+    me().send_ok().await;
+    close_all();
+    me().send().await.problem(503, "service_unavailable");
+    me().send_ok().await;
+
+    me().send_ok().await;
+    close_all();
+    tokio::time::sleep(stageflow::storage::checkout::ALIVE_WITHOUT_PROBE * 2).await;
+    for _ in 0..8 {
+        me().send_ok().await;
+    }
+}
+
 /// `sslmode=require` and other libpq parameters work (the local server has a
 /// self-signed certificate, which `require` accepts and `verify-full` would not).
 #[actix_web::test]

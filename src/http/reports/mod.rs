@@ -275,7 +275,7 @@ pub async fn stage_durations_report(
         // On PostgreSQL a second connection, when one is free, halves the heaviest
         // query's time; SQLite reads in this process and has no use for one.
         let mut helper = match conn {
-            storage::DbConn::Pg(_) => pool.try_get(),
+            storage::DbConn::Pg(_) => storage::checkout::try_checkout(&pool),
             storage::DbConn::Sqlite(_) => None,
         };
         durations::report(conn, helper.as_deref_mut(), &scope, q.group_by, now)
