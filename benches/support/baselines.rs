@@ -64,7 +64,7 @@ fn key(group: &str, a: &str, pg: bool) -> (String, String) {
         "" => ("''".into(), String::new()),
         "owner" => (format!("{a}.owner_id"), String::new()),
         "team" => (
-            "COALESCE(ou.team_id, '')".into(),
+            "COALESCE(CAST(ou.team_id AS TEXT), '')".into(),
             format!(" LEFT JOIN users ou ON ou.id = {a}.owner_id"),
         ),
         "tag" if pg => (
@@ -332,7 +332,7 @@ pub fn baseline(
         }
         "loss-reasons" => Some(Baseline {
             statements: vec![format!(
-                "SELECT COALESCE(r.lost_from_stage_id, '-') || '|' || COALESCE(r.lost_reason_id, '-') || '|' || {} AS v \
+                "SELECT COALESCE(CAST(r.lost_from_stage_id AS TEXT), '-') || '|' || COALESCE(r.lost_reason_id, '-') || '|' || {} AS v \
                  FROM deal_reach r WHERE r.status = 'lost'{}{}{} GROUP BY r.lost_from_stage_id, r.lost_reason_id",
                 text("COUNT(*)"),
                 pipeline("r"),
