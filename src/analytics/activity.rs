@@ -104,7 +104,7 @@ impl StageRow {
 /// One pass over the maintained stays (`stage_stays`) of the given stages: each stay
 /// carries its duration, whether its next entry was a step forward, and the seconds
 /// from its entry to the first completed activity of every type. On PostgreSQL the
-/// pass reads a covering index of exactly these columns.
+/// pass reads the stays' covering index by pipeline, stage and length (`stage_stays_stage_idx`).
 fn stage_rows(
     conn: &mut DbConn,
     scope: &Scope,

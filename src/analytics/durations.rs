@@ -230,7 +230,7 @@ fn value_queries(
     };
     // Closed stays come from the maintained `stage_stays` (the stage log with each
     // entry's next entry and the seconds between them). Without a segment this reads
-    // the covering index of closed stays: one pipeline's entries, sorted by stage and
+    // the closed range of the stays' covering index: one pipeline's entries, sorted by stage and
     // duration. A stay carries its deal's segment columns, so a segment reads no deal
     // row.
     let mut closed = Sql::new(backend);
