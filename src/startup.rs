@@ -286,6 +286,9 @@ pub fn app(
         .wrap(cors)
         .wrap(from_fn(http::capture::detach_origin))
         .wrap(from_fn(http::middleware::request_context))
+        .wrap(tracing_actix_web::TracingLogger::<
+            http::middleware::RequestSpan,
+        >::new())
 }
 
 pub async fn serve(state: AppState) -> std::io::Result<()> {

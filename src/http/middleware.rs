@@ -1,4 +1,5 @@
-//! Cross-cutting response handling: request ids and per-request spans, problem+json for
+//! Cross-cutting response handling: request ids and the request's root span (attached by
+//! `tracing_actix_web::TracingLogger` with [`RequestSpan`]), problem+json for
 //! every error response that did not come from `AppError` (unknown route, wrong method,
 //! middleware errors), and `Cache-Control: no-store` on API responses (unless the handler
 //! chose otherwise, as signed links do).
@@ -11,7 +12,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpResponse};
-use tracing::Instrument;
+use tracing::Span;
+use tracing_actix_web::RootSpanBuilder;
 
 use super::problem::{problem_for_status, PROBLEM_JSON};
 use crate::auth::caller::Credential;
@@ -32,26 +34,73 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
+/// The request's id, decided once by [`RequestSpan`] and read by [`request_context`].
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// When the request arrived, for the completion line.
+struct Started(Instant);
+
+/// The root span of every request, which `tracing_actix_web::TracingLogger` attaches to
+/// the whole service call: the request id (the client's `X-Request-Id` when it is usable),
+/// method, path and the matched route template; and one line when the request ends,
+/// with its status and latency (an error line for a 5xx).
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &ServiceRequest) -> Span {
+        let id = request_id(req);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %req.method(),
+            path = %req.path(),
+            route = %req.match_pattern().unwrap_or_default(),
+        );
+        let mut extensions = req.extensions_mut();
+        extensions.insert(RequestId(id));
+        extensions.insert(Started(Instant::now()));
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let _guard = span.enter();
+        match outcome {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                let latency_ms = res
+                    .request()
+                    .extensions()
+                    .get::<Started>()
+                    .map_or(0.0, |s| s.0.elapsed().as_secs_f64() * 1000.0);
+                if res.status().is_server_error() {
+                    tracing::error!(status, latency_ms, "request failed");
+                } else {
+                    tracing::info!(status, latency_ms, "request completed");
+                }
+            }
+            // Handlers and the CORS layer answer errors as responses; an `Err` can only
+            // come from actix itself.
+            Err(e) => tracing::error!(error = %e, "request failed"),
+        }
+    }
+}
+
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let id = request_id(&req);
-    let started = Instant::now();
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| request_id(&req));
     let is_api = req.path().starts_with("/api/");
     let policy = content_security_policy(req.path());
     let state = req.app_data::<web::Data<AppState>>();
     let hsts = state.and_then(|state| hsts_value(&state.settings));
     let clock = state.map(|state| state.clock.clone()).unwrap_or_default();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.path(),
-    );
-    let result = telemetry::with_request_id(id.clone(), clock::scope(clock, next.call(req)))
-        .instrument(span.clone())
-        .await;
+    let result = telemetry::with_request_id(id.clone(), clock::scope(clock, next.call(req))).await;
     // Handlers and the CORS layer answer errors as responses; an `Err` here can only
     // come from actix itself and is rendered by it.
     let mut res = result?.map_into_boxed_body();
@@ -83,13 +132,6 @@ pub async fn request_context(
     );
     if let Some(value) = hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
-    }
-    let _guard = span.enter();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status.is_server_error() {
-        tracing::error!(status = status.as_u16(), latency_ms, "request failed");
-    } else {
-        tracing::info!(status = status.as_u16(), latency_ms, "request completed");
     }
     Ok(res)
 }

@@ -11,6 +11,7 @@ api_tests!(
     wrong_methods_are_405_with_allow,
     bad_query_parameters_name_the_parameter,
     request_ids_are_echoed_or_generated,
+    each_request_is_logged_once_in_its_span,
     cors_preflight_allows_configured_origins_only,
     health_probes_answer,
 );
@@ -98,6 +99,57 @@ async fn request_ids_are_echoed_or_generated(app: TestApp) {
     let res = app.get("/api/v1/users/me").send().await;
     let generated = res.header("x-request-id").unwrap();
     assert_eq!(generated.len(), 36);
+}
+
+/// Log lines shared with the test through a buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every request ends with one log line inside its root span: the span names the
+/// request id the client sent, the method, the path and the matched route template; the
+/// line gives the status and the latency.
+async fn each_request_is_logged_once_in_its_span(app: TestApp) {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || sink.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let path = "/api/v1/opportunities/01900000-0000-7000-8000-000000000000";
+    app.get(path)
+        .admin()
+        .header("x-request-id", "trace-me-42")
+        .expect(404)
+        .await;
+    drop(guard);
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let ends: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["span"]["request_id"] == "trace-me-42")
+        .filter(|v| v["fields"]["message"] == "request completed")
+        .collect();
+    assert_eq!(ends.len(), 1, "{text}");
+    let end = &ends[0];
+    assert_eq!(end["fields"]["status"], 404);
+    assert!(end["fields"]["latency_ms"].as_f64().is_some(), "{end}");
+    assert_eq!(end["span"]["name"], "request");
+    assert_eq!(end["span"]["method"], "GET");
+    assert_eq!(end["span"]["path"], path);
+    assert_eq!(end["span"]["route"], "/api/v1/opportunities/{id}");
 }
 
 async fn cors_preflight_allows_configured_origins_only(app: TestApp) {
