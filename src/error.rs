@@ -368,6 +368,20 @@ impl From<diesel::r2d2::PoolError> for AppError {
 mod tests {
     use super::*;
 
+    /// A connection the database closed is a 503 to retry (the pool discards the
+    /// connection), not a 500; other database failures stay 500s.
+    #[test]
+    fn a_closed_connection_is_unavailable_not_internal() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let closed = Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection unexpectedly".to_owned()),
+        );
+        assert!(matches!(AppError::from(closed), AppError::Unavailable(_)));
+        let other = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("boom".to_owned()));
+        assert!(matches!(AppError::from(other), AppError::Internal(_)));
+    }
+
     /// The string literal passed as argument `index` of every call to `name(` in `text`.
     fn literal_args(text: &str, name: &str, index: usize, arity: usize) -> Vec<String> {
         let mut found = Vec::new();

@@ -7,9 +7,11 @@
 //! meantime) is probed first, and a dead one is discarded and replaced.
 //!
 //! A connection that dies within the window fails its first query instead: diesel then
-//! marks it broken, so the pool drops it when it comes back, and the client gets a 503
-//! to retry (see `AppError::from(diesel::result::Error)`). SQLite connections live in
-//! this process and are never probed.
+//! marks it broken, so the pool drops it when it comes back. A point read (the first
+//! statement of every request) runs again on a fresh connection ([`super::run_point_read`]);
+//! any other statement's client gets a 503 to retry (see
+//! `AppError::from(diesel::result::Error)`). SQLite connections live in this process and
+//! are never probed.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,15 @@ pub fn checkout(pool: &DbPool) -> Result<PooledConn, StorageError> {
 pub fn try_checkout(pool: &DbPool) -> Option<PooledConn> {
     let conn = pool.try_get()?;
     ready(pool, conn).ok()
+}
+
+/// Like [`checkout`], but probes the connection whatever its last use: for running a
+/// statement again after its connection died, when the other pooled connections may
+/// have died with it.
+pub fn checkout_probed(pool: &DbPool) -> Result<PooledConn, StorageError> {
+    let mut conn = pool.get()?;
+    PooledConnection::extensions_mut(&mut conn).remove::<LastUsed>();
+    ready(pool, conn)
 }
 
 /// Records that `conn` has just done its work, so its next checkout within the window
@@ -72,6 +83,8 @@ fn ready(pool: &DbPool, mut conn: PooledConn) -> Result<PooledConn, StorageError
                 attempts -= 1;
                 drop(conn);
                 conn = pool.get()?;
+                // Whatever closed one connection may have closed the others.
+                PooledConnection::extensions_mut(&mut conn).remove::<LastUsed>();
             }
         }
     }

@@ -399,9 +399,15 @@ where
 /// here when a connection is at hand (held by the request or free in the pool without
 /// waiting). Anything that may write or scan, and every PostgreSQL query (a network round
 /// trip), goes through [`run`].
+///
+/// A point read is also the first statement of every request (the credential's user
+/// row), so it is where a PostgreSQL connection that died within the probe-free window
+/// (see [`checkout`]) shows: when `f` fails and leaves the connection broken, the read
+/// runs once more on a freshly checked-out connection, and the dead one goes back to be
+/// discarded. A read changes nothing, so running it twice is safe.
 pub async fn run_point_read<T, F>(pool: &DbPool, backend: Backend, f: F) -> AppResult<T>
 where
-    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    F: Fn(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
     let held = held::take();
@@ -421,7 +427,20 @@ where
             result
         }
         // The connection in hand goes along, so it is not checked out twice.
-        other => on_blocking_pool(pool, other, keep, f).await,
+        other => {
+            let spare = pool.clone();
+            let read_again_if_dead = move |conn: &mut DbConn| match f(conn) {
+                Err(_) if matches!(conn, DbConn::Pg(_)) && conn.is_broken() => {
+                    let mut fresh = checkout::checkout_probed(&spare)?;
+                    // The live connection takes the place of the dead one, which leaves
+                    // with `fresh` and is discarded by the pool (it is broken).
+                    std::mem::swap(conn, &mut *fresh);
+                    f(conn)
+                }
+                result => result,
+            };
+            on_blocking_pool(pool, other, keep, read_again_if_dead).await
+        }
     }
 }
 

@@ -119,6 +119,11 @@ impl std::io::Write for Captured {
 /// request id the client sent, the method, the path and the matched route template; the
 /// line gives the status and the latency.
 async fn each_request_is_logged_once_in_its_span(app: TestApp) {
+    let path = "/api/v1/opportunities/01900000-0000-7000-8000-000000000000";
+    // A first request registers the log call sites while no subscriber of this test
+    // exists; installing the subscriber below then re-evaluates them. Otherwise another
+    // test registering one of them at the same moment could cache it as disabled.
+    app.get(path).admin().expect(404).await;
     let captured = Captured::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -127,7 +132,6 @@ async fn each_request_is_logged_once_in_its_span(app: TestApp) {
         .with_writer(move || sink.clone())
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
-    let path = "/api/v1/opportunities/01900000-0000-7000-8000-000000000000";
     app.get(path)
         .admin()
         .header("x-request-id", "trace-me-42")

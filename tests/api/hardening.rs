@@ -391,9 +391,9 @@ async fn a_write_succeeds_while_a_long_read_is_open(app: TestApp) {
 
 /// PostgreSQL closes every connection of the service (a restart, a proxy's idle
 /// timeout). A request that follows within the probe-free window after the last use
-/// meets the dead connection and gets a 503 to retry, never a 500; the dead connection
-/// is dropped. After an idle pause the pooled connections are probed before use: the
-/// dead ones are replaced and every request is answered.
+/// meets the dead connection on its credential read, which runs again on a fresh
+/// connection: the client sees nothing. After an idle pause the pooled connections are
+/// probed before use: the dead ones are replaced and every request is answered.
 #[actix_web::test]
 async fn closed_database_connections_are_replaced() {
     use diesel::{Connection, RunQueryDsl};
@@ -414,11 +414,25 @@ async fn closed_database_connections_are_replaced() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let me = || app.get("/api/v1/users/me").admin();
+    let pipeline = app.pipeline_from_template("standard").await["id"].clone();
 
     me().send_ok().await;
     close_all();
-    me().send().await.problem(503, "service_unavailable");
     me().send_ok().await;
+    let deal = app
+        .post("/api/v1/opportunities")
+        .admin()
+        .json(serde_json::json!({"name": "After the restart", "pipeline_id": pipeline}))
+        .created()
+        .await;
+    close_all();
+    app.get(&format!(
+        "/api/v1/opportunities/{}",
+        deal.body["id"].as_str().unwrap()
+    ))
+    .admin()
+    .send_ok()
+    .await;
 
     me().send_ok().await;
     close_all();

@@ -115,12 +115,12 @@ fn postgres_converts_stored_text_ids_to_uuids() {
     let mut conn = PgConnection::establish(&url).expect("connect");
     let migrations =
         MigrationSource::<Pg>::migrations(&stageflow::storage::PG_MIGRATIONS).expect("migrations");
-    let (last, before) = migrations.split_last().expect("migrations");
-    assert!(
-        last.name().to_string().ends_with("uuid_ids"),
-        "{}",
-        last.name()
-    );
+    let at = migrations
+        .iter()
+        .position(|m| m.name().to_string().ends_with("uuid_ids"))
+        .expect("the migration to UUIDs");
+    let (before, rest) = migrations.split_at(at);
+    let last = &rest[0];
     conn.applied_migrations().expect("migration table");
     for m in before {
         conn.run_migration(m.as_ref()).expect("earlier migration");
@@ -143,6 +143,9 @@ fn postgres_converts_stored_text_ids_to_uuids() {
     .expect("rows with text ids");
     conn.run_migration(last.as_ref())
         .expect("the migration to UUIDs");
+    for m in &rest[1..] {
+        conn.run_migration(m.as_ref()).expect("a later migration");
+    }
 
     let read: Vec<(String, String, String)> = diesel::sql_query(
         "SELECT CAST(o.id AS TEXT) AS a, CAST(o.stage_id AS TEXT) AS b, CAST(p.created_by AS TEXT) AS c \
