@@ -11,6 +11,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::auth::password;
+use crate::domain::ids::{OpportunityId, PipelineId, UserId};
 use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
 use crate::domain::opportunity::{ActivityType, Channel, OpportunityStatus};
 use crate::domain::pipeline::{StageDraft, StageKind};
@@ -117,7 +118,7 @@ pub struct DemoSummary {
 }
 
 struct Pipe {
-    id: String,
+    id: PipelineId,
     open: Vec<StageRow>,
     won: StageRow,
     lost: StageRow,
@@ -149,7 +150,7 @@ pub fn generate(
     })?;
     let batch = 20_000;
     let mut done = 0;
-    let mut converted: Vec<String> = Vec::new();
+    let mut converted: Vec<OpportunityId> = Vec::new();
     while done < opts.opportunities {
         let n = batch.min(opts.opportunities - done);
         let mut opps = Vec::with_capacity(n);
@@ -214,8 +215,8 @@ pub fn generate(
 }
 
 /// 5 teams of 10 reps with a manager each; reused when they exist already.
-fn people(conn: &mut DbConn) -> AppResult<(Vec<String>, usize)> {
-    let existing: Vec<String> = users::table
+fn people(conn: &mut DbConn) -> AppResult<(Vec<UserId>, usize)> {
+    let existing: Vec<UserId> = users::table
         .select(users::id)
         .filter(users::email.like("rep%@demo.example"))
         .order(users::email.asc())
@@ -228,8 +229,8 @@ fn people(conn: &mut DbConn) -> AppResult<(Vec<String>, usize)> {
     let mut reps = Vec::new();
     storage::write_tx(conn, |c| -> AppResult<()> {
         for t in 0..5 {
-            let manager = storage::new_id();
-            let team = storage::new_id();
+            let manager: String = storage::new_id();
+            let team: String = storage::new_id();
             user(
                 c,
                 &manager,
@@ -254,7 +255,7 @@ fn people(conn: &mut DbConn) -> AppResult<(Vec<String>, usize)> {
                 .set(users::team_id.eq(uid(&team)))
                 .execute(c)?;
             for r in 0..10 {
-                let id = storage::new_id();
+                let id: String = storage::new_id();
                 let n = t * 10 + r;
                 user(
                     c,
@@ -266,7 +267,7 @@ fn people(conn: &mut DbConn) -> AppResult<(Vec<String>, usize)> {
                     &hash,
                     now,
                 )?;
-                reps.push(id);
+                reps.push(UserId::from(id));
             }
         }
         Ok(())
@@ -302,7 +303,7 @@ fn user(
     Ok(())
 }
 
-fn pipelines(conn: &mut DbConn, actor: &str) -> AppResult<Vec<Pipe>> {
+fn pipelines(conn: &mut DbConn, actor: &UserId) -> AppResult<Vec<Pipe>> {
     let mut out = Vec::new();
     for key in ["standard", "saas", "medical_devices"] {
         let t = template(key).ok_or_else(|| AppError::internal("template"))?;
@@ -349,10 +350,10 @@ fn pipelines(conn: &mut DbConn, actor: &str) -> AppResult<Vec<Pipe>> {
 fn walk(
     rng: &mut Rng,
     pipe: &Pipe,
-    owner: String,
+    owner: UserId,
     now: NaiveDateTime,
 ) -> (OpportunityRow, Vec<TransitionRow>, Vec<ActivityRow>) {
-    let id = storage::new_id();
+    let id: OpportunityId = storage::new_id();
     let created = now - Duration::minutes(60 + rng.below(730 * 24 * 60) as i64);
     let mut t = created;
     let mut log: Vec<TransitionRow> = Vec::new();
@@ -494,8 +495,8 @@ fn activity(rng: &mut Rng, opp: &str, owner: &str, at: NaiveDateTime) -> Activit
 fn make_leads(
     conn: &mut DbConn,
     rng: &mut Rng,
-    owners: &[String],
-    converted: &[String],
+    owners: &[UserId],
+    converted: &[OpportunityId],
     n: usize,
     now: NaiveDateTime,
 ) -> AppResult<usize> {
@@ -503,7 +504,7 @@ fn make_leads(
     for i in 0..n {
         let created = now - Duration::minutes(rng.below(730 * 24 * 60) as i64);
         let (status, opp) = match converted.get(i) {
-            Some(o) => (LeadStatus::Converted, Some(o.clone())),
+            Some(o) => (LeadStatus::Converted, Some(o.to_string())),
             None => (
                 *rng.pick(&[
                     LeadStatus::New,
@@ -536,7 +537,7 @@ fn make_leads(
             score: 0,
             score_breakdown: JsonText::default(),
             tags: JsonText::default(),
-            owner_id: rng.pick(owners).clone(),
+            owner_id: rng.pick(owners).to_string(),
             next_follow_up_at: None,
             last_activity_at: None,
             external_id: None,

@@ -371,14 +371,14 @@ pub struct StageInfo {
 
 /// The stages of a pipeline in position order; 404 when the pipeline does not exist.
 pub fn pipeline_stages(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageInfo>> {
-    let stages = crate::storage::pipelines::stages_of(conn, pipeline_id)?;
+    let stages = crate::storage::pipelines::stages_of(conn, &pipeline_id.into())?;
     if stages.is_empty() {
         return Err(AppError::NotFound);
     }
     Ok(stages
         .into_iter()
         .map(|s| StageInfo {
-            id: s.id,
+            id: s.id.into(),
             name: s.name,
             position: s.position,
             kind: s.kind,

@@ -103,12 +103,12 @@ pub fn report(
                 stalled_after_days: days.unwrap_or_default(),
                 last_activity_at: o.last_activity_at.map(|t| t.and_utc()),
                 amount: o.amount_minor.map(format_amount),
-                opportunity_id: o.id,
+                opportunity_id: o.id.into(),
                 name: o.name,
-                pipeline_id: o.pipeline_id,
-                stage_id: o.stage_id,
+                pipeline_id: o.pipeline_id.into(),
+                stage_id: o.stage_id.into(),
                 stage_name,
-                owner_id: o.owner_id,
+                owner_id: o.owner_id.into(),
                 owner_name,
             }
         })

@@ -4,6 +4,7 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use super::links::LinkKey;
+use crate::domain::ids::UserId;
 use crate::error::{AppError, AppResult};
 
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -15,7 +16,7 @@ pub struct SecretTooShort(pub usize);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
-    pub sub: String,
+    pub sub: UserId,
     pub role: String,
     pub team_id: Option<String>,
     pub iat: i64,
@@ -78,7 +79,7 @@ impl JwtKeys {
     ) -> AppResult<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
-            sub: user_id.to_owned(),
+            sub: user_id.into(),
             role: role.to_owned(),
             team_id: team_id.map(str::to_owned),
             iat: now,

@@ -10,6 +10,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::domain::ids::UserId;
+
 /// Lifetime of a link unless the request asks otherwise (15 minutes).
 pub const DEFAULT_TTL_SECS: i64 = 15 * 60;
 pub const MIN_TTL_SECS: i64 = 60;
@@ -67,7 +69,7 @@ fn mac_of(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// Who signed a link: a person, or an API key (whose scopes still apply).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
-    User(String),
+    User(UserId),
     Key(String),
 }
 
@@ -98,7 +100,7 @@ impl Signature {
             return None;
         }
         let signer = match kind {
-            "u" => Signer::User(id.to_owned()),
+            "u" => Signer::User(id.into()),
             "k" => Signer::Key(id.to_owned()),
             _ => return None,
         };

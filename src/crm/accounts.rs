@@ -79,14 +79,14 @@ pub fn account_row(
 ) -> AppResult<AccountRow> {
     let mut p = Problems::default();
     let name = required_text(&mut p, "name", &input.name, 200);
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
     let row = AccountRow {
         name,
         industry: opt_text(&mut p, "industry", &input.industry, 100),
         company_size: input.company_size,
         region: opt_text(&mut p, "region", &input.region, 100),
         website: opt_text(&mut p, "website", &input.website, 300),
-        owner_id,
+        owner_id: owner_id.into(),
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         ..stamp_new_or_next(base.cloned(), caller, |id, now| AccountRow {
             id,
@@ -99,8 +99,8 @@ pub fn account_row(
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
+            created_by: Some(caller.user_id.to_string()),
+            updated_by: Some(caller.user_id.to_string()),
             external_id: None,
         })
     };
@@ -125,7 +125,7 @@ pub fn contact_row(
             "a contact needs a name or an email",
         );
     }
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
     if let Some(account_id) = &input.account_id {
         if account::find_visible(conn, &caller.visibility(), account_id).is_err() {
             p.add("account_id", "not_found", "no such account");
@@ -137,7 +137,7 @@ pub fn contact_row(
         email,
         phone: opt_text(&mut p, "phone", &input.phone, 50),
         account_id: input.account_id.clone(),
-        owner_id,
+        owner_id: owner_id.into(),
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         ..stamp_new_or_next(base.cloned(), caller, |id, now| ContactRow {
             id,
@@ -150,8 +150,8 @@ pub fn contact_row(
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
+            created_by: Some(caller.user_id.to_string()),
+            updated_by: Some(caller.user_id.to_string()),
             external_id: None,
         })
     };

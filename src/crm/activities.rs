@@ -89,7 +89,7 @@ pub fn build(
         }
     }
     let subject = required_text(&mut p, "subject", &input.subject, 300);
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
     let now = storage::now();
     let completed_at = match (input.completed_at, input.due_at, base) {
         (Some(c), _, _) => Some(c.naive_utc()),
@@ -105,7 +105,7 @@ pub fn build(
         due_at: input.due_at.map(|d| d.naive_utc()),
         completed_at,
         outcome: opt_text(&mut p, "outcome", &input.outcome, 2000),
-        owner_id,
+        owner_id: owner_id.into(),
         ..stamp_new_or_next(base.cloned(), caller, |id, now| ActivityRow {
             id,
             type_: ActivityType::Note,
@@ -120,8 +120,8 @@ pub fn build(
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
+            created_by: Some(caller.user_id.to_string()),
+            updated_by: Some(caller.user_id.to_string()),
         })
     };
     p.into_result()?;

@@ -27,7 +27,7 @@ pub struct Captured {
 /// Who captured leads are written as: the admin who made the source, else the oldest
 /// active admin.
 fn acting_admin(conn: &mut DbConn, source: &SourceRow) -> AppResult<Caller> {
-    if let Ok((caller, _)) = link_signer(conn, &Signer::User(source.created_by.clone())) {
+    if let Ok((caller, _)) = link_signer(conn, &Signer::User(source.created_by.as_str().into())) {
         return Ok(caller);
     }
     let admin = users::oldest_admin(conn)?
@@ -49,7 +49,7 @@ fn owner(conn: &mut DbConn, source: &SourceRow, caller: &Caller) -> AppResult<St
     Ok(source
         .owner_id
         .clone()
-        .unwrap_or_else(|| caller.user_id.clone()))
+        .unwrap_or_else(|| caller.user_id.to_string()))
 }
 
 fn input_from(fields: Map<String, Value>) -> AppResult<LeadInput> {

@@ -9,6 +9,7 @@ use super::accounts::{AccountInput, ContactInput};
 use super::opportunities::{self, DealWithProbability, OpportunityInput};
 use super::stages::{enter_stage, first_open_stage, StageChange};
 use crate::auth::Caller;
+use crate::domain::ids::{PipelineId, StageId, UserId};
 use crate::domain::lead::LeadStatus;
 use crate::domain::opportunity::Channel;
 use crate::domain::pipeline::StageKind;
@@ -29,14 +30,16 @@ pub struct Conversion {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConvertRequest {
-    pub pipeline_id: String,
+    #[schema(value_type = String)]
+    pub pipeline_id: PipelineId,
     /// Defaults to "<company> – <interest>" (or the person's name).
     pub name: Option<String>,
     #[schema(example = "120000.00")]
     pub amount: Option<String>,
     pub expected_close_date: Option<NaiveDate>,
     /// An open stage; defaults to the pipeline's first.
-    pub stage_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub stage_id: Option<StageId>,
 }
 
 fn person_name(l: &LeadRow) -> Option<String> {
@@ -164,7 +167,7 @@ pub fn convert(
         account_id: Some(account.id.clone()),
         contact_id: Some(contact.id.clone()),
         lead_id: Some(lead.id.clone()),
-        owner_id: owned_by_lead,
+        owner_id: owned_by_lead.map(UserId::from),
         source: Some(lead.source),
         industry: lead.industry.clone(),
         company_size: lead.company_size,
@@ -189,7 +192,7 @@ pub fn convert(
     lead.stamp_next(&caller.user_id, change.at);
     lead.status = LeadStatus::Converted;
     lead.converted_at = Some(change.at);
-    lead.converted_opportunity_id = Some(opp.id.clone());
+    lead.converted_opportunity_id = Some(opp.id.to_string());
     store::save(conn, &lead, &vis)?;
     super::events::lead(conn, Some(&before), &lead)?;
     Ok(Conversion {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::views::{ActivityOut, LeadOut, OpportunityOut};
+use crate::domain::ids::{OpportunityId, UserId};
 use crate::domain::integration::EventType;
 use crate::domain::lead::LeadStatus;
 use crate::domain::opportunity::OpportunityStatus;
@@ -86,7 +87,7 @@ fn subscribers<'s>(
             continue;
         }
         if let Some(team) = &s.team_id {
-            let owner = users::find(conn, facts.owner_id)?;
+            let owner = users::find(conn, &UserId::from(facts.owner_id))?;
             if owner.and_then(|u| u.team_id).as_deref() != Some(team.as_str()) {
                 continue;
             }
@@ -286,7 +287,7 @@ pub fn activity_created(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
         return Ok(());
     };
     let deal = match &a.opportunity_id {
-        Some(id) => storage::opportunities::find(conn, id)?,
+        Some(id) => storage::opportunities::find(conn, &OpportunityId::from(id.as_str()))?,
         None => None,
     };
     let facts = Facts {

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
+use crate::domain::ids::UserId;
 use crate::domain::user::Email;
 use crate::domain::Problems;
 use crate::error::{AppError, AppResult};
@@ -83,20 +84,21 @@ pub fn resolve_owner(
     conn: &mut DbConn,
     p: &mut Problems,
     caller: &Caller,
-    requested: &Option<String>,
-) -> AppResult<String> {
-    let Some(owner) = requested.as_deref() else {
+    requested: Option<&str>,
+) -> AppResult<UserId> {
+    let Some(owner) = requested else {
         return Ok(caller.user_id.clone());
     };
     if !crate::domain::is_id(owner) {
         crate::domain::optional_id(p, "owner_id", Some(owner));
         return Ok(caller.user_id.clone());
     }
-    if owner == caller.user_id {
-        return Ok(owner.to_owned());
+    if caller.user_id == owner {
+        return Ok(owner.into());
     }
+    let owner = UserId::from(owner);
     let ok =
-        caller.visibility().allows(owner) && users::find(conn, owner)?.is_some_and(|u| u.active);
+        caller.visibility().allows(&owner) && users::find(conn, &owner)?.is_some_and(|u| u.active);
     if !ok {
         p.add(
             "owner_id",
@@ -104,5 +106,5 @@ pub fn resolve_owner(
             "no such active user among those you may assign to",
         );
     }
-    Ok(owner.to_owned())
+    Ok(owner)
 }

@@ -142,7 +142,7 @@ pub fn build(
             _ => {}
         }
     }
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
     let bant = json(input.bant.unwrap_or_default())?;
     let mut row = LeadRow {
         first_name,
@@ -161,7 +161,7 @@ pub fn build(
         status,
         bant,
         tags: tags_json(&mut p, &input.tags)?,
-        owner_id,
+        owner_id: owner_id.into(),
         next_follow_up_at: input.next_follow_up_at.map(|t| t.naive_utc()),
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         custom: custom_json(&mut p, &input.custom)?,
@@ -196,8 +196,8 @@ pub fn build(
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
+            created_by: Some(caller.user_id.to_string()),
+            updated_by: Some(caller.user_id.to_string()),
         })
     };
     p.into_result()?;

@@ -13,6 +13,7 @@ use super::stages::{
     ensure_open, enter_stage, first_of_kind, first_open_stage, stage_in, StageChange,
 };
 use crate::auth::Caller;
+use crate::domain::ids::{OpportunityId, PipelineId, StageId, UserId};
 use crate::domain::lead::{CompanySize, LeadSource};
 use crate::domain::money::{format_amount, parse_amount, parse_currency};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
@@ -40,10 +41,12 @@ pub struct NextAction {
 pub struct OpportunityInput {
     #[schema(example = "云启科技 CRM 升级")]
     pub name: String,
-    pub pipeline_id: String,
+    #[schema(value_type = String)]
+    pub pipeline_id: PipelineId,
     /// An open stage of the pipeline; defaults to the first. Changing it is a stage move
     /// (gated like `/move`).
-    pub stage_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub stage_id: Option<StageId>,
     /// Decimal string, e.g. `"12500.00"`.
     #[schema(example = "12500.00")]
     pub amount: Option<String>,
@@ -57,7 +60,8 @@ pub struct OpportunityInput {
     pub contact_id: Option<String>,
     pub lead_id: Option<String>,
     /// Defaults to the caller.
-    pub owner_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub owner_id: Option<UserId>,
     pub source: Option<LeadSource>,
     pub industry: Option<String>,
     pub company_size: Option<CompanySize>,
@@ -176,7 +180,7 @@ pub fn build(
             not_visible(&mut p, "lead_id", "lead");
         }
     }
-    let owner_id = resolve_owner(conn, &mut p, caller, &input.owner_id)?;
+    let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
     let next_action = input.next_action.as_ref().map(|n| {
         let text = required_text(&mut p, "next_action.text", &n.text, 500);
         (text, n.due_at.map(|d| d.naive_utc()))
@@ -201,10 +205,10 @@ pub fn build(
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         custom: custom_json(&mut p, &input.custom)?,
         ..stamp_new_or_next(base.cloned(), caller, |id, now| OpportunityRow {
-            id,
+            id: id.into(),
             name: String::new(),
             pipeline_id: input.pipeline_id.clone(),
-            stage_id: String::new(),
+            stage_id: StageId::from(""),
             status: OpportunityStatus::Open,
             amount_minor: None,
             currency: String::new(),
@@ -213,7 +217,7 @@ pub fn build(
             account_id: None,
             contact_id: None,
             lead_id: None,
-            owner_id: String::new(),
+            owner_id: UserId::from(""),
             source: None,
             industry: None,
             company_size: None,
@@ -342,7 +346,11 @@ pub fn create_with_history(
 }
 
 /// Whether the deal's stage log begins with `past` (stages and times).
-pub fn log_starts_with(conn: &mut DbConn, id: &str, past: &[PastStage]) -> AppResult<bool> {
+pub fn log_starts_with(
+    conn: &mut DbConn,
+    id: &OpportunityId,
+    past: &[PastStage],
+) -> AppResult<bool> {
     let log = store::history(conn, id)?;
     Ok(log.len() >= past.len()
         && log
@@ -352,7 +360,7 @@ pub fn log_starts_with(conn: &mut DbConn, id: &str, past: &[PastStage]) -> AppRe
 }
 
 /// The pipeline of a visible deal.
-pub fn pipeline_of(conn: &mut DbConn, caller: &Caller, id: &str) -> AppResult<String> {
+pub fn pipeline_of(conn: &mut DbConn, caller: &Caller, id: &str) -> AppResult<PipelineId> {
     Ok(store::lock_visible(conn, &caller.visibility(), id)?.pipeline_id)
 }
 
@@ -394,7 +402,7 @@ pub fn update_if_changed(
             detail:
                 "A deal with this key exists and differs; import with mode=upsert to update it."
                     .into(),
-            existing_id: Some(current.id.clone()),
+            existing_id: Some(current.id.to_string()),
         });
     }
     if wanted != current.stage_id {

@@ -6,6 +6,7 @@
 
 use chrono::NaiveDateTime;
 
+use crate::domain::ids::{StageId, UserId};
 use crate::domain::opportunity::{is_filled, Channel, OpportunityStatus};
 use crate::domain::pipeline::{RequirableField, StageKind};
 use crate::error::{AppError, AppResult, FieldError, ProblemCode};
@@ -18,7 +19,7 @@ use crate::storage::{self, DbConn};
 
 /// How a stage change is recorded.
 pub struct StageChange<'a> {
-    pub actor: &'a str,
+    pub actor: &'a UserId,
     pub channel: Channel,
     pub note: Option<String>,
     pub at: NaiveDateTime,
@@ -128,7 +129,7 @@ pub fn ensure_open(deal: &OpportunityRow) -> AppResult<()> {
 pub fn enter_stage(
     conn: &mut DbConn,
     deal: &mut OpportunityRow,
-    from_stage_id: Option<String>,
+    from_stage_id: Option<StageId>,
     target: &StageRow,
     change: &StageChange<'_>,
 ) -> AppResult<()> {
@@ -213,7 +214,7 @@ pub fn enter_stage(
             from_stage_id,
             to_stage_id: target.id.clone(),
             entered_at: change.at,
-            actor_id: Some(change.actor.to_owned()),
+            actor_id: Some(change.actor.clone()),
             channel: change.channel,
             note: change.note.clone(),
         },
@@ -228,7 +229,7 @@ pub fn evacuate_stage(
     conn: &mut DbConn,
     from: &StageRow,
     target: &StageRow,
-    actor: &str,
+    actor: &UserId,
 ) -> AppResult<usize> {
     let ids = store::ids_in_stage(conn, &from.id)?;
     let change = StageChange {

@@ -1,5 +1,6 @@
 //! Plain types and rules. Nothing here knows HTTP or SQL.
 
+pub mod ids;
 pub mod integration;
 pub mod lead;
 pub mod money;

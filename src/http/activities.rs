@@ -286,10 +286,10 @@ pub async fn list_follow_ups(
                 title: format!("{}: {}", o.name, o.next_action_text.unwrap_or_default()),
                 due_at: utc(due),
                 overdue: due < now,
-                owner_id: o.owner_id,
+                owner_id: o.owner_id.into(),
                 lead_id: o.lead_id,
-                opportunity_id: Some(o.id.clone()),
-                id: o.id,
+                opportunity_id: Some(o.id.to_string()),
+                id: o.id.into(),
             });
         }
         let due_leads = match kinds.leads {

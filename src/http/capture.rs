@@ -331,7 +331,7 @@ fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> A
         );
     }
     if let Some(id) = &input.default_owner_id {
-        if !users::find(conn, id)?.is_some_and(|u| u.active) {
+        if !users::find(conn, &id.as_str().into())?.is_some_and(|u| u.active) {
             p.add("default_owner_id", "not_found", "no such active user");
         }
     }
@@ -412,7 +412,7 @@ pub async fn create_source(
         version: 0,
         created_at: now,
         updated_at: now,
-        created_by: caller.user_id.clone(),
+        created_by: caller.user_id.to_string(),
     };
     let row = storage::run_tx(&state.pool, move |conn| {
         apply(conn, &mut row, input)?;

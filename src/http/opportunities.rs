@@ -17,6 +17,7 @@ use crate::auth::Caller;
 use crate::crm::opportunities::{self as crm, StageMove};
 pub use crate::crm::opportunities::{NextAction, OpportunityInput};
 pub use crate::crm::views::OpportunityOut;
+use crate::domain::ids::{StageId, UserId};
 use crate::domain::lead::LeadSource;
 use crate::domain::money::parse_amount;
 use crate::domain::opportunity::{Channel, OpportunityStatus};
@@ -479,13 +480,13 @@ pub async fn opportunity_history(
         let left_at = rows.get(i + 1).map(|next| next.entered_at);
         data.push(HistoryEntry {
             from_stage_name: t.from_stage_id.as_deref().and_then(name),
-            from_stage_id: t.from_stage_id.clone(),
+            from_stage_id: t.from_stage_id.as_ref().map(StageId::to_string),
             to_stage_name: name(&t.to_stage_id),
-            to_stage_id: t.to_stage_id.clone(),
+            to_stage_id: t.to_stage_id.to_string(),
             entered_at: utc(t.entered_at),
             left_at: left_at.map(utc),
             duration_seconds: left_at.map(|l| (l - t.entered_at).num_seconds()),
-            actor_id: t.actor_id.clone(),
+            actor_id: t.actor_id.as_ref().map(UserId::to_string),
             channel: t.channel,
             note: t.note.clone(),
         });
@@ -531,15 +532,15 @@ impl From<store::LogEntry> for StageLogEntry {
         let t = e.row;
         StageLogEntry {
             id: t.id,
-            opportunity_id: t.opportunity_id,
+            opportunity_id: t.opportunity_id.into(),
             external_id: e.external_id,
-            pipeline_id: t.pipeline_id,
-            from_stage_id: t.from_stage_id,
+            pipeline_id: t.pipeline_id.into(),
+            from_stage_id: t.from_stage_id.map(String::from),
             from_stage_name: e.from_stage_name,
-            to_stage_id: t.to_stage_id,
+            to_stage_id: t.to_stage_id.into(),
             to_stage_name: e.to_stage_name,
             entered_at: utc(t.entered_at),
-            actor_id: t.actor_id,
+            actor_id: t.actor_id.map(String::from),
             channel: t.channel,
             note: t.note,
         }

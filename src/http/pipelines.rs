@@ -12,6 +12,7 @@ use super::{double_option, utc};
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
+use crate::domain::ids::{PipelineId, StageId};
 use crate::domain::pipeline::{check_stage_set, StageDraft, StageInput, StageKind};
 use crate::domain::templates::{template, TEMPLATE_KEYS};
 use crate::domain::user::Role;
@@ -50,8 +51,8 @@ impl From<StageRow> for StageOut {
             exit_criteria: s.exit_criteria.into_inner(),
             suggested_actions: s.suggested_actions.into_inner(),
             kind: s.kind,
-            id: s.id,
-            pipeline_id: s.pipeline_id,
+            id: s.id.into(),
+            pipeline_id: s.pipeline_id.into(),
             name: s.name,
             position: s.position,
             probability: s.probability,
@@ -84,15 +85,15 @@ impl From<PipelineWithStages> for PipelineOut {
     fn from(p: PipelineWithStages) -> Self {
         let r = p.pipeline;
         PipelineOut {
-            id: r.id,
+            id: r.id.into(),
             name: r.name,
             description: r.description,
             stages: p.stages.into_iter().map(StageOut::from).collect(),
             version: r.version,
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
-            created_by: r.created_by,
-            updated_by: r.updated_by,
+            created_by: r.created_by.map(String::from),
+            updated_by: r.updated_by.map(String::from),
         }
     }
 }
@@ -342,7 +343,7 @@ pub async fn list_pipelines(
 pub async fn find_pipeline(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<PipelineId>,
 ) -> AppResult<HttpResponse> {
     caller.require_scope(Scope::PipelinesRead)?;
     let p = storage::run(&state.pool, move |conn| store::find(conn, &id)).await?;
@@ -362,7 +363,7 @@ pub async fn find_pipeline(
 pub async fn update_pipeline(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<PipelineId>,
     if_match: IfMatch,
     body: ApiJson<UpdatePipeline>,
 ) -> AppResult<HttpResponse> {
@@ -401,7 +402,7 @@ pub async fn update_pipeline(
 pub async fn delete_pipeline(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<PipelineId>,
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_restructure(&caller)?;
@@ -435,7 +436,7 @@ fn check_set_after(stages: &[StageRow], field: &str) -> AppResult<()> {
 }
 
 fn stage_result(conn: &mut DbConn, stage_id: &str) -> AppResult<StageRow> {
-    store::find_stage(conn, stage_id)
+    store::find_stage(conn, &stage_id.into())
 }
 
 /// Adds a stage to a pipeline.
@@ -449,7 +450,7 @@ fn stage_result(conn: &mut DbConn, stage_id: &str) -> AppResult<StageRow> {
 pub async fn create_stage(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<PipelineId>,
     body: ApiJson<StageInput>,
 ) -> AppResult<HttpResponse> {
     can_restructure(&caller)?;
@@ -505,7 +506,7 @@ pub async fn create_stage(
 pub async fn update_stage(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<StageId>,
     if_match: IfMatch,
     body: ApiJson<UpdateStage>,
 ) -> AppResult<HttpResponse> {
@@ -592,7 +593,7 @@ pub async fn update_stage(
 pub async fn delete_stage(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<StageId>,
     if_match: IfMatch,
     query: ApiQuery<DeleteStageQuery>,
 ) -> AppResult<HttpResponse> {
@@ -686,19 +687,19 @@ fn restructured(conn: &mut DbConn, pipeline_id: &str) -> AppResult<()> {
 pub async fn update_stage_order(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<PipelineId>,
     if_match: IfMatch,
     body: ApiJson<StageOrder>,
 ) -> AppResult<HttpResponse> {
     can_restructure(&caller)?;
-    let order = body.0.stage_ids;
+    let order: Vec<StageId> = body.0.stage_ids.into_iter().map(StageId::from).collect();
     let updated = storage::run_tx(&state.pool, move |conn| {
         store::touch(conn, &id, if_match.0, &caller.user_id)?;
         let stages = store::stages_of(conn, &id)?;
         let mut given = order.clone();
         given.sort();
         given.dedup();
-        let mut existing: Vec<String> = stages.iter().map(|s| s.id.clone()).collect();
+        let mut existing: Vec<StageId> = stages.iter().map(|s| s.id.clone()).collect();
         existing.sort();
         if given != existing || order.len() != existing.len() {
             return Err(AppError::field(

@@ -78,7 +78,7 @@ pub async fn create_team(
     let name = required_text(&mut p, "name", &b.name, 100);
     let team = storage::run_tx(&state.pool, move |conn| {
         if let Some(manager_id) = &b.manager_id {
-            match users::find(conn, manager_id)? {
+            match users::find(conn, &manager_id.as_str().into())? {
                 None => p.add("manager_id", "not_found", "no such user"),
                 Some(u) if u.role == Role::Rep => p.add(
                     "manager_id",
@@ -97,8 +97,8 @@ pub async fn create_team(
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.clone()),
-            updated_by: Some(caller.user_id.clone()),
+            created_by: Some(caller.user_id.to_string()),
+            updated_by: Some(caller.user_id.to_string()),
         };
         teams::insert(conn, &row)?;
         if let Some(manager_id) = &b.manager_id {

@@ -9,6 +9,7 @@ use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::pagination::{page_request, PageOut};
 use super::{double_option, utc};
 use crate::auth::{password, Caller};
+use crate::domain::ids::UserId;
 use crate::domain::user::{check_password, Email, Role};
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
@@ -32,7 +33,7 @@ impl From<UserRow> for UserOut {
     fn from(u: UserRow) -> Self {
         UserOut {
             role: u.role,
-            id: u.id,
+            id: u.id.into(),
             email: u.email,
             name: u.name,
             team_id: u.team_id,
@@ -233,7 +234,7 @@ pub async fn find_user(
 pub async fn update_user(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
     if_match: IfMatch,
     body: ApiJson<UpdateUser>,
 ) -> AppResult<HttpResponse> {
@@ -254,7 +255,7 @@ pub async fn update_user(
     if let Some(pw) = &b.password {
         check_password(&mut p, "password", pw);
     }
-    if id.as_str() == caller.user_id
+    if *id == caller.user_id
         && (b.active == Some(false) || b.role.is_some_and(|r| r != Role::Admin))
     {
         p.add(

@@ -163,12 +163,12 @@ async fn checked(state: &AppState, input: WebhookInput) -> AppResult<WebhookInpu
 fn check_filter(conn: &mut DbConn, f: &WebhookFilter) -> AppResult<()> {
     let mut p = Problems::default();
     if let Some(id) = &f.pipeline_id {
-        if pipelines::find(conn, id).is_err() {
+        if pipelines::find(conn, &id.as_str().into()).is_err() {
             p.add("filter.pipeline_id", "not_found", "no such pipeline");
         }
     }
     if let Some(id) = &f.to_stage_id {
-        match pipelines::find_stage(conn, id) {
+        match pipelines::find_stage(conn, &id.as_str().into()) {
             Ok(stage)
                 if f.pipeline_id
                     .as_ref()
@@ -185,7 +185,7 @@ fn check_filter(conn: &mut DbConn, f: &WebhookFilter) -> AppResult<()> {
         }
     }
     if let Some(id) = &f.owner_id {
-        if users::find(conn, id)?.is_none() {
+        if users::find(conn, &id.as_str().into())?.is_none() {
             p.add("filter.owner_id", "not_found", "no such user");
         }
     }
@@ -246,7 +246,7 @@ pub async fn create_webhook(
         version: 1,
         created_at: now,
         updated_at: now,
-        created_by: caller.user_id.clone(),
+        created_by: caller.user_id.to_string(),
     };
     let row = storage::run_tx(&state.pool, move |conn| {
         check_filter(conn, &input.filter)?;

@@ -276,8 +276,8 @@ impl<'a> Context<'a> {
                         let user = users::find_by_email(conn, &key)
                             .map_err(internal)?
                             .ok_or_else(|| not_found("user with the email"))?;
-                        self.owners.insert(key, user.id.clone());
-                        user.id
+                        self.owners.insert(key, user.id.to_string());
+                        user.id.into()
                     }
                 };
                 parsed.fields.insert("owner_id".into(), Value::String(id));
@@ -313,7 +313,7 @@ impl<'a> Context<'a> {
                                 ))
                             }
                             _ => {
-                                let exists = pipelines::find(conn, value.trim()).is_ok();
+                                let exists = pipelines::find(conn, &value.trim().into()).is_ok();
                                 if !exists {
                                     return Err(not_found("pipeline named"));
                                 }
@@ -414,7 +414,7 @@ impl<'a> Context<'a> {
         if let Some(s) = self.stages.get(pipeline_id) {
             return Ok(s.clone());
         }
-        let stages = pipelines::stages_of(conn, pipeline_id)?;
+        let stages = pipelines::stages_of(conn, &pipeline_id.into())?;
         if self.stages.len() < 100 {
             self.stages.insert(pipeline_id.to_owned(), stages.clone());
         }
@@ -446,7 +446,7 @@ impl<'a> Context<'a> {
                     // The same history again (a re-posted file) is fine; another one
                     // cannot be written into a log that only grows.
                     let past = history(&stages, h)?;
-                    if !deals::log_starts_with(conn, &id, &past)? {
+                    if !deals::log_starts_with(conn, &id.as_str().into(), &past)? {
                         return Err(AppError::field(
                             "stage_history",
                             "not_supported",

@@ -33,7 +33,7 @@ pub fn signer_text(caller: &Caller) -> String {
 
 fn caller_of(conn: &mut DbConn, signer: &str) -> AppResult<Caller> {
     let signer = match signer.split_once(':') {
-        Some(("user", id)) => Signer::User(id.to_owned()),
+        Some(("user", id)) => Signer::User(id.into()),
         Some(("key", id)) => Signer::Key(id.to_owned()),
         _ => {
             return Err(AppError::internal(format!(
@@ -225,7 +225,7 @@ fn merge_counts(before: Report, after: Report) -> Report {
 /// The background worker of one server process: runs jobs one after another, and
 /// looks for new ones every `idle` when there are none.
 pub async fn work(pool: DbPool, idle: Duration) {
-    let worker = format!("{}-{}", std::process::id(), storage::new_id());
+    let worker = format!("{}-{}", std::process::id(), storage::new_id::<String>());
     loop {
         let (pool2, worker2) = (pool.clone(), worker.clone());
         let ran = tokio::task::spawn_blocking(move || work_once(&pool2, &worker2)).await;

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::api_keys;
 use super::DbConn;
+use crate::domain::ids::UserId;
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -18,8 +19,7 @@ pub struct ApiKeyRow {
     pub secret_hash: String,
     /// JSON array of scope names.
     pub scopes: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub user_id: String,
+    pub user_id: UserId,
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,

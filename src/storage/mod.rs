@@ -489,8 +489,8 @@ pub fn now() -> chrono::NaiveDateTime {
     clock::now()
 }
 
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+pub fn new_id<T: From<String>>() -> T {
+    T::from(uuid::Uuid::now_v7().to_string())
 }
 
 /// Checks the database answers (readiness probe).

@@ -1,5 +1,6 @@
 //! Opportunities, their stage changes and the append-only stage log.
 
+use crate::domain::ids::{OpportunityId, PipelineId, StageId, UserId};
 use crate::storage::uid::{uid, uids};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::sql;
@@ -25,13 +26,10 @@ use serde_json::{Map, Value};
 #[diesel(table_name = opportunities, treat_none_as_null = true)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct OpportunityRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: OpportunityId,
     pub name: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub pipeline_id: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub stage_id: String,
+    pub pipeline_id: PipelineId,
+    pub stage_id: StageId,
     pub status: OpportunityStatus,
     pub amount_minor: Option<i64>,
     pub currency: String,
@@ -43,8 +41,7 @@ pub struct OpportunityRow {
     pub contact_id: Option<String>,
     #[diesel(serialize_as = crate::storage::uid::OptId)]
     pub lead_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub source: Option<LeadSource>,
     pub industry: Option<String>,
     pub company_size: Option<CompanySize>,
@@ -66,10 +63,8 @@ pub struct OpportunityRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 crate::owned_repo!(opportunities, OpportunityRow);
@@ -100,7 +95,7 @@ pub fn find_visible_with_probability(
 }
 
 /// A deal by id, whoever may see it (for the workflow layer's own reads).
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<OpportunityRow>> {
+pub fn find(conn: &mut DbConn, id: &OpportunityId) -> AppResult<Option<OpportunityRow>> {
     Ok(opportunities::table
         .find(uid(id))
         .select(OpportunityRow::as_select())
@@ -115,17 +110,12 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<OpportunityRow>> {
 pub struct TransitionRow {
     #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub opportunity_id: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub pipeline_id: String,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub from_stage_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub to_stage_id: String,
+    pub opportunity_id: OpportunityId,
+    pub pipeline_id: PipelineId,
+    pub from_stage_id: Option<StageId>,
+    pub to_stage_id: StageId,
     pub entered_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub actor_id: Option<String>,
+    pub actor_id: Option<UserId>,
     pub channel: Channel,
     pub note: Option<String>,
 }
@@ -141,7 +131,7 @@ pub fn append_transition(conn: &mut DbConn, row: &TransitionRow) -> AppResult<()
 }
 
 /// The log of one opportunity, oldest first.
-pub fn history(conn: &mut DbConn, opportunity_id: &str) -> AppResult<Vec<TransitionRow>> {
+pub fn history(conn: &mut DbConn, opportunity_id: &OpportunityId) -> AppResult<Vec<TransitionRow>> {
     Ok(stage_transitions::table
         .filter(stage_transitions::opportunity_id.eq(uid(opportunity_id)))
         .order((
@@ -192,25 +182,25 @@ fn check_external_id(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) 
     }
 }
 
-pub fn count_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<i64> {
+pub fn count_in_stage(conn: &mut DbConn, stage_id: &StageId) -> AppResult<i64> {
     Ok(opportunities::table
-        .filter(opportunities::stage_id.eq(uid(stage_id)))
+        .filter(opportunities::stage_id.eq(stage_id))
         .count()
         .get_result(conn)?)
 }
 
-pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &str) -> AppResult<i64> {
+pub fn count_in_pipeline(conn: &mut DbConn, pipeline_id: &PipelineId) -> AppResult<i64> {
     Ok(opportunities::table
-        .filter(opportunities::pipeline_id.eq(uid(pipeline_id)))
+        .filter(opportunities::pipeline_id.eq(pipeline_id))
         .count()
         .get_result(conn)?)
 }
 
 /// The deals in a stage, in id order (the order evacuation locks them in).
-pub fn ids_in_stage(conn: &mut DbConn, stage_id: &str) -> AppResult<Vec<String>> {
+pub fn ids_in_stage(conn: &mut DbConn, stage_id: &StageId) -> AppResult<Vec<OpportunityId>> {
     Ok(opportunities::table
         .select(opportunities::id)
-        .filter(opportunities::stage_id.eq(uid(stage_id)))
+        .filter(opportunities::stage_id.eq(stage_id))
         .order(opportunities::id.asc())
         .load(conn)?)
 }
@@ -388,7 +378,7 @@ pub fn list(
                 "stage_entered_at" => ts_key(&o.stage_entered_at),
                 _ => ts_key(&o.created_at),
             },
-            id: o.id.clone(),
+            id: o.id.to_string(),
         },
     ))
 }
@@ -485,17 +475,17 @@ pub fn log_page(
         after
     );
     let rows: Vec<(TransitionRow, Option<String>)> = q.limit(page.limit as i64 + 1).load(conn)?;
-    let mut ids: Vec<String> = rows
+    let mut ids: Vec<StageId> = rows
         .iter()
         .flat_map(|(t, _)| [Some(t.to_stage_id.clone()), t.from_stage_id.clone()])
         .flatten()
         .collect();
     ids.sort();
     ids.dedup();
-    let names: std::collections::HashMap<String, String> = stages::table
+    let names: std::collections::HashMap<StageId, String> = stages::table
         .filter(stages::id.eq_any(uids(&ids)))
         .select((stages::id, stages::name))
-        .load::<(String, String)>(conn)?
+        .load::<(StageId, String)>(conn)?
         .into_iter()
         .collect();
     let entries = rows

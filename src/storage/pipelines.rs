@@ -1,5 +1,6 @@
 //! Pipelines and stages repository.
 
+use crate::domain::ids::{PipelineId, StageId, UserId};
 use crate::storage::uid::{opt_uid, uid, uids};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -14,26 +15,21 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pipelines)]
 pub struct PipelineRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: PipelineId,
     pub name: String,
     pub description: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = stages)]
 pub struct StageRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub pipeline_id: String,
+    pub id: StageId,
+    pub pipeline_id: PipelineId,
     pub name: String,
     pub position: i32,
     pub probability: i32,
@@ -46,24 +42,22 @@ pub struct StageRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 impl StageRow {
     pub fn from_draft(
-        pipeline_id: &str,
+        pipeline_id: &PipelineId,
         position: i32,
         d: &StageDraft,
-        actor: &str,
+        actor: &UserId,
     ) -> AppResult<StageRow> {
         let t = now();
         let json = |v: &Vec<String>| JsonText::new(v.clone()).map_err(AppError::internal);
         Ok(StageRow {
             id: super::new_id(),
-            pipeline_id: pipeline_id.to_owned(),
+            pipeline_id: pipeline_id.clone(),
             name: d.name.clone(),
             position,
             probability: d.probability,
@@ -76,8 +70,8 @@ impl StageRow {
             version: 1,
             created_at: t,
             updated_at: t,
-            created_by: Some(actor.to_owned()),
-            updated_by: Some(actor.to_owned()),
+            created_by: Some(actor.clone()),
+            updated_by: Some(actor.clone()),
         })
     }
 }
@@ -94,7 +88,7 @@ pub fn create(
     name: &str,
     description: Option<&str>,
     drafts: &[StageDraft],
-    actor: &str,
+    actor: &UserId,
 ) -> AppResult<PipelineWithStages> {
     let t = now();
     let pipeline = PipelineRow {
@@ -104,8 +98,8 @@ pub fn create(
         version: 1,
         created_at: t,
         updated_at: t,
-        created_by: Some(actor.to_owned()),
-        updated_by: Some(actor.to_owned()),
+        created_by: Some(actor.clone()),
+        updated_by: Some(actor.clone()),
     };
     diesel::insert_into(pipelines::table)
         .values(pipeline.clone())
@@ -126,7 +120,7 @@ pub fn create(
     })
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<PipelineWithStages> {
+pub fn find(conn: &mut DbConn, id: &PipelineId) -> AppResult<PipelineWithStages> {
     let pipeline = pipelines::table
         .find(uid(id))
         .select(PipelineRow::as_select())
@@ -137,7 +131,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<PipelineWithStages> {
     Ok(PipelineWithStages { pipeline, stages })
 }
 
-pub fn stages_of(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow>> {
+pub fn stages_of(conn: &mut DbConn, pipeline_id: &PipelineId) -> AppResult<Vec<StageRow>> {
     super::batch::stages(conn, pipeline_id, load_stages)
 }
 
@@ -149,7 +143,7 @@ fn load_stages(conn: &mut DbConn, pipeline_id: &str) -> AppResult<Vec<StageRow>>
         .load(conn)?)
 }
 
-pub fn find_stage(conn: &mut DbConn, id: &str) -> AppResult<StageRow> {
+pub fn find_stage(conn: &mut DbConn, id: &StageId) -> AppResult<StageRow> {
     stages::table
         .find(uid(id))
         .select(StageRow::as_select())
@@ -212,7 +206,7 @@ pub fn list(
             "updated_at" => ts_key(&p.updated_at),
             _ => ts_key(&p.created_at),
         },
-        id: p.id.clone(),
+        id: p.id.to_string(),
     });
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
     let mut all_stages: Vec<StageRow> = stages::table
@@ -287,7 +281,7 @@ pub fn rename(
     Ok(())
 }
 
-pub fn delete(conn: &mut DbConn, id: &str) -> AppResult<()> {
+pub fn delete(conn: &mut DbConn, id: &PipelineId) -> AppResult<()> {
     diesel::delete(stages::table.filter(stages::pipeline_id.eq(uid(id)))).execute(conn)?;
     let n = diesel::delete(pipelines::table.find(uid(id))).execute(conn)?;
     if n == 0 {
@@ -304,7 +298,7 @@ pub fn insert_stage(conn: &mut DbConn, row: &StageRow) -> AppResult<()> {
 }
 
 /// Rewrites stage positions to 0..n in the given order.
-pub fn set_positions(conn: &mut DbConn, ordered_ids: &[String]) -> AppResult<()> {
+pub fn set_positions(conn: &mut DbConn, ordered_ids: &[StageId]) -> AppResult<()> {
     for (i, id) in ordered_ids.iter().enumerate() {
         diesel::update(stages::table.find(uid(id)))
             .set(stages::position.eq(i as i32))
@@ -342,6 +336,6 @@ pub fn save_stage(conn: &mut DbConn, row: &StageRow) -> AppResult<()> {
 }
 
 /// Deletes a stage if its stored version is `expected`.
-pub fn delete_stage(conn: &mut DbConn, id: &str, expected: i32) -> AppResult<()> {
+pub fn delete_stage(conn: &mut DbConn, id: &StageId, expected: i32) -> AppResult<()> {
     Ok(delete_if_version(conn, stages::table, id, expected)?)
 }

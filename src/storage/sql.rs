@@ -82,13 +82,13 @@ impl Sql {
     }
 
     /// `IN (…)` over record ids; an empty list matches nothing.
-    pub fn in_ids(&mut self, values: &[String]) -> &mut Self {
+    pub fn in_ids<S: AsRef<str>>(&mut self, values: &[S]) -> &mut Self {
         self.in_list(values, Sql::id)
     }
 
-    fn in_list(
+    fn in_list<S: AsRef<str>>(
         &mut self,
-        values: &[String],
+        values: &[S],
         bind: for<'a> fn(&'a mut Sql, &str) -> &'a mut Sql,
     ) -> &mut Self {
         if values.is_empty() {
@@ -99,7 +99,7 @@ impl Sql {
             if i > 0 {
                 self.push(", ");
             }
-            bind(self, v);
+            bind(self, v.as_ref());
         }
         self.push(")")
     }

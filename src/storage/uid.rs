@@ -19,6 +19,7 @@ use diesel::sql_types::{HasSqlType, Nullable, Text};
 use diesel::sqlite::Sqlite;
 
 use super::{MultiBackend, MultiRawValue};
+use crate::domain::ids::Id as TypedId;
 
 /// The SQL type of an id column.
 #[derive(
@@ -74,9 +75,14 @@ impl std::ops::Deref for Id {
 
 impl ToSql<Uid, Pg> for Id {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(parse(&self.0).unwrap_or_default().as_bytes())?;
-        Ok(IsNull::No)
+        write_pg(&self.0, out)
     }
+}
+
+/// The 16 bytes of the UUID `text` spells (the nil UUID for any other text).
+fn write_pg(text: &str, out: &mut Output<'_, '_, Pg>) -> serialize::Result {
+    out.write_all(parse(text).unwrap_or_default().as_bytes())?;
+    Ok(IsNull::No)
 }
 
 impl ToSql<Uid, Sqlite> for Id {
@@ -152,13 +158,91 @@ impl HasSqlType<Uid> for MultiBackend {
     }
 }
 
+/// Typed ids (`domain::ids`) bind and read as the id column type, exactly as an [`Id`].
+impl<K> diesel::expression::AsExpression<Uid> for TypedId<K> {
+    type Expression = diesel::internal::derives::as_expression::Bound<Uid, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<K> diesel::expression::AsExpression<Uid> for &TypedId<K> {
+    type Expression = diesel::internal::derives::as_expression::Bound<Uid, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<K> diesel::expression::AsExpression<Nullable<Uid>> for TypedId<K> {
+    type Expression = diesel::internal::derives::as_expression::Bound<Nullable<Uid>, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<K> diesel::expression::AsExpression<Nullable<Uid>> for &TypedId<K> {
+    type Expression = diesel::internal::derives::as_expression::Bound<Nullable<Uid>, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<K> ToSql<Uid, Pg> for TypedId<K> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        write_pg(self.as_str(), out)
+    }
+}
+
+impl<K> ToSql<Uid, Sqlite> for TypedId<K> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        <str as ToSql<Text, Sqlite>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl<K: 'static> ToSql<Uid, MultiBackend> for TypedId<K> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+        out.set_value((Uid, self));
+        Ok(IsNull::No)
+    }
+}
+
+macro_rules! typed_id_sql {
+    ($($backend:ty),*) => {$(
+        impl<K> ToSql<Nullable<Uid>, $backend> for TypedId<K>
+        where
+            TypedId<K>: ToSql<Uid, $backend>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, $backend>) -> serialize::Result {
+                <Self as ToSql<Uid, $backend>>::to_sql(self, out)
+            }
+        }
+
+        impl<K> FromSql<Uid, $backend> for TypedId<K> {
+            fn from_sql(
+                value: <$backend as diesel::backend::Backend>::RawValue<'_>,
+            ) -> deserialize::Result<Self> {
+                <String as FromSql<Uid, $backend>>::from_sql(value).map(TypedId::from)
+            }
+        }
+
+        impl<K> diesel::Queryable<Uid, $backend> for TypedId<K> {
+            type Row = Self;
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+    )*};
+}
+
+typed_id_sql!(Pg, Sqlite, MultiBackend);
+
 #[cfg(test)]
 mod tests {
     use super::parse;
 
     #[test]
     fn only_the_canonical_text_of_a_uuid_names_a_record() {
-        let id = crate::storage::new_id();
+        let id: String = crate::storage::new_id();
         assert_eq!(
             parse(&id).map(|u| u.hyphenated().to_string()),
             Some(id.clone())

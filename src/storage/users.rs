@@ -1,5 +1,6 @@
 //! Users repository.
 
+use crate::domain::ids::UserId;
 use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -16,8 +17,7 @@ use crate::storage::visibility::{owner_filter, Visibility};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub password_hash: String,
@@ -28,10 +28,8 @@ pub struct UserRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
     pub token_generation: i32,
 }
 
@@ -50,7 +48,7 @@ pub fn count(conn: &mut DbConn) -> AppResult<i64> {
     Ok(users::table.count().get_result(conn)?)
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<UserRow>> {
+pub fn find(conn: &mut DbConn, id: &UserId) -> AppResult<Option<UserRow>> {
     super::batch::user(conn, id, load)
 }
 
@@ -104,7 +102,7 @@ fn email_taken(email: &str, existing_id: Option<String>) -> AppError {
 /// the existing id could not be read after the unique violation.
 fn check_email_free(conn: &mut DbConn, email: &str, except: Option<&str>) -> AppResult<()> {
     match find_by_email(conn, email)? {
-        Some(u) if Some(u.id.as_str()) != except => Err(email_taken(email, Some(u.id))),
+        Some(u) if Some(u.id.as_str()) != except => Err(email_taken(email, Some(u.id.into()))),
         _ => Ok(()),
     }
 }
@@ -125,7 +123,7 @@ pub fn insert(conn: &mut DbConn, row: &UserRow) -> AppResult<()> {
 /// Applies `changes` when the stored version equals `expected` (if given).
 pub fn update(
     conn: &mut DbConn,
-    id: &str,
+    id: &UserId,
     expected: Option<i32>,
     changes: &UserChanges,
     actor: &str,
@@ -186,12 +184,12 @@ pub fn list(conn: &mut DbConn, vis: &Visibility, page: &PageRequest) -> AppResul
         } else {
             ts_key(&u.created_at)
         },
-        id: u.id.clone(),
+        id: u.id.to_string(),
     }))
 }
 
 /// Ids of the members of a team.
-pub fn member_ids(conn: &mut DbConn, team_id: &str) -> AppResult<Vec<String>> {
+pub fn member_ids(conn: &mut DbConn, team_id: &str) -> AppResult<Vec<UserId>> {
     Ok(users::table
         .select(users::id)
         .filter(users::team_id.eq(uid(team_id)))

@@ -135,7 +135,7 @@ macro_rules! stamped_rows {
             fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
                 self.version += 1;
                 self.updated_at = now;
-                self.updated_by = Some(actor.to_owned());
+                self.updated_by = Some(actor.into());
             }
             fn save(&self, conn: &mut DbConn) -> Result<(), StorageError> {
                 save_if_version(conn, $table::table, &self.id, self.version - 1, |conn, target, next| {

@@ -10,6 +10,7 @@ use diesel::sql_types::Bool;
 
 use super::uid::{uid, uids, Uid};
 use super::Db;
+use crate::domain::ids::UserId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
@@ -18,10 +19,10 @@ pub enum Visibility {
     /// authenticated, so the filter needs no join).
     Team {
         team_id: String,
-        members: Vec<String>,
+        members: Vec<UserId>,
     },
     /// Records owned by this user.
-    Own(String),
+    Own(UserId),
 }
 
 impl Visibility {

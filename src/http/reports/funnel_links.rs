@@ -174,7 +174,9 @@ pub async fn funnel_svg(
     let pid = q.pipeline_id.clone().unwrap_or_default();
     let (r, title) = storage::run(&state.pool, move |conn| {
         let report = funnel::report(conn, &scope, mode, None)?;
-        let name = storage::pipelines::find(conn, &pid)?.pipeline.name;
+        let name = storage::pipelines::find(conn, &pid.as_str().into())?
+            .pipeline
+            .name;
         Ok((report, name))
     })
     .await?;
@@ -284,7 +286,7 @@ pub async fn create_funnel_link(
     scope_of(&caller, &q.report_query(), true).map_err(body_error)?;
     let pid = q.pipeline_id.clone().unwrap_or_default();
     storage::run(&state.pool, move |conn| {
-        storage::pipelines::find(conn, &pid).map(drop)
+        storage::pipelines::find(conn, &pid.into()).map(drop)
     })
     .await?;
     let expires = chrono::Utc::now().timestamp() + ttl;

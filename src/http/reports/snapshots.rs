@@ -103,7 +103,7 @@ pub async fn create_forecast_snapshot(
             scope: params,
             rows: serde_json::to_string(&report.rows).map_err(AppError::internal)?,
             created_at: now,
-            created_by: caller.user_id.clone(),
+            created_by: caller.user_id.to_string(),
         };
         forecast::insert_snapshot(conn, &row)?;
         Ok(row)
