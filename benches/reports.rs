@@ -208,7 +208,7 @@ fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec
         )]),
         ("stage-durations", vec![durations, open_ages]),
         ("loss-reasons", vec![
-            "SELECT lost_from_stage_id, lost_reason_id, COUNT(*), SUM(amount_minor) FROM deal_reach WHERE status = 'lost' GROUP BY lost_from_stage_id, lost_reason_id".to_owned(),
+            "SELECT lost_from_stage_id, lost_reason_id, COUNT(*), SUM(amount_milli) FROM deal_reach WHERE status = 'lost' GROUP BY lost_from_stage_id, lost_reason_id".to_owned(),
         ]),
         ("activity-effectiveness", vec![activity]),
         ("leaderboard", vec![
@@ -216,7 +216,7 @@ fn hand_sql_same_tables(backend: &str, pipeline: &str) -> Vec<(&'static str, Vec
             "SELECT owner_id, SUM(advances) FROM deal_reach WHERE advances > 0 GROUP BY owner_id".to_owned(),
         ]),
         ("reactivation", vec![
-            "SELECT COUNT(*), SUM(reopened), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN 1 ELSE 0 END), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END) FROM deal_reach WHERE was_lost = 1".to_owned(),
+            "SELECT COUNT(*), SUM(reopened), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN 1 ELSE 0 END), SUM(CASE WHEN reopened = 1 AND status = 'won' THEN amount_milli ELSE 0 END) FROM deal_reach WHERE was_lost = 1".to_owned(),
         ]),
     ];
     for (name, statements) in log {

@@ -179,7 +179,12 @@ impl Settings {
             self.hsts = Some(v);
         }
         if let Some(v) = text("STAGEFLOW_DEFAULT_CURRENCY") {
-            self.default_currency = v;
+            let code =
+                crate::domain::money::Currency::parse(&v).map_err(|why| ConfigError::Env {
+                    var: "STAGEFLOW_DEFAULT_CURRENCY",
+                    why: why.into(),
+                })?;
+            self.default_currency = code.to_string();
         }
         if let Some(v) = get("STAGEFLOW_WEBHOOK_ALLOWED_NETWORKS") {
             self.webhook_allowed_networks = v;

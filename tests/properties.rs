@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use stageflow::analytics::funnel::{add_deals, assemble, Counts};
 use stageflow::analytics::math::percentile_cont;
 use stageflow::analytics::StageInfo;
-use stageflow::domain::money::{format_amount, parse_amount, MAX_MINOR};
+use stageflow::domain::money::{format_minor, Currency, Money, MAX_MINOR, MAX_UNITS};
 use stageflow::domain::pipeline::StageKind;
 use stageflow::http::fields::merge_patch;
 
@@ -21,46 +21,69 @@ fn config() -> ProptestConfig {
 
 // ---- money -------------------------------------------------------------------------
 
+/// One currency of each number of decimals.
+fn currency() -> impl Strategy<Value = Currency> {
+    prop_oneof![
+        Just("JPY"),
+        Just("CNY"),
+        Just("USD"),
+        Just("KWD"),
+        Just("BHD")
+    ]
+    .prop_map(|c| Currency::parse(c).expect("a currency"))
+}
+
 proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn formatted_amounts_parse_back_to_the_same_minor_units(minor in 0..=MAX_MINOR) {
-        prop_assert_eq!(parse_amount(&format_amount(minor)), Ok(minor));
+    fn formatted_amounts_parse_back_to_the_same_minor_units(
+        currency in currency(),
+        units in 0..=MAX_UNITS,
+        frac in 0..1000_i64,
+    ) {
+        let unit = 10_i64.pow(currency.exponent());
+        let minor = (units * unit + frac % unit).min(MAX_UNITS * unit);
+        let money = Money { minor, currency };
+        prop_assert_eq!(Money::parse(&money.amount(), currency), Ok(money));
+        prop_assert_eq!(i128::from(money.thousandths()), i128::from(minor) * 1000 / i128::from(unit));
     }
 
     #[test]
-    fn whole_units_with_up_to_two_decimals_are_read_exactly(
-        whole in 0..=MAX_MINOR / 100,
-        decimals in prop_oneof![Just(None), (0..10_i64).prop_map(|d| Some((d, 1))), (0..100_i64).prop_map(|d| Some((d, 2)))],
+    fn a_currency_takes_its_own_decimals_and_zeros_beyond_them(
+        currency in currency(),
+        whole in 0..=MAX_UNITS,
+        digits in "[0-9]{1,3}",
     ) {
-        let (text, minor) = match decimals {
-            None => (whole.to_string(), whole * 100),
-            Some((d, 1)) => (format!("{whole}.{d}"), whole * 100 + d * 10),
-            Some((d, _)) => (format!("{whole}.{d:02}"), whole * 100 + d),
-        };
-        if minor <= MAX_MINOR {
-            prop_assert_eq!(parse_amount(&text), Ok(minor));
-            prop_assert_eq!(parse_amount(&format_amount(minor)), Ok(minor));
+        let places = currency.exponent() as usize;
+        let text = format!("{whole}.{digits}");
+        let kept: i64 = format!("{:0<places$}", &digits[..digits.len().min(places)])
+            .parse()
+            .unwrap_or(0);
+        let excess_is_zero = digits.bytes().skip(places).all(|b| b == b'0');
+        let minor = whole * 10_i64.pow(places as u32) + kept;
+        let in_range = whole < MAX_UNITS || kept == 0;
+        if excess_is_zero && in_range {
+            prop_assert_eq!(Money::parse(&text, currency).map(|m| m.minor), Ok(minor));
         } else {
-            prop_assert!(parse_amount(&text).is_err(), "{} accepted", text);
+            prop_assert!(Money::parse(&text, currency).is_err(), "{} accepted", text);
         }
     }
 
     #[test]
-    fn amounts_above_the_maximum_are_refused(minor in MAX_MINOR + 1..=i64::MAX / 2) {
-        prop_assert!(parse_amount(&format_amount(minor)).is_err());
+    fn amounts_above_the_maximum_are_refused(currency in currency(), units in MAX_UNITS + 1..=i64::MAX / 10_000) {
+        prop_assert!(Money::parse(&units.to_string(), currency).is_err());
     }
 
     #[test]
-    fn negative_amounts_are_refused(minor in 1..=MAX_MINOR) {
-        prop_assert!(parse_amount(&format_amount(-minor)).is_err());
+    fn negative_amounts_are_refused(currency in currency(), minor in 1..=MAX_MINOR) {
+        prop_assert!(Money::parse(&format_minor(-minor, currency.exponent()), currency).is_err());
     }
 
     #[test]
-    fn more_than_two_decimals_are_refused(whole in 0..1_000_000_i64, frac in "[0-9]{3,6}") {
+    fn more_than_three_decimals_are_refused(currency in currency(), whole in 0..1_000_000_i64, frac in "[0-9]{4,6}") {
         let text = format!("{whole}.{frac}");
-        prop_assert!(parse_amount(&text).is_err(), "{} accepted", text);
+        prop_assert!(Money::parse(&text, currency).is_err(), "{} accepted", text);
     }
 }
 

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::math::{round4, Rate};
 use super::{last_day_before, money_sum, Scope, Sql};
-use crate::domain::money::{format_amount, join_sum, parse_total};
+use crate::domain::money::{exponent_of, format_minor, join_sum, parse_total};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::opportunities::backend_of;
@@ -83,7 +83,7 @@ struct Row {
     unweighted_hi: i64,
     #[diesel(sql_type = BigInt)]
     unweighted_lo: i64,
-    /// Σ amount_minor × probability (hundredths of a minor unit), split.
+    /// Σ amount_minor × probability (hundredths of a minor unit of `currency`), split.
     #[diesel(sql_type = BigInt)]
     weighted_hi: i64,
     #[diesel(sql_type = BigInt)]
@@ -147,8 +147,14 @@ pub fn report(conn: &mut DbConn, scope: &Scope, period: Period) -> AppResult<For
         rows: rows
             .into_iter()
             .map(|r| ForecastRow {
-                weighted: format_amount(from_x100(join_sum(r.weighted_hi, r.weighted_lo))),
-                unweighted: format_amount(join_sum(r.unweighted_hi, r.unweighted_lo)),
+                weighted: format_minor(
+                    from_x100(join_sum(r.weighted_hi, r.weighted_lo)),
+                    exponent_of(&r.currency),
+                ),
+                unweighted: format_minor(
+                    join_sum(r.unweighted_hi, r.unweighted_lo),
+                    exponent_of(&r.currency),
+                ),
                 period: r.period,
                 owner_id: r.owner_id,
                 owner_name: r.owner_name,
@@ -161,10 +167,10 @@ pub fn report(conn: &mut DbConn, scope: &Scope, period: Period) -> AppResult<For
             .map(
                 |((period, currency), (deals, unweighted, weighted))| ForecastTotal {
                     period,
-                    currency,
                     deals,
-                    unweighted: format_amount(unweighted),
-                    weighted: format_amount(from_x100(weighted)),
+                    unweighted: format_minor(unweighted, exponent_of(&currency)),
+                    weighted: format_minor(from_x100(weighted), exponent_of(&currency)),
+                    currency,
                 },
             )
             .collect(),
@@ -349,7 +355,7 @@ pub fn accuracy(
         })
         .collect();
     // Frozen totals may be larger than any single amount.
-    let parse = |s: &str| parse_total(s).unwrap_or(0);
+    let parse = |s: &str, currency: &str| parse_total(s, exponent_of(currency)).unwrap_or(0);
     let mut rows = Vec::new();
     for f in &frozen {
         let (deals, amount) = won
@@ -360,8 +366,8 @@ pub fn accuracy(
             f.owner_id.clone(),
             f.currency.clone(),
             f.deals,
-            parse(&f.unweighted),
-            parse(&f.weighted),
+            parse(&f.unweighted, &f.currency),
+            parse(&f.weighted, &f.currency),
             deals,
             amount,
         ));
@@ -392,17 +398,18 @@ fn accuracy_row(
     won_deals: i64,
     won_amount: i128,
 ) -> AccuracyRow {
+    let exponent = exponent_of(&currency);
     AccuracyRow {
         period,
         owner_id,
         currency,
         forecast_deals,
-        forecast_unweighted: format_amount(unweighted),
-        forecast_weighted: format_amount(weighted),
+        forecast_unweighted: format_minor(unweighted, exponent),
+        forecast_weighted: format_minor(weighted, exponent),
         won_deals,
-        won_amount: format_amount(won_amount),
+        won_amount: format_minor(won_amount, exponent),
         attainment: (weighted > 0).then(|| round4(won_amount as f64 / weighted as f64)),
-        error: format_amount(won_amount - weighted),
+        error: format_minor(won_amount - weighted, exponent),
     }
 }
 

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::math::Rate;
 use super::{money_sum, Scope, Sql};
-use crate::domain::money::{format_amount, join_sum};
+use crate::domain::money::{format_thousandths, join_sum};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
@@ -65,7 +65,7 @@ pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
          SELECT r.lost_from_stage_id AS stage_id, r.lost_reason_id AS loss_reason_id, \
          CAST(COUNT(*) AS BIGINT) AS count, {} \
          FROM deal_reach r WHERE r.status = 'lost'",
-        money_sum("r.amount_minor", None, "amount")
+        money_sum("r.amount_milli", None, "amount")
     ));
     // The per-deal summary mirrors each deal's status, amount, close time and reason;
     // names are joined to the few grouped rows.
@@ -83,7 +83,7 @@ pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
             .then(a.loss_reason_id.cmp(&b.loss_reason_id))
     });
     let total_lost = rows.iter().map(|r| r.count).sum();
-    let total_amount = format_amount(
+    let total_amount = format_thousandths(
         rows.iter()
             .map(|r| join_sum(r.amount_hi, r.amount_lo))
             .sum::<i128>(),
@@ -94,7 +94,7 @@ pub fn report(conn: &mut DbConn, scope: &Scope) -> AppResult<LossReport> {
         data: rows
             .into_iter()
             .map(|row| LossEntry {
-                amount: format_amount(join_sum(row.amount_hi, row.amount_lo)),
+                amount: format_thousandths(join_sum(row.amount_hi, row.amount_lo)),
                 row,
             })
             .collect(),
@@ -174,7 +174,7 @@ pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationR
          CAST(COALESCE(SUM(CASE WHEN reopened = 1 AND status = 'lost' THEN 1 ELSE 0 END), 0) AS BIGINT) AS lost_again, \
          {} FROM (",
         money_sum(
-            "CASE WHEN reopened = 1 AND status = 'won' THEN amount_minor ELSE 0 END",
+            "CASE WHEN reopened = 1 AND status = 'won' THEN amount_milli ELSE 0 END",
             None,
             "won_amount"
         )
@@ -183,7 +183,7 @@ pub fn reactivation(conn: &mut DbConn, scope: &Scope) -> AppResult<ReactivationR
     // reopened; with a range, a deal counts when one of its entries into a lost stage
     // lies in the range (an index range of the stays).
     q.push(
-        "SELECT r.opportunity_id AS id, r.status AS status, r.amount_minor AS amount_minor, \
+        "SELECT r.opportunity_id AS id, r.status AS status, r.amount_milli AS amount_milli, \
          r.reopened AS reopened, r.was_lost AS was_lost FROM deal_reach r WHERE r.was_lost = 1",
     );
     scope.push_filter_on(&mut q, "r");
@@ -218,7 +218,7 @@ fn reactivation_row(conn: &mut DbConn, q: &Sql) -> AppResult<ReactivationReport>
         open_after_reopen: r.open,
         lost_again: r.lost_again,
         win_rate_after_reopen: Rate::of(r.won, r.reopened),
-        won_amount_after_reopen: format_amount(join_sum(r.won_amount_hi, r.won_amount_lo)),
+        won_amount_after_reopen: format_thousandths(join_sum(r.won_amount_hi, r.won_amount_lo)),
     })
 }
 

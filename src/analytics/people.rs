@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::math::Rate;
 use super::{money_sum, Scope, Sql};
-use crate::domain::money::{format_amount, join_sum};
+use crate::domain::money::{format_thousandths, join_sum};
 use crate::error::AppResult;
 use crate::storage::opportunities::backend_of;
 use crate::storage::DbConn;
@@ -67,7 +67,7 @@ pub fn leaderboard(
     won.push(&format!(
         "SELECT r.owner_id AS owner_id, CAST(COUNT(*) AS BIGINT) AS n, {} \
          FROM deal_reach r WHERE r.status = 'won'",
-        money_sum("r.amount_minor", None, "amount")
+        money_sum("r.amount_milli", None, "amount")
     ));
     scope.push_filter_on(&mut won, "r");
     scope.push_range(&mut won, "r.closed_at");
@@ -124,7 +124,7 @@ pub fn leaderboard(
                 rank: i as i64 + 1,
                 owner_id,
                 owner_name,
-                won_amount: format_amount(amount),
+                won_amount: format_thousandths(amount),
                 won_count: count,
                 stage_advances: advances,
             },
@@ -211,7 +211,10 @@ pub fn lead_sources(conn: &mut DbConn, scope: &Scope) -> AppResult<LeadSourcesRe
          CAST(SUM(CASE WHEN o.status = 'won' THEN 1 ELSE 0 END) AS BIGINT) AS won, \
          {} FROM leads l LEFT JOIN opportunities o ON o.id = l.converted_opportunity_id",
         money_sum(
-            "CASE WHEN o.status = 'won' THEN o.amount_minor ELSE 0 END",
+            &format!(
+                "CASE WHEN o.status = 'won' THEN {} ELSE 0 END",
+                crate::storage::sql::thousandths("o.amount_minor", "o.currency")
+            ),
             None,
             "won_amount"
         )
@@ -230,7 +233,7 @@ pub fn lead_sources(conn: &mut DbConn, scope: &Scope) -> AppResult<LeadSourcesRe
             qualification_rate: Rate::of(r.qualified, r.leads),
             conversion_rate: Rate::of(r.converted, r.leads),
             win_rate: Rate::of(r.won, r.converted),
-            won_amount: format_amount(join_sum(r.won_amount_hi, r.won_amount_lo)),
+            won_amount: format_thousandths(join_sum(r.won_amount_hi, r.won_amount_lo)),
             source: r.source,
             leads: r.leads,
             qualified: r.qualified,

@@ -15,7 +15,7 @@ use super::stages::{
 use crate::auth::Caller;
 use crate::domain::ids::{OpportunityId, PipelineId, StageId, UserId};
 use crate::domain::lead::{CompanySize, LeadSource};
-use crate::domain::money::{format_amount, parse_amount, parse_currency};
+use crate::domain::money::{exponent_of, format_minor, Currency, Money};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::domain::pipeline::StageKind;
 use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
@@ -47,7 +47,8 @@ pub struct OpportunityInput {
     /// (gated like `/move`).
     #[schema(value_type = Option<String>)]
     pub stage_id: Option<StageId>,
-    /// Decimal string, e.g. `"12500.00"`.
+    /// Decimal string with the currency's decimals: `"12500.00"` CNY, `"1500000"` JPY,
+    /// `"1.250"` KWD. Further zeros are accepted (`"1500000.00"` JPY).
     #[schema(example = "12500.00")]
     pub amount: Option<String>,
     /// ISO 4217; defaults to the server's currency.
@@ -80,7 +81,9 @@ impl From<&OpportunityRow> for OpportunityInput {
             name: o.name.clone(),
             pipeline_id: o.pipeline_id.clone(),
             stage_id: Some(o.stage_id.clone()),
-            amount: o.amount_minor.map(format_amount),
+            amount: o
+                .amount_minor
+                .map(|m| format_minor(m, exponent_of(&o.currency))),
             currency: Some(o.currency.clone()),
             probability: o.probability,
             expected_close_date: o.expected_close_date,
@@ -142,24 +145,27 @@ pub fn build(
             })?,
         None => first_open_stage(&stages)?,
     };
+    let currency = match &input.currency {
+        Some(c) => Currency::parse(c)
+            .map_err(|m| p.add("currency", "invalid", m))
+            .ok(),
+        None => Currency::parse(default_currency).ok(),
+    };
+    // The amount is read in the deal's currency (its decimals); with no valid currency
+    // only the amount's form is checked.
     let amount_minor = match input
         .amount
         .as_deref()
         .map(str::trim)
         .filter(|a| !a.is_empty())
     {
-        Some(a) => parse_amount(a)
+        Some(a) => Money::parse(a, currency.unwrap_or(Currency::FALLBACK))
+            .map(|m| m.minor)
             .map_err(|m| p.add("amount", "invalid", m))
             .ok(),
         None => None,
     };
-    let currency = match &input.currency {
-        Some(c) => parse_currency(c).unwrap_or_else(|m| {
-            p.add("currency", "invalid", m);
-            String::new()
-        }),
-        None => default_currency.to_owned(),
-    };
+    let currency = currency.map(|c| c.to_string()).unwrap_or_default();
     if let Some(prob) = input.probability {
         if !(0..=100).contains(&prob) {
             p.add("probability", "out_of_range", "must be between 0 and 100");

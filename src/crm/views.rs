@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::leads::bant_of;
 use super::opportunities::NextAction;
 use crate::domain::lead::{Bant, CompanySize, LeadSource, LeadStatus, ScoreItem};
-use crate::domain::money::format_amount;
+use crate::domain::money::{exponent_of, format_minor};
 use crate::domain::opportunity::{ActivityType, OpportunityStatus};
 use crate::storage::activities::ActivityRow;
 use crate::storage::leads::LeadRow;
@@ -104,6 +104,7 @@ pub struct OpportunityOut {
     pub pipeline_id: String,
     pub stage_id: String,
     pub status: OpportunityStatus,
+    /// With the currency's decimals: none for JPY, two for CNY, three for KWD.
     #[schema(example = "12500.00")]
     pub amount: Option<String>,
     pub currency: String,
@@ -147,7 +148,9 @@ impl OpportunityOut {
             won_at: closed(OpportunityStatus::Won),
             lost_at: closed(OpportunityStatus::Lost),
             status,
-            amount: o.amount_minor.map(format_amount),
+            amount: o
+                .amount_minor
+                .map(|m| format_minor(m, exponent_of(&o.currency))),
             source: o.source,
             company_size: o.company_size,
             tags: o.tags.to_vec(),

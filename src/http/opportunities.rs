@@ -19,7 +19,7 @@ pub use crate::crm::opportunities::{NextAction, OpportunityInput};
 pub use crate::crm::views::OpportunityOut;
 use crate::domain::ids::{StageId, UserId};
 use crate::domain::lead::LeadSource;
-use crate::domain::money::parse_amount;
+use crate::domain::money::{parse_minor, THOUSANDTHS};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
@@ -87,7 +87,9 @@ pub struct ListOpportunities {
     pub stalled: Option<bool>,
     pub close_from: Option<NaiveDate>,
     pub close_to: Option<NaiveDate>,
+    /// Deals whose amount, as written in its own currency, is at least this.
     pub amount_min: Option<String>,
+    /// Deals whose amount, as written in its own currency, is at most this.
     pub amount_max: Option<String>,
     /// Part of the name.
     pub q: Option<String>,
@@ -98,8 +100,9 @@ fn amount_param(field: &str, value: &Option<String>) -> AppResult<Option<i64>> {
         .as_deref()
         .map(|v| {
             // Exactly the documented pattern: no spaces around the number.
+            // Compared with each deal's amount in its own currency, as written.
             let parsed = if v.trim() == v {
-                parse_amount(v)
+                parse_minor(v, THOUSANDTHS)
             } else {
                 Err("must be a decimal string such as \"12500.00\" without spaces")
             };

@@ -145,9 +145,10 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
 
     // Stage entries are written as bits of a BIGINT; SUM(DISTINCT 2^position) is the OR
     // of the bits on both backends (SQLite has no BIT_OR).
+    let milli = super::sql::thousandths("o.amount_minor", "o.currency");
     let reach = format!(
         "INSERT INTO deal_reach (opportunity_id, pipeline_id, owner_id, created_at, entered_mask, \
-         lost_from_stage_id, lost_at, was_lost, reopened, advances, status, amount_minor, closed_at, lost_reason_id, \
+         lost_from_stage_id, lost_at, was_lost, reopened, advances, status, amount_milli, closed_at, lost_reason_id, \
          source, industry, company_size, region, tags) \
          SELECT o.id, o.pipeline_id, o.owner_id, o.created_at, \
          CAST(COALESCE(SUM(DISTINCT CASE WHEN s.id IS NOT NULL THEN CAST(1 AS BIGINT) << s.position END), 0) AS BIGINT), \
@@ -156,17 +157,17 @@ pub fn refresh(conn: &mut DbConn, target: Target<'_>) -> AppResult<()> {
          MAX(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END), \
          MAX(CASE WHEN fs.kind = 'lost' AND s.kind = 'open' THEN 1 ELSE 0 END), \
          SUM(CASE WHEN fs.kind = 'open' AND {to} > {from} THEN 1 ELSE 0 END), \
-         o.status, o.amount_minor, o.closed_at, o.lost_reason_id, o.source, o.industry, o.company_size, o.region, o.tags \
+         o.status, {milli}, o.closed_at, o.lost_reason_id, o.source, o.industry, o.company_size, o.region, o.tags \
          FROM opportunities o JOIN stage_transitions t ON t.opportunity_id = o.id AND {same_pipeline} \
          LEFT JOIN stages s ON s.id = t.to_stage_id LEFT JOIN stages fs ON fs.id = t.from_stage_id \
          WHERE 1 = 1{{target}} \
-         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at, o.status, o.amount_minor, o.closed_at, o.lost_reason_id, \
+         GROUP BY o.id, o.pipeline_id, o.owner_id, o.created_at, o.status, o.amount_minor, o.currency, o.closed_at, o.lost_reason_id, \
          o.stage_entered_at, o.source, o.industry, o.company_size, o.region, o.tags \
          ON CONFLICT (opportunity_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
          owner_id = excluded.owner_id, created_at = excluded.created_at, entered_mask = excluded.entered_mask, \
          lost_from_stage_id = excluded.lost_from_stage_id, lost_at = excluded.lost_at, was_lost = excluded.was_lost, \
          reopened = excluded.reopened, advances = excluded.advances, status = excluded.status, \
-         amount_minor = excluded.amount_minor, closed_at = excluded.closed_at, lost_reason_id = excluded.lost_reason_id, \
+         amount_milli = excluded.amount_milli, closed_at = excluded.closed_at, lost_reason_id = excluded.lost_reason_id, \
          source = excluded.source, industry = excluded.industry, company_size = excluded.company_size, \
          region = excluded.region, tags = excluded.tags"
     );

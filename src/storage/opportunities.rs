@@ -16,6 +16,7 @@ use super::{
     PageRequest,
 };
 use crate::domain::lead::{CompanySize, LeadSource};
+use crate::domain::money::{exponent_of, to_thousandths};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
@@ -255,13 +256,26 @@ pub struct OpportunityFilter {
     pub stalled: Option<bool>,
     pub close_from: Option<NaiveDate>,
     pub close_to: Option<NaiveDate>,
+    /// Bounds on the amount as written, whatever its currency, in thousandths of a unit.
     pub amount_min: Option<i64>,
     pub amount_max: Option<i64>,
     pub q: Option<String>,
 }
 
+/// The amount as written, in thousandths of a unit of its currency: how deals of
+/// different currencies are filtered and sorted by amount.
+fn amount_thousandths() -> diesel::expression::SqlLiteral<BigInt> {
+    sql::<BigInt>(&super::sql::thousandths(
+        "opportunities.amount_minor",
+        "opportunities.currency",
+    ))
+}
+
 fn amount_key() -> diesel::expression::SqlLiteral<BigInt> {
-    sql::<BigInt>("COALESCE(opportunities.amount_minor, -1)")
+    sql::<BigInt>(&format!(
+        "COALESCE({}, -1)",
+        super::sql::thousandths("opportunities.amount_minor", "opportunities.currency")
+    ))
 }
 
 pub fn list(
@@ -309,10 +323,10 @@ pub fn list(
         q = q.filter(opportunities::expected_close_date.le(v));
     }
     if let Some(v) = f.amount_min {
-        q = q.filter(opportunities::amount_minor.ge(v));
+        q = q.filter(amount_thousandths().ge(v));
     }
     if let Some(v) = f.amount_max {
-        q = q.filter(opportunities::amount_minor.le(v));
+        q = q.filter(amount_thousandths().le(v));
     }
     if let Some(text) = &f.q {
         q = q.filter(
@@ -373,7 +387,10 @@ pub fn list(
         |(o, _): &(OpportunityRow, i32)| After {
             value: match sort.as_str() {
                 "name" => o.name.clone(),
-                "amount" => o.amount_minor.unwrap_or(-1).to_string(),
+                "amount" => o
+                    .amount_minor
+                    .map_or(-1, |m| to_thousandths(m, exponent_of(&o.currency)))
+                    .to_string(),
                 "updated_at" => ts_key(&o.updated_at),
                 "stage_entered_at" => ts_key(&o.stage_entered_at),
                 _ => ts_key(&o.created_at),

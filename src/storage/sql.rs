@@ -182,6 +182,29 @@ impl Sql {
     }
 }
 
+/// `amount` (minor units of the currency in the column `currency`) in thousandths of a
+/// unit, the scale on which amounts of different currencies are summed, compared and
+/// sorted (see `domain::money::THOUSANDTHS`). The codes are the service's own
+/// constants, never input.
+pub fn thousandths(amount: &str, currency: &str) -> String {
+    use crate::domain::money::{to_thousandths, NO_DECIMALS, THREE_DECIMALS};
+    let list = |codes: &[&str]| {
+        codes
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "(({amount}) * CASE WHEN {currency} IN ({}) THEN {} WHEN {currency} IN ({}) THEN {} ELSE {} END)",
+        list(&NO_DECIMALS),
+        to_thousandths(1, 0),
+        list(&THREE_DECIMALS),
+        to_thousandths(1, 3),
+        to_thousandths(1, 2),
+    )
+}
+
 /// A bound id for an equality lookup (`id = key(…)`), written `CAST(? AS TEXT)` on
 /// SQLite and as a plain UUID parameter on PostgreSQL.
 ///

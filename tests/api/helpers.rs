@@ -389,6 +389,14 @@ impl Res {
             })
             .unwrap_or_default()
     }
+
+    /// The ids of a list page's `data`, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.body["data"]
+            .as_array()
+            .map(|a| a.iter().map(id_of).collect())
+            .unwrap_or_default()
+    }
 }
 
 #[::core::prelude::v1::test]

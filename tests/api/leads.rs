@@ -78,14 +78,6 @@ async fn leads_are_screened_by_filters(app: TestApp) {
             "company_size": "11-50", "region": "华北", "status": "qualified"}),
         )
         .await;
-    let ids = |res: &crate::helpers::Res| -> Vec<String> {
-        res.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(id_of)
-            .collect()
-    };
     for (query, expected) in [
         ("status=qualified", vec![id_of(&b)]),
         ("source=event", vec![id_of(&a)]),
@@ -104,20 +96,20 @@ async fn leads_are_screened_by_filters(app: TestApp) {
             .send()
             .await;
         assert_eq!(res.status, StatusCode::OK, "{query}: {}", res.text);
-        assert_eq!(ids(&res), expected, "{query}");
+        assert_eq!(res.ids(), expected, "{query}");
     }
     let future = app
         .get("/api/v1/leads?created_from=2999-01-01T00:00:00Z")
         .admin()
         .send()
         .await;
-    assert_eq!(ids(&future), Vec::<String>::new());
+    assert_eq!(future.ids(), Vec::<String>::new());
     let past = app
         .get("/api/v1/leads?created_to=2999-01-01T00:00:00Z")
         .admin()
         .send()
         .await;
-    assert_eq!(ids(&past).len(), 2);
+    assert_eq!(past.ids().len(), 2);
     app.get("/api/v1/leads?status=hot")
         .admin()
         .send()

@@ -19,6 +19,7 @@ mod idempotency;
 mod ids;
 mod imports;
 mod leads;
+mod money;
 mod openapi;
 mod opportunities;
 mod pipelines;

@@ -23,6 +23,7 @@ api_tests!(
     concurrent_moves_with_one_etag_log_once,
     deleting_a_deal_keeps_its_log,
     stage_and_pipeline_deletion_respect_deals,
+    each_currency_has_its_own_decimals,
 );
 
 /// The gated pipeline and a deal in its first stage.
@@ -878,4 +879,86 @@ async fn stage_and_pipeline_deletion_respect_deals(app: TestApp) {
         .await
         .body;
     assert_eq!(history["data"][1]["channel"], "system");
+}
+
+/// Yen have no decimals and dinars three: amounts are read and written with the
+/// currency's own, filters and sorting compare them as written, and report sums add them
+/// exactly.
+async fn each_currency_has_its_own_decimals(app: TestApp) {
+    let p = app.pipeline().plain().create().await;
+    let yen = app
+        .deal(&p)
+        .amount("1500000.00")
+        .set("currency", "jpy")
+        .create()
+        .await;
+    assert_eq!(
+        (yen["amount"].as_str(), yen["currency"].as_str()),
+        (Some("1500000"), Some("JPY"))
+    );
+    let dinar = app
+        .deal(&p)
+        .amount("1.25")
+        .set("currency", "KWD")
+        .create()
+        .await;
+    assert_eq!(dinar["amount"], "1.250");
+    let yuan = app.deal(&p).amount("12500.5").create().await;
+    assert_eq!(yuan["amount"], "12500.50");
+
+    for (amount, currency, message) in [
+        (
+            "1000.5",
+            "JPY",
+            "must be a whole number: the currency has no decimals",
+        ),
+        ("1.2345", "KWD", "must have at most three decimals"),
+        ("1.234", "CNY", "must have at most two decimals"),
+    ] {
+        let res = app
+            .post("/api/v1/opportunities")
+            .admin()
+            .json(json!({"name": "x", "pipeline_id": p["id"], "amount": amount, "currency": currency}))
+            .send()
+            .await;
+        res.problem(422, "validation_failed");
+        assert_eq!(res.error_fields(), ["amount"], "{amount} {currency}");
+        assert_eq!(res.body["errors"][0]["message"], message);
+    }
+    // Changing the currency re-reads the amount in it: 12500.50 yuan are no yen.
+    app.patch(&yuan.path())
+        .admin()
+        .json(json!({"currency": "JPY"}))
+        .send()
+        .await
+        .problem(422, "validation_failed");
+    let res = yen.patch(json!({"amount": "2000000"})).await;
+    assert_eq!(res.body["amount"], "2000000");
+
+    for (query, expected) in [
+        ("amount_min=10000&sort=-amount", vec![&yen.id, &yuan.id]),
+        ("amount_max=1.25&sort=amount", vec![&dinar.id]),
+        ("sort=amount", vec![&dinar.id, &yuan.id, &yen.id]),
+    ] {
+        let list = app
+            .get(&format!("/api/v1/opportunities?{query}"))
+            .admin()
+            .send_ok()
+            .await;
+        assert_eq!(list.ids().iter().collect::<Vec<_>>(), expected, "{query}");
+    }
+
+    // Won by one owner: the leaderboard adds 2,000,000 yen, 1.255 dinars and 12,500.50
+    // yuan as written, to the thousandth.
+    let res = dinar.patch(json!({"amount": "1.255"})).await;
+    assert_eq!(res.body["amount"], "1.255");
+    for d in [&yen, &dinar, &yuan] {
+        d.win().await;
+    }
+    let board = app
+        .get("/api/v1/reports/leaderboard")
+        .admin()
+        .send_ok()
+        .await;
+    assert_eq!(board.body["data"][0]["won_amount"], "2012501.755");
 }

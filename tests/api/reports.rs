@@ -747,7 +747,7 @@ pub(crate) fn aggregate_rows(app: &TestApp) -> (Vec<String>, Vec<String>) {
     let reach = app.texts(
         "SELECT opportunity_id || '|' || pipeline_id || '|' || owner_id || '|' || CAST(entered_mask AS TEXT) || '|' \
          || COALESCE(CAST(lost_from_stage_id AS TEXT), '-') || '|' || CAST(was_lost AS TEXT) || '|' || CAST(reopened AS TEXT) || '|' \
-         || CAST(advances AS TEXT) || '|' || status || '|' || COALESCE(CAST(amount_minor AS TEXT), '-') || '|' \
+         || CAST(advances AS TEXT) || '|' || status || '|' || COALESCE(CAST(amount_milli AS TEXT), '-') || '|' \
          || COALESCE(CAST(closed_at AS TEXT), '-') || '|' || COALESCE(lost_reason_id, '-') || '|' \
          || COALESCE(CAST(lost_at AS TEXT), '-') || '|' || COALESCE(source, '-') || '|' || COALESCE(region, '-') || '|' \
          || COALESCE(industry, '-') || '|' || COALESCE(company_size, '-') || '|' || tags AS v FROM deal_reach",

@@ -440,11 +440,15 @@ impl Modify for ResponseMembers {
     }
 }
 
-/// A decimal amount as requests may write it (`domain::money::parse_amount`): up to 14
-/// whole digits and two decimals, at most 10000000000000.00, never negative.
-pub const AMOUNT_PATTERN: &str = "^(0?[0-9]{1,13}(\\.[0-9]{1,2})?|10000000000000(\\.00?)?)$";
-/// An amount or a sum of amounts as the server writes it (`domain::money::format_amount`).
-pub const AMOUNT_OUT_PATTERN: &str = "^[0-9]+\\.[0-9]{2}$";
+/// A decimal amount as requests may write it (`domain::money::Money::parse`): up to 14
+/// whole digits and three decimals, at most 10000000000000, never negative. How many
+/// decimals are accepted depends on the currency (none for JPY, two for CNY, three for
+/// KWD; further zeros are accepted), which a pattern cannot say.
+pub const AMOUNT_PATTERN: &str = "^(0?[0-9]{1,13}(\\.[0-9]{1,3})?|10000000000000(\\.0{1,3})?)$";
+/// An amount or a sum of amounts as the server writes it: a deal's amount with its
+/// currency's decimals (`domain::money::format_minor`), a sum over deals with two
+/// decimals and a third when one is needed (`domain::money::format_thousandths`).
+pub const AMOUNT_OUT_PATTERN: &str = "^[0-9]+(\\.[0-9]{2,3})?$";
 
 /// Members holding money: decimal strings.
 pub(super) const MONEY_MEMBERS: [&str; 6] = [
