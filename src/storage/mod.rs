@@ -281,13 +281,21 @@ pub fn connect(url: &str, size: u32) -> Result<(DbPool, Backend), SetupError> {
     let manager = Manager::new(url);
     // One connection first, so a refused connection, a bad URL or a TLS failure is
     // reported as the driver states it (the pool would only say it timed out).
-    manager.establish().map_err(|source| SetupError::Connect {
+    let mut first = manager.establish().map_err(|source| SetupError::Connect {
         backend: match backend {
             Backend::Postgres => "PostgreSQL",
             Backend::Sqlite => "SQLite",
         },
         source,
     })?;
+    // It also turns a new SQLite file to WAL, which is kept in the file: the pool opens
+    // its connections side by side, and several switching one new file at once found it
+    // locked (and logged so) until one had won.
+    if let DbConn::Sqlite(c) = &mut first {
+        c.batch_execute("PRAGMA journal_mode = WAL")
+            .map_err(SetupError::SqliteSettings)?;
+    }
+    drop(first);
     let pool = Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(std::time::Duration::from_secs(10))
