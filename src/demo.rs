@@ -472,23 +472,23 @@ fn walk(
     (opp, log, acts)
 }
 
-fn activity(rng: &mut Rng, opp: &str, owner: &str, at: NaiveDateTime) -> ActivityRow {
+fn activity(rng: &mut Rng, opp: &OpportunityId, owner: &UserId, at: NaiveDateTime) -> ActivityRow {
     ActivityRow {
         id: storage::new_id(),
         type_: *rng.pick(ACTIVITY_TYPES),
         subject: "跟进".into(),
         body: None,
         lead_id: None,
-        opportunity_id: Some(opp.to_owned()),
+        opportunity_id: Some(opp.clone()),
         due_at: None,
         completed_at: Some(at),
         outcome: None,
-        owner_id: owner.to_owned(),
+        owner_id: owner.clone(),
         version: 1,
         created_at: at,
         updated_at: at,
-        created_by: Some(owner.to_owned()),
-        updated_by: Some(owner.to_owned()),
+        created_by: Some(owner.clone()),
+        updated_by: Some(owner.clone()),
     }
 }
 
@@ -537,13 +537,13 @@ fn make_leads(
             score: 0,
             score_breakdown: JsonText::default(),
             tags: JsonText::default(),
-            owner_id: rng.pick(owners).to_string(),
+            owner_id: rng.pick(owners).to_string().into(),
             next_follow_up_at: None,
             last_activity_at: None,
             external_id: None,
             custom: JsonText::default(),
             converted_at: opp.as_ref().map(|_| created),
-            converted_opportunity_id: opp,
+            converted_opportunity_id: opp.map(Into::into),
             disqualified_reason: (status == LeadStatus::Disqualified).then(|| "无预算".to_owned()),
             version: 1,
             created_at: created,

@@ -6,7 +6,7 @@ use super::api_keys::{self, Scope};
 use super::jwt::{Claims, JwtKeys};
 use super::links::Signer;
 use super::visibility::Visibility;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{TeamId, UserId};
 use crate::domain::user::Role;
 use crate::error::{AppError, AppResult};
 use crate::storage::{self, api_keys as key_store, users, Backend, DbPool};
@@ -16,7 +16,7 @@ pub struct Caller {
     pub user_id: UserId,
     pub email: String,
     pub role: Role,
-    pub team_id: Option<String>,
+    pub team_id: Option<TeamId>,
     /// For managers: the ids of their team's members (themselves included).
     pub team_members: Vec<UserId>,
     /// `Some` for API keys: the only scopes the key may use. `None` for people, whose

@@ -42,12 +42,12 @@ impl From<&ActivityRow> for ActivityInput {
             type_: a.type_,
             subject: a.subject.clone(),
             body: a.body.clone(),
-            lead_id: a.lead_id.clone(),
-            opportunity_id: a.opportunity_id.clone(),
+            lead_id: a.lead_id.clone().map(String::from),
+            opportunity_id: a.opportunity_id.clone().map(String::from),
             due_at: a.due_at.map(|t| t.and_utc()),
             completed_at: a.completed_at.map(|t| t.and_utc()),
             outcome: a.outcome.clone(),
-            owner_id: Some(a.owner_id.clone()),
+            owner_id: Some(a.owner_id.to_string()),
         }
     }
 }
@@ -60,8 +60,18 @@ pub fn build(
     base: Option<&ActivityRow>,
 ) -> AppResult<ActivityRow> {
     match base {
-        Some(b) => require_parent_scopes(caller, &b.lead_id, &b.opportunity_id, true)?,
-        None => require_parent_scopes(caller, &input.lead_id, &input.opportunity_id, true)?,
+        Some(b) => require_parent_scopes(
+            caller,
+            b.lead_id.is_some(),
+            b.opportunity_id.is_some(),
+            true,
+        )?,
+        None => require_parent_scopes(
+            caller,
+            input.lead_id.is_some(),
+            input.opportunity_id.is_some(),
+            true,
+        )?,
     }
     let mut p = Problems::default();
     let vis = caller.visibility();
@@ -80,7 +90,9 @@ pub fn build(
         }
     }
     if let Some(b) = base {
-        if b.lead_id != input.lead_id || b.opportunity_id != input.opportunity_id {
+        if b.lead_id.as_deref() != input.lead_id.as_deref()
+            || b.opportunity_id.as_deref() != input.opportunity_id.as_deref()
+        {
             p.add(
                 "opportunity_id",
                 "immutable",
@@ -100,14 +112,14 @@ pub fn build(
         type_: input.type_,
         subject,
         body: opt_text(&mut p, "body", &input.body, 10_000),
-        lead_id: input.lead_id.clone(),
-        opportunity_id: input.opportunity_id.clone(),
+        lead_id: input.lead_id.clone().map(Into::into),
+        opportunity_id: input.opportunity_id.clone().map(Into::into),
         due_at: input.due_at.map(|d| d.naive_utc()),
         completed_at,
         outcome: opt_text(&mut p, "outcome", &input.outcome, 2000),
-        owner_id: owner_id.into(),
+        owner_id,
         ..stamp_new_or_next(base.cloned(), caller, |id, now| ActivityRow {
-            id,
+            id: id.into(),
             type_: ActivityType::Note,
             subject: String::new(),
             body: None,
@@ -116,12 +128,12 @@ pub fn build(
             due_at: None,
             completed_at: None,
             outcome: None,
-            owner_id: String::new(),
+            owner_id: String::new().into(),
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.to_string()),
-            updated_by: Some(caller.user_id.to_string()),
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
         })
     };
     p.into_result()?;
@@ -145,18 +157,18 @@ fn refresh_parent(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
 /// lead, `opportunities:*` on a deal).
 pub fn require_parent_scopes(
     caller: &Caller,
-    lead_id: &Option<String>,
-    opportunity_id: &Option<String>,
+    has_lead: bool,
+    has_deal: bool,
     write: bool,
 ) -> AppResult<()> {
     let (on_lead, on_deal) = match write {
         true => (Scope::LeadsWrite, Scope::OpportunitiesWrite),
         false => (Scope::LeadsRead, Scope::OpportunitiesRead),
     };
-    if lead_id.is_some() {
+    if has_lead {
         caller.require_scope(on_lead)?;
     }
-    if opportunity_id.is_some() {
+    if has_deal {
         caller.require_scope(on_deal)?;
     }
     Ok(())
@@ -186,7 +198,12 @@ pub fn ops() -> Ops<ActivityRow, ActivityInput> {
 
 /// Deletes an activity (the caller needs write scope on its parent's kind).
 pub fn remove(conn: &mut DbConn, caller: &Caller, current: &ActivityRow) -> AppResult<()> {
-    require_parent_scopes(caller, &current.lead_id, &current.opportunity_id, true)?;
+    require_parent_scopes(
+        caller,
+        current.lead_id.is_some(),
+        current.opportunity_id.is_some(),
+        true,
+    )?;
     store::delete_row(conn, &current.id)?;
     refresh_parent(conn, current)
 }

@@ -92,7 +92,7 @@ pub fn capture(
     );
     let lead = leads::create(conn, &caller, &input_from(fields)?)?;
     Ok(Captured {
-        lead_id: lead.id,
+        lead_id: lead.id.into(),
         created: true,
     })
 }
@@ -138,16 +138,16 @@ fn update_existing(
             type_: ActivityType::Note,
             subject: format!("Captured again through {}", source.name),
             body: Some(format!("Fields posted: {}", posted.join(", "))),
-            lead_id: Some(lead.id.clone()),
+            lead_id: Some(lead.id.to_string()),
             opportunity_id: None,
             due_at: None,
             completed_at: Some(storage::now().and_utc()),
             outcome: None,
-            owner_id: Some(lead.owner_id.clone()),
+            owner_id: Some(lead.owner_id.to_string()),
         },
     )?;
     Ok(Captured {
-        lead_id: lead.id,
+        lead_id: lead.id.into(),
         created: false,
     })
 }

@@ -9,7 +9,7 @@ use super::accounts::{AccountInput, ContactInput};
 use super::opportunities::{self, DealWithProbability, OpportunityInput};
 use super::stages::{enter_stage, first_open_stage, StageChange};
 use crate::auth::Caller;
-use crate::domain::ids::{PipelineId, StageId, UserId};
+use crate::domain::ids::{PipelineId, StageId};
 use crate::domain::lead::LeadStatus;
 use crate::domain::opportunity::Channel;
 use crate::domain::pipeline::StageKind;
@@ -69,7 +69,7 @@ pub fn convert(
             return Err(AppError::Conflict {
                 code: ProblemCode::LeadAlreadyConverted,
                 detail: "The lead was converted already.".into(),
-                existing_id: lead.converted_opportunity_id.clone(),
+                existing_id: lead.converted_opportunity_id.clone().map(String::from),
             })
         }
         Some(LeadStatus::Disqualified) => {
@@ -121,7 +121,7 @@ pub fn convert(
                 company_size: lead.company_size,
                 region: lead.region.clone(),
                 website: None,
-                owner_id: owned_by_lead.clone(),
+                owner_id: owned_by_lead.clone().map(String::from),
                 external_id: None,
             };
             super::accounts::create_account(conn, caller, &input)?
@@ -144,8 +144,8 @@ pub fn convert(
                 }),
                 email: lead.email.clone(),
                 phone: lead.phone.clone(),
-                account_id: Some(account.id.clone()),
-                owner_id: owned_by_lead.clone(),
+                account_id: Some(account.id.to_string()),
+                owner_id: owned_by_lead.clone().map(String::from),
                 external_id: None,
             };
             super::accounts::create_contact(conn, caller, &input)?
@@ -164,10 +164,10 @@ pub fn convert(
         currency: None,
         probability: None,
         expected_close_date: req.expected_close_date,
-        account_id: Some(account.id.clone()),
-        contact_id: Some(contact.id.clone()),
-        lead_id: Some(lead.id.clone()),
-        owner_id: owned_by_lead.map(UserId::from),
+        account_id: Some(account.id.to_string()),
+        contact_id: Some(contact.id.to_string()),
+        lead_id: Some(lead.id.to_string()),
+        owner_id: owned_by_lead,
         source: Some(lead.source),
         industry: lead.industry.clone(),
         company_size: lead.company_size,
@@ -192,7 +192,7 @@ pub fn convert(
     lead.stamp_next(&caller.user_id, change.at);
     lead.status = LeadStatus::Converted;
     lead.converted_at = Some(change.at);
-    lead.converted_opportunity_id = Some(opp.id.to_string());
+    lead.converted_opportunity_id = Some(opp.id.clone());
     store::save(conn, &lead, &vis)?;
     super::events::lead(conn, Some(&before), &lead)?;
     Ok(Conversion {

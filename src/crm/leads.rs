@@ -73,7 +73,7 @@ impl From<&LeadRow> for LeadInput {
             status: Some(l.status),
             bant: Some(bant_of(l)),
             tags: l.tags.to_vec(),
-            owner_id: Some(l.owner_id.clone()),
+            owner_id: Some(l.owner_id.to_string()),
             next_follow_up_at: l.next_follow_up_at.map(|t| t.and_utc()),
             external_id: l.external_id.clone(),
             custom: Some((*l.custom).clone()),
@@ -161,12 +161,12 @@ pub fn build(
         status,
         bant,
         tags: tags_json(&mut p, &input.tags)?,
-        owner_id: owner_id.into(),
+        owner_id,
         next_follow_up_at: input.next_follow_up_at.map(|t| t.naive_utc()),
         external_id: opt_text(&mut p, "external_id", &input.external_id, 200),
         custom: custom_json(&mut p, &input.custom)?,
         ..stamp_new_or_next(base.cloned(), caller, |id, now| LeadRow {
-            id,
+            id: id.into(),
             first_name: None,
             last_name: None,
             email: None,
@@ -185,7 +185,7 @@ pub fn build(
             score: 0,
             score_breakdown: JsonText::default(),
             tags: JsonText::default(),
-            owner_id: String::new(),
+            owner_id: String::new().into(),
             next_follow_up_at: None,
             last_activity_at: None,
             external_id: None,
@@ -196,8 +196,8 @@ pub fn build(
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.to_string()),
-            updated_by: Some(caller.user_id.to_string()),
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
         })
     };
     p.into_result()?;
@@ -236,7 +236,7 @@ pub fn remove(conn: &mut DbConn, _caller: &Caller, current: &LeadRow) -> AppResu
         return Err(AppError::Conflict {
             code: ProblemCode::LeadConverted,
             detail: "A converted lead is part of its opportunity's history and stays.".into(),
-            existing_id: current.converted_opportunity_id.clone(),
+            existing_id: current.converted_opportunity_id.clone().map(String::from),
         });
     }
     store::ensure_lead_unused(conn, &current.id)?;
@@ -261,7 +261,7 @@ pub fn disqualify(
         return Err(AppError::Conflict {
             code: ProblemCode::LeadConverted,
             detail: "A converted lead cannot be disqualified.".into(),
-            existing_id: row.converted_opportunity_id,
+            existing_id: row.converted_opportunity_id.map(String::from),
         });
     }
     let before = row.clone();

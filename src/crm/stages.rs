@@ -45,8 +45,10 @@ pub fn required_fields(stage: &StageRow) -> AppResult<Vec<RequirableField>> {
         .collect()
 }
 
-fn text_set(value: &Option<String>) -> bool {
-    value.as_deref().is_some_and(|v| !v.trim().is_empty())
+fn text_set<S: AsRef<str>>(value: &Option<S>) -> bool {
+    value
+        .as_ref()
+        .is_some_and(|v| !v.as_ref().trim().is_empty())
 }
 
 /// Whether the deal satisfies one required field.

@@ -23,12 +23,22 @@ pub mod kind {
     pub enum Stage {}
     pub enum Pipeline {}
     pub enum User {}
+    pub enum Lead {}
+    pub enum Account {}
+    pub enum Contact {}
+    pub enum Activity {}
+    pub enum Team {}
 }
 
 pub type OpportunityId = Id<kind::Opportunity>;
 pub type StageId = Id<kind::Stage>;
 pub type PipelineId = Id<kind::Pipeline>;
 pub type UserId = Id<kind::User>;
+pub type LeadId = Id<kind::Lead>;
+pub type AccountId = Id<kind::Account>;
+pub type ContactId = Id<kind::Contact>;
+pub type ActivityId = Id<kind::Activity>;
+pub type TeamId = Id<kind::Team>;
 
 impl<K> Id<K> {
     pub fn as_str(&self) -> &str {

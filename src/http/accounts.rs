@@ -47,17 +47,17 @@ impl From<AccountRow> for AccountOut {
     fn from(a: AccountRow) -> Self {
         AccountOut {
             company_size: a.company_size,
-            id: a.id,
+            id: a.id.into(),
             name: a.name,
             industry: a.industry,
             region: a.region,
             website: a.website,
-            owner_id: a.owner_id,
+            owner_id: a.owner_id.into(),
             version: a.version,
             created_at: utc(a.created_at),
             updated_at: utc(a.updated_at),
-            created_by: a.created_by,
-            updated_by: a.updated_by,
+            created_by: a.created_by.map(String::from),
+            updated_by: a.updated_by.map(String::from),
             external_id: a.external_id,
         }
     }
@@ -86,18 +86,18 @@ pub struct ContactOut {
 impl From<ContactRow> for ContactOut {
     fn from(c: ContactRow) -> Self {
         ContactOut {
-            id: c.id,
+            id: c.id.into(),
             first_name: c.first_name,
             last_name: c.last_name,
             email: c.email,
             phone: c.phone,
-            account_id: c.account_id,
-            owner_id: c.owner_id,
+            account_id: c.account_id.map(String::from),
+            owner_id: c.owner_id.into(),
             version: c.version,
             created_at: utc(c.created_at),
             updated_at: utc(c.updated_at),
-            created_by: c.created_by,
-            updated_by: c.updated_by,
+            created_by: c.created_by.map(String::from),
+            updated_by: c.updated_by.map(String::from),
             external_id: c.external_id,
         }
     }

@@ -93,7 +93,12 @@ pub async fn list_activities(
 ) -> AppResult<HttpResponse> {
     let kinds = readable_kinds(&caller)?;
     let q = query.0;
-    require_parent_scopes(&caller, &q.lead_id, &q.opportunity_id, false)?;
+    require_parent_scopes(
+        &caller,
+        q.lead_id.is_some(),
+        q.opportunity_id.is_some(),
+        false,
+    )?;
     let page = page_request(
         q.limit,
         q.cursor.as_deref(),
@@ -137,7 +142,12 @@ pub async fn find_activity(
         store::find_visible(conn, &vis, &id)
     })
     .await?;
-    require_parent_scopes(&caller, &row.lead_id, &row.opportunity_id, false)?;
+    require_parent_scopes(
+        &caller,
+        row.lead_id.is_some(),
+        row.opportunity_id.is_some(),
+        false,
+    )?;
     Ok(respond(StatusCode::OK, row))
 }
 
@@ -269,10 +279,10 @@ pub async fn list_follow_ups(
                 title: a.subject,
                 due_at: utc(due),
                 overdue: due < now,
-                owner_id: a.owner_id,
-                lead_id: a.lead_id,
-                opportunity_id: a.opportunity_id,
-                id: a.id,
+                owner_id: a.owner_id.into(),
+                lead_id: a.lead_id.map(String::from),
+                opportunity_id: a.opportunity_id.map(String::from),
+                id: a.id.into(),
             });
         }
         let deals = match kinds.opportunities {
@@ -287,7 +297,7 @@ pub async fn list_follow_ups(
                 due_at: utc(due),
                 overdue: due < now,
                 owner_id: o.owner_id.into(),
-                lead_id: o.lead_id,
+                lead_id: o.lead_id.map(String::from),
                 opportunity_id: Some(o.id.to_string()),
                 id: o.id.into(),
             });
@@ -313,10 +323,10 @@ pub async fn list_follow_ups(
                 title: format!("跟进线索：{who}"),
                 due_at: utc(due),
                 overdue: due < now,
-                owner_id: l.owner_id,
-                lead_id: Some(l.id.clone()),
+                owner_id: l.owner_id.into(),
+                lead_id: Some(l.id.to_string()),
                 opportunity_id: None,
-                id: l.id,
+                id: l.id.into(),
             });
         }
         Ok(items)

@@ -11,6 +11,7 @@ use super::extract::{etag, ApiJson, ApiQuery};
 use super::pagination::{page_request, PageOut};
 use super::utc;
 use crate::auth::Caller;
+use crate::domain::ids::UserId;
 use crate::domain::user::Role;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
@@ -30,9 +31,9 @@ pub struct TeamOut {
 impl From<TeamRow> for TeamOut {
     fn from(t: TeamRow) -> Self {
         TeamOut {
-            id: t.id,
+            id: t.id.into(),
             name: t.name,
-            manager_id: t.manager_id,
+            manager_id: t.manager_id.map(String::from),
             version: t.version,
             created_at: utc(t.created_at),
             updated_at: utc(t.updated_at),
@@ -93,12 +94,12 @@ pub async fn create_team(
         let row = TeamRow {
             id: storage::new_id(),
             name,
-            manager_id: b.manager_id.clone(),
+            manager_id: b.manager_id.clone().map(UserId::from),
             version: 1,
             created_at: now,
             updated_at: now,
-            created_by: Some(caller.user_id.to_string()),
-            updated_by: Some(caller.user_id.to_string()),
+            created_by: Some(caller.user_id.clone()),
+            updated_by: Some(caller.user_id.clone()),
         };
         teams::insert(conn, &row)?;
         if let Some(manager_id) = &b.manager_id {

@@ -9,7 +9,7 @@ use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::pagination::{page_request, PageOut};
 use super::{double_option, utc};
 use crate::auth::{password, Caller};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{TeamId, UserId};
 use crate::domain::user::{check_password, Email, Role};
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
@@ -36,7 +36,7 @@ impl From<UserRow> for UserOut {
             id: u.id.into(),
             email: u.email,
             name: u.name,
-            team_id: u.team_id,
+            team_id: u.team_id.map(String::from),
             active: u.active,
             version: u.version,
             created_at: utc(u.created_at),
@@ -156,7 +156,7 @@ pub async fn create_user(
             name,
             password_hash: hash.unwrap_or_default(),
             role: b.role,
-            team_id: b.team_id,
+            team_id: b.team_id.map(TeamId::from),
             active: true,
             version: 1,
             created_at: now,

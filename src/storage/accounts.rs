@@ -1,5 +1,6 @@
 //! Accounts and contacts repositories.
 
+use crate::domain::ids::{AccountId, ContactId, UserId};
 use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
@@ -17,23 +18,19 @@ use crate::storage::visibility::{owner_filter, Visibility};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = accounts, treat_none_as_null = true)]
 pub struct AccountRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: AccountId,
     pub name: String,
     pub industry: Option<String>,
     pub company_size: Option<CompanySize>,
     pub region: Option<String>,
     pub website: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub owner_id: String,
+    pub owner_id: UserId,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
     pub external_id: Option<String>,
 }
 
@@ -45,24 +42,19 @@ pub mod account {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = contacts, treat_none_as_null = true)]
 pub struct ContactRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: ContactId,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub account_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub owner_id: String,
+    pub account_id: Option<AccountId>,
+    pub owner_id: UserId,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
     pub external_id: Option<String>,
 }
 
@@ -187,7 +179,7 @@ pub fn list_accounts(
         } else {
             ts_key(&a.created_at)
         },
-        id: a.id.clone(),
+        id: a.id.to_string(),
     }))
 }
 
@@ -236,6 +228,6 @@ pub fn list_contacts(
         .load(conn)?;
     Ok(Page::from_rows(rows, page.limit, |c: &ContactRow| After {
         value: ts_key(&c.created_at),
-        id: c.id.clone(),
+        id: c.id.to_string(),
     }))
 }

@@ -1,5 +1,6 @@
 //! Activities repository.
 
+use crate::domain::ids::{ActivityId, LeadId, OpportunityId, UserId};
 use crate::storage::uid::{uid, uids};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -15,28 +16,22 @@ use crate::storage::visibility::{Filter, Visibility};
 #[diesel(table_name = activities, treat_none_as_null = true)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct ActivityRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: ActivityId,
     pub type_: ActivityType,
     pub subject: String,
     pub body: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub lead_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub opportunity_id: Option<String>,
+    pub lead_id: Option<LeadId>,
+    pub opportunity_id: Option<OpportunityId>,
     pub due_at: Option<NaiveDateTime>,
     pub completed_at: Option<NaiveDateTime>,
     pub outcome: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub owner_id: String,
+    pub owner_id: UserId,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 crate::row_repo!(activities, ActivityRow);
@@ -167,7 +162,7 @@ pub fn list(
         .load(conn)?;
     Ok(Page::from_rows(rows, page.limit, |a: &ActivityRow| After {
         value: ts_key(&a.created_at),
-        id: a.id.clone(),
+        id: a.id.to_string(),
     }))
 }
 

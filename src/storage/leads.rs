@@ -1,5 +1,6 @@
 //! Leads repository.
 
+use crate::domain::ids::{LeadId, OpportunityId, UserId};
 use crate::storage::uid::{uid, Id};
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
@@ -22,8 +23,7 @@ use crate::storage::visibility::{owner_filter, Visibility};
 #[diesel(table_name = leads, treat_none_as_null = true)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: multi-row inserts on SQLite
 pub struct LeadRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: LeadId,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
@@ -45,25 +45,21 @@ pub struct LeadRow {
     pub score_breakdown: JsonText<Vec<ScoreItem>>,
     /// JSON array of strings.
     pub tags: JsonText<Vec<String>>,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub next_follow_up_at: Option<NaiveDateTime>,
     pub last_activity_at: Option<NaiveDateTime>,
     pub external_id: Option<String>,
     /// JSON object.
     pub custom: JsonText<Map<String, Value>>,
     pub converted_at: Option<NaiveDateTime>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub converted_opportunity_id: Option<String>,
+    pub converted_opportunity_id: Option<OpportunityId>,
     pub disqualified_reason: Option<String>,
     #[diesel(skip_update)]
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -206,7 +202,7 @@ pub fn list(
             "updated_at" => ts_key(&l.updated_at),
             _ => ts_key(&l.created_at),
         },
-        id: l.id.clone(),
+        id: l.id.to_string(),
     }))
 }
 

@@ -1,6 +1,8 @@
 //! Opportunities, their stage changes and the append-only stage log.
 
-use crate::domain::ids::{OpportunityId, PipelineId, StageId, UserId};
+use crate::domain::ids::{
+    AccountId, ContactId, LeadId, OpportunityId, PipelineId, StageId, UserId,
+};
 use crate::storage::uid::{uid, uids};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::sql;
@@ -36,12 +38,9 @@ pub struct OpportunityRow {
     pub currency: String,
     pub probability: Option<i32>,
     pub expected_close_date: Option<NaiveDate>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub account_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub contact_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub lead_id: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub contact_id: Option<ContactId>,
+    pub lead_id: Option<LeadId>,
     pub owner_id: UserId,
     pub source: Option<LeadSource>,
     pub industry: Option<String>,

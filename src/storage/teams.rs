@@ -1,5 +1,6 @@
 //! Teams repository.
 
+use crate::domain::ids::{TeamId, UserId};
 use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -12,18 +13,14 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = teams)]
 pub struct TeamRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: TeamId,
     pub name: String,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub manager_id: Option<String>,
+    pub manager_id: Option<UserId>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub created_by: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub updated_by: Option<String>,
+    pub created_by: Option<UserId>,
+    pub updated_by: Option<UserId>,
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<TeamRow>> {
@@ -73,7 +70,7 @@ pub fn list(conn: &mut DbConn, page: &PageRequest) -> AppResult<Page<TeamRow>> {
     Ok(Page::from_rows(rows, page.limit, |t: &TeamRow| {
         super::After {
             value: t.name.clone(),
-            id: t.id.clone(),
+            id: t.id.to_string(),
         }
     }))
 }

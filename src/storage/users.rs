@@ -1,6 +1,6 @@
 //! Users repository.
 
-use crate::domain::ids::UserId;
+use crate::domain::ids::{TeamId, UserId};
 use crate::storage::uid::uid;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -22,8 +22,7 @@ pub struct UserRow {
     pub name: String,
     pub password_hash: String,
     pub role: Role,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub team_id: Option<String>,
+    pub team_id: Option<TeamId>,
     pub active: bool,
     pub version: i32,
     pub created_at: NaiveDateTime,

@@ -10,7 +10,7 @@ use diesel::sql_types::Bool;
 
 use super::uid::{uid, uids, Uid};
 use super::Db;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{TeamId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
@@ -18,7 +18,7 @@ pub enum Visibility {
     /// Records owned by any member of this team (ids resolved when the caller is
     /// authenticated, so the filter needs no join).
     Team {
-        team_id: String,
+        team_id: TeamId,
         members: Vec<UserId>,
     },
     /// Records owned by this user.
