@@ -107,6 +107,8 @@ pub enum ConfigError {
     },
     #[error("invalid {var}: {why}")]
     Env { var: &'static str, why: String },
+    #[error("invalid setting {name}: {why}")]
+    Setting { name: &'static str, why: String },
 }
 
 impl Settings {
@@ -126,6 +128,16 @@ impl Settings {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         settings.apply_env(|name| std::env::var(name).ok())?;
+        // A default currency from the file is checked like one from the environment:
+        // it decides how many decimals amounts have.
+        let currency =
+            crate::domain::money::Currency::parse(&settings.default_currency).map_err(|why| {
+                ConfigError::Setting {
+                    name: "default_currency",
+                    why: why.into(),
+                }
+            })?;
+        settings.default_currency = currency.to_string();
         Ok(settings)
     }
 
@@ -300,5 +312,20 @@ mod tests {
             .apply_env(|k| (k == "STAGEFLOW_POOL_SIZE").then(|| "many".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("STAGEFLOW_POOL_SIZE"));
+    }
+
+    #[test]
+    fn the_default_currency_is_an_iso_code() {
+        let mut s = Settings::default();
+        s.apply_env(|k| (k == "STAGEFLOW_DEFAULT_CURRENCY").then(|| " jpy ".to_owned()))
+            .unwrap();
+        assert_eq!(s.default_currency, "JPY");
+        let err = s
+            .apply_env(|k| (k == "STAGEFLOW_DEFAULT_CURRENCY").then(|| "¥".to_owned()))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("STAGEFLOW_DEFAULT_CURRENCY"),
+            "{err}"
+        );
     }
 }
