@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::Scope;
 use crate::auth::visibility::owner_filter;
-use crate::domain::money::{exponent_of, format_minor};
+use crate::domain::money::amount_text;
 use crate::domain::opportunity::stall_reasons;
 use crate::error::AppResult;
 use crate::storage::opportunities::{backend_of, stalled_condition, OpportunityRow};
@@ -102,9 +102,7 @@ pub fn report(
                 days_idle: (now - idle_since).num_days(),
                 stalled_after_days: days.unwrap_or_default(),
                 last_activity_at: o.last_activity_at.map(|t| t.and_utc()),
-                amount: o
-                    .amount_minor
-                    .map(|m| format_minor(m, exponent_of(&o.currency))),
+                amount: o.amount_minor.map(|m| amount_text(m, &o.currency)),
                 opportunity_id: o.id.into(),
                 name: o.name,
                 pipeline_id: o.pipeline_id.into(),

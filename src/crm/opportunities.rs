@@ -15,7 +15,7 @@ use super::stages::{
 use crate::auth::Caller;
 use crate::domain::ids::{OpportunityId, PipelineId, StageId, UserId};
 use crate::domain::lead::{CompanySize, LeadSource};
-use crate::domain::money::{exponent_of, format_minor, Currency, Money};
+use crate::domain::money::{amount_text, Currency, Money};
 use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::domain::pipeline::StageKind;
 use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
@@ -81,9 +81,7 @@ impl From<&OpportunityRow> for OpportunityInput {
             name: o.name.clone(),
             pipeline_id: o.pipeline_id.clone(),
             stage_id: Some(o.stage_id.clone()),
-            amount: o
-                .amount_minor
-                .map(|m| format_minor(m, exponent_of(&o.currency))),
+            amount: o.amount_minor.map(|m| amount_text(m, &o.currency)),
             currency: Some(o.currency.clone()),
             probability: o.probability,
             expected_close_date: o.expected_close_date,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::leads::bant_of;
 use super::opportunities::NextAction;
 use crate::domain::lead::{Bant, CompanySize, LeadSource, LeadStatus, ScoreItem};
-use crate::domain::money::{exponent_of, format_minor};
+use crate::domain::money::amount_text;
 use crate::domain::opportunity::{ActivityType, OpportunityStatus};
 use crate::storage::activities::ActivityRow;
 use crate::storage::leads::LeadRow;
@@ -148,9 +148,7 @@ impl OpportunityOut {
             won_at: closed(OpportunityStatus::Won),
             lost_at: closed(OpportunityStatus::Lost),
             status,
-            amount: o
-                .amount_minor
-                .map(|m| format_minor(m, exponent_of(&o.currency))),
+            amount: o.amount_minor.map(|m| amount_text(m, &o.currency)),
             source: o.source,
             company_size: o.company_size,
             tags: o.tags.to_vec(),

@@ -263,18 +263,17 @@ pub struct OpportunityFilter {
 
 /// The amount as written, in thousandths of a unit of its currency: how deals of
 /// different currencies are filtered and sorted by amount.
-fn amount_thousandths() -> diesel::expression::SqlLiteral<BigInt> {
-    sql::<BigInt>(&super::sql::thousandths(
-        "opportunities.amount_minor",
-        "opportunities.currency",
-    ))
+fn amount_thousandths_sql() -> String {
+    super::sql::thousandths("opportunities.amount_minor", "opportunities.currency")
 }
 
+fn amount_thousandths() -> diesel::expression::SqlLiteral<BigInt> {
+    sql::<BigInt>(&amount_thousandths_sql())
+}
+
+/// The sort key: deals without an amount first.
 fn amount_key() -> diesel::expression::SqlLiteral<BigInt> {
-    sql::<BigInt>(&format!(
-        "COALESCE({}, -1)",
-        super::sql::thousandths("opportunities.amount_minor", "opportunities.currency")
-    ))
+    sql::<BigInt>(&format!("COALESCE({}, -1)", amount_thousandths_sql()))
 }
 
 pub fn list(
