@@ -15,8 +15,8 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 
-// The repository macros, crate-private (see storage/mod.rs for why they are macros).
-pub(crate) use storage::{keyset, lock_row, owned_repo, row_repo};
+// The keyset-pagination macro, crate-private (see storage/mod.rs for why it is a macro).
+pub(crate) use storage::keyset;
 
 /// The layers stay a stack: no two top-level modules refer to each other, directly or
 /// through others (see docs/architecture.md).

@@ -10,8 +10,8 @@ use crate::auth::Caller;
 use crate::domain::lead::CompanySize;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
-use crate::storage::accounts::{account, contact, AccountRow, ContactRow};
-use crate::storage::DbConn;
+use crate::storage::accounts::{AccountRow, ContactRow};
+use crate::storage::{DbConn, Repo, Stamped, Visible};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -127,7 +127,7 @@ pub fn contact_row(
     }
     let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
     if let Some(account_id) = &input.account_id {
-        if account::find_visible(conn, &caller.visibility(), account_id).is_err() {
+        if AccountRow::find_visible(conn, &caller.visibility(), account_id).is_err() {
             p.add("account_id", "not_found", "no such account");
         }
     }
@@ -162,20 +162,18 @@ pub fn contact_row(
 /// How an account is locked, shown as input, rebuilt and saved on update.
 pub fn account_ops() -> Ops<AccountRow, AccountInput> {
     Ops {
-        lock: account::lock_visible,
         input_of: |r| AccountInput::from(r),
         build: account_row,
-        save: |conn, _, _, row| account::save_row(conn, row),
+        save: |conn, _, _, row| Ok(row.save(conn)?),
     }
 }
 
 /// How a contact is locked, shown as input, rebuilt and saved on update.
 pub fn contact_ops() -> Ops<ContactRow, ContactInput> {
     Ops {
-        lock: contact::lock_visible,
         input_of: |r| ContactInput::from(r),
         build: contact_row,
-        save: |conn, _, _, row| contact::save_row(conn, row),
+        save: |conn, _, _, row| Ok(row.save(conn)?),
     }
 }
 
@@ -186,7 +184,7 @@ pub fn create_account(
     input: &AccountInput,
 ) -> AppResult<AccountRow> {
     let row = account_row(conn, caller, input, None)?;
-    account::insert_row(conn, &row)?;
+    row.insert_row(conn)?;
     Ok(row)
 }
 
@@ -197,6 +195,6 @@ pub fn create_contact(
     input: &ContactInput,
 ) -> AppResult<ContactRow> {
     let row = contact_row(conn, caller, input, None)?;
-    contact::insert_row(conn, &row)?;
+    row.insert_row(conn)?;
     Ok(row)
 }

@@ -13,7 +13,9 @@ use crate::domain::opportunity::ActivityType;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
 use crate::storage::activities::{self as store, ActivityRow};
-use crate::storage::{self, leads, opportunities, DbConn};
+use crate::storage::leads::LeadRow;
+use crate::storage::opportunities::OpportunityRow;
+use crate::storage::{self, leads, opportunities, DbConn, Repo, Stamped, Visible};
 
 /// The writable fields of an activity. Exactly one of `lead_id` and `opportunity_id`.
 /// Without `due_at` and `completed_at` the activity is a record of something done now;
@@ -83,10 +85,10 @@ pub fn build(
             "give exactly one of lead_id and opportunity_id",
         ),
         (Some(id), None) => {
-            leads::find_visible(conn, &vis, id)?;
+            LeadRow::find_visible(conn, &vis, id)?;
         }
         (None, Some(id)) => {
-            opportunities::find_visible(conn, &vis, id)?;
+            OpportunityRow::find_visible(conn, &vis, id)?;
         }
     }
     if let Some(b) = base {
@@ -177,7 +179,7 @@ pub fn require_parent_scopes(
 /// Logs an activity on a lead or a deal the caller may see (404 otherwise).
 pub fn create(conn: &mut DbConn, caller: &Caller, input: &ActivityInput) -> AppResult<ActivityRow> {
     let row = build(conn, caller, input, None)?;
-    store::insert_row(conn, &row)?;
+    row.insert_row(conn)?;
     refresh_parent(conn, &row)?;
     super::events::activity_created(conn, &row)?;
     Ok(row)
@@ -186,11 +188,10 @@ pub fn create(conn: &mut DbConn, caller: &Caller, input: &ActivityInput) -> AppR
 /// How an activity is locked, shown as input, rebuilt and saved on update.
 pub fn ops() -> Ops<ActivityRow, ActivityInput> {
     Ops {
-        lock: store::lock_visible,
         input_of: |r| ActivityInput::from(r),
         build,
         save: |conn, _, _, row| {
-            store::save_row(conn, row)?;
+            row.save(conn)?;
             refresh_parent(conn, row)
         },
     }
@@ -204,6 +205,6 @@ pub fn remove(conn: &mut DbConn, caller: &Caller, current: &ActivityRow) -> AppR
         current.opportunity_id.is_some(),
         true,
     )?;
-    store::delete_row(conn, &current.id)?;
+    ActivityRow::delete(conn, &current.id)?;
     refresh_parent(conn, current)
 }

@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult, ProblemCode};
 use crate::storage::accounts::{self as accounts_store, AccountRow, ContactRow};
 use crate::storage::leads::{self as store, LeadRow};
 use crate::storage::opportunities as opp_store;
-use crate::storage::{pipelines, DbConn, Stamped};
+use crate::storage::{pipelines, DbConn, Stamped, Visible};
 
 /// What a conversion created or linked.
 pub struct Conversion {
@@ -63,7 +63,7 @@ pub fn convert(
     req: ConvertRequest,
 ) -> AppResult<Conversion> {
     let vis = caller.visibility();
-    let mut lead = store::lock_visible(conn, &vis, id)?;
+    let mut lead = LeadRow::lock_visible(conn, &vis, id)?;
     match Some(lead.status) {
         Some(LeadStatus::Converted) => {
             return Err(AppError::Conflict {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::views::{ActivityOut, LeadOut, OpportunityOut};
-use crate::domain::ids::{OpportunityId, UserId};
+use crate::domain::ids::UserId;
 use crate::domain::integration::EventType;
 use crate::domain::lead::LeadStatus;
 use crate::domain::opportunity::OpportunityStatus;
@@ -20,7 +20,7 @@ use crate::storage::activities::ActivityRow;
 use crate::storage::leads::LeadRow;
 use crate::storage::opportunities::OpportunityRow;
 use crate::storage::webhooks::{self, SubscriptionRow};
-use crate::storage::{self, pipelines, users, DbConn};
+use crate::storage::{self, pipelines, users, DbConn, Lock, Repo};
 
 /// Fields that change with every write and say nothing about the record.
 const BOOKKEEPING: &[&str] = &["version", "updated_at", "updated_by"];
@@ -287,7 +287,7 @@ pub fn activity_created(conn: &mut DbConn, a: &ActivityRow) -> AppResult<()> {
         return Ok(());
     };
     let deal = match &a.opportunity_id {
-        Some(id) => storage::opportunities::find(conn, &OpportunityId::from(id.as_str()))?,
+        Some(id) => OpportunityRow::read(conn, id, Lock::No)?,
         None => None,
     };
     let facts = Facts {

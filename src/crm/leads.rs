@@ -16,7 +16,7 @@ use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult, ProblemCode};
 use crate::storage::leads::{self as store, LeadRow};
 use crate::storage::types::JsonText;
-use crate::storage::{self, activities, check_version, scoring, DbConn, Stamped};
+use crate::storage::{self, activities, check_version, scoring, DbConn, Repo, Stamped, Visible};
 
 /// The writable fields of a lead.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -220,7 +220,6 @@ pub fn create(conn: &mut DbConn, caller: &Caller, input: &LeadInput) -> AppResul
 /// How a lead is locked, shown as input, rebuilt (and rescored) and saved on update.
 pub fn ops() -> Ops<LeadRow, LeadInput> {
     Ops {
-        lock: store::lock_visible,
         input_of: |r| LeadInput::from(r),
         build,
         save: |conn, caller, before, row| {
@@ -241,7 +240,7 @@ pub fn remove(conn: &mut DbConn, _caller: &Caller, current: &LeadRow) -> AppResu
     }
     store::ensure_lead_unused(conn, &current.id)?;
     activities::delete_for_lead(conn, &current.id)?;
-    store::delete_row(conn, &current.id)
+    Ok(LeadRow::delete(conn, &current.id)?)
 }
 
 /// Disqualifies a visible lead with a reason; PATCH its status back to reopen it.
@@ -255,7 +254,7 @@ pub fn disqualify(
     let mut p = Problems::default();
     let reason = required_text(&mut p, "reason", reason, 1000);
     p.into_result()?;
-    let mut row = store::lock_visible(conn, &caller.visibility(), id)?;
+    let mut row = LeadRow::lock_visible(conn, &caller.visibility(), id)?;
     check_version(expected_version, row.version)?;
     if row.status == LeadStatus::Converted {
         return Err(AppError::Conflict {

@@ -20,11 +20,14 @@ use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::domain::pipeline::StageKind;
 use crate::domain::{required_text, Problems, MAX_NOTE_CHARS};
 use crate::error::{AppError, AppResult, ProblemCode};
-use crate::storage::accounts::{account, contact};
+use crate::storage::accounts::{AccountRow, ContactRow};
+use crate::storage::leads::LeadRow;
 use crate::storage::opportunities::{self as store, OpportunityRow};
 use crate::storage::pipelines::{self as pipelines, StageRow};
 use crate::storage::types::JsonText;
-use crate::storage::{self, activities, check_version, leads, scoring, DbConn, Stamped};
+use crate::storage::{
+    self, activities, check_version, leads, scoring, DbConn, Repo, Stamped, Visible,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -170,17 +173,17 @@ pub fn build(
         }
     }
     if let Some(id) = &input.account_id {
-        if account::find_visible(conn, &vis, id).is_err() {
+        if AccountRow::find_visible(conn, &vis, id).is_err() {
             not_visible(&mut p, "account_id", "account");
         }
     }
     if let Some(id) = &input.contact_id {
-        if contact::find_visible(conn, &vis, id).is_err() {
+        if ContactRow::find_visible(conn, &vis, id).is_err() {
             not_visible(&mut p, "contact_id", "contact");
         }
     }
     if let Some(id) = &input.lead_id {
-        if leads::find_visible(conn, &vis, id).is_err() {
+        if LeadRow::find_visible(conn, &vis, id).is_err() {
             not_visible(&mut p, "lead_id", "lead");
         }
     }
@@ -365,7 +368,7 @@ pub fn log_starts_with(
 
 /// The pipeline of a visible deal.
 pub fn pipeline_of(conn: &mut DbConn, caller: &Caller, id: &str) -> AppResult<PipelineId> {
-    Ok(store::lock_visible(conn, &caller.visibility(), id)?.pipeline_id)
+    Ok(OpportunityRow::lock_visible(conn, &caller.visibility(), id)?.pipeline_id)
 }
 
 /// Applies `edit` and a move to `to` (if another stage) to a visible deal, unless the
@@ -383,7 +386,7 @@ pub fn update_if_changed(
     channel: Channel,
     overwrite: bool,
 ) -> AppResult<bool> {
-    let current = store::lock_visible(conn, &caller.visibility(), id)?;
+    let current = OpportunityRow::lock_visible(conn, &caller.visibility(), id)?;
     let before = OpportunityInput::from(&current);
     let mut input = edit(before.clone())?;
     if let Some(to) = &to {
@@ -449,7 +452,7 @@ pub fn update(
     edit: impl FnOnce(OpportunityInput) -> AppResult<OpportunityInput>,
     sets_next_action: bool,
 ) -> AppResult<DealWithProbability> {
-    let current = store::lock_visible(conn, &caller.visibility(), id)?;
+    let current = OpportunityRow::lock_visible(conn, &caller.visibility(), id)?;
     check_version(expected_version, current.version)?;
     let input = edit(OpportunityInput::from(&current))?;
     let (mut row, target) = build(conn, caller, default_currency, &input, Some(&current))?;
@@ -478,16 +481,9 @@ pub fn delete(
     let remove = |conn: &mut DbConn, _: &Caller, deal: &OpportunityRow| {
         activities::delete_for_opportunity(conn, &deal.id)?;
         leads::forget_conversion(conn, &deal.id)?;
-        store::delete_row(conn, &deal.id)
+        Ok(OpportunityRow::delete(conn, &deal.id)?)
     };
-    super::records::delete(
-        conn,
-        caller,
-        id,
-        expected_version,
-        store::lock_visible,
-        remove,
-    )
+    super::records::delete(conn, caller, id, expected_version, remove)
 }
 
 /// A change of stage asked for by a user.
@@ -575,7 +571,7 @@ pub fn change_stage(
     requested: StageMove,
 ) -> AppResult<DealWithProbability> {
     let requested = requested.checked()?;
-    let mut row = store::lock_visible(conn, &caller.visibility(), id)?;
+    let mut row = OpportunityRow::lock_visible(conn, &caller.visibility(), id)?;
     check_version(expected_version, row.version)?;
     let stages = pipelines::stages_of(conn, &row.pipeline_id)?;
     let from = row.stage_id.clone();

@@ -4,9 +4,9 @@
 
 use chrono::NaiveDateTime;
 
-use crate::auth::{Caller, Visibility};
+use crate::auth::Caller;
 use crate::error::AppResult;
-use crate::storage::{self, check_version, DbConn, Stamped};
+use crate::storage::{self, check_version, DbConn, Stamped, Visible};
 
 /// For an update: the stored row with the next version and `updated_*` set. For a
 /// create: a fresh row from `fresh(new_id, now)`.
@@ -25,9 +25,9 @@ pub fn stamp_new_or_next<T: Stamped>(
     }
 }
 
-/// How one kind of record is locked, shown as input, rebuilt and saved.
+/// How one kind of record is shown as input, rebuilt and saved (it is locked by
+/// [`Visible::lock_visible`]).
 pub struct Ops<R, I> {
-    pub lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
     pub input_of: fn(&R) -> I,
     pub build: fn(&mut DbConn, &Caller, &I, Option<&R>) -> AppResult<R>,
     /// Saves the rebuilt row (second) over the stored one (first), which it was built from.
@@ -36,7 +36,7 @@ pub struct Ops<R, I> {
 
 /// Updates a visible record: `edit` turns its current input into the new one (a merge
 /// patch over HTTP, a file's row in an import), which is then checked like a create.
-pub fn update<R: Stamped, I>(
+pub fn update<R: Stamped + Visible, I>(
     conn: &mut DbConn,
     caller: &Caller,
     id: &str,
@@ -44,7 +44,7 @@ pub fn update<R: Stamped, I>(
     edit: impl FnOnce(I) -> AppResult<I>,
     ops: &Ops<R, I>,
 ) -> AppResult<R> {
-    let current = (ops.lock)(conn, &caller.visibility(), id)?;
+    let current = R::lock_visible(conn, &caller.visibility(), id)?;
     check_version(expected_version, current.version())?;
     let input = edit((ops.input_of)(&current))?;
     let row = (ops.build)(conn, caller, &input, Some(&current))?;
@@ -54,15 +54,14 @@ pub fn update<R: Stamped, I>(
 
 /// Deletes a visible record at the expected version; `remove` checks what must hold
 /// (for this caller) and deletes.
-pub fn delete<R: Stamped>(
+pub fn delete<R: Stamped + Visible>(
     conn: &mut DbConn,
     caller: &Caller,
     id: &str,
     expected_version: Option<i32>,
-    lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
     remove: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
 ) -> AppResult<()> {
-    let current = lock(conn, &caller.visibility(), id)?;
+    let current = R::lock_visible(conn, &caller.visibility(), id)?;
     check_version(expected_version, current.version())?;
     remove(conn, caller, &current)
 }

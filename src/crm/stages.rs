@@ -15,7 +15,7 @@ use crate::storage::opportunities::{
 };
 use crate::storage::pipelines::StageRow;
 use crate::storage::visibility::Visibility;
-use crate::storage::{self, DbConn};
+use crate::storage::{self, DbConn, Visible};
 
 /// How a stage change is recorded.
 pub struct StageChange<'a> {
@@ -244,7 +244,7 @@ pub fn evacuate_stage(
     let from_lost = from.kind == StageKind::Lost;
     let mut missing: Vec<FieldError> = Vec::new();
     for id in &ids {
-        let mut deal = store::lock_visible(conn, &Visibility::All, id)?;
+        let mut deal = OpportunityRow::lock_visible(conn, &Visibility::All, id)?;
         let before = deal.clone();
         // A lost deal moved between lost stages was lost when it was, not now.
         let closed_at = deal.closed_at;

@@ -18,10 +18,10 @@ use crate::crm::accounts::{AccountInput, ContactInput};
 use crate::domain::lead::CompanySize;
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::storage;
 use crate::storage::accounts::{
-    self as store, account, contact, AccountFilter, AccountRow, ContactFilter, ContactRow,
+    self as store, AccountFilter, AccountRow, ContactFilter, ContactRow,
 };
+use crate::storage::{self, Repo, Visible};
 
 /// The body of a PATCH: any writable members of [`AccountInput`].
 pub type AccountPatch = MergePatch<AccountInput>;
@@ -207,7 +207,7 @@ pub async fn find_account(
     can_read(&caller)?;
     let vis = caller.visibility();
     let row = storage::run(&state.pool, move |conn| {
-        account::find_visible(conn, &vis, &id)
+        Ok(AccountRow::find_visible(conn, &vis, &id)?)
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -252,10 +252,9 @@ pub async fn delete_account(
         caller,
         id.into_inner(),
         if_match,
-        account::lock_visible,
-        |conn, _, a| {
+        |conn, _, a: &AccountRow| {
             store::ensure_account_unused(conn, &a.id)?;
-            account::delete_row(conn, &a.id)
+            Ok(AccountRow::delete(conn, &a.id)?)
         },
     )
     .await?;
@@ -330,7 +329,7 @@ pub async fn find_contact(
     can_read(&caller)?;
     let vis = caller.visibility();
     let row = storage::run(&state.pool, move |conn| {
-        contact::find_visible(conn, &vis, &id)
+        Ok(ContactRow::find_visible(conn, &vis, &id)?)
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -375,10 +374,9 @@ pub async fn delete_contact(
         caller,
         id.into_inner(),
         if_match,
-        contact::lock_visible,
-        |conn, _, c| {
+        |conn, _, c: &ContactRow| {
             store::ensure_contact_unused(conn, &c.id)?;
-            contact::delete_row(conn, &c.id)
+            Ok(ContactRow::delete(conn, &c.id)?)
         },
     )
     .await?;

@@ -22,7 +22,7 @@ use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::activities::{self as store, ActivityFilter, ActivityRow, ParentKinds};
-use crate::storage::{self, leads, opportunities};
+use crate::storage::{self, leads, opportunities, Visible};
 
 /// The body of a PATCH: any writable members of [`ActivityInput`].
 pub type ActivityPatch = MergePatch<ActivityInput>;
@@ -139,7 +139,7 @@ pub async fn find_activity(
     readable_kinds(&caller)?;
     let vis = caller.visibility();
     let row = storage::run(&state.pool, move |conn| {
-        store::find_visible(conn, &vis, &id)
+        Ok(ActivityRow::find_visible(conn, &vis, &id)?)
     })
     .await?;
     require_parent_scopes(
@@ -188,15 +188,7 @@ pub async fn delete_activity(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    delete_owned(
-        &state,
-        caller,
-        id.into_inner(),
-        if_match,
-        store::lock_visible,
-        crm::remove,
-    )
-    .await?;
+    delete_owned(&state, caller, id.into_inner(), if_match, crm::remove).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

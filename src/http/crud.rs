@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use super::extract::IfMatch;
 use super::fields::patched;
-use crate::auth::{Caller, Visibility};
+use crate::auth::Caller;
 use crate::crm::records::{self, Ops};
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::storage::{self, DbConn, Stamped};
+use crate::storage::{self, DbConn, Stamped, Visible};
 
 pub async fn patch_owned<R, I>(
     state: &AppState,
@@ -23,7 +23,7 @@ pub async fn patch_owned<R, I>(
     ops: Ops<R, I>,
 ) -> AppResult<R>
 where
-    R: Stamped + Send + 'static,
+    R: Stamped + Visible + Send + 'static,
     I: Serialize + DeserializeOwned + 'static,
 {
     storage::run_tx(&state.pool, move |conn| {
@@ -38,14 +38,13 @@ pub async fn delete_owned<R>(
     caller: Caller,
     id: String,
     if_match: IfMatch,
-    lock: fn(&mut DbConn, &Visibility, &str) -> AppResult<R>,
     remove: fn(&mut DbConn, &Caller, &R) -> AppResult<()>,
 ) -> AppResult<()>
 where
-    R: Stamped + Send + 'static,
+    R: Stamped + Visible + Send + 'static,
 {
     storage::run_tx(&state.pool, move |conn| {
-        records::delete(conn, &caller, &id, if_match.0, lock, remove)
+        records::delete(conn, &caller, &id, if_match.0, remove)
     })
     .await
 }

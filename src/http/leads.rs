@@ -27,7 +27,7 @@ use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::storage::leads::{self as store, LeadFilter, LeadRow};
-use crate::storage::{self, scoring};
+use crate::storage::{self, scoring, Visible};
 
 /// The body of a PATCH: any writable members of [`LeadInput`].
 pub type LeadPatch = MergePatch<LeadInput>;
@@ -144,7 +144,7 @@ pub async fn find_lead(
     can_read(&caller)?;
     let vis = caller.visibility();
     let row = storage::run(&state.pool, move |conn| {
-        store::find_visible(conn, &vis, &id)
+        Ok(LeadRow::find_visible(conn, &vis, &id)?)
     })
     .await?;
     Ok(respond(StatusCode::OK, row))
@@ -192,15 +192,7 @@ pub async fn delete_lead(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_write(&caller)?;
-    delete_owned(
-        &state,
-        caller,
-        id.into_inner(),
-        if_match,
-        store::lock_visible,
-        crm::remove,
-    )
-    .await?;
+    delete_owned(&state, caller, id.into_inner(), if_match, crm::remove).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -24,9 +24,9 @@ use crate::domain::opportunity::{Channel, OpportunityStatus};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::storage;
 use crate::storage::opportunities::{self as store, OpportunityFilter, OpportunityRow};
 use crate::storage::pipelines;
+use crate::storage::{self, Visible};
 
 /// The body of a PATCH: any writable members of [`OpportunityInput`].
 pub type OpportunityPatch = MergePatch<OpportunityInput>;
@@ -470,7 +470,7 @@ pub async fn opportunity_history(
     can_read(&caller)?;
     let vis = caller.visibility();
     let (rows, stages) = storage::run(&state.pool, move |conn| {
-        let opp = store::find_visible(conn, &vis, &id)?;
+        let opp = OpportunityRow::find_visible(conn, &vis, &id)?;
         Ok((
             store::history(conn, &opp.id)?,
             pipelines::stages_of(conn, &opp.pipeline_id)?,

@@ -20,7 +20,7 @@ use crate::domain::pipeline::StageKind;
 use crate::error::{AppError, AppResult, FieldError, ProblemCode};
 use crate::storage::imports::{self as store, KeyColumn, Keyed};
 use crate::storage::pipelines::{self, StageRow};
-use crate::storage::{self, users, DbConn, Stamped};
+use crate::storage::{self, users, DbConn, Stamped, Visible};
 
 /// Where each column of a file goes, decided once per column name.
 pub struct Columns {
@@ -641,7 +641,7 @@ fn from_fields<I: DeserializeOwned>(fields: &Map<String, Value>) -> AppResult<I>
 }
 
 /// Creates, updates or leaves a lead, account or contact.
-fn simple<R: Stamped, I: Serialize + DeserializeOwned>(
+fn simple<R: Stamped + Visible, I: Serialize + DeserializeOwned>(
     conn: &mut DbConn,
     caller: &Caller,
     mode: Mode,
@@ -655,7 +655,7 @@ fn simple<R: Stamped, I: Serialize + DeserializeOwned>(
         create(conn, caller, &input)?;
         return Ok(Outcome::Created);
     };
-    let current = (ops.lock)(conn, &caller.visibility(), &id)?;
+    let current = R::lock_visible(conn, &caller.visibility(), &id)?;
     let before = (ops.input_of)(&current);
     let input = merged(&before, &parsed.fields)?;
     let row = (ops.build)(conn, caller, &input, Some(&current))?;

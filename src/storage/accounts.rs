@@ -34,11 +34,6 @@ pub struct AccountRow {
     pub external_id: Option<String>,
 }
 
-pub mod account {
-    use super::*;
-    crate::owned_repo!(accounts, AccountRow);
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = contacts, treat_none_as_null = true)]
 pub struct ContactRow {
@@ -56,11 +51,6 @@ pub struct ContactRow {
     pub created_by: Option<UserId>,
     pub updated_by: Option<UserId>,
     pub external_id: Option<String>,
-}
-
-pub mod contact {
-    use super::*;
-    crate::owned_repo!(contacts, ContactRow);
 }
 
 /// A visible account with this name (case-insensitive), for conversion.

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::domain::opportunity::ActivityType;
 
 use super::schema::{activities, leads, opportunities};
-use super::{parse_ts_key, ts_key, After, Db, DbConn, Page, PageRequest};
+use super::{parse_ts_key, ts_key, After, Db, DbConn, Page, PageRequest, Visible};
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{Filter, Visibility};
 
@@ -33,8 +33,6 @@ pub struct ActivityRow {
     pub created_by: Option<UserId>,
     pub updated_by: Option<UserId>,
 }
-
-crate::row_repo!(activities, ActivityRow);
 
 /// Activities follow their lead or deal: visible to whoever may see the parent now, not
 /// to whoever logged them, so a reassigned deal takes its activities along. `None` when
@@ -69,19 +67,19 @@ fn parent_filter<'a>(vis: &Visibility) -> Option<Filter<'a, activities::table>> 
     }
 }
 
-/// The activity, if the caller may see its lead or deal.
-pub fn find_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<ActivityRow> {
-    visible(vis)
-        .filter(activities::id.eq(uid(id)))
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)
-}
-
-/// The activity, row-locked, if the caller may see its lead or deal.
-pub fn lock_visible(conn: &mut DbConn, vis: &Visibility, id: &str) -> AppResult<ActivityRow> {
-    find_visible(conn, vis, id)?;
-    crate::lock_row!(conn, super::schema::activities, ActivityRow, id)?.ok_or(AppError::NotFound)
+/// An activity is visible to whoever may see its lead or deal.
+impl Visible for ActivityRow {
+    fn visible_to(&self, conn: &mut DbConn, vis: &Visibility) -> QueryResult<bool> {
+        if parent_filter(vis).is_none() {
+            return Ok(true);
+        }
+        Ok(visible(vis)
+            .filter(activities::id.eq(uid(&self.id)))
+            .select(activities::id)
+            .first::<ActivityId>(conn)
+            .optional()?
+            .is_some())
+    }
 }
 
 /// Every activity the caller may see, as a query to narrow.

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use super::schema::leads;
 use super::{
-    contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest,
+    contains_pattern, parse_ts_key, tag_pattern, ts_key, After, DbConn, Page, PageRequest, Repo,
+    Stamped,
 };
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
@@ -85,12 +86,12 @@ pub fn insert(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult<(
         return Ok(());
     }
     check_unique(conn, row, vis)?;
-    insert_row(conn, row)
+    Ok(row.insert_row(conn)?)
 }
 
 pub fn save(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult<()> {
     check_unique(conn, row, vis)?;
-    save_row(conn, row)
+    Ok(row.save(conn)?)
 }
 
 /// Duplicate detection by email and by external id (before writing: on PostgreSQL a
@@ -120,8 +121,6 @@ fn check_unique(conn: &mut DbConn, row: &LeadRow, vis: &Visibility) -> AppResult
     }
     Ok(())
 }
-
-crate::owned_repo!(leads, LeadRow);
 
 pub fn list(
     conn: &mut DbConn,

@@ -16,6 +16,7 @@ pub mod imports;
 pub mod leads;
 pub mod opportunities;
 pub mod pipelines;
+pub mod repo;
 pub mod schema;
 pub mod scoring;
 pub mod settings;
@@ -37,6 +38,7 @@ use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{AppError, AppResult};
+pub use repo::{Lock, Repo, Visible};
 pub use versioned::Stamped;
 
 pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -627,33 +629,6 @@ where
     .await
 }
 
-/// Loads one row by id, taking its row lock on PostgreSQL (`FOR UPDATE`); SQLite
-/// write transactions already hold the database's write lock.
-///
-/// A macro because the statement must be built per backend from a concrete table:
-/// `for_update` exists only for PostgreSQL, and diesel cannot build `table.find(…)` for a
-/// table that is only a type parameter (its blanket query-builder impls for tables send
-/// the trait solver into overflow; see `storage::versioned`).
-macro_rules! lock_row {
-    ($conn:expr, $table:path, $row:ty, $id:expr) => {{
-        use diesel::prelude::*;
-        use $table as t;
-        match $conn {
-            $crate::storage::DbConn::Pg(c) => t::table
-                .find($crate::storage::uid::uid($id))
-                .select(<$row>::as_select())
-                .for_update()
-                .first::<$row>(c)
-                .optional(),
-            $crate::storage::DbConn::Sqlite(c) => t::table
-                .find($crate::storage::uid::uid($id))
-                .select(<$row>::as_select())
-                .first::<$row>(c)
-                .optional(),
-        }
-    }};
-}
-
 /// Shared list filters: a `LIKE` pattern for case-insensitive substring search, and
 /// one for a tag inside a JSON array of strings.
 pub fn contains_pattern(text: &str) -> String {
@@ -686,78 +661,5 @@ pub fn duplicate(
     }
 }
 
-/// The operations every owned record shares: visible lookup, locked lookup, insert,
-/// versioned save and delete. `$table` is the schema module, which has `owner_id`.
-/// A macro for the reason given at [`lock_row`]: each statement names a concrete table.
-macro_rules! owned_repo {
-    ($table:ident, $row:ty) => {
-        $crate::row_repo!($table, $row);
-
-        /// The record, if the caller may see it.
-        pub fn find_visible(
-            conn: &mut $crate::storage::DbConn,
-            vis: &$crate::storage::visibility::Visibility,
-            id: &str,
-        ) -> $crate::error::AppResult<$row> {
-            use diesel::prelude::*;
-            $table::table
-                .find($crate::storage::uid::uid(id))
-                .filter($crate::storage::visibility::owner_filter(
-                    vis,
-                    $table::owner_id,
-                ))
-                .select(<$row>::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or($crate::error::AppError::NotFound)
-        }
-
-        /// The record, row-locked, if the caller may see it.
-        pub fn lock_visible(
-            conn: &mut $crate::storage::DbConn,
-            vis: &$crate::storage::visibility::Visibility,
-            id: &str,
-        ) -> $crate::error::AppResult<$row> {
-            $crate::lock_row!(conn, $crate::storage::schema::$table, $row, id)?
-                .filter(|r| vis.allows(&r.owner_id))
-                .ok_or($crate::error::AppError::NotFound)
-        }
-    };
-}
-
-/// Insert, versioned save and delete of a record whose visibility is decided elsewhere
-/// (the save is [`versioned::Stamped::save`]). A macro for the reason given at
-/// [`lock_row`].
-macro_rules! row_repo {
-    ($table:ident, $row:ty) => {
-        pub fn insert_row(
-            conn: &mut $crate::storage::DbConn,
-            row: &$row,
-        ) -> $crate::error::AppResult<()> {
-            use diesel::prelude::*;
-            diesel::insert_into($table::table)
-                .values(row.clone())
-                .execute(conn)?;
-            Ok(())
-        }
-
-        pub fn save_row(
-            conn: &mut $crate::storage::DbConn,
-            row: &$row,
-        ) -> $crate::error::AppResult<()> {
-            Ok($crate::storage::versioned::Stamped::save(row, conn)?)
-        }
-
-        pub fn delete_row(
-            conn: &mut $crate::storage::DbConn,
-            id: &str,
-        ) -> $crate::error::AppResult<()> {
-            use diesel::prelude::*;
-            diesel::delete($table::table.find($crate::storage::uid::uid(id))).execute(conn)?;
-            Ok(())
-        }
-    };
-}
-
-// Crate-private: the crate root re-exports them so `crate::keyset!` etc. resolve.
-pub(crate) use {keyset, lock_row, owned_repo, row_repo};
+// Crate-private: the crate root re-exports it so `crate::keyset!` resolves.
+pub(crate) use keyset;

@@ -15,7 +15,7 @@ use super::schema::{opportunities, stage_transitions, stages};
 use super::types::JsonText;
 use super::{
     contains_pattern, now, parse_ts_key, tag_pattern, ts_key, After, Backend, Db, DbConn, Page,
-    PageRequest,
+    PageRequest, Repo, Stamped,
 };
 use crate::domain::lead::{CompanySize, LeadSource};
 use crate::domain::money::{exponent_of, to_thousandths};
@@ -67,8 +67,6 @@ pub struct OpportunityRow {
     pub updated_by: Option<UserId>,
 }
 
-crate::owned_repo!(opportunities, OpportunityRow);
-
 /// The record, if the caller may see it, with its stage's probability: one statement
 /// for what a read of one deal shows. Each kind of visibility is its own statement type,
 /// so the statement cache finds it by type rather than by first rendering its SQL.
@@ -92,15 +90,6 @@ pub fn find_visible_with_probability(
     }
     .optional()?
     .ok_or(AppError::NotFound)
-}
-
-/// A deal by id, whoever may see it (for the workflow layer's own reads).
-pub fn find(conn: &mut DbConn, id: &OpportunityId) -> AppResult<Option<OpportunityRow>> {
-    Ok(opportunities::table
-        .find(uid(id))
-        .select(OpportunityRow::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// One row of the stage log. There is deliberately no update or delete for it.
@@ -150,13 +139,13 @@ pub fn insert(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppR
         return aggregates::refresh(conn, Target::Deal(&row.id));
     }
     check_external_id(conn, row, vis)?;
-    insert_row(conn, row)?;
+    row.insert_row(conn)?;
     aggregates::refresh(conn, Target::Deal(&row.id))
 }
 
 pub fn save(conn: &mut DbConn, row: &OpportunityRow, vis: &Visibility) -> AppResult<()> {
     check_external_id(conn, row, vis)?;
-    save_row(conn, row)?;
+    row.save(conn)?;
     aggregates::refresh(conn, Target::Deal(&row.id))
 }
 

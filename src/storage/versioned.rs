@@ -125,30 +125,3 @@ pub trait Stamped {
     /// (`version - 1`).
     fn save(&self, conn: &mut DbConn) -> Result<(), StorageError>;
 }
-
-macro_rules! stamped_rows {
-    ($($row:ty => $table:ident),*) => {$(
-        impl Stamped for $row {
-            fn version(&self) -> i32 {
-                self.version
-            }
-            fn stamp_next(&mut self, actor: &str, now: chrono::NaiveDateTime) {
-                self.version += 1;
-                self.updated_at = now;
-                self.updated_by = Some(actor.into());
-            }
-            fn save(&self, conn: &mut DbConn) -> Result<(), StorageError> {
-                save_if_version(conn, $table::table, &self.id, self.version - 1, |conn, target, next| {
-                    diesel::update(target).set((self.clone(), next)).execute(conn)
-                })
-            }
-        }
-    )*};
-}
-stamped_rows!(
-    super::accounts::AccountRow => accounts,
-    super::accounts::ContactRow => contacts,
-    super::leads::LeadRow => leads,
-    super::opportunities::OpportunityRow => opportunities,
-    super::activities::ActivityRow => activities
-);
