@@ -1,6 +1,7 @@
 //! Plain types and rules. Nothing here knows HTTP or SQL.
 
 pub mod ids;
+pub mod import;
 pub mod integration;
 pub mod lead;
 pub mod money;

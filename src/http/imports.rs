@@ -17,12 +17,14 @@ use super::extract::ApiQuery;
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
+use crate::domain::import::JobState;
 use crate::domain::user::Role;
 use crate::error::{AppError, AppResult, FieldError, ProblemCode};
 use crate::imports::jobs::{self, CHUNK_BYTES};
 use crate::imports::reader::{self, Format};
 use crate::imports::{self, Kind, MatchOn, Mode, Options, Report};
 use crate::state::AppState;
+use crate::storage::types::JsonText;
 use crate::storage::{self, import_jobs as store};
 
 /// Bodies larger than this (by `Content-Length`) run as a job even without `async=true`.
@@ -77,8 +79,8 @@ pub struct ImportJobOut {
 
 impl From<store::JobRow> for ImportJobOut {
     fn from(j: store::JobRow) -> Self {
-        let report: Report = serde_json::from_str(&j.report).unwrap_or_default();
-        let options: Option<Options> = serde_json::from_str(&j.options).ok();
+        let report: Report = j.report.into_inner();
+        let options: Options = j.options.into_inner();
         let percent = match j.bytes_total {
             0 => 0.0,
             total => (report.bytes as f64 * 100.0 / total as f64).min(100.0),
@@ -88,8 +90,8 @@ impl From<store::JobRow> for ImportJobOut {
             (end - s).num_milliseconds().max(1) as f64 / 1000.0
         });
         let rows_per_second = elapsed.map(|e| report.rows as f64 / e);
-        let seconds_left = match (elapsed, j.state.as_str()) {
-            (Some(e), store::RUNNING) if report.bytes > 0 => {
+        let seconds_left = match (elapsed, j.state) {
+            (Some(e), JobState::Running) if report.bytes > 0 => {
                 let rate = report.bytes as f64 / e;
                 Some((j.bytes_total as f64 - report.bytes as f64).max(0.0) / rate)
             }
@@ -97,9 +99,9 @@ impl From<store::JobRow> for ImportJobOut {
         };
         ImportJobOut {
             errors_url: format!("/api/v1/imports/{}/errors.csv", j.id),
-            kind: options.as_ref().map_or(Kind::Leads, |o| o.kind),
-            dry_run: options.is_some_and(|o| o.dry_run),
-            state: j.state,
+            kind: options.kind,
+            dry_run: options.dry_run,
+            state: j.state.as_str().into(),
             bytes_total: j.bytes_total,
             bytes_read: report.bytes,
             rows_read: report.rows,
@@ -326,15 +328,15 @@ async fn submit(
     let now = storage::now();
     let job = store::JobRow {
         id: storage::new_id(),
-        kind: options.kind.as_str().into(),
-        format: jobs::format_text(format).into(),
-        options: serde_json::to_string(options).map_err(AppError::internal)?,
+        kind: options.kind,
+        format,
+        options: JsonText::new(options.clone()).map_err(AppError::internal)?,
         signer: jobs::signer_text(caller),
-        state: store::RECEIVING.into(),
+        state: JobState::Receiving,
         bytes_total: 0,
         rows_done: 0,
-        report: "{}".into(),
-        header: "[]".into(),
+        report: JsonText::new(Report::default()).map_err(AppError::internal)?,
+        header: JsonText::default(),
         error: None,
         worker: None,
         heartbeat_at: None,
@@ -378,7 +380,13 @@ async fn submit(
     let id = job.id.clone();
     if let Some(e) = failure {
         storage::run(&state.pool, move |conn| {
-            store::finish(conn, &id, store::FAILED, None, Some("the upload broke off"))
+            store::finish(
+                conn,
+                &id,
+                JobState::Failed,
+                None,
+                Some("the upload broke off"),
+            )
         })
         .await?;
         return Err(e);
@@ -439,18 +447,15 @@ pub async fn cancel_import(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let job = visible_job(&state, &caller, id.into_inner()).await?;
-    if !matches!(
-        job.state.as_str(),
-        store::RECEIVING | store::QUEUED | store::RUNNING
-    ) {
+    if !job.state.is_live() {
         return Err(AppError::Conflict {
             code: ProblemCode::ImportNotCancellable,
-            detail: format!("The job is {}.", job.state),
+            detail: format!("The job is {}.", job.state.as_str()),
             existing_id: None,
         });
     }
     let job = storage::run(&state.pool, move |conn| {
-        store::finish(conn, &job.id, store::CANCELLED, None, Some("cancelled"))?;
+        store::finish(conn, &job.id, JobState::Cancelled, None, Some("cancelled"))?;
         store::find(conn, &job.id)?.ok_or(AppError::NotFound)
     })
     .await?;
@@ -468,9 +473,9 @@ pub async fn find_import_errors(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let job = visible_job(&state, &caller, id.into_inner()).await?;
-    let csv_input = job.format == "csv";
+    let csv_input = job.format == Format::Csv;
     let header: Vec<String> = if csv_input {
-        let mut h: Vec<String> = serde_json::from_str(&job.header).unwrap_or_default();
+        let mut h: Vec<String> = job.header.into_inner();
         h.push("error".into());
         h
     } else {
@@ -513,7 +518,10 @@ pub async fn find_import_errors(
         let mut out = csv::Writer::from_writer(Vec::new());
         for (row, cells, error) in page {
             let record: Vec<String> = if st.csv_input {
-                let mut c: Vec<String> = serde_json::from_str(&cells).unwrap_or_default();
+                // A CSV row's cells are stored as a JSON array of strings; anything
+                // else is shown as it is stored rather than dropped.
+                let mut c: Vec<String> =
+                    serde_json::from_str(&cells).unwrap_or_else(|_| vec![cells.clone()]);
                 c.resize(st.columns - 1, String::new());
                 c.push(error);
                 c

@@ -14,6 +14,7 @@ use super::{Options, Report, RowError, Sink};
 use crate::auth::caller::link_signer;
 use crate::auth::links::Signer;
 use crate::auth::Caller;
+use crate::domain::import::JobState;
 use crate::error::{AppError, AppResult};
 use crate::storage::import_jobs::{self as store, JobRow};
 use crate::storage::{self, DbConn, DbPool};
@@ -42,22 +43,6 @@ fn caller_of(conn: &mut DbConn, signer: &str) -> AppResult<Caller> {
         }
     };
     Ok(link_signer(conn, &signer)?.0)
-}
-
-pub fn format_text(format: Format) -> &'static str {
-    match format {
-        Format::Csv => "csv",
-        Format::Ndjson => "ndjson",
-        Format::JsonArray => "json",
-    }
-}
-
-fn format_of(text: &str) -> Format {
-    match text {
-        "ndjson" => Format::Ndjson,
-        "json" => Format::JsonArray,
-        _ => Format::Csv,
-    }
 }
 
 /// Reads a stored upload chunk by chunk, each with a connection of its own.
@@ -103,7 +88,7 @@ impl Sink for JobSink<'_> {
         rejected: &[(Record, Vec<RowError>)],
     ) -> AppResult<bool> {
         for (rec, errors) in rejected {
-            let cells = match format_of(&self.job.format) {
+            let cells = match self.job.format {
                 Format::Csv => serde_json::to_string(&rec.raw()),
                 _ => serde_json::to_string(&Value::Object(rec.cells.iter().cloned().collect())),
             }
@@ -116,14 +101,13 @@ impl Sink for JobSink<'_> {
                 &error_text(errors),
             )?;
         }
-        let text = serde_json::to_string(report).map_err(AppError::internal)?;
-        let state = store::progress(conn, &self.job.id, self.worker, report.rows as i64, &text)?;
-        match state.as_str() {
-            store::RUNNING => Ok(true),
-            store::CANCELLED => Ok(false),
+        let state = store::progress(conn, &self.job.id, self.worker, report.rows as i64, report)?;
+        match state {
+            JobState::Running => Ok(true),
+            JobState::Cancelled => Ok(false),
             other => Err(AppError::Conflict {
                 code: crate::error::ProblemCode::Conflict,
-                detail: format!("the job is {other} and no longer this worker's"),
+                detail: format!("the job is {} and no longer this worker's", other.as_str()),
                 existing_id: None,
             }),
         }
@@ -153,26 +137,25 @@ pub fn work_once(pool: &DbPool, worker: &str) -> AppResult<bool> {
     match outcome {
         Ok(report) => {
             let state = if report.file_error.is_some() {
-                store::FAILED
+                JobState::Failed
             } else {
-                store::DONE
+                JobState::Done
             };
-            let text = serde_json::to_string(&report).map_err(AppError::internal)?;
             let error = report.file_error.as_ref().map(|f| f.message.clone());
-            store::finish(&mut conn, &job.id, state, Some(&text), error.as_deref())?;
+            store::finish(&mut conn, &job.id, state, Some(&report), error.as_deref())?;
         }
         Err(e) => {
             tracing::warn!(job = %job.id, error = %e, "import job failed");
             let reached = store::find(&mut conn, &job.id)?.map_or(0, |j| j.rows_done);
             let message = format!("{e} (rows up to {reached} are written)");
-            store::finish(&mut conn, &job.id, store::FAILED, None, Some(&message))?;
+            store::finish(&mut conn, &job.id, JobState::Failed, None, Some(&message))?;
         }
     }
     Ok(true)
 }
 
 fn run_job(pool: &DbPool, conn: &mut DbConn, job: &JobRow, worker: &str) -> AppResult<Report> {
-    let options: Options = serde_json::from_str(&job.options).map_err(AppError::internal)?;
+    let options: &Options = &job.options;
     let caller = caller_of(conn, &job.signer)?;
     let body = Chunks {
         pool: pool.clone(),
@@ -181,7 +164,7 @@ fn run_job(pool: &DbPool, conn: &mut DbConn, job: &JobRow, worker: &str) -> AppR
         buf: Vec::new(),
         pos: 0,
     };
-    let records = match reader::open(format_of(&job.format), Box::new(body)) {
+    let records = match reader::open(job.format, Box::new(body)) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Report {
@@ -190,16 +173,13 @@ fn run_job(pool: &DbPool, conn: &mut DbConn, job: &JobRow, worker: &str) -> AppR
             })
         }
     };
-    let header = serde_json::to_string(&records.header).map_err(AppError::internal)?;
-    store::set_header(conn, &job.id, &header)?;
+    store::set_header(conn, &job.id, &records.header)?;
     let skip = job.rows_done.max(0) as u64;
     let mut sink = JobSink { job, worker };
-    let mut report = super::run(conn, &caller, &options, records, skip, &mut sink)?;
+    let mut report = super::run(conn, &caller, options, records, skip, &mut sink)?;
     if skip > 0 {
         // Counts of the rows before the restart come from the stored report.
-        if let Ok(before) = serde_json::from_str::<Report>(&job.report) {
-            report = merge_counts(before, report);
-        }
+        report = merge_counts(job.report.clone().into_inner(), report);
     }
     Ok(report)
 }

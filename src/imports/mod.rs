@@ -15,123 +15,18 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use diesel::Connection;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::storage::{self, aggregates, DbConn};
 use reader::{FileError, Next, Record, Records};
 
-/// What a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Leads,
-    Accounts,
-    Contacts,
-    Opportunities,
-}
-
-impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "leads" => Some(Kind::Leads),
-            "accounts" => Some(Kind::Accounts),
-            "contacts" => Some(Kind::Contacts),
-            "opportunities" => Some(Kind::Opportunities),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Leads => "leads",
-            Kind::Accounts => "accounts",
-            Kind::Contacts => "contacts",
-            Kind::Opportunities => "opportunities",
-        }
-    }
-}
-
-/// `create` refuses a row that matches an existing record (unless it is identical);
-/// `upsert` updates it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Create,
-    Upsert,
-}
-
-/// The key a row is matched on when it has no `id` column. With `external_id`, leads
-/// and contacts that have none match on their email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchOn {
-    #[default]
-    ExternalId,
-    Email,
-}
-
-/// How to import.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Options {
-    pub kind: Kind,
-    pub mode: Mode,
-    pub match_on: MatchOn,
-    pub dry_run: bool,
-    pub default_currency: String,
-}
+pub use crate::domain::import::{FileProblem, Kind, MatchOn, Mode, Options, Report, RowError};
 
 /// Rows written per transaction.
 pub const BATCH_ROWS: usize = 500;
 /// Row errors an answer lists (all of them go to a job's `errors.csv`).
 pub const LISTED_ERRORS: usize = 100;
-
-/// One problem of one row.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct RowError {
-    /// Data row number: 1 is the first row after the header (or the first line or
-    /// array element).
-    pub row: u64,
-    /// The field or column at fault; null for the row as a whole.
-    pub field: Option<String>,
-    pub code: String,
-    pub message: String,
-}
-
-/// The outcome of an import.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-pub struct Report {
-    pub created: u64,
-    pub updated: u64,
-    /// Rows equal to the record they match: nothing written.
-    pub unchanged: u64,
-    pub failed: u64,
-    /// The first 100 row errors (a job's `errors.csv` has every rejected row).
-    pub errors: Vec<RowError>,
-    /// More errors than listed.
-    pub errors_truncated: bool,
-    /// Columns that match no field (named once, not per row).
-    pub unknown_columns: Vec<String>,
-    /// Columns an export writes that imports leave to the server (`score`,
-    /// `created_at`, …).
-    pub ignored_columns: Vec<String>,
-    /// Data rows read.
-    pub rows: u64,
-    pub bytes: u64,
-    /// Nothing was written (`dry_run=true`).
-    pub dry_run: bool,
-    /// The file stopped being readable here (the rows before it stand).
-    pub file_error: Option<FileProblem>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct FileProblem {
-    pub code: String,
-    pub message: String,
-}
 
 impl From<FileError> for FileProblem {
     fn from(e: FileError) -> Self {

@@ -12,39 +12,7 @@ use serde_json::{Map, Value};
 /// The largest record (a CSV row, an NDJSON line, an array element) read.
 pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
-/// The body's format, from its `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Ndjson,
-    JsonArray,
-}
-
-impl Format {
-    /// The format of a media type (parameters ignored), if it is one of ours.
-    pub fn of_media_type(media_type: &str) -> Option<Format> {
-        let essence = media_type.split(';').next().unwrap_or("").trim();
-        match essence.to_ascii_lowercase().as_str() {
-            "text/csv" | "application/csv" => Some(Format::Csv),
-            "application/x-ndjson" | "application/jsonl" | "application/ndjson" => {
-                Some(Format::Ndjson)
-            }
-            "application/json" => Some(Format::JsonArray),
-            _ => None,
-        }
-    }
-
-    /// The format of a file name's extension (for the command line).
-    pub fn of_file_name(name: &str) -> Option<Format> {
-        let ext = name.rsplit('.').next()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "csv" => Some(Format::Csv),
-            "ndjson" | "jsonl" => Some(Format::Ndjson),
-            "json" => Some(Format::JsonArray),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::import::Format;
 
 /// One record of the file: its data row number (1 for the first row after a CSV
 /// header), its cells by column, and its original cells (for `errors.csv`).

@@ -5,23 +5,26 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{import_chunks, import_jobs, import_rejects};
+use super::types::JsonText;
 use super::{now, DbConn};
-use crate::error::AppResult;
+use crate::domain::import::{Format, JobState, Kind, Options, Report};
+use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = import_jobs)]
 pub struct JobRow {
     #[diesel(serialize_as = crate::storage::uid::Id)]
     pub id: String,
-    pub kind: String,
-    pub format: String,
-    pub options: String,
+    pub kind: Kind,
+    pub format: Format,
+    pub options: JsonText<Options>,
     pub signer: String,
-    pub state: String,
+    pub state: JobState,
     pub bytes_total: i64,
     pub rows_done: i64,
-    pub report: String,
-    pub header: String,
+    pub report: JsonText<Report>,
+    /// The file's column names, for `errors.csv`.
+    pub header: JsonText<Vec<String>>,
     pub error: Option<String>,
     pub worker: Option<String>,
     pub heartbeat_at: Option<NaiveDateTime>,
@@ -30,15 +33,6 @@ pub struct JobRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
-
-/// Job states: `receiving` (the upload is under way), `queued`, `running`, then one
-/// of `done`, `failed`, `cancelled`.
-pub const RECEIVING: &str = "receiving";
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
 
 pub fn insert(conn: &mut DbConn, row: &JobRow) -> AppResult<()> {
     diesel::insert_into(import_jobs::table)
@@ -78,7 +72,7 @@ pub fn chunk(conn: &mut DbConn, job_id: &str, seq: i32) -> AppResult<Option<Vec<
 pub fn queue(conn: &mut DbConn, id: &str, bytes_total: i64) -> AppResult<()> {
     diesel::update(import_jobs::table.find(uid(id)))
         .set((
-            import_jobs::state.eq(QUEUED),
+            import_jobs::state.eq(JobState::Queued),
             import_jobs::bytes_total.eq(bytes_total),
             import_jobs::updated_at.eq(now()),
         ))
@@ -96,9 +90,11 @@ pub fn claim(
     super::write_tx(conn, |conn| {
         let pick = import_jobs::table
             .filter(
-                import_jobs::state.eq(QUEUED).or(import_jobs::state
-                    .eq(RUNNING)
-                    .and(import_jobs::heartbeat_at.lt(stale_before))),
+                import_jobs::state
+                    .eq(JobState::Queued)
+                    .or(import_jobs::state
+                        .eq(JobState::Running)
+                        .and(import_jobs::heartbeat_at.lt(stale_before))),
             )
             .order(import_jobs::created_at.asc())
             .select(import_jobs::id);
@@ -112,7 +108,7 @@ pub fn claim(
         let at = now();
         diesel::update(import_jobs::table.find(uid(&id)))
             .set((
-                import_jobs::state.eq(RUNNING),
+                import_jobs::state.eq(JobState::Running),
                 import_jobs::worker.eq(worker),
                 import_jobs::heartbeat_at.eq(at),
                 import_jobs::started_at.eq(at),
@@ -130,18 +126,19 @@ pub fn progress(
     id: &str,
     worker: &str,
     rows_done: i64,
-    report: &str,
-) -> AppResult<String> {
+    report: &Report,
+) -> AppResult<JobState> {
+    let report = json(report)?;
     let at = now();
     diesel::update(
         import_jobs::table
             .find(uid(id))
             .filter(import_jobs::worker.eq(worker))
-            .filter(import_jobs::state.eq(RUNNING)),
+            .filter(import_jobs::state.eq(JobState::Running)),
     )
     .set((
         import_jobs::rows_done.eq(rows_done),
-        import_jobs::report.eq(report),
+        import_jobs::report.eq(&report),
         import_jobs::heartbeat_at.eq(at),
         import_jobs::updated_at.eq(at),
     ))
@@ -152,9 +149,9 @@ pub fn progress(
         .first(conn)?)
 }
 
-pub fn set_header(conn: &mut DbConn, id: &str, header: &str) -> AppResult<()> {
+pub fn set_header(conn: &mut DbConn, id: &str, header: &[String]) -> AppResult<()> {
     diesel::update(import_jobs::table.find(uid(id)))
-        .set(import_jobs::header.eq(header))
+        .set(import_jobs::header.eq(json(header.to_vec())?))
         .execute(conn)?;
     Ok(())
 }
@@ -164,16 +161,21 @@ pub fn set_header(conn: &mut DbConn, id: &str, header: &str) -> AppResult<()> {
 pub fn finish(
     conn: &mut DbConn,
     id: &str,
-    state: &str,
-    report: Option<&str>,
+    state: JobState,
+    report: Option<&Report>,
     error: Option<&str>,
 ) -> AppResult<()> {
+    let report = report.map(json).transpose()?;
     super::write_tx(conn, |conn| {
         let at = now();
         let open = import_jobs::table
             .find(uid(id))
-            .filter(import_jobs::state.eq_any([RECEIVING, QUEUED, RUNNING]));
-        match report {
+            .filter(import_jobs::state.eq_any([
+                JobState::Receiving,
+                JobState::Queued,
+                JobState::Running,
+            ]));
+        match &report {
             Some(r) => diesel::update(open)
                 .set((
                     import_jobs::state.eq(state),
@@ -243,4 +245,9 @@ pub fn rejects(
             import_rejects::error,
         ))
         .load(conn)?)
+}
+
+/// A value as the JSON text of its column.
+fn json<T: serde::Serialize>(value: T) -> AppResult<JsonText<T>> {
+    JsonText::new(value).map_err(AppError::internal)
 }

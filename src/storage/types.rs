@@ -10,6 +10,7 @@ use diesel::sql_types::{Nullable, Text};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::domain::import::{Format, JobState, Kind as ImportKind};
 use crate::domain::integration::{CaptureKind, DeliveryStatus, EventType};
 use crate::domain::lead::{CompanySize, LeadSource, LeadStatus};
 use crate::domain::opportunity::{ActivityType, Channel, OpportunityStatus};
@@ -100,6 +101,9 @@ text_columns!(
     CaptureKind,
     EventType,
     DeliveryStatus,
+    ImportKind,
+    Format,
+    JobState,
 );
 
 /// A JSON document stored as TEXT (lists of tags or criteria, custom fields, BANT). The

@@ -18,6 +18,7 @@ mod hardening;
 mod idempotency;
 mod ids;
 mod imports;
+mod job_rows;
 mod leads;
 mod money;
 mod openapi;

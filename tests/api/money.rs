@@ -22,8 +22,9 @@ fn postgres_rescales_stored_amounts_to_their_currency() {
     rescales_stored_amounts(Backend::Postgres);
 }
 
-/// Runs every migration before [`MIGRATION`], then `between`, then the rest.
-fn around<C, DB>(conn: &mut C, source: EmbeddedMigrations, between: impl FnOnce(&mut C))
+/// Runs every migration before the one whose name ends with `name`, then `between`,
+/// then the rest.
+fn around<C, DB>(conn: &mut C, source: EmbeddedMigrations, name: &str, between: impl FnOnce(&mut C))
 where
     DB: DieselBackend,
     C: MigrationHarness<DB>,
@@ -32,8 +33,8 @@ where
     let migrations = source.migrations().expect("migrations");
     let at = migrations
         .iter()
-        .position(|m| m.name().to_string().ends_with(MIGRATION))
-        .expect("the currency migration");
+        .position(|m| m.name().to_string().ends_with(name))
+        .expect("the migration under test");
     conn.applied_migrations().expect("migration table");
     for m in &migrations[..at] {
         conn.run_migration(m.as_ref()).expect("earlier migration");
@@ -41,7 +42,26 @@ where
     between(conn);
     for m in &migrations[at..] {
         conn.run_migration(m.as_ref())
-            .expect("the currency migration and later ones");
+            .expect("the migration under test and later ones");
+    }
+}
+
+/// A connection to the database at `url`, migrated with `rows` (SQL) written just
+/// before the migration whose name ends with `name`.
+pub fn migrated_with(backend: Backend, url: &str, name: &str, rows: &str) -> DbConn {
+    let insert = |c: &mut dyn SimpleConnection| c.batch_execute(rows).expect("rows written");
+    match backend {
+        Backend::Postgres => {
+            let mut c = PgConnection::establish(url).expect("connect");
+            around(&mut c, PG_MIGRATIONS, name, |c| insert(c));
+            DbConn::Pg(c)
+        }
+        Backend::Sqlite => {
+            let path = url.trim_start_matches("sqlite://");
+            let mut c = SqliteConnection::establish(path).expect("open");
+            around(&mut c, SQLITE_MIGRATIONS, name, |c| insert(c));
+            DbConn::Sqlite(c)
+        }
     }
 }
 
@@ -77,21 +97,7 @@ fn rescales_stored_amounts(backend: Backend) {
                VALUES ('{deal}', '{pipeline}', '{user}', CURRENT_TIMESTAMP, 1, 0, 0, 0, 'open', {amount}, '[]');"
         ));
     }
-    let insert =
-        |c: &mut dyn SimpleConnection| c.batch_execute(&rows).expect("rows kept in hundredths");
-    let mut conn = match backend {
-        Backend::Postgres => {
-            let mut c = PgConnection::establish(&url).expect("connect");
-            around(&mut c, PG_MIGRATIONS, |c| insert(c));
-            DbConn::Pg(c)
-        }
-        Backend::Sqlite => {
-            let path = url.trim_start_matches("sqlite://");
-            let mut c = SqliteConnection::establish(path).expect("open");
-            around(&mut c, SQLITE_MIGRATIONS, |c| insert(c));
-            DbConn::Sqlite(c)
-        }
-    };
+    let mut conn = migrated_with(backend, &url, MIGRATION, &rows);
 
     let read = |conn: &mut DbConn, sql: &str| -> Vec<i64> {
         deals
