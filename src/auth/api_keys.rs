@@ -2,34 +2,13 @@
 //! stored (the secret is 190 random bits, so a slow hash adds nothing); the prefix finds
 //! the row and the hashes are compared in constant time.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
 
 use super::password::random_token;
 use crate::error::AppResult;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum Scope {
-    #[serde(rename = "leads:read")]
-    LeadsRead,
-    #[serde(rename = "leads:write")]
-    LeadsWrite,
-    #[serde(rename = "opportunities:read")]
-    OpportunitiesRead,
-    #[serde(rename = "opportunities:write")]
-    OpportunitiesWrite,
-    #[serde(rename = "imports")]
-    Imports,
-    #[serde(rename = "reports:read")]
-    ReportsRead,
-    #[serde(rename = "webhooks:manage")]
-    WebhooksManage,
-    /// Read pipeline and stage configuration.
-    #[serde(rename = "pipelines:read")]
-    PipelinesRead,
-}
+pub use crate::domain::user::Scope;
 
 pub struct NewKey {
     pub prefix: String,

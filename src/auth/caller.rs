@@ -205,9 +205,9 @@ async fn from_api_key(pool: &DbPool, token: String) -> AppResult<Caller> {
         let user = users::find(conn, &key.user_id)?
             .filter(|u| u.active)
             .ok_or_else(invalid)?;
-        let scopes: Vec<Scope> = serde_json::from_str(&key.scopes).map_err(AppError::internal)?;
         key_store::touch(conn, &key)?;
-        caller_of(conn, user, Some((key.id.clone(), scopes)))
+        let scopes = key.scopes.into_inner();
+        caller_of(conn, user, Some((key.id, scopes)))
     })
     .await
 }
@@ -234,10 +234,11 @@ pub fn link_signer(conn: &mut storage::DbConn, signer: &Signer) -> AppResult<(Ca
             let user = users::find(conn, &key.user_id)?
                 .filter(|u| u.active)
                 .ok_or_else(invalid)?;
-            let scopes: Vec<Scope> =
-                serde_json::from_str(&key.scopes).map_err(AppError::internal)?;
             let binding = format!("key:{}", key.id);
-            Ok((caller_of(conn, user, Some((key.id, scopes)))?, binding))
+            Ok((
+                caller_of(conn, user, Some((key.id, key.scopes.into_inner())))?,
+                binding,
+            ))
         }
     }
 }

@@ -95,3 +95,25 @@ mod tests {
         }
     }
 }
+
+// What an API key may do (people are limited by their role alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Scope {
+    #[serde(rename = "leads:read")]
+    LeadsRead,
+    #[serde(rename = "leads:write")]
+    LeadsWrite,
+    #[serde(rename = "opportunities:read")]
+    OpportunitiesRead,
+    #[serde(rename = "opportunities:write")]
+    OpportunitiesWrite,
+    #[serde(rename = "imports")]
+    Imports,
+    #[serde(rename = "reports:read")]
+    ReportsRead,
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
+    /// Read pipeline and stage configuration.
+    #[serde(rename = "pipelines:read")]
+    PipelinesRead,
+}

@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::storage::types::JsonText;
 use crate::storage::{self, api_keys as store, api_keys::ApiKeyRow};
 
 #[derive(Deserialize, ToSchema)]
@@ -44,20 +45,19 @@ pub struct ApiKeyCreated {
     pub secret: String,
 }
 
-impl TryFrom<ApiKeyRow> for ApiKeyOut {
-    type Error = AppError;
-
-    /// Unreadable stored scopes are an error, not a key with no scopes.
-    fn try_from(k: ApiKeyRow) -> AppResult<Self> {
-        Ok(ApiKeyOut {
-            scopes: serde_json::from_str(&k.scopes).map_err(AppError::internal)?,
+impl From<ApiKeyRow> for ApiKeyOut {
+    /// (Unreadable stored scopes are an error when the row is read, not a key with no
+    /// scopes.)
+    fn from(k: ApiKeyRow) -> Self {
+        ApiKeyOut {
+            scopes: k.scopes.into_inner(),
             id: k.id,
             name: k.name,
             prefix: format!("sfk_{}", k.prefix),
             created_at: utc(k.created_at),
             last_used_at: k.last_used_at.map(utc),
             revoked_at: k.revoked_at.map(utc),
-        })
+        }
     }
 }
 
@@ -90,7 +90,7 @@ pub async fn create_api_key(
         name,
         prefix: generated.prefix,
         secret_hash: generated.secret_hash,
-        scopes: serde_json::to_string(&scopes).map_err(AppError::internal)?,
+        scopes: JsonText::new(scopes).map_err(AppError::internal)?,
         user_id: caller.user_id,
         created_at: storage::now(),
         last_used_at: None,
@@ -102,7 +102,7 @@ pub async fn create_api_key(
     Ok(
         super::answer(actix_web::http::StatusCode::CREATED, "api-keys", &row.id).json(
             ApiKeyCreated {
-                key: row.try_into()?,
+                key: row.into(),
                 secret: generated.plaintext,
             },
         ),
@@ -117,10 +117,7 @@ pub async fn list_api_keys(state: web::Data<AppState>, caller: Caller) -> AppRes
     caller.require_admin()?;
     let rows = storage::run(&state.pool, store::list).await?;
     Ok(HttpResponse::Ok().json(ApiKeyList {
-        data: rows
-            .into_iter()
-            .map(ApiKeyOut::try_from)
-            .collect::<AppResult<_>>()?,
+        data: rows.into_iter().map(ApiKeyOut::from).collect(),
     }))
 }
 

@@ -5,8 +5,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::api_keys;
+use super::types::JsonText;
 use super::DbConn;
 use crate::domain::ids::UserId;
+use crate::domain::user::Scope;
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -18,7 +20,7 @@ pub struct ApiKeyRow {
     pub prefix: String,
     pub secret_hash: String,
     /// JSON array of scope names.
-    pub scopes: String,
+    pub scopes: JsonText<Vec<Scope>>,
     pub user_id: UserId,
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
