@@ -21,7 +21,7 @@ use stageflow::integrations::signing::new_webhook_secret;
 use stageflow::startup::{build_state, AppState};
 use stageflow::storage::types::JsonText;
 use stageflow::storage::webhooks::{self as outbox, SubscriptionRow};
-use stageflow::storage::{self, write_tx};
+use stageflow::storage::{self, write_tx, Repo};
 
 mod support;
 
@@ -156,7 +156,7 @@ fn main() {
                     updated_at: now,
                     created_by: "bench".into(),
                 };
-                outbox::insert_subscription(&mut state.pool.get().unwrap(), &sub).unwrap();
+                sub.insert_row(&mut state.pool.get().unwrap()).unwrap();
                 for (what, n, one) in [("many records", a.events, false), ("one record", a.one_record, true)] {
                     let before = received.load(Ordering::Relaxed);
                     let written = write_events(&state, &sub.id, n, one);

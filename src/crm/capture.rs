@@ -48,8 +48,9 @@ fn owner(conn: &mut DbConn, source: &SourceRow, caller: &Caller) -> AppResult<St
     }
     Ok(source
         .owner_id
-        .clone()
-        .unwrap_or_else(|| caller.user_id.to_string()))
+        .as_deref()
+        .unwrap_or(&caller.user_id)
+        .to_owned())
 }
 
 fn input_from(fields: Map<String, Value>) -> AppResult<LeadInput> {

@@ -77,12 +77,11 @@ fn subscribers<'s>(
         if !s.events.contains(&event) {
             continue;
         }
-        let wants = |filter: &Option<String>, value: Option<&str>| {
-            filter.as_deref().is_none_or(|f| Some(f) == value)
-        };
-        if !wants(&s.pipeline_id, facts.pipeline_id)
-            || !wants(&s.to_stage_id, facts.stage_id)
-            || !wants(&s.owner_id, Some(facts.owner_id))
+        let wants =
+            |filter: Option<&str>, value: Option<&str>| filter.is_none_or(|f| Some(f) == value);
+        if !wants(s.pipeline_id.as_deref(), facts.pipeline_id)
+            || !wants(s.to_stage_id.as_deref(), facts.stage_id)
+            || !wants(s.owner_id.as_deref(), Some(facts.owner_id))
         {
             continue;
         }

@@ -25,6 +25,14 @@ pub fn stamp_new_or_next<T: Stamped>(
     }
 }
 
+/// For an update that rewrites the stored row in place: a copy of it at the next
+/// version, changed by `caller` now. Not found when there is no stored row (a create).
+pub fn restamped<T: Stamped + Clone>(current: Option<&T>, caller: &Caller) -> AppResult<T> {
+    let mut row = current.cloned().ok_or(crate::error::AppError::NotFound)?;
+    row.stamp_next(&caller.user_id, storage::now());
+    Ok(row)
+}
+
 /// How one kind of record is shown as input, rebuilt and saved (it is locked by
 /// [`Visible::lock_visible`]).
 pub struct Ops<R, I> {

@@ -28,6 +28,10 @@ pub mod kind {
     pub enum Contact {}
     pub enum Activity {}
     pub enum Team {}
+    pub enum CaptureSource {}
+    pub enum Webhook {}
+    pub enum ApiKey {}
+    pub enum ImportJob {}
 }
 
 pub type OpportunityId = Id<kind::Opportunity>;
@@ -39,6 +43,10 @@ pub type AccountId = Id<kind::Account>;
 pub type ContactId = Id<kind::Contact>;
 pub type ActivityId = Id<kind::Activity>;
 pub type TeamId = Id<kind::Team>;
+pub type CaptureSourceId = Id<kind::CaptureSource>;
+pub type WebhookId = Id<kind::Webhook>;
+pub type ApiKeyId = Id<kind::ApiKey>;
+pub type ImportJobId = Id<kind::ImportJob>;
 
 impl<K> Id<K> {
     pub fn as_str(&self) -> &str {

@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::crud::delete_owned;
 use super::extract::{etag, ApiJson, ApiQuery, IfMatch};
 use super::fields::{patched, MergePatch};
 use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
+use crate::crm::records::{self, restamped, Ops};
 use crate::domain::integration::{DeliveryStatus, EventType, PING};
 use crate::domain::user::Role;
 use crate::domain::Problems;
@@ -23,7 +25,7 @@ use crate::integrations::signing::new_webhook_secret;
 use crate::state::AppState;
 use crate::storage::types::JsonText;
 use crate::storage::webhooks::{self as store, AttemptRow, DeliveryRow, SubscriptionRow};
-use crate::storage::{self, check_version, pipelines, teams, users, DbConn};
+use crate::storage::{self, check_version, pipelines, teams, users, DbConn, Repo, Stamped};
 
 /// Which records a subscription hears about: each filter set must match the record
 /// after the change (a deal's pipeline and stage, the record's owner or the owner's
@@ -91,14 +93,14 @@ impl From<SubscriptionRow> for WebhookOut {
         WebhookOut {
             events: s.events.to_vec(),
             filter: WebhookFilter {
-                pipeline_id: s.pipeline_id,
-                to_stage_id: s.to_stage_id,
-                owner_id: s.owner_id,
-                team_id: s.team_id,
+                pipeline_id: s.pipeline_id.map(String::from),
+                to_stage_id: s.to_stage_id.map(String::from),
+                owner_id: s.owner_id.map(String::from),
+                team_id: s.team_id.map(String::from),
             },
             created_at: utc(s.created_at),
             updated_at: utc(s.updated_at),
-            id: s.id,
+            id: s.id.into(),
             url: s.url,
             description: s.description,
             active: s.active,
@@ -115,10 +117,10 @@ impl From<&SubscriptionRow> for WebhookInput {
             description: s.description.clone(),
             events: s.events.to_vec(),
             filter: WebhookFilter {
-                pipeline_id: s.pipeline_id.clone(),
-                to_stage_id: s.to_stage_id.clone(),
-                owner_id: s.owner_id.clone(),
-                team_id: s.team_id.clone(),
+                pipeline_id: s.pipeline_id.as_deref().map(str::to_owned),
+                to_stage_id: s.to_stage_id.as_deref().map(str::to_owned),
+                owner_id: s.owner_id.as_deref().map(str::to_owned),
+                team_id: s.team_id.as_deref().map(str::to_owned),
             },
             active: Some(s.active),
         }
@@ -205,10 +207,10 @@ fn apply(row: &mut SubscriptionRow, input: WebhookInput) -> AppResult<()> {
     row.url = input.url;
     row.description = input.description;
     row.events = JsonText::new(input.events).map_err(AppError::internal)?;
-    row.pipeline_id = input.filter.pipeline_id;
-    row.to_stage_id = input.filter.to_stage_id;
-    row.owner_id = input.filter.owner_id;
-    row.team_id = input.filter.team_id;
+    row.pipeline_id = input.filter.pipeline_id.map(Into::into);
+    row.to_stage_id = input.filter.to_stage_id.map(Into::into);
+    row.owner_id = input.filter.owner_id.map(Into::into);
+    row.team_id = input.filter.team_id.map(Into::into);
     row.active = active;
     Ok(())
 }
@@ -246,12 +248,12 @@ pub async fn create_webhook(
         version: 1,
         created_at: now,
         updated_at: now,
-        created_by: caller.user_id.to_string(),
+        created_by: caller.user_id.clone(),
     };
     let row = storage::run_tx(&state.pool, move |conn| {
         check_filter(conn, &input.filter)?;
         apply(&mut row, input)?;
-        store::insert_subscription(conn, &row)?;
+        row.insert_row(conn)?;
         Ok(row)
     })
     .await?;
@@ -286,7 +288,7 @@ pub async fn get_webhook(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     can_manage(&caller)?;
-    let row = storage::run(&state.pool, move |c| store::find_subscription(c, &id)).await?;
+    let row = storage::run(&state.pool, move |c| Ok(SubscriptionRow::find(c, &id)?)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
         .json(WebhookOut::from(row)))
@@ -310,18 +312,31 @@ pub async fn update_webhook(
     can_manage(&caller)?;
     let id = id.into_inner();
     let lookup = id.clone();
-    let current = storage::run(&state.pool, move |c| store::find_subscription(c, &lookup)).await?;
+    let current =
+        storage::run(&state.pool, move |c| Ok(SubscriptionRow::find(c, &lookup)?)).await?;
     check_version(if_match.0, current.version)?;
+    // The URL is resolved outside the transaction; the write then holds only if nobody
+    // changed the subscription since it was read.
     let input = checked(&state, patched(&WebhookInput::from(&current), &body.0)?).await?;
+    let ops = Ops {
+        input_of: |r| WebhookInput::from(r),
+        build: |conn, caller, input, current| {
+            check_filter(conn, &input.filter)?;
+            let mut row = restamped(current, caller)?;
+            apply(&mut row, input.clone())?;
+            Ok(row)
+        },
+        save: |conn, _, _, row: &SubscriptionRow| Ok(row.save(conn)?),
+    };
     let row = storage::run_tx(&state.pool, move |conn| {
-        let mut row = store::find_subscription(conn, &id)?;
-        check_version(Some(current.version), row.version)?;
-        check_filter(conn, &input.filter)?;
-        apply(&mut row, input)?;
-        row.version += 1;
-        row.updated_at = storage::now();
-        store::save_subscription(conn, &row)?;
-        Ok(row)
+        records::update(
+            conn,
+            &caller,
+            &id,
+            Some(current.version),
+            |_| Ok(input),
+            &ops,
+        )
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -341,12 +356,10 @@ pub async fn delete_webhook(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     can_manage(&caller)?;
-    storage::run_tx(&state.pool, move |conn| {
-        let row = store::find_subscription(conn, &id)?;
-        check_version(if_match.0, row.version)?;
-        store::delete_subscription(conn, &id, row.version)
-    })
-    .await?;
+    let remove = |conn: &mut DbConn, _: &Caller, row: &SubscriptionRow| {
+        store::delete_subscription(conn, &row.id, row.version)
+    };
+    delete_owned(&state, caller, id.into_inner(), if_match, remove).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -466,7 +479,7 @@ pub async fn list_deliveries(
         ),
     };
     let rows = storage::run(&state.pool, move |conn| {
-        store::find_subscription(conn, &id)?;
+        SubscriptionRow::find(conn, &id)?;
         store::deliveries(conn, &id, q.status, before, limit + 1)
     })
     .await?;
@@ -519,7 +532,7 @@ pub async fn test_webhook(
 ) -> AppResult<HttpResponse> {
     can_manage(&caller)?;
     let out = storage::run_tx(&state.pool, move |conn| {
-        let sub = store::find_subscription(conn, &id)?;
+        let sub = SubscriptionRow::find(conn, &id)?;
         let event_id = crate::crm::events::message_id();
         let at = storage::now();
         let payload = serde_json::json!({

@@ -6,29 +6,32 @@ use diesel::prelude::*;
 
 use super::schema::{capture_receipts, capture_sources, leads, users};
 use super::types::JsonText;
-use super::versioned::{delete_if_version, save_if_version};
+use super::versioned::delete_if_version;
 use super::DbConn;
+use crate::domain::ids::{CaptureSourceId, TeamId, UserId};
 use crate::domain::integration::CaptureKind;
 use crate::domain::lead::LeadSource;
 use crate::domain::user::Role;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = capture_sources)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = capture_sources, treat_none_as_null = true)]
 pub struct SourceRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: CaptureSourceId,
     pub name: String,
+    /// Chosen at creation; a form stays a form.
+    #[diesel(skip_update)]
     pub kind: CaptureKind,
+    #[diesel(skip_update)]
     pub public_key: String,
     pub field_map: JsonText<serde_json::Map<String, serde_json::Value>>,
     pub constants: JsonText<serde_json::Map<String, serde_json::Value>>,
     pub default_source: LeadSource,
     pub source_detail: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub owner_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub team_id: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
+    /// Moved only by [`next_turn`], one statement per capture.
+    #[diesel(skip_update)]
     pub round_robin_next: i64,
     pub dedupe_on: JsonText<Vec<String>>,
     pub allowed_origins: JsonText<Vec<String>>,
@@ -40,27 +43,13 @@ pub struct SourceRow {
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<NaiveDateTime>,
     pub active: bool,
+    #[diesel(skip_update)]
     pub version: i32,
+    #[diesel(skip_update)]
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub created_by: String,
-}
-
-pub fn insert(conn: &mut DbConn, row: &SourceRow) -> AppResult<()> {
-    diesel::insert_into(capture_sources::table)
-        .values(row.clone())
-        .execute(conn)?;
-    Ok(())
-}
-
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<SourceRow> {
-    capture_sources::table
-        .find(uid(id))
-        .select(SourceRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)
+    #[diesel(skip_update)]
+    pub created_by: UserId,
 }
 
 pub fn find_by_key(conn: &mut DbConn, key: &str) -> AppResult<Option<SourceRow>> {
@@ -76,47 +65,6 @@ pub fn list(conn: &mut DbConn) -> AppResult<Vec<SourceRow>> {
         .select(SourceRow::as_select())
         .order(capture_sources::created_at.asc())
         .load(conn)?)
-}
-
-/// Saves `row` (read at `row.version - 1`) if nobody changed it since.
-pub fn save(conn: &mut DbConn, row: &SourceRow) -> AppResult<()> {
-    use capture_sources::dsl as s;
-    save_if_version(
-        conn,
-        s::capture_sources,
-        &row.id,
-        row.version - 1,
-        |conn, target, next| {
-            diesel::update(target)
-                .set((
-                    (
-                        s::name.eq(&row.name),
-                        s::field_map.eq(&row.field_map),
-                        s::constants.eq(&row.constants),
-                        s::default_source.eq(row.default_source),
-                        s::source_detail.eq(&row.source_detail),
-                        s::owner_id.eq(opt_uid(row.owner_id.as_ref())),
-                        s::team_id.eq(opt_uid(row.team_id.as_ref())),
-                        s::dedupe_on.eq(&row.dedupe_on),
-                        s::allowed_origins.eq(&row.allowed_origins),
-                        s::redirect_url.eq(&row.redirect_url),
-                    ),
-                    (
-                        s::honeypot_field.eq(&row.honeypot_field),
-                        s::min_submit_seconds.eq(row.min_submit_seconds),
-                        s::rate_limit_per_minute.eq(row.rate_limit_per_minute),
-                        s::secret.eq(&row.secret),
-                        s::previous_secret.eq(&row.previous_secret),
-                        s::previous_secret_until.eq(row.previous_secret_until),
-                        s::active.eq(row.active),
-                        s::updated_at.eq(row.updated_at),
-                        next,
-                    ),
-                ))
-                .execute(conn)
-        },
-    )?;
-    Ok(())
 }
 
 pub fn delete(conn: &mut DbConn, id: &str, version: i32) -> AppResult<()> {

@@ -6,42 +6,42 @@
 //! delivery of the same subscription and record exists, so the events of one deal reach
 //! a receiver in the order they happened, while other records go on in parallel.
 
-use crate::storage::uid::{opt_uid, uid, uids};
+use crate::storage::uid::{uid, uids};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{webhook_attempts, webhook_deliveries, webhook_events, webhook_subscriptions};
 use super::sql::Sql;
 use super::types::JsonText;
-use super::versioned::{delete_if_version, save_if_version};
+use super::versioned::delete_if_version;
 use super::{Backend, DbConn};
+use crate::domain::ids::{PipelineId, StageId, TeamId, UserId, WebhookId};
 use crate::domain::integration::{DeliveryStatus, EventType};
 use crate::error::{AppError, AppResult};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = webhook_subscriptions)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = webhook_subscriptions, treat_none_as_null = true)]
 pub struct SubscriptionRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: WebhookId,
     pub url: String,
     pub description: Option<String>,
     pub events: JsonText<Vec<EventType>>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub pipeline_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub to_stage_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub owner_id: Option<String>,
-    #[diesel(serialize_as = crate::storage::uid::OptId)]
-    pub team_id: Option<String>,
+    pub pipeline_id: Option<PipelineId>,
+    pub to_stage_id: Option<StageId>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
+    /// Shown once, at creation; never changed by a save.
+    #[diesel(skip_update)]
     pub secret: String,
     pub active: bool,
     pub disabled_reason: Option<String>,
+    #[diesel(skip_update)]
     pub version: i32,
+    #[diesel(skip_update)]
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub created_by: String,
+    #[diesel(skip_update)]
+    pub created_by: UserId,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -97,22 +97,6 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-pub fn insert_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<()> {
-    diesel::insert_into(webhook_subscriptions::table)
-        .values(row.clone())
-        .execute(conn)?;
-    Ok(())
-}
-
-pub fn find_subscription(conn: &mut DbConn, id: &str) -> AppResult<SubscriptionRow> {
-    webhook_subscriptions::table
-        .find(uid(id))
-        .select(SubscriptionRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)
-}
-
 pub fn list_subscriptions(conn: &mut DbConn) -> AppResult<Vec<SubscriptionRow>> {
     Ok(webhook_subscriptions::table
         .select(SubscriptionRow::as_select())
@@ -128,35 +112,6 @@ pub fn active_subscriptions(conn: &mut DbConn) -> AppResult<Vec<SubscriptionRow>
             .select(SubscriptionRow::as_select())
             .load(conn)?)
     })
-}
-
-/// Saves `row` (read at `row.version - 1`) if nobody changed it since.
-pub fn save_subscription(conn: &mut DbConn, row: &SubscriptionRow) -> AppResult<()> {
-    use webhook_subscriptions::dsl as s;
-    save_if_version(
-        conn,
-        s::webhook_subscriptions,
-        &row.id,
-        row.version - 1,
-        |conn, target, next| {
-            diesel::update(target)
-                .set((
-                    s::url.eq(&row.url),
-                    s::description.eq(&row.description),
-                    s::events.eq(&row.events),
-                    s::pipeline_id.eq(opt_uid(row.pipeline_id.as_ref())),
-                    s::to_stage_id.eq(opt_uid(row.to_stage_id.as_ref())),
-                    s::owner_id.eq(opt_uid(row.owner_id.as_ref())),
-                    s::team_id.eq(opt_uid(row.team_id.as_ref())),
-                    s::active.eq(row.active),
-                    s::disabled_reason.eq(&row.disabled_reason),
-                    s::updated_at.eq(row.updated_at),
-                    next,
-                ))
-                .execute(conn)
-        },
-    )?;
-    Ok(())
 }
 
 /// Deletes a subscription with its deliveries and their attempts.

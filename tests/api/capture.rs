@@ -532,8 +532,64 @@ async fn idempotency_keys_and_source_checks(app: TestApp) {
         .problem(404, "not_found");
 }
 
+/// Sources take the versioned writes every record takes: a change or a deletion based
+/// on an older version is refused with the version stored, and a secret rotation is a
+/// new version too.
+async fn source_changes_are_versioned(app: TestApp) {
+    let src = source(
+        &app,
+        json!({"name": "CRM 推送", "kind": "webhook", "field_map": {"email": "/email"}}),
+    )
+    .await;
+    let path = format!("/api/v1/capture-sources/{}", id_of(&src));
+    let renamed = app
+        .patch(&path)
+        .admin()
+        .header("if-match", "\"1\"")
+        .json(json!({"name": "CRM 推送（新）"}))
+        .send_ok()
+        .await;
+    assert_eq!(renamed.header("etag"), Some("\"2\""));
+    assert_eq!(renamed.body["name"], "CRM 推送（新）");
+    assert_eq!(renamed.body["version"], 2);
+
+    let stale = app
+        .patch(&path)
+        .admin()
+        .header("if-match", "\"1\"")
+        .json(json!({"name": "lost update"}))
+        .send()
+        .await;
+    assert_eq!(stale.problem(412, "version_conflict")["current_version"], 2);
+
+    app.post(&format!("{path}/rotate-secret"))
+        .admin()
+        .send_ok()
+        .await;
+    let after_rotation = app.get(&path).admin().send_ok().await;
+    assert_eq!(after_rotation.header("etag"), Some("\"3\""));
+    assert_eq!(after_rotation.body["name"], "CRM 推送（新）");
+    app.delete(&path)
+        .admin()
+        .header("if-match", "\"2\"")
+        .send()
+        .await
+        .problem(412, "version_conflict");
+    app.delete(&path)
+        .admin()
+        .header("if-match", "\"3\"")
+        .expect(204)
+        .await;
+    app.get(&path)
+        .admin()
+        .send()
+        .await
+        .problem(404, "not_found");
+}
+
 api_tests!(
     a_plain_html_form_posts_a_lead_and_is_redirected,
+    source_changes_are_versioned,
     origins_bots_and_floods_are_kept_out,
     round_robin_shares_leads_among_the_team_reps,
     concurrent_posts_share_owners_fairly_and_sources_have_a_budget,

@@ -547,8 +547,58 @@ async fn a_stall_is_announced_once_per_stay(app: TestApp) {
     assert_eq!(rx.types(), ["opportunity.stalled", "opportunity.stalled"]);
 }
 
+/// A subscription change holds only at the version it was based on, also when its URL
+/// is checked before the write; a deletion too.
+async fn subscription_changes_are_versioned(app: TestApp) {
+    let app = local_app(app).await;
+    let rx = Receiver::start().await;
+    let (sub, _) = subscribe(&app, &rx.url, &["lead.created"], json!({})).await;
+    let path = format!("/api/v1/webhooks/{sub}");
+    let changed = app
+        .patch(&path)
+        .admin()
+        .header("if-match", "\"1\"")
+        .json(json!({"events": ["lead.created", "lead.converted"], "description": "市场部"}))
+        .send_ok()
+        .await;
+    assert_eq!(changed.header("etag"), Some("\"2\""));
+    assert_eq!(
+        changed.body["events"],
+        json!(["lead.converted", "lead.created"])
+    );
+    let stale = app
+        .patch(&path)
+        .admin()
+        .header("if-match", "\"1\"")
+        .json(json!({"description": "lost update"}))
+        .send()
+        .await;
+    assert_eq!(stale.problem(412, "version_conflict")["current_version"], 2);
+    assert_eq!(
+        app.get(&path).admin().send_ok().await.body["description"],
+        "市场部"
+    );
+    app.delete(&path)
+        .admin()
+        .header("if-match", "\"1\"")
+        .send()
+        .await
+        .problem(412, "version_conflict");
+    app.delete(&path)
+        .admin()
+        .header("if-match", "\"2\"")
+        .expect(204)
+        .await;
+    app.get(&path)
+        .admin()
+        .send()
+        .await
+        .problem(404, "not_found");
+}
+
 api_tests!(
     deals_are_announced_signed_in_order_with_previous_values,
+    subscription_changes_are_versioned,
     a_refused_change_announces_nothing,
     failures_are_retried_until_delivered_with_a_log,
     gone_disables_and_exhausted_retries_fail,

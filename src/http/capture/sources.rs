@@ -10,19 +10,21 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
+use crate::crm::records::{restamped, Ops};
 use crate::domain::integration::CaptureKind;
 use crate::domain::lead::LeadSource;
 use crate::domain::{required_text, Problems};
 use crate::error::{AppError, AppResult};
+use crate::http::crud::{delete_owned, patch_owned};
 use crate::http::extract::{etag, ApiJson, IfMatch};
-use crate::http::fields::{patched, MergePatch};
+use crate::http::fields::MergePatch;
 use crate::http::utc;
 use crate::integrations::capture::{is_target, DEDUPE_KEYS};
 use crate::integrations::signing::new_capture_secret;
 use crate::state::AppState;
 use crate::storage::capture::{self as store, SourceRow};
 use crate::storage::types::JsonText;
-use crate::storage::{self, check_version, teams, users, DbConn};
+use crate::storage::{self, teams, users, DbConn, Repo, Stamped};
 
 use super::CAPTURE_PREFIX;
 
@@ -153,14 +155,14 @@ impl From<SourceRow> for CaptureSourceOut {
             previous_secret_valid_until: s.previous_secret_until.map(utc),
             created_at: utc(s.created_at),
             updated_at: utc(s.updated_at),
-            id: s.id,
+            id: s.id.into(),
             key: s.public_key,
             name: s.name,
             kind: s.kind,
             default_source: s.default_source,
             source_detail: s.source_detail,
-            default_owner_id: s.owner_id,
-            round_robin_team_id: s.team_id,
+            default_owner_id: s.owner_id.map(String::from),
+            round_robin_team_id: s.team_id.map(String::from),
             redirect_url: s.redirect_url,
             honeypot_field: s.honeypot_field,
             min_submit_seconds: s.min_submit_seconds,
@@ -181,8 +183,8 @@ impl From<&SourceRow> for CaptureSourceInput {
             constants: part(s, "constants"),
             default_source: Some(s.default_source),
             source_detail: s.source_detail.clone(),
-            default_owner_id: s.owner_id.clone(),
-            round_robin_team_id: s.team_id.clone(),
+            default_owner_id: s.owner_id.as_deref().map(str::to_owned),
+            round_robin_team_id: s.team_id.as_deref().map(str::to_owned),
             dedupe_on: Some(s.dedupe_on.to_vec()),
             allowed_origins: s.allowed_origins.to_vec(),
             redirect_url: s.redirect_url.clone(),
@@ -234,7 +236,7 @@ fn check_targets(p: &mut Problems, field: &str, map: &Map<String, Value>, specs:
 fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> AppResult<()> {
     let mut p = Problems::default();
     let name = required_text(&mut p, "name", &input.name, 200);
-    if input.kind != row.kind && row.version > 0 {
+    if input.kind != row.kind {
         p.add(
             "kind",
             "immutable",
@@ -320,8 +322,8 @@ fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> A
         CaptureKind::Webhook => LeadSource::Api,
     });
     row.source_detail = detail;
-    row.owner_id = input.default_owner_id;
-    row.team_id = input.round_robin_team_id;
+    row.owner_id = input.default_owner_id.map(Into::into);
+    row.team_id = input.round_robin_team_id.map(Into::into);
     row.dedupe_on = JsonText::new(dedupe).map_err(AppError::internal)?;
     row.allowed_origins = JsonText::new(origins).map_err(AppError::internal)?;
     row.redirect_url = input.redirect_url;
@@ -375,15 +377,14 @@ pub async fn create_source(
         previous_secret: None,
         previous_secret_until: None,
         active: true,
-        version: 0,
+        version: 1,
         created_at: now,
         updated_at: now,
-        created_by: caller.user_id.to_string(),
+        created_by: caller.user_id.clone(),
     };
     let row = storage::run_tx(&state.pool, move |conn| {
         apply(conn, &mut row, input)?;
-        row.version = 1;
-        store::insert(conn, &row)?;
+        row.insert_row(conn)?;
         Ok(row)
     })
     .await?;
@@ -420,7 +421,7 @@ pub async fn get_source(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     caller.require_admin()?;
-    let row = storage::run(&state.pool, move |c| store::find(c, &id)).await?;
+    let row = storage::run(&state.pool, move |c| Ok(SourceRow::find(c, &id)?)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
         .json(CaptureSourceOut::from(row)))
@@ -441,17 +442,16 @@ pub async fn update_source(
     body: ApiJson<Value>,
 ) -> AppResult<HttpResponse> {
     caller.require_admin()?;
-    let row = storage::run_tx(&state.pool, move |conn| {
-        let mut row = store::find(conn, &id)?;
-        check_version(if_match.0, row.version)?;
-        let input = patched(&CaptureSourceInput::from(&row), &body.0)?;
-        apply(conn, &mut row, input)?;
-        row.version += 1;
-        row.updated_at = storage::now();
-        store::save(conn, &row)?;
-        Ok(row)
-    })
-    .await?;
+    let ops = Ops {
+        input_of: |r| CaptureSourceInput::from(r),
+        build: |conn, caller, input, current| {
+            let mut row = restamped(current, caller)?;
+            apply(conn, &mut row, input.clone())?;
+            Ok(row)
+        },
+        save: |conn, _, _, row: &SourceRow| Ok(row.save(conn)?),
+    };
+    let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(row.version))
         .json(CaptureSourceOut::from(row)))
@@ -469,12 +469,9 @@ pub async fn delete_source(
     if_match: IfMatch,
 ) -> AppResult<HttpResponse> {
     caller.require_admin()?;
-    storage::run_tx(&state.pool, move |conn| {
-        let row = store::find(conn, &id)?;
-        check_version(if_match.0, row.version)?;
-        store::delete(conn, &id, row.version)
-    })
-    .await?;
+    let remove =
+        |conn: &mut DbConn, _: &Caller, row: &SourceRow| store::delete(conn, &row.id, row.version);
+    delete_owned(&state, caller, id.into_inner(), if_match, remove).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -493,7 +490,7 @@ pub async fn rotate_secret(
     let secret = new_capture_secret()?;
     let new = secret.clone();
     let until = storage::run_tx(&state.pool, move |conn| {
-        let mut row = store::find(conn, &id)?;
+        let mut row = SourceRow::lock(conn, &id)?;
         if row.kind != CaptureKind::Webhook {
             return Err(AppError::field(
                 "kind",
@@ -502,13 +499,12 @@ pub async fn rotate_secret(
             ));
         }
         let now = storage::now();
+        row.stamp_next(&caller.user_id, now);
         let until = now + chrono::Duration::hours(ROTATION_GRACE_HOURS);
         row.previous_secret = row.secret.take();
         row.previous_secret_until = Some(until);
         row.secret = Some(new);
-        row.version += 1;
-        row.updated_at = now;
-        store::save(conn, &row)?;
+        row.save(conn)?;
         Ok(until)
     })
     .await?;
