@@ -15,11 +15,13 @@ use utoipa::ToSchema;
 
 use super::math::{round4, Rate};
 use super::{last_day_before, money_sum, Scope, Sql};
+use crate::domain::ids::{SnapshotId, UserId};
 use crate::domain::money::{exponent_of, format_minor, join_sum, parse_total};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::opportunities::backend_of;
 use crate::storage::schema::forecast_snapshots;
+use crate::storage::types::JsonText;
 use crate::storage::DbConn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -36,6 +38,32 @@ impl Period {
             Period::Quarter => "quarter",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Period> {
+        match text {
+            "month" => Some(Period::Month),
+            "quarter" => Some(Period::Quarter),
+            _ => None,
+        }
+    }
+}
+
+crate::storage::types::text_columns!(Period);
+
+// What a snapshot is taken of; stored with it, so its accuracy is later checked over
+// the same deals.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshot {
+    #[schema(example = "2026 Q4 commit")]
+    pub name: String,
+    /// Defaults to `month`.
+    pub period: Option<Period>,
+    pub pipeline_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -207,17 +235,14 @@ pub fn csv_rows(r: &ForecastReport) -> Vec<Vec<String>> {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = forecast_snapshots)]
 pub struct SnapshotRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: SnapshotId,
     pub name: String,
-    pub period: String,
-    /// JSON of the scope the forecast was taken with.
-    pub scope: String,
-    /// JSON array of [`ForecastRow`].
-    pub rows: String,
+    pub period: Period,
+    /// What the forecast was taken of.
+    pub scope: JsonText<CreateSnapshot>,
+    pub rows: JsonText<Vec<ForecastRow>>,
     pub created_at: NaiveDateTime,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub created_by: String,
+    pub created_by: UserId,
 }
 
 pub fn insert_snapshot(conn: &mut DbConn, row: &SnapshotRow) -> AppResult<()> {
@@ -268,7 +293,7 @@ pub fn find_snapshot(
         .select(SnapshotRow::as_select())
         .first(conn)
         .optional()?
-        .filter(|s| any_creator || s.created_by == user_id)
+        .filter(|s| any_creator || s.created_by.as_str() == user_id)
         .ok_or(AppError::NotFound)
 }
 
@@ -321,13 +346,8 @@ pub fn accuracy(
     snapshot: &SnapshotRow,
     scope: &Scope,
 ) -> AppResult<AccuracyReport> {
-    let period = if snapshot.period == "quarter" {
-        Period::Quarter
-    } else {
-        Period::Month
-    };
-    let frozen: Vec<ForecastRow> =
-        serde_json::from_str(&snapshot.rows).map_err(AppError::internal)?;
+    let period = snapshot.period;
+    let frozen: &[ForecastRow] = &snapshot.rows;
     let periods: Vec<String> = {
         let mut p: Vec<String> = frozen.iter().map(|r| r.period.clone()).collect();
         p.sort();
@@ -357,7 +377,7 @@ pub fn accuracy(
     // Frozen totals may be larger than any single amount.
     let parse = |s: &str, currency: &str| parse_total(s, exponent_of(currency)).unwrap_or(0);
     let mut rows = Vec::new();
-    for f in &frozen {
+    for f in frozen {
         let (deals, amount) = won
             .remove(&(f.period.clone(), f.owner_id.clone(), f.currency.clone()))
             .unwrap_or((0, 0));
@@ -380,7 +400,7 @@ pub fn accuracy(
         .filter(|r| r.attainment.is_some_and(|a| (a - 1.0).abs() <= 0.1))
         .count() as i64;
     Ok(AccuracyReport {
-        snapshot_id: snapshot.id.clone(),
+        snapshot_id: snapshot.id.to_string(),
         period,
         within_10_percent: Rate::of(close, rows.len() as i64),
         rows,

@@ -207,7 +207,7 @@ async fn from_api_key(pool: &DbPool, token: String) -> AppResult<Caller> {
             .ok_or_else(invalid)?;
         key_store::touch(conn, &key)?;
         let scopes = key.scopes.into_inner();
-        caller_of(conn, user, Some((key.id, scopes)))
+        caller_of(conn, user, Some((key.id.into(), scopes)))
     })
     .await
 }
@@ -236,7 +236,7 @@ pub fn link_signer(conn: &mut storage::DbConn, signer: &Signer) -> AppResult<(Ca
                 .ok_or_else(invalid)?;
             let binding = format!("key:{}", key.id);
             Ok((
-                caller_of(conn, user, Some((key.id, key.scopes.into_inner())))?,
+                caller_of(conn, user, Some((key.id.into(), key.scopes.into_inner())))?,
                 binding,
             ))
         }

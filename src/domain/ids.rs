@@ -32,6 +32,9 @@ pub mod kind {
     pub enum Webhook {}
     pub enum ApiKey {}
     pub enum ImportJob {}
+    pub enum Transition {}
+    pub enum Delivery {}
+    pub enum Snapshot {}
 }
 
 pub type OpportunityId = Id<kind::Opportunity>;
@@ -47,6 +50,9 @@ pub type CaptureSourceId = Id<kind::CaptureSource>;
 pub type WebhookId = Id<kind::Webhook>;
 pub type ApiKeyId = Id<kind::ApiKey>;
 pub type ImportJobId = Id<kind::ImportJob>;
+pub type TransitionId = Id<kind::Transition>;
+pub type DeliveryId = Id<kind::Delivery>;
+pub type SnapshotId = Id<kind::Snapshot>;
 
 impl<K> Id<K> {
     pub fn as_str(&self) -> &str {

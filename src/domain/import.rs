@@ -1,5 +1,5 @@
 //! Imports: what a file holds, how it is imported, and what came of it. The import
-//! reader and writer live in `crate::imports`; these are the values a job stores.
+//! reader and writer live in the `imports` module; these are the values a job stores.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

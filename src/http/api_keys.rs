@@ -51,7 +51,7 @@ impl From<ApiKeyRow> for ApiKeyOut {
     fn from(k: ApiKeyRow) -> Self {
         ApiKeyOut {
             scopes: k.scopes.into_inner(),
-            id: k.id,
+            id: k.id.into(),
             name: k.name,
             prefix: format!("sfk_{}", k.prefix),
             created_at: utc(k.created_at),

@@ -113,7 +113,7 @@ impl From<store::JobRow> for ImportJobOut {
             created_at: utc(j.created_at),
             started_at: j.started_at.map(utc),
             finished_at: j.finished_at.map(utc),
-            id: j.id,
+            id: j.id.into(),
         }
     }
 }
@@ -494,7 +494,7 @@ pub async fn find_import_errors(
     }
     let start = Next {
         pool: state.pool.clone(),
-        job_id: job.id.clone(),
+        job_id: job.id.to_string(),
         after: Some(0),
         columns: header.len(),
         csv_input,

@@ -534,7 +534,7 @@ impl From<store::LogEntry> for StageLogEntry {
     fn from(e: store::LogEntry) -> Self {
         let t = e.row;
         StageLogEntry {
-            id: t.id,
+            id: t.id.into(),
             opportunity_id: t.opportunity_id.into(),
             external_id: e.external_id,
             pipeline_id: t.pipeline_id.into(),

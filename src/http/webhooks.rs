@@ -409,7 +409,7 @@ fn delivery_out(
     log: Vec<AttemptRow>,
 ) -> DeliveryOut {
     DeliveryOut {
-        id: d.id,
+        id: d.id.into(),
         event_id,
         event_type,
         record_id: d.record_id,

@@ -159,7 +159,7 @@ fn run_job(pool: &DbPool, conn: &mut DbConn, job: &JobRow, worker: &str) -> AppR
     let caller = caller_of(conn, &job.signer)?;
     let body = Chunks {
         pool: pool.clone(),
-        job_id: job.id.clone(),
+        job_id: job.id.to_string(),
         seq: 0,
         buf: Vec::new(),
         pos: 0,

@@ -7,15 +7,14 @@ use diesel::prelude::*;
 use super::schema::api_keys;
 use super::types::JsonText;
 use super::DbConn;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ApiKeyId, UserId};
 use crate::domain::user::Scope;
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKeyRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: ApiKeyId,
     pub name: String,
     pub prefix: String,
     pub secret_hash: String,

@@ -7,14 +7,14 @@ use diesel::prelude::*;
 use super::schema::{import_chunks, import_jobs, import_rejects};
 use super::types::JsonText;
 use super::{now, DbConn};
+use crate::domain::ids::ImportJobId;
 use crate::domain::import::{Format, JobState, Kind, Options, Report};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = import_jobs)]
 pub struct JobRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: ImportJobId,
     pub kind: Kind,
     pub format: Format,
     pub options: JsonText<Options>,

@@ -1,7 +1,7 @@
 //! Opportunities, their stage changes and the append-only stage log.
 
 use crate::domain::ids::{
-    AccountId, ContactId, LeadId, OpportunityId, PipelineId, StageId, UserId,
+    AccountId, ContactId, LeadId, OpportunityId, PipelineId, StageId, TransitionId, UserId,
 };
 use crate::storage::uid::{uid, uids};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -97,8 +97,7 @@ pub fn find_visible_with_probability(
 #[diesel(table_name = stage_transitions)]
 #[diesel(treat_none_as_default_value = false)] // NULL, not DEFAULT: lets `COPY` take the rows
 pub struct TransitionRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
+    pub id: TransitionId,
     pub opportunity_id: OpportunityId,
     pub pipeline_id: PipelineId,
     pub from_stage_id: Option<StageId>,
@@ -506,6 +505,6 @@ pub fn log_page(
         .collect();
     Ok(Page::from_rows(entries, page.limit, |e: &LogEntry| After {
         value: ts_key(&e.row.entered_at),
-        id: e.row.id.clone(),
+        id: e.row.id.to_string(),
     }))
 }

@@ -6,7 +6,7 @@
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::Text;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -19,70 +19,70 @@ use crate::domain::user::Role;
 
 macro_rules! text_columns {
     ($($t:ty),* $(,)?) => {$(
-        impl diesel::expression::AsExpression<Text> for $t {
-            type Expression = diesel::internal::derives::as_expression::Bound<Text, Self>;
+        impl diesel::expression::AsExpression<diesel::sql_types::Text> for $t {
+            type Expression = diesel::internal::derives::as_expression::Bound<diesel::sql_types::Text, Self>;
             fn as_expression(self) -> Self::Expression {
                 diesel::internal::derives::as_expression::Bound::new(self)
             }
         }
 
-        impl diesel::expression::AsExpression<Nullable<Text>> for $t {
-            type Expression = diesel::internal::derives::as_expression::Bound<Nullable<Text>, Self>;
+        impl diesel::expression::AsExpression<diesel::sql_types::Nullable<diesel::sql_types::Text>> for $t {
+            type Expression = diesel::internal::derives::as_expression::Bound<diesel::sql_types::Nullable<diesel::sql_types::Text>, Self>;
             fn as_expression(self) -> Self::Expression {
                 diesel::internal::derives::as_expression::Bound::new(self)
             }
         }
 
-        impl<'a> diesel::expression::AsExpression<Text> for &'a $t {
-            type Expression = diesel::internal::derives::as_expression::Bound<Text, Self>;
+        impl<'a> diesel::expression::AsExpression<diesel::sql_types::Text> for &'a $t {
+            type Expression = diesel::internal::derives::as_expression::Bound<diesel::sql_types::Text, Self>;
             fn as_expression(self) -> Self::Expression {
                 diesel::internal::derives::as_expression::Bound::new(self)
             }
         }
 
-        impl<'a> diesel::expression::AsExpression<Nullable<Text>> for &'a $t {
-            type Expression = diesel::internal::derives::as_expression::Bound<Nullable<Text>, Self>;
+        impl<'a> diesel::expression::AsExpression<diesel::sql_types::Nullable<diesel::sql_types::Text>> for &'a $t {
+            type Expression = diesel::internal::derives::as_expression::Bound<diesel::sql_types::Nullable<diesel::sql_types::Text>, Self>;
             fn as_expression(self) -> Self::Expression {
                 diesel::internal::derives::as_expression::Bound::new(self)
             }
         }
 
-        impl<B: Backend> ToSql<Text, B> for $t
+        impl<B: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Text, B> for $t
         where
-            str: ToSql<Text, B>,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, B>,
         {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, B>) -> serialize::Result {
-                <str as ToSql<Text, B>>::to_sql(self.as_str(), out)
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, B>) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, B>>::to_sql(self.as_str(), out)
             }
         }
 
-        impl<B: Backend> ToSql<Nullable<Text>, B> for $t
+        impl<B: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Text>, B> for $t
         where
-            str: ToSql<Text, B>,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, B>,
         {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, B>) -> serialize::Result {
-                <str as ToSql<Text, B>>::to_sql(self.as_str(), out)
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, B>) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, B>>::to_sql(self.as_str(), out)
             }
         }
 
-        impl<B: Backend> FromSql<Text, B> for $t
+        impl<B: diesel::backend::Backend> diesel::deserialize::FromSql<diesel::sql_types::Text, B> for $t
         where
-            String: FromSql<Text, B>,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, B>,
         {
-            fn from_sql(bytes: <B as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-                let text = <String as FromSql<Text, B>>::from_sql(bytes)?;
+            fn from_sql(bytes: <B as diesel::backend::Backend>::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, B>>::from_sql(bytes)?;
                 <$t>::parse(&text).ok_or_else(|| {
                     format!("unknown {} {text:?} in the database", stringify!($t)).into()
                 })
             }
         }
 
-        impl<B: Backend> Queryable<Text, B> for $t
+        impl<B: diesel::backend::Backend> diesel::deserialize::Queryable<diesel::sql_types::Text, B> for $t
         where
-            $t: FromSql<Text, B>,
+            $t: diesel::deserialize::FromSql<diesel::sql_types::Text, B>,
         {
             type Row = Self;
-            fn build(row: Self) -> deserialize::Result<Self> {
+            fn build(row: Self) -> diesel::deserialize::Result<Self> {
                 Ok(row)
             }
         }
@@ -105,6 +105,9 @@ text_columns!(
     Format,
     JobState,
 );
+
+// For column types defined above storage (the report layer's periods).
+pub(crate) use text_columns;
 
 /// A JSON document stored as TEXT (lists of tags or criteria, custom fields, BANT). The
 /// text is written once, when the value is made, and read back into `T`: a stored

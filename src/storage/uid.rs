@@ -38,9 +38,10 @@ pub fn parse(text: &str) -> Option<uuid::Uuid> {
     uuid::Uuid::try_parse(text).ok()
 }
 
-/// An id bound to an id column: `uid(&deal.id)`, `uids(&members)`. Rows read ids back
-/// as plain `String`s; only a value bound into a query needs this wrapper (diesel's
-/// `String` binds as text).
+/// Any id text bound to an id column: `uid(&text)`, `uids(&members)`. Rows hold typed
+/// ids (`domain::ids`), which bind as they are; this wrapper is for text that names an
+/// id without saying of what (a path segment, a cursor, a filter), since diesel's
+/// `String` binds as text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, diesel::expression::AsExpression)]
 #[diesel(sql_type = Uid)]
 pub struct Id(String);
@@ -97,39 +98,6 @@ impl ToSql<Uid, MultiBackend> for Id {
         Ok(IsNull::No)
     }
 }
-
-/// An optional id written to a nullable id column (a row's `Option<String>` field,
-/// through `#[diesel(serialize_as = OptId)]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptId(Option<Id>);
-
-impl From<Option<String>> for OptId {
-    fn from(text: Option<String>) -> OptId {
-        OptId(text.map(Id))
-    }
-}
-
-impl diesel::expression::AsExpression<Nullable<Uid>> for OptId {
-    type Expression = diesel::internal::derives::as_expression::Bound<Nullable<Uid>, OptId>;
-    fn as_expression(self) -> Self::Expression {
-        diesel::internal::derives::as_expression::Bound::new(self)
-    }
-}
-
-macro_rules! optional_id_to_sql {
-    ($($backend:ty),*) => {$(
-        impl ToSql<Nullable<Uid>, $backend> for OptId {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, $backend>) -> serialize::Result {
-                match &self.0 {
-                    Some(id) => <Id as ToSql<Uid, $backend>>::to_sql(id, out),
-                    None => Ok(IsNull::Yes),
-                }
-            }
-        }
-    )*};
-}
-
-optional_id_to_sql!(Pg, Sqlite, MultiBackend);
 
 impl FromSql<Uid, Pg> for String {
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {

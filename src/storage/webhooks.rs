@@ -15,7 +15,7 @@ use super::sql::Sql;
 use super::types::JsonText;
 use super::versioned::delete_if_version;
 use super::{Backend, DbConn};
-use crate::domain::ids::{PipelineId, StageId, TeamId, UserId, WebhookId};
+use crate::domain::ids::{DeliveryId, PipelineId, StageId, TeamId, UserId, WebhookId};
 use crate::domain::integration::{DeliveryStatus, EventType};
 use crate::error::{AppError, AppResult};
 
@@ -68,10 +68,8 @@ struct NewEvent<'a> {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_deliveries)]
 pub struct DeliveryRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub id: String,
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub subscription_id: String,
+    pub id: DeliveryId,
+    pub subscription_id: WebhookId,
     pub event_seq: i64,
     pub record_id: String,
     pub status: DeliveryStatus,
@@ -88,8 +86,7 @@ pub struct DeliveryRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_attempts)]
 pub struct AttemptRow {
-    #[diesel(serialize_as = crate::storage::uid::Id)]
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub attempt: i32,
     pub attempted_at: NaiveDateTime,
     pub response_status: Option<i32>,
@@ -155,7 +152,7 @@ pub fn enqueue(
     occurred_at: NaiveDateTime,
     payload: &str,
     subscribers: &[&str],
-) -> AppResult<Vec<String>> {
+) -> AppResult<Vec<DeliveryId>> {
     let seq: i64 = diesel::insert_into(webhook_events::table)
         .values(NewEvent {
             id,
@@ -170,7 +167,7 @@ pub fn enqueue(
         .iter()
         .map(|s| DeliveryRow {
             id: super::new_id(),
-            subscription_id: (*s).to_owned(),
+            subscription_id: WebhookId::from(*s),
             event_seq: seq,
             record_id: record_id.to_owned(),
             status: DeliveryStatus::Pending,
@@ -293,11 +290,11 @@ pub fn claim(
 /// What one attempt came to.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     /// The lease the attempt was made under (its `locked_until`): the attempt is
     /// recorded only while the delivery is still held under it.
     pub lease: Option<NaiveDateTime>,
-    pub subscription_id: String,
+    pub subscription_id: WebhookId,
     pub attempted_at: NaiveDateTime,
     pub response_status: Option<i32>,
     pub latency_ms: i32,

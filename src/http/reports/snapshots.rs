@@ -1,20 +1,9 @@
 //! Forecast snapshots and how accurate a snapshot turned out.
 
 use super::*;
+use crate::storage::types::JsonText;
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSnapshot {
-    #[schema(example = "2026 Q4 commit")]
-    pub name: String,
-    /// Defaults to `month`.
-    pub period: Option<Period>,
-    pub pipeline_id: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub owner_id: Option<String>,
-    pub team_id: Option<String>,
-}
+pub use crate::analytics::forecast::CreateSnapshot;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SnapshotOut {
@@ -31,16 +20,12 @@ pub struct SnapshotOut {
     pub created_by: String,
 }
 
-pub(super) fn snapshot_out(s: SnapshotRow) -> AppResult<SnapshotOut> {
-    let params: CreateSnapshot = serde_json::from_str(&s.scope).map_err(AppError::internal)?;
-    Ok(SnapshotOut {
-        rows: serde_json::from_str(&s.rows).map_err(AppError::internal)?,
-        period: if s.period == "quarter" {
-            Period::Quarter
-        } else {
-            Period::Month
-        },
-        id: s.id,
+pub(super) fn snapshot_out(s: SnapshotRow) -> SnapshotOut {
+    let params = s.scope.into_inner();
+    SnapshotOut {
+        rows: s.rows.into_inner(),
+        period: s.period,
+        id: s.id.into(),
         name: s.name,
         pipeline_id: params.pipeline_id,
         from: params.from,
@@ -48,8 +33,8 @@ pub(super) fn snapshot_out(s: SnapshotRow) -> AppResult<SnapshotOut> {
         owner_id: params.owner_id,
         team_id: params.team_id,
         created_at: s.created_at.and_utc(),
-        created_by: s.created_by,
-    })
+        created_by: s.created_by.into(),
+    }
 }
 
 pub(super) fn snapshot_query(p: &CreateSnapshot) -> ReportQuery {
@@ -90,8 +75,8 @@ pub async fn create_forecast_snapshot(
     p.into_result()?;
     let scope = scope_of(&caller, &snapshot_query(&b), false).map_err(body_error)?;
     let period = b.period.unwrap_or(Period::Month);
-    let params = serde_json::to_string(&b).map_err(AppError::internal)?;
-    let name = b.name;
+    let name = b.name.clone();
+    let params = JsonText::new(b).map_err(AppError::internal)?;
     let snapshot = storage::run_tx(&state.pool, move |conn| {
         let now = storage::now();
         forecast::check_snapshot_quota(conn, &caller.user_id, now)?;
@@ -99,11 +84,11 @@ pub async fn create_forecast_snapshot(
         let row = SnapshotRow {
             id: storage::new_id(),
             name,
-            period: period.as_str().to_owned(),
+            period,
             scope: params,
-            rows: serde_json::to_string(&report.rows).map_err(AppError::internal)?,
+            rows: JsonText::new(report.rows).map_err(AppError::internal)?,
             created_at: now,
-            created_by: caller.user_id.to_string(),
+            created_by: caller.user_id.clone(),
         };
         forecast::insert_snapshot(conn, &row)?;
         Ok(row)
@@ -116,7 +101,7 @@ pub async fn create_forecast_snapshot(
     );
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::LOCATION, location))
-        .json(snapshot_out(snapshot)?))
+        .json(snapshot_out(snapshot)))
 }
 
 /// A snapshot against what actually closed: per period and owner, the frozen weighted
@@ -134,9 +119,7 @@ pub async fn forecast_snapshot_accuracy(
     let admin = caller.role == Role::Admin;
     let r = storage::run(&state.pool, move |conn| {
         let snapshot = forecast::find_snapshot(conn, &id, &caller.user_id, admin)?;
-        let params: CreateSnapshot =
-            serde_json::from_str(&snapshot.scope).map_err(AppError::internal)?;
-        let scope = scope_of(&caller, &snapshot_query(&params), false)?;
+        let scope = scope_of(&caller, &snapshot_query(&snapshot.scope), false)?;
         forecast::accuracy(conn, &snapshot, &scope)
     })
     .await?;
