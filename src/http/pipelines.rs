@@ -12,6 +12,7 @@ use super::{double_option, utc};
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
+use crate::crm::pipelines as crm;
 use crate::domain::ids::{PipelineId, StageId};
 use crate::domain::pipeline::{check_stage_set, StageDraft, StageInput, StageKind};
 use crate::domain::templates::{template, TEMPLATE_KEYS};
@@ -20,8 +21,8 @@ use crate::domain::{required_text, Problems, MAX_DESCRIPTION_CHARS, MAX_NAME_CHA
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::storage;
 use crate::storage::pipelines::{self as store, PipelineFilter, PipelineWithStages, StageRow};
-use crate::storage::{self, DbConn};
 
 #[derive(Serialize, ToSchema)]
 pub struct StageOut {
@@ -424,21 +425,6 @@ pub async fn delete_pipeline(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Checks that the pipeline's stages, after a change, still form a valid set.
-fn check_set_after(stages: &[StageRow], field: &str) -> AppResult<()> {
-    let mut p = Problems::default();
-    check_stage_set(
-        &mut p,
-        field,
-        stages.iter().map(|s| (s.name.as_str(), s.kind)),
-    );
-    p.into_result()
-}
-
-fn stage_result(conn: &mut DbConn, stage_id: &str) -> AppResult<StageRow> {
-    store::find_stage(conn, &stage_id.into())
-}
-
 /// Adds a stage to a pipeline.
 #[utoipa::path(post, path = "/api/v1/pipelines/{id}/stages", tag = "pipelines", operation_id = "create_stage",
     security(("bearer" = [])), params(("id" = String, Path)), request_body = StageInput,
@@ -459,33 +445,7 @@ pub async fn create_stage(
     let draft = StageDraft::check(&b, "", &mut p);
     p.into_result()?;
     let stage = storage::run_tx(&state.pool, move |conn| {
-        store::touch(conn, &id, None, &caller.user_id)?;
-        let mut stages = store::stages_of(conn, &id)?;
-        let default_at = stages
-            .iter()
-            .position(|s| s.kind != StageKind::Open)
-            .unwrap_or(stages.len());
-        let at = match b.position {
-            None => default_at,
-            Some(pos) if pos >= 0 && (pos as usize) <= stages.len() => pos as usize,
-            Some(_) => {
-                return Err(AppError::field(
-                    "position",
-                    "out_of_range",
-                    format!("must be between 0 and {}", stages.len()),
-                ))
-            }
-        };
-        let row = StageRow::from_draft(&id, at as i32, &draft, &caller.user_id)?;
-        stages.insert(at, row.clone());
-        check_set_after(&stages, "kind")?;
-        store::insert_stage(conn, &row)?;
-        store::set_positions(
-            conn,
-            &stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
-        )?;
-        restructured(conn, &id)?;
-        stage_result(conn, &row.id)
+        crm::add_stage(conn, &caller, &id, &draft, b.position)
     })
     .await?;
     Ok(super::answer(StatusCode::CREATED, "stages", &stage.id)
@@ -512,62 +472,27 @@ pub async fn update_stage(
 ) -> AppResult<HttpResponse> {
     can_restructure(&caller)?;
     let b = body.0;
-    let stage = storage::run_tx(&state.pool, move |conn| {
-        let current = store::find_stage(conn, &id)?;
-        storage::check_version(if_match.0, current.version)?;
-        store::touch(conn, &current.pipeline_id, None, &caller.user_id)?;
-        let out = StageOut::from(current.clone());
-        let kind = b.kind.unwrap_or(out.kind);
-        // A kind change resets the probability to the outcome's fixed value unless given.
-        let probability = match (b.probability, b.kind) {
+    // Members not sent keep their values; a kind change resets the probability to the
+    // outcome's fixed value unless one is given.
+    let edit = move |current: StageInput| StageInput {
+        probability: match (b.probability, b.kind) {
             (Some(v), _) => Some(v),
             (None, Some(StageKind::Won | StageKind::Lost)) => None,
-            (None, _) => Some(out.probability),
-        };
-        let input = StageInput {
-            name: b.name.unwrap_or(out.name),
-            probability,
-            kind: Some(kind),
-            stalled_after_days: b.stalled_after_days.unwrap_or(out.stalled_after_days),
-            required_fields: b.required_fields.unwrap_or(out.required_fields),
-            exit_criteria: b.exit_criteria.unwrap_or(out.exit_criteria),
-            suggested_actions: b.suggested_actions.unwrap_or(out.suggested_actions),
-            next_action_within_days: b
-                .next_action_within_days
-                .unwrap_or(out.next_action_within_days),
-            position: None,
-        };
-        let mut p = Problems::default();
-        let draft = StageDraft::check(&input, "", &mut p);
-        p.into_result()?;
-        if kind != out.kind && crate::storage::opportunities::count_in_stage(conn, &current.id)? > 0
-        {
-            return Err(AppError::Conflict {
-                code: ProblemCode::StageNotEmpty,
-                detail: "Deals sit in this stage; its kind cannot change until they move.".into(),
-                existing_id: None,
-            });
-        }
-        let mut row = StageRow::from_draft(
-            &current.pipeline_id,
-            current.position,
-            &draft,
-            &caller.user_id,
-        )?;
-        row.id = current.id.clone();
-        row.version = current.version + 1;
-        row.created_at = current.created_at;
-        row.created_by = current.created_by.clone();
-        let mut stages = store::stages_of(conn, &current.pipeline_id)?;
-        if let Some(slot) = stages.iter_mut().find(|s| s.id == row.id) {
-            *slot = row.clone();
-        }
-        check_set_after(&stages, "kind")?;
-        store::save_stage(conn, &row)?;
-        if kind != out.kind {
-            restructured(conn, &current.pipeline_id)?;
-        }
-        stage_result(conn, &row.id)
+            (None, _) => current.probability,
+        },
+        kind: b.kind.or(current.kind),
+        name: b.name.unwrap_or(current.name),
+        stalled_after_days: b.stalled_after_days.unwrap_or(current.stalled_after_days),
+        required_fields: b.required_fields.unwrap_or(current.required_fields),
+        exit_criteria: b.exit_criteria.unwrap_or(current.exit_criteria),
+        suggested_actions: b.suggested_actions.unwrap_or(current.suggested_actions),
+        next_action_within_days: b
+            .next_action_within_days
+            .unwrap_or(current.next_action_within_days),
+        position: None,
+    };
+    let stage = storage::run_tx(&state.pool, move |conn| {
+        crm::change_stage(conn, &caller, &id, if_match.0, edit)
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -601,77 +526,10 @@ pub async fn delete_stage(
     let move_to = query.0.move_to;
     let id = id.into_inner();
     storage::run_tx(&state.pool, move |conn| {
-        let current = store::find_stage(conn, &id)?;
-        storage::check_version(if_match.0, current.version)?;
-        store::touch(conn, &current.pipeline_id, None, &caller.user_id)?;
-        let mut stages = store::stages_of(conn, &current.pipeline_id)?;
-        let target = move_to
-            .map(|t| evacuation_target(&stages, &current, &t))
-            .transpose()?;
-        stages.retain(|s| s.id != id);
-        check_set_after(&stages, "id")?;
-        match target {
-            Some(target) => {
-                crate::crm::stages::evacuate_stage(conn, &current, &target, &caller.user_id)?;
-            }
-            None if crate::storage::opportunities::count_in_stage(conn, &id)? > 0 => {
-                return Err(AppError::Conflict {
-                    code: ProblemCode::StageNotEmpty,
-                    detail:
-                        "Opportunities are in this stage; pass move_to=<stage id> to move them."
-                            .into(),
-                    existing_id: None,
-                });
-            }
-            None => {}
-        }
-        store::delete_stage(conn, &id, current.version)?;
-        store::set_positions(
-            conn,
-            &stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
-        )?;
-        restructured(conn, &current.pipeline_id)
+        crm::remove_stage(conn, &caller, &id, if_match.0, move_to.as_deref())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Where the deals of a deleted stage may go: another stage of the pipeline of the same
-/// kind. Open deals go to an open stage (winning or losing them is for /win and /lose,
-/// with their own rules); lost deals to another lost stage, keeping their reason.
-fn evacuation_target(stages: &[StageRow], from: &StageRow, target: &str) -> AppResult<StageRow> {
-    let target = stages
-        .iter()
-        .find(|s| s.id == target && s.id != from.id)
-        .ok_or_else(|| {
-            AppError::field(
-                "move_to",
-                "invalid",
-                "must be another stage of the same pipeline",
-            )
-        })?;
-    match from.kind {
-        kind if kind == target.kind => Ok(target.clone()),
-        StageKind::Open => Err(AppError::field(
-            "move_to",
-            "closed_stage",
-            "deals move to an open stage; win or lose them with /win and /lose",
-        )),
-        _ => Err(AppError::field(
-            "move_to",
-            "not_lost_stage",
-            "the deals of a lost stage move to another lost stage",
-        )),
-    }
-}
-
-/// Stage bits and ranks in the report aggregates follow stage positions and kinds:
-/// recompute the pipeline's after its stage structure changed.
-fn restructured(conn: &mut DbConn, pipeline_id: &str) -> AppResult<()> {
-    crate::storage::aggregates::refresh(
-        conn,
-        crate::storage::aggregates::Target::Pipeline(pipeline_id),
-    )
 }
 
 /// Sets the order of a pipeline's stages.
@@ -694,23 +552,7 @@ pub async fn update_stage_order(
     can_restructure(&caller)?;
     let order: Vec<StageId> = body.0.stage_ids.into_iter().map(StageId::from).collect();
     let updated = storage::run_tx(&state.pool, move |conn| {
-        store::touch(conn, &id, if_match.0, &caller.user_id)?;
-        let stages = store::stages_of(conn, &id)?;
-        let mut given = order.clone();
-        given.sort();
-        given.dedup();
-        let mut existing: Vec<StageId> = stages.iter().map(|s| s.id.clone()).collect();
-        existing.sort();
-        if given != existing || order.len() != existing.len() {
-            return Err(AppError::field(
-                "stage_ids",
-                "not_a_permutation",
-                "list every stage id of the pipeline exactly once",
-            ));
-        }
-        store::set_positions(conn, &order)?;
-        restructured(conn, &id)?;
-        store::find(conn, &id)
+        crm::reorder_stages(conn, &caller, &id, if_match.0, &order)
     })
     .await?;
     Ok(pipeline_response(StatusCode::OK, updated))
