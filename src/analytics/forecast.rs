@@ -24,29 +24,7 @@ use crate::storage::schema::forecast_snapshots;
 use crate::storage::types::JsonText;
 use crate::storage::DbConn;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    Month,
-    Quarter,
-}
-
-impl Period {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Month => "month",
-            Period::Quarter => "quarter",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Period> {
-        match text {
-            "month" => Some(Period::Month),
-            "quarter" => Some(Period::Quarter),
-            _ => None,
-        }
-    }
-}
+crate::domain::lead::text_enum!(Period { Month = "month", Quarter = "quarter" });
 
 crate::storage::types::text_columns!(Period);
 

@@ -76,10 +76,7 @@ impl Caller {
         match &self.scopes {
             Some(scopes) if !scopes.contains(&scope) => Err(AppError::Forbidden(format!(
                 "The API key lacks the {} scope.",
-                serde_json::to_value(scope)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                scope.as_str()
             ))),
             _ => Ok(()),
         }
@@ -288,11 +285,7 @@ impl Caller {
         if scopes.iter().any(|s| self.has_scope(*s)) {
             return Ok(());
         }
-        let names: Vec<String> = scopes
-            .iter()
-            .filter_map(|s| serde_json::to_value(s).ok())
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
+        let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
         Err(AppError::Forbidden(format!(
             "The API key needs one of the scopes: {}.",
             names.join(", ")

@@ -6,36 +6,13 @@ use utoipa::ToSchema;
 
 use super::lead::text_enum;
 
-/// What a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Leads,
-    Accounts,
-    Contacts,
-    Opportunities,
-}
-
-impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "leads" => Some(Kind::Leads),
-            "accounts" => Some(Kind::Accounts),
-            "contacts" => Some(Kind::Contacts),
-            "opportunities" => Some(Kind::Opportunities),
-            _ => None,
-        }
+text_enum!(
+    /// What a file holds.
+    Kind {
+        Leads = "leads", Accounts = "accounts", Contacts = "contacts",
+        Opportunities = "opportunities",
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Leads => "leads",
-            Kind::Accounts => "accounts",
-            Kind::Contacts => "contacts",
-            Kind::Opportunities => "opportunities",
-        }
-    }
-}
+);
 
 /// `create` refuses a row that matches an existing record (unless it is identical);
 /// `upsert` updates it.
@@ -111,13 +88,11 @@ pub struct FileProblem {
     pub message: String,
 }
 
-/// The body's format, from its `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Ndjson,
-    JsonArray,
-}
+text_enum!(
+    /// The body's format, from its `Content-Type`; a job stores it as `csv`, `ndjson`
+    /// or `json` (an array).
+    Format { Csv = "csv", Ndjson = "ndjson", JsonArray = "json" }
+);
 
 impl Format {
     /// The format of a media type (parameters ignored), if it is one of ours.
@@ -139,26 +114,6 @@ impl Format {
         match ext.as_str() {
             "csv" => Some(Format::Csv),
             "ndjson" | "jsonl" => Some(Format::Ndjson),
-            "json" => Some(Format::JsonArray),
-            _ => None,
-        }
-    }
-}
-
-impl Format {
-    /// The text a job stores: `csv`, `ndjson` or `json` (an array).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Ndjson => "ndjson",
-            Format::JsonArray => "json",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Format> {
-        match text {
-            "csv" => Some(Format::Csv),
-            "ndjson" => Some(Format::Ndjson),
             "json" => Some(Format::JsonArray),
             _ => None,
         }

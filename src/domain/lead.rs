@@ -3,12 +3,16 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// An enum with one text per variant: its wire and stored form, `as_str`/`parse`, serde
+/// and the OpenAPI enum, all from one list. Variants may carry doc comments.
 macro_rules! text_enum {
-    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[doc = $doc:literal])* $name:ident {
+        $($(#[doc = $vdoc:literal])* $variant:ident = $text:literal),+ $(,)?
+    }) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[doc = $vdoc])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -28,10 +32,11 @@ macro_rules! text_enum {
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 let doc: &[&str] = &[$($doc),*];
+                let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
                 utoipa::openapi::schema::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .enum_values(Some(Self::ALL.iter().copied()))
-                    .description(Some(doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")))
+                    .description((!description.is_empty()).then_some(description))
                     .into()
             }
         }

@@ -1,39 +1,19 @@
 //! Pipelines and stages: the rules a stage definition must satisfy.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::lead::text_enum;
 use super::{required_text, Problems};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StageKind {
+text_enum!(StageKind {
     /// Work in progress.
-    Open,
+    Open = "open",
     /// The deal closed won (exactly one per pipeline).
-    Won,
+    Won = "won",
     /// The deal closed lost (at least one per pipeline).
-    Lost,
-}
-
-impl StageKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StageKind::Open => "open",
-            StageKind::Won => "won",
-            StageKind::Lost => "lost",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<StageKind> {
-        match s {
-            "open" => Some(StageKind::Open),
-            "won" => Some(StageKind::Won),
-            "lost" => Some(StageKind::Lost),
-            _ => None,
-        }
-    }
-}
+    Lost = "lost",
+});
 
 /// Opportunity fields a stage may require before a deal enters it, under their API
 /// names. `custom.<key>` names a member of the opportunity's `custom` object.

@@ -1,36 +1,9 @@
 //! Users, roles and emails.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
+use super::lead::text_enum;
 use super::Problems;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Manager,
-    Rep,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Manager => "manager",
-            Role::Rep => "rep",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "manager" => Some(Role::Manager),
-            "rep" => Some(Role::Rep),
-            _ => None,
-        }
-    }
-}
+text_enum!(Role { Admin = "admin", Manager = "manager", Rep = "rep" });
 
 /// A syntactically plausible email address, lower-cased so lookups are case-blind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,23 +70,14 @@ mod tests {
 }
 
 // What an API key may do (people are limited by their role alone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum Scope {
-    #[serde(rename = "leads:read")]
-    LeadsRead,
-    #[serde(rename = "leads:write")]
-    LeadsWrite,
-    #[serde(rename = "opportunities:read")]
-    OpportunitiesRead,
-    #[serde(rename = "opportunities:write")]
-    OpportunitiesWrite,
-    #[serde(rename = "imports")]
-    Imports,
-    #[serde(rename = "reports:read")]
-    ReportsRead,
-    #[serde(rename = "webhooks:manage")]
-    WebhooksManage,
+text_enum!(Scope {
+    LeadsRead = "leads:read",
+    LeadsWrite = "leads:write",
+    OpportunitiesRead = "opportunities:read",
+    OpportunitiesWrite = "opportunities:write",
+    Imports = "imports",
+    ReportsRead = "reports:read",
+    WebhooksManage = "webhooks:manage",
     /// Read pipeline and stage configuration.
-    #[serde(rename = "pipelines:read")]
-    PipelinesRead,
-}
+    PipelinesRead = "pipelines:read",
+});
