@@ -53,10 +53,26 @@ impl Modify for IdempotentPosts {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         use utoipa::openapi::{Required, ResponseBuilder};
+        let key_schema = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some(IDEMPOTENCY_KEY_PATTERN))
+        };
         for (path, item) in openapi.paths.paths.iter_mut() {
             let Some(op) = item.post.as_mut() else {
                 continue;
             };
+            // An operation that declares the header itself (the public capture
+            // endpoint) checks it the same way: the same schema.
+            for param in op.parameters.iter_mut().flatten() {
+                if let utoipa::openapi::RefOr::T(param) = param {
+                    if param.name == "Idempotency-Key" {
+                        param.schema = Some(key_schema().into());
+                    }
+                }
+            }
             if !is_secured(op) {
                 continue;
             }
@@ -79,13 +95,7 @@ impl Modify for IdempotentPosts {
                      request is 422 `idempotency_key_reused`, while the first is still running 409 \
                      `idempotency_key_in_progress`.",
                 ))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .min_length(Some(1))
-                        .max_length(Some(255))
-                        .pattern(Some(IDEMPOTENCY_KEY_PATTERN)),
-                ))
+                .schema(Some(key_schema()))
                 .build();
             op.parameters.get_or_insert_with(Vec::new).push(key.into());
             op.responses
