@@ -306,6 +306,25 @@ mod tests {
     }
 
     #[test]
+    fn numeric_secrets_stay_text_and_blank_variables_are_unset() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "STAGEFLOW_ADMIN_PASSWORD" => Some("20261202".into()),
+            "STAGEFLOW_JWT_SECRET" => Some("   ".into()),
+            "STAGEFLOW_BIND" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap();
+        let password = s
+            .admin_password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned());
+        assert_eq!(password.as_deref(), Some("20261202"));
+        assert!(s.jwt_secret.is_none(), "a blank secret is no secret");
+        assert_eq!(s.bind, Settings::default().bind);
+    }
+
+    #[test]
     fn bad_numbers_are_refused() {
         let mut s = Settings::default();
         let err = s
