@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::fields::{opt_email, opt_text, resolve_owner};
-use super::records::{stamp_new_or_next, Ops};
+use super::records::{save_whole, stamp_new_or_next, Ops};
 use crate::auth::Caller;
 use crate::domain::lead::CompanySize;
 use crate::domain::{required_text, Problems};
 use crate::error::AppResult;
 use crate::storage::accounts::{AccountRow, ContactRow};
-use crate::storage::{DbConn, Repo, Stamped, Visible};
+use crate::storage::{DbConn, Repo, Visible};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +164,7 @@ pub fn account_ops() -> Ops<AccountRow, AccountInput> {
     Ops {
         input_of: |r| AccountInput::from(r),
         build: account_row,
-        save: |conn, _, _, row| Ok(row.save(conn)?),
+        save: save_whole,
     }
 }
 
@@ -173,7 +173,7 @@ pub fn contact_ops() -> Ops<ContactRow, ContactInput> {
     Ops {
         input_of: |r| ContactInput::from(r),
         build: contact_row,
-        save: |conn, _, _, row| Ok(row.save(conn)?),
+        save: save_whole,
     }
 }
 

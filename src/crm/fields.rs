@@ -7,7 +7,7 @@ use crate::auth::Caller;
 use crate::domain::ids::UserId;
 use crate::domain::user::Email;
 use crate::domain::Problems;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::storage::types::JsonText;
 use crate::storage::{users, DbConn};
 
@@ -58,7 +58,7 @@ pub fn tags_json(p: &mut Problems, tags: &[String]) -> AppResult<JsonText<Vec<St
     if out.len() > 50 {
         p.add("tags", "too_many", "at most 50 tags");
     }
-    json(out)
+    JsonText::encode(out)
 }
 
 /// Custom fields: a flat-or-nested JSON object of at most 16 KiB.
@@ -66,16 +66,11 @@ pub fn custom_json(
     p: &mut Problems,
     custom: &Option<Map<String, Value>>,
 ) -> AppResult<JsonText<Map<String, Value>>> {
-    let custom = json(custom.clone().unwrap_or_default())?;
+    let custom = JsonText::encode(custom.clone().unwrap_or_default())?;
     if custom.text().len() > 16 * 1024 {
         p.add("custom", "too_large", "custom fields are limited to 16 KiB");
     }
     Ok(custom)
-}
-
-/// A value as the JSON text a column stores.
-pub fn json<T: serde::Serialize>(value: T) -> AppResult<JsonText<T>> {
-    JsonText::new(value).map_err(AppError::internal)
 }
 
 /// The owner of a record being written: the caller by default; otherwise an active user

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::fields::{custom_json, json, opt_email, opt_text, resolve_owner, tags_json};
+use super::fields::{custom_json, opt_email, opt_text, resolve_owner, tags_json};
 use super::records::{stamp_new_or_next, Ops};
 use crate::auth::Caller;
 use crate::domain::lead::{
@@ -96,7 +96,7 @@ pub fn apply_score(row: &mut LeadRow, rules: &[ScoringRule]) -> AppResult<()> {
     };
     let (total, items) = score(&facts, rules);
     row.score = total;
-    row.score_breakdown = json(items)?;
+    row.score_breakdown = JsonText::encode(items)?;
     Ok(())
 }
 
@@ -143,7 +143,7 @@ pub fn build(
         }
     }
     let owner_id = resolve_owner(conn, &mut p, caller, input.owner_id.as_deref())?;
-    let bant = json(input.bant.unwrap_or_default())?;
+    let bant = JsonText::encode(input.bant.unwrap_or_default())?;
     let mut row = LeadRow {
         first_name,
         last_name,

@@ -49,7 +49,7 @@ pub fn add_stage(
 }
 
 /// A stage as the input that would define it again.
-pub fn input_of(s: &StageRow) -> StageInput {
+fn input_of(s: &StageRow) -> StageInput {
     StageInput {
         name: s.name.clone(),
         probability: Some(s.probability),

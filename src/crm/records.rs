@@ -33,6 +33,11 @@ pub fn restamped<T: Stamped + Clone>(current: Option<&T>, caller: &Caller) -> Ap
     Ok(row)
 }
 
+/// The usual `save` of [`Ops`]: the rebuilt row written whole at its next version.
+pub fn save_whole<R: Stamped>(conn: &mut DbConn, _: &Caller, _: &R, row: &R) -> AppResult<()> {
+    Ok(row.save(conn)?)
+}
+
 /// How one kind of record is shown as input, rebuilt and saved (it is locked by
 /// [`Visible::lock_visible`]).
 pub struct Ops<R, I> {

@@ -10,7 +10,7 @@ use super::utc;
 use crate::auth::api_keys::{self, Scope};
 use crate::auth::Caller;
 use crate::domain::{required_text, Problems};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::state::AppState;
 use crate::storage::types::JsonText;
 use crate::storage::{self, api_keys as store, api_keys::ApiKeyRow};
@@ -90,7 +90,7 @@ pub async fn create_api_key(
         name,
         prefix: generated.prefix,
         secret_hash: generated.secret_hash,
-        scopes: JsonText::new(scopes).map_err(AppError::internal)?,
+        scopes: JsonText::encode(scopes)?,
         user_id: caller.user_id,
         created_at: storage::now(),
         last_used_at: None,

@@ -15,7 +15,7 @@ use super::utc;
 use crate::auth::api_keys::Scope;
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
-use crate::crm::records::{self, restamped, Ops};
+use crate::crm::records::{self, restamped, save_whole, Ops};
 use crate::domain::integration::{DeliveryStatus, EventType, PING};
 use crate::domain::user::Role;
 use crate::domain::Problems;
@@ -25,7 +25,7 @@ use crate::integrations::signing::new_webhook_secret;
 use crate::state::AppState;
 use crate::storage::types::JsonText;
 use crate::storage::webhooks::{self as store, AttemptRow, DeliveryRow, SubscriptionRow};
-use crate::storage::{self, check_version, pipelines, teams, users, DbConn, Repo, Stamped};
+use crate::storage::{self, check_version, pipelines, teams, users, DbConn, Repo};
 
 /// Which records a subscription hears about: each filter set must match the record
 /// after the change (a deal's pipeline and stage, the record's owner or the owner's
@@ -206,7 +206,7 @@ fn apply(row: &mut SubscriptionRow, input: WebhookInput) -> AppResult<()> {
     }
     row.url = input.url;
     row.description = input.description;
-    row.events = JsonText::new(input.events).map_err(AppError::internal)?;
+    row.events = JsonText::encode(input.events)?;
     row.pipeline_id = input.filter.pipeline_id.map(Into::into);
     row.to_stage_id = input.filter.to_stage_id.map(Into::into);
     row.owner_id = input.filter.owner_id.map(Into::into);
@@ -326,7 +326,7 @@ pub async fn update_webhook(
             apply(&mut row, input.clone())?;
             Ok(row)
         },
-        save: |conn, _, _, row: &SubscriptionRow| Ok(row.save(conn)?),
+        save: save_whole,
     };
     let row = storage::run_tx(&state.pool, move |conn| {
         records::update(

@@ -179,7 +179,7 @@ fn run_job(pool: &DbPool, conn: &mut DbConn, job: &JobRow, worker: &str) -> AppR
     let mut report = super::run(conn, &caller, options, records, skip, &mut sink)?;
     if skip > 0 {
         // Counts of the rows before the restart come from the stored report.
-        report = merge_counts(job.report.clone().into_inner(), report);
+        report = merge_counts((*job.report).clone(), report);
     }
     Ok(report)
 }

@@ -9,7 +9,7 @@ use super::types::JsonText;
 use super::{now, DbConn};
 use crate::domain::ids::ImportJobId;
 use crate::domain::import::{Format, JobState, Kind, Options, Report};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = import_jobs)]
@@ -128,7 +128,7 @@ pub fn progress(
     rows_done: i64,
     report: &Report,
 ) -> AppResult<JobState> {
-    let report = json(report)?;
+    let report = JsonText::encode(report)?;
     let at = now();
     diesel::update(
         import_jobs::table
@@ -151,7 +151,7 @@ pub fn progress(
 
 pub fn set_header(conn: &mut DbConn, id: &str, header: &[String]) -> AppResult<()> {
     diesel::update(import_jobs::table.find(uid(id)))
-        .set(import_jobs::header.eq(json(header.to_vec())?))
+        .set(import_jobs::header.eq(JsonText::encode(header.to_vec())?))
         .execute(conn)?;
     Ok(())
 }
@@ -165,7 +165,7 @@ pub fn finish(
     report: Option<&Report>,
     error: Option<&str>,
 ) -> AppResult<()> {
-    let report = report.map(json).transpose()?;
+    let report = report.map(JsonText::encode).transpose()?;
     super::write_tx(conn, |conn| {
         let at = now();
         let open = import_jobs::table
@@ -245,9 +245,4 @@ pub fn rejects(
             import_rejects::error,
         ))
         .load(conn)?)
-}
-
-/// A value as the JSON text of its column.
-fn json<T: serde::Serialize>(value: T) -> AppResult<JsonText<T>> {
-    JsonText::new(value).map_err(AppError::internal)
 }

@@ -54,7 +54,6 @@ impl StageRow {
         actor: &UserId,
     ) -> AppResult<StageRow> {
         let t = now();
-        let json = |v: &Vec<String>| JsonText::new(v.clone()).map_err(AppError::internal);
         Ok(StageRow {
             id: super::new_id(),
             pipeline_id: pipeline_id.clone(),
@@ -63,9 +62,9 @@ impl StageRow {
             probability: d.probability,
             kind: d.kind,
             stalled_after_days: d.stalled_after_days,
-            required_fields: json(&d.required_fields)?,
-            exit_criteria: json(&d.exit_criteria)?,
-            suggested_actions: json(&d.suggested_actions)?,
+            required_fields: JsonText::encode(d.required_fields.clone())?,
+            exit_criteria: JsonText::encode(d.exit_criteria.clone())?,
+            suggested_actions: JsonText::encode(d.suggested_actions.clone())?,
             next_action_within_days: d.next_action_within_days,
             version: 1,
             created_at: t,

@@ -125,6 +125,12 @@ impl<T: Serialize> JsonText<T> {
         let text = serde_json::to_string(&value)?;
         Ok(JsonText { value, text })
     }
+
+    /// A value as the JSON text its column stores; a value that cannot be written as
+    /// JSON (a map with non-text keys) is the service's own error.
+    pub fn encode(value: T) -> crate::error::AppResult<Self> {
+        Self::new(value).map_err(crate::error::AppError::internal)
+    }
 }
 
 impl<T> JsonText<T> {

@@ -569,22 +569,7 @@ async fn source_changes_are_versioned(app: TestApp) {
     let after_rotation = app.get(&path).admin().send_ok().await;
     assert_eq!(after_rotation.header("etag"), Some("\"3\""));
     assert_eq!(after_rotation.body["name"], "CRM 推送（新）");
-    app.delete(&path)
-        .admin()
-        .header("if-match", "\"2\"")
-        .send()
-        .await
-        .problem(412, "version_conflict");
-    app.delete(&path)
-        .admin()
-        .header("if-match", "\"3\"")
-        .expect(204)
-        .await;
-    app.get(&path)
-        .admin()
-        .send()
-        .await
-        .problem(404, "not_found");
+    app.delete_only_at_version(&path, 2, 3).await;
 }
 
 api_tests!(

@@ -225,6 +225,27 @@ impl TestApp {
         self.req(Method::DELETE, path)
     }
 
+    /// As an admin: a DELETE of `path` at version `stale` is 412 `version_conflict`; at
+    /// `current` it is 204, after which the record is not found.
+    pub async fn delete_only_at_version(&self, path: &str, stale: i32, current: i32) {
+        self.delete(path)
+            .admin()
+            .header("if-match", &format!("\"{stale}\""))
+            .send()
+            .await
+            .problem(412, "version_conflict");
+        self.delete(path)
+            .admin()
+            .header("if-match", &format!("\"{current}\""))
+            .expect(204)
+            .await;
+        self.get(path)
+            .admin()
+            .send()
+            .await
+            .problem(404, "not_found");
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> String {
         let res = self
             .post("/api/v1/auth/token")

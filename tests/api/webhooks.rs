@@ -578,22 +578,7 @@ async fn subscription_changes_are_versioned(app: TestApp) {
         app.get(&path).admin().send_ok().await.body["description"],
         "市场部"
     );
-    app.delete(&path)
-        .admin()
-        .header("if-match", "\"1\"")
-        .send()
-        .await
-        .problem(412, "version_conflict");
-    app.delete(&path)
-        .admin()
-        .header("if-match", "\"2\"")
-        .expect(204)
-        .await;
-    app.get(&path)
-        .admin()
-        .send()
-        .await
-        .problem(404, "not_found");
+    app.delete_only_at_version(&path, 1, 2).await;
 }
 
 api_tests!(

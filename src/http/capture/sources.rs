@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::crm::fields::opt_text;
-use crate::crm::records::{restamped, Ops};
+use crate::crm::records::{restamped, save_whole, Ops};
 use crate::domain::integration::CaptureKind;
 use crate::domain::lead::LeadSource;
 use crate::domain::{required_text, Problems};
@@ -309,14 +309,13 @@ fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> A
         }
     }
     p.into_result()?;
-    let json = |v| JsonText::new(v).map_err(AppError::internal);
     let mut both = Map::new();
     both.insert("defaults".into(), Value::Object(input.defaults));
     both.insert("constants".into(), Value::Object(input.constants));
     row.name = name;
     row.kind = input.kind;
-    row.field_map = JsonText::new(input.field_map).map_err(AppError::internal)?;
-    row.constants = json(both)?;
+    row.field_map = JsonText::encode(input.field_map)?;
+    row.constants = JsonText::encode(both)?;
     row.default_source = input.default_source.unwrap_or(match input.kind {
         CaptureKind::Form => LeadSource::WebForm,
         CaptureKind::Webhook => LeadSource::Api,
@@ -324,8 +323,8 @@ fn apply(conn: &mut DbConn, row: &mut SourceRow, input: CaptureSourceInput) -> A
     row.source_detail = detail;
     row.owner_id = input.default_owner_id.map(Into::into);
     row.team_id = input.round_robin_team_id.map(Into::into);
-    row.dedupe_on = JsonText::new(dedupe).map_err(AppError::internal)?;
-    row.allowed_origins = JsonText::new(origins).map_err(AppError::internal)?;
+    row.dedupe_on = JsonText::encode(dedupe)?;
+    row.allowed_origins = JsonText::encode(origins)?;
     row.redirect_url = input.redirect_url;
     row.honeypot_field = honeypot;
     row.min_submit_seconds = min_secs;
@@ -449,7 +448,7 @@ pub async fn update_source(
             apply(conn, &mut row, input.clone())?;
             Ok(row)
         },
-        save: |conn, _, _, row: &SourceRow| Ok(row.save(conn)?),
+        save: save_whole,
     };
     let row = patch_owned(&state, caller, id.into_inner(), if_match, body.0, ops).await?;
     Ok(HttpResponse::Ok()

@@ -76,7 +76,7 @@ pub async fn create_forecast_snapshot(
     let scope = scope_of(&caller, &snapshot_query(&b), false).map_err(body_error)?;
     let period = b.period.unwrap_or(Period::Month);
     let name = b.name.clone();
-    let params = JsonText::new(b).map_err(AppError::internal)?;
+    let params = JsonText::encode(b)?;
     let snapshot = storage::run_tx(&state.pool, move |conn| {
         let now = storage::now();
         forecast::check_snapshot_quota(conn, &caller.user_id, now)?;
@@ -86,7 +86,7 @@ pub async fn create_forecast_snapshot(
             name,
             period,
             scope: params,
-            rows: JsonText::new(report.rows).map_err(AppError::internal)?,
+            rows: JsonText::encode(report.rows)?,
             created_at: now,
             created_by: caller.user_id.clone(),
         };
