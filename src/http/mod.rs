@@ -33,23 +33,29 @@ use serde::{Deserialize, Deserializer};
 use crate::error::AppError;
 
 /// Every route in one place. Each path is one resource, so a known path with an
-/// unsupported method answers 405 with `Allow` rather than 404.
+/// unsupported method answers 405 with `Allow` rather than 404. Resources are grouped
+/// in a scope per collection: the router compares a scope's fixed prefix before it
+/// tries the path patterns inside, instead of matching every `{id}` pattern of the
+/// API in turn.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/auth/token").route(web::post().to(auth::create_token)))
-                .service(web::resource("/users/me").route(web::get().to(users::find_me)))
                 .service(
-                    web::resource("/users")
-                        .route(web::get().to(users::list_users))
-                        .route(web::post().to(users::create_user)),
-                )
-                .service(
-                    web::resource("/users/{id}")
-                        .route(web::get().to(users::find_user))
-                        .route(web::patch().to(users::update_user)),
+                    web::scope("/users")
+                        .service(web::resource("/me").route(web::get().to(users::find_me)))
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(users::list_users))
+                                .route(web::post().to(users::create_user)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(users::find_user))
+                                .route(web::patch().to(users::update_user)),
+                        ),
                 )
                 .service(
                     web::resource("/teams")
@@ -57,41 +63,49 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(teams::create_team)),
                 )
                 .service(
-                    web::resource("/api-keys")
-                        .route(web::get().to(api_keys::list_api_keys))
-                        .route(web::post().to(api_keys::create_api_key)),
+                    web::scope("/api-keys")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(api_keys::list_api_keys))
+                                .route(web::post().to(api_keys::create_api_key)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::delete().to(api_keys::delete_api_key)),
+                        ),
                 )
                 .service(
-                    web::resource("/api-keys/{id}")
-                        .route(web::delete().to(api_keys::delete_api_key)),
+                    web::scope("/pipelines")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(pipelines::list_pipelines))
+                                .route(web::post().to(pipelines::create_pipeline)),
+                        )
+                        .service(
+                            web::resource("/from-template")
+                                .route(web::post().to(pipelines::create_pipeline_from_template)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(pipelines::find_pipeline))
+                                .route(web::patch().to(pipelines::update_pipeline))
+                                .route(web::delete().to(pipelines::delete_pipeline)),
+                        )
+                        .service(
+                            web::resource("/{id}/stages")
+                                .route(web::post().to(pipelines::create_stage)),
+                        )
+                        .service(
+                            web::resource("/{id}/stage-order")
+                                .route(web::put().to(pipelines::update_stage_order)),
+                        ),
                 )
                 .service(
-                    web::resource("/pipelines")
-                        .route(web::get().to(pipelines::list_pipelines))
-                        .route(web::post().to(pipelines::create_pipeline)),
-                )
-                .service(
-                    web::resource("/pipelines/from-template")
-                        .route(web::post().to(pipelines::create_pipeline_from_template)),
-                )
-                .service(
-                    web::resource("/pipelines/{id}")
-                        .route(web::get().to(pipelines::find_pipeline))
-                        .route(web::patch().to(pipelines::update_pipeline))
-                        .route(web::delete().to(pipelines::delete_pipeline)),
-                )
-                .service(
-                    web::resource("/pipelines/{id}/stages")
-                        .route(web::post().to(pipelines::create_stage)),
-                )
-                .service(
-                    web::resource("/pipelines/{id}/stage-order")
-                        .route(web::put().to(pipelines::update_stage_order)),
-                )
-                .service(
-                    web::resource("/stages/{id}")
-                        .route(web::patch().to(pipelines::update_stage))
-                        .route(web::delete().to(pipelines::delete_stage)),
+                    web::scope("/stages").service(
+                        web::resource("/{id}")
+                            .route(web::patch().to(pipelines::update_stage))
+                            .route(web::delete().to(pipelines::delete_stage)),
+                    ),
                 )
                 .service(
                     web::resource("/scoring-rules")
@@ -99,147 +113,172 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::put().to(leads::replace_scoring_rules)),
                 )
                 .service(
-                    web::resource("/leads")
-                        .route(web::get().to(leads::list_leads))
-                        .route(web::post().to(leads::create_lead)),
+                    web::scope("/leads")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(leads::list_leads))
+                                .route(web::post().to(leads::create_lead)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(leads::find_lead))
+                                .route(web::patch().to(leads::update_lead))
+                                .route(web::delete().to(leads::delete_lead)),
+                        )
+                        .service(
+                            web::resource("/{id}/convert")
+                                .route(web::post().to(leads::convert_lead)),
+                        )
+                        .service(
+                            web::resource("/{id}/disqualify")
+                                .route(web::post().to(leads::disqualify_lead)),
+                        ),
                 )
                 .service(
-                    web::resource("/leads/{id}")
-                        .route(web::get().to(leads::find_lead))
-                        .route(web::patch().to(leads::update_lead))
-                        .route(web::delete().to(leads::delete_lead)),
+                    web::scope("/accounts")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(accounts::list_accounts))
+                                .route(web::post().to(accounts::create_account)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(accounts::find_account))
+                                .route(web::patch().to(accounts::update_account))
+                                .route(web::delete().to(accounts::delete_account)),
+                        ),
                 )
                 .service(
-                    web::resource("/leads/{id}/convert").route(web::post().to(leads::convert_lead)),
-                )
-                .service(
-                    web::resource("/leads/{id}/disqualify")
-                        .route(web::post().to(leads::disqualify_lead)),
-                )
-                .service(
-                    web::resource("/accounts")
-                        .route(web::get().to(accounts::list_accounts))
-                        .route(web::post().to(accounts::create_account)),
-                )
-                .service(
-                    web::resource("/accounts/{id}")
-                        .route(web::get().to(accounts::find_account))
-                        .route(web::patch().to(accounts::update_account))
-                        .route(web::delete().to(accounts::delete_account)),
-                )
-                .service(
-                    web::resource("/contacts")
-                        .route(web::get().to(accounts::list_contacts))
-                        .route(web::post().to(accounts::create_contact)),
-                )
-                .service(
-                    web::resource("/contacts/{id}")
-                        .route(web::get().to(accounts::find_contact))
-                        .route(web::patch().to(accounts::update_contact))
-                        .route(web::delete().to(accounts::delete_contact)),
+                    web::scope("/contacts")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(accounts::list_contacts))
+                                .route(web::post().to(accounts::create_contact)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(accounts::find_contact))
+                                .route(web::patch().to(accounts::update_contact))
+                                .route(web::delete().to(accounts::delete_contact)),
+                        ),
                 )
                 .service(
                     web::resource("/stage-log").route(web::get().to(opportunities::list_stage_log)),
                 )
                 .service(
-                    web::resource("/imports/leads").route(web::post().to(imports::import_leads)),
-                )
-                .service(
-                    web::resource("/imports/accounts")
-                        .route(web::post().to(imports::import_accounts)),
-                )
-                .service(
-                    web::resource("/imports/contacts")
-                        .route(web::post().to(imports::import_contacts)),
-                )
-                .service(
-                    web::resource("/imports/opportunities")
-                        .route(web::post().to(imports::import_opportunities)),
-                )
-                .service(
-                    web::resource("/imports/{id}")
-                        .route(web::get().to(imports::find_import))
-                        .route(web::delete().to(imports::cancel_import)),
-                )
-                .service(
-                    web::resource("/imports/{id}/errors.csv")
-                        .route(web::get().to(imports::find_import_errors)),
-                )
-                .service(
-                    web::resource("/capture-sources")
-                        .route(web::get().to(capture::list_sources))
-                        .route(web::post().to(capture::create_source)),
-                )
-                .service(
-                    web::resource("/capture-sources/{id}")
-                        .route(web::get().to(capture::get_source))
-                        .route(web::patch().to(capture::update_source))
-                        .route(web::delete().to(capture::delete_source)),
-                )
-                .service(
-                    web::resource("/capture-sources/{id}/rotate-secret")
-                        .route(web::post().to(capture::rotate_secret)),
-                )
-                .service(
-                    web::resource("/capture/{key}")
-                        .route(web::post().to(capture::capture))
-                        .route(
-                            web::method(actix_web::http::Method::OPTIONS).to(capture::preflight),
+                    web::scope("/imports")
+                        .service(
+                            web::resource("/leads").route(web::post().to(imports::import_leads)),
+                        )
+                        .service(
+                            web::resource("/accounts")
+                                .route(web::post().to(imports::import_accounts)),
+                        )
+                        .service(
+                            web::resource("/contacts")
+                                .route(web::post().to(imports::import_contacts)),
+                        )
+                        .service(
+                            web::resource("/opportunities")
+                                .route(web::post().to(imports::import_opportunities)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(imports::find_import))
+                                .route(web::delete().to(imports::cancel_import)),
+                        )
+                        .service(
+                            web::resource("/{id}/errors.csv")
+                                .route(web::get().to(imports::find_import_errors)),
                         ),
                 )
                 .service(
-                    web::resource("/webhooks")
-                        .route(web::get().to(webhooks::list_webhooks))
-                        .route(web::post().to(webhooks::create_webhook)),
+                    web::scope("/capture-sources")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(capture::list_sources))
+                                .route(web::post().to(capture::create_source)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(capture::get_source))
+                                .route(web::patch().to(capture::update_source))
+                                .route(web::delete().to(capture::delete_source)),
+                        )
+                        .service(
+                            web::resource("/{id}/rotate-secret")
+                                .route(web::post().to(capture::rotate_secret)),
+                        ),
                 )
                 .service(
-                    web::resource("/webhooks/deliveries/{id}/redeliver")
-                        .route(web::post().to(webhooks::redeliver)),
+                    web::scope("/capture").service(
+                        web::resource("/{key}")
+                            .route(web::post().to(capture::capture))
+                            .route(
+                                web::method(actix_web::http::Method::OPTIONS)
+                                    .to(capture::preflight),
+                            ),
+                    ),
                 )
                 .service(
-                    web::resource("/webhooks/{id}")
-                        .route(web::get().to(webhooks::get_webhook))
-                        .route(web::patch().to(webhooks::update_webhook))
-                        .route(web::delete().to(webhooks::delete_webhook)),
+                    web::scope("/webhooks")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(webhooks::list_webhooks))
+                                .route(web::post().to(webhooks::create_webhook)),
+                        )
+                        .service(
+                            web::resource("/deliveries/{id}/redeliver")
+                                .route(web::post().to(webhooks::redeliver)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(webhooks::get_webhook))
+                                .route(web::patch().to(webhooks::update_webhook))
+                                .route(web::delete().to(webhooks::delete_webhook)),
+                        )
+                        .service(
+                            web::resource("/{id}/deliveries")
+                                .route(web::get().to(webhooks::list_deliveries)),
+                        )
+                        .service(
+                            web::resource("/{id}/test")
+                                .route(web::post().to(webhooks::test_webhook)),
+                        ),
                 )
                 .service(
-                    web::resource("/webhooks/{id}/deliveries")
-                        .route(web::get().to(webhooks::list_deliveries)),
-                )
-                .service(
-                    web::resource("/webhooks/{id}/test")
-                        .route(web::post().to(webhooks::test_webhook)),
-                )
-                .service(
-                    web::resource("/opportunities")
-                        .route(web::get().to(opportunities::list_opportunities))
-                        .route(web::post().to(opportunities::create_opportunity)),
-                )
-                .service(
-                    web::resource("/opportunities/{id}")
-                        .route(web::get().to(opportunities::find_opportunity))
-                        .route(web::patch().to(opportunities::update_opportunity))
-                        .route(web::delete().to(opportunities::delete_opportunity)),
-                )
-                .service(
-                    web::resource("/opportunities/{id}/move")
-                        .route(web::post().to(opportunities::move_opportunity)),
-                )
-                .service(
-                    web::resource("/opportunities/{id}/win")
-                        .route(web::post().to(opportunities::win_opportunity)),
-                )
-                .service(
-                    web::resource("/opportunities/{id}/lose")
-                        .route(web::post().to(opportunities::lose_opportunity)),
-                )
-                .service(
-                    web::resource("/opportunities/{id}/reopen")
-                        .route(web::post().to(opportunities::reopen_opportunity)),
-                )
-                .service(
-                    web::resource("/opportunities/{id}/history")
-                        .route(web::get().to(opportunities::opportunity_history)),
+                    web::scope("/opportunities")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(opportunities::list_opportunities))
+                                .route(web::post().to(opportunities::create_opportunity)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(opportunities::find_opportunity))
+                                .route(web::patch().to(opportunities::update_opportunity))
+                                .route(web::delete().to(opportunities::delete_opportunity)),
+                        )
+                        .service(
+                            web::resource("/{id}/move")
+                                .route(web::post().to(opportunities::move_opportunity)),
+                        )
+                        .service(
+                            web::resource("/{id}/win")
+                                .route(web::post().to(opportunities::win_opportunity)),
+                        )
+                        .service(
+                            web::resource("/{id}/lose")
+                                .route(web::post().to(opportunities::lose_opportunity)),
+                        )
+                        .service(
+                            web::resource("/{id}/reopen")
+                                .route(web::post().to(opportunities::reopen_opportunity)),
+                        )
+                        .service(
+                            web::resource("/{id}/history")
+                                .route(web::get().to(opportunities::opportunity_history)),
+                        ),
                 )
                 .service(
                     web::resource("/loss-reasons")
@@ -247,20 +286,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(loss_reasons::create_loss_reason)),
                 )
                 .service(
-                    web::resource("/activities")
-                        .route(web::get().to(activities::list_activities))
-                        .route(web::post().to(activities::create_activity)),
-                )
-                .service(
-                    web::resource("/activities/{id}")
-                        .route(web::get().to(activities::find_activity))
-                        .route(web::patch().to(activities::update_activity))
-                        .route(web::delete().to(activities::delete_activity)),
+                    web::scope("/activities")
+                        .service(
+                            web::resource("")
+                                .route(web::get().to(activities::list_activities))
+                                .route(web::post().to(activities::create_activity)),
+                        )
+                        .service(
+                            web::resource("/{id}")
+                                .route(web::get().to(activities::find_activity))
+                                .route(web::patch().to(activities::update_activity))
+                                .route(web::delete().to(activities::delete_activity)),
+                        ),
                 )
                 .service(
                     web::resource("/follow-ups").route(web::get().to(activities::list_follow_ups)),
                 )
-                .configure(report_routes),
+                .service(web::scope("/reports").configure(report_routes)),
         )
         .service(web::resource("/openapi.json").route(web::get().to(openapi::serve_document)))
         .service(web::resource("/docs").route(web::get().to(|| async {
@@ -273,53 +315,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn report_routes(cfg: &mut web::ServiceConfig) {
     let at = |path: &str, route| web::resource(path.to_owned()).route(route);
-    cfg.service(at("/reports/funnel", web::get().to(reports::funnel_report)))
+    cfg.service(at("/funnel", web::get().to(reports::funnel_report)))
+        .service(at("/funnel.svg", web::get().to(reports::funnel_svg)))
         .service(at(
-            "/reports/funnel.svg",
-            web::get().to(reports::funnel_svg),
-        ))
-        .service(at(
-            "/reports/funnel.svg/links",
+            "/funnel.svg/links",
             web::post().to(reports::create_funnel_link),
         ))
         .service(at(
-            "/reports/stage-durations",
+            "/stage-durations",
             web::get().to(reports::stage_durations_report),
         ))
+        .service(at("/stalled", web::get().to(reports::stalled_report)))
         .service(at(
-            "/reports/stalled",
-            web::get().to(reports::stalled_report),
-        ))
-        .service(at(
-            "/reports/loss-reasons",
+            "/loss-reasons",
             web::get().to(reports::loss_reasons_report),
         ))
         .service(at(
-            "/reports/activity-effectiveness",
+            "/activity-effectiveness",
             web::get().to(reports::activity_effectiveness_report),
         ))
         .service(at(
-            "/reports/lead-sources",
+            "/lead-sources",
             web::get().to(reports::lead_sources_report),
         ))
         .service(at(
-            "/reports/leaderboard",
+            "/leaderboard",
             web::get().to(reports::leaderboard_report),
         ))
         .service(at(
-            "/reports/reactivation",
+            "/reactivation",
             web::get().to(reports::reactivation_report),
         ))
+        .service(at("/forecast", web::get().to(reports::forecast_report)))
         .service(at(
-            "/reports/forecast",
-            web::get().to(reports::forecast_report),
-        ))
-        .service(at(
-            "/reports/forecast/snapshots",
+            "/forecast/snapshots",
             web::post().to(reports::create_forecast_snapshot),
         ))
         .service(at(
-            "/reports/forecast/snapshots/{id}/accuracy",
+            "/forecast/snapshots/{id}/accuracy",
             web::get().to(reports::forecast_snapshot_accuracy),
         ));
 }

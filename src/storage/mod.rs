@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod import_jobs;
 pub mod imports;
 pub mod leads;
+pub mod native;
 pub mod opportunities;
 pub mod pipelines;
 pub mod repo;
@@ -38,6 +39,7 @@ use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{AppError, AppResult};
+pub use native::NativeRead;
 pub use repo::{Lock, Repo, Visible};
 pub use versioned::Stamped;
 

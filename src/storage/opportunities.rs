@@ -4,6 +4,7 @@ use crate::domain::ids::{
     AccountId, ContactId, LeadId, OpportunityId, PipelineId, StageId, TransitionId, UserId,
 };
 use crate::storage::uid::{uid, uids};
+use crate::storage::NativeRead;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::sql;
 use diesel::expression::BoxableExpression;
@@ -78,17 +79,19 @@ pub fn find_visible_with_probability(
     let query = opportunities::table
         .inner_join(stages::table)
         .filter(opportunities::id.eq(super::sql::key(id)))
-        .select((OpportunityRow::as_select(), stages::probability));
+        .select((
+            super::native::columns::<OpportunityRow>(),
+            stages::probability,
+        ));
     match vis {
-        Visibility::All => query.get_result(conn),
+        Visibility::All => query.maybe_one(conn),
         Visibility::Own(user) => query
             .filter(opportunities::owner_id.eq(uid(user)))
-            .get_result(conn),
+            .maybe_one(conn),
         Visibility::Team { members, .. } => query
             .filter(opportunities::owner_id.eq_any(uids(members)))
-            .get_result(conn),
-    }
-    .optional()?
+            .maybe_one(conn),
+    }?
     .ok_or(AppError::NotFound)
 }
 

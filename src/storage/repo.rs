@@ -10,6 +10,7 @@
 
 use diesel::prelude::*;
 
+use super::native::{columns, NativeRead};
 use super::schema::webhook_subscriptions;
 use super::schema::{accounts, activities, capture_sources, contacts, leads, opportunities};
 use super::uid::uid;
@@ -108,7 +109,7 @@ macro_rules! records {
                     (DbConn::Pg(pg), Lock::ForUpdate) => {
                         query.select(<$row>::as_select()).for_update().first(pg).optional()
                     }
-                    (conn, _) => query.select(<$row>::as_select()).first(conn).optional(),
+                    (conn, _) => query.select(columns::<$row>()).maybe_one(conn),
                 }
             }
             fn insert(&self, conn: &mut DbConn) -> QueryResult<usize> {

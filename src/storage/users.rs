@@ -9,7 +9,7 @@ use crate::domain::user::Role;
 
 use super::schema::users;
 use super::versioned::{check_version, save_if_version};
-use super::{parse_ts_key, ts_key, After, DbConn, Page, PageRequest, StorageError};
+use super::{parse_ts_key, ts_key, After, DbConn, NativeRead, Page, PageRequest, StorageError};
 use crate::error::ProblemCode;
 use crate::error::{AppError, AppResult};
 use crate::storage::visibility::{owner_filter, Visibility};
@@ -54,9 +54,8 @@ pub fn find(conn: &mut DbConn, id: &UserId) -> AppResult<Option<UserRow>> {
 fn load(conn: &mut DbConn, id: &str) -> AppResult<Option<UserRow>> {
     Ok(users::table
         .filter(users::id.eq(super::sql::key(id)))
-        .select(UserRow::as_select())
-        .get_result(conn)
-        .optional()?)
+        .select(super::native::columns::<UserRow>())
+        .maybe_one(conn)?)
 }
 
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<UserRow>> {

@@ -60,6 +60,15 @@ async fn unknown_routes_are_404_problems(app: TestApp) {
         .send()
         .await
         .problem(404, "not_found");
+    // Inside a collection's prefix, a path no route takes is the same 404.
+    for path in [
+        "/api/v1/opportunities/",
+        "/api/v1/opportunities/some-id/nothing",
+        "/api/v1/reports/nothing",
+        "/api/v1/users/some-id/nothing",
+    ] {
+        app.get(path).admin().send().await.problem(404, "not_found");
+    }
 }
 
 async fn wrong_methods_are_405_with_allow(app: TestApp) {
@@ -70,6 +79,17 @@ async fn wrong_methods_are_405_with_allow(app: TestApp) {
     let res = app.get("/api/v1/auth/token").send().await;
     res.problem(405, "method_not_allowed");
     assert_eq!(res.header("allow"), Some("POST"));
+    let res = app
+        .put("/api/v1/opportunities/some-id")
+        .admin()
+        .send()
+        .await;
+    res.problem(405, "method_not_allowed");
+    let allow = res.header("allow").unwrap();
+    assert!(
+        allow.contains("GET") && allow.contains("PATCH") && allow.contains("DELETE"),
+        "{allow}"
+    );
 }
 
 async fn bad_query_parameters_name_the_parameter(app: TestApp) {
