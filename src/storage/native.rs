@@ -10,18 +10,17 @@
 //! and its result are the same; the read on the request path (the caller's user row,
 //! then the record) costs about an eighth less CPU that way.
 
-use diesel::pg::Pg;
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
 use diesel::query_dsl::LoadQuery;
 use diesel::sqlite::SqliteConnection;
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl, Selectable};
 
 use super::DbConn;
 
-/// `get_result` and `load` on the backend's own connection.
+/// `get_result(..).optional()` on the backend's own connection.
 pub trait NativeRead: Sized {
-    /// The one row the query selects (an error when there is none).
-    fn one<'q, R>(self, conn: &mut DbConn) -> QueryResult<R>
+    /// The row the query selects, if there is one.
+    fn maybe_one<'q, R>(self, conn: &mut DbConn) -> QueryResult<Option<R>>
     where
         Self: RunQueryDsl<PgConnection> + RunQueryDsl<SqliteConnection>,
         Self: LoadQuery<'q, PgConnection, R> + LoadQuery<'q, SqliteConnection, R>,
@@ -30,27 +29,7 @@ pub trait NativeRead: Sized {
             DbConn::Pg(c) => RunQueryDsl::<PgConnection>::get_result(self, c),
             DbConn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::get_result(self, c),
         }
-    }
-
-    /// The row the query selects, if there is one.
-    fn maybe_one<'q, R>(self, conn: &mut DbConn) -> QueryResult<Option<R>>
-    where
-        Self: RunQueryDsl<PgConnection> + RunQueryDsl<SqliteConnection>,
-        Self: LoadQuery<'q, PgConnection, R> + LoadQuery<'q, SqliteConnection, R>,
-    {
-        self.one(conn).optional()
-    }
-
-    /// Every row the query selects.
-    fn all<'q, R>(self, conn: &mut DbConn) -> QueryResult<Vec<R>>
-    where
-        Self: RunQueryDsl<PgConnection> + RunQueryDsl<SqliteConnection>,
-        Self: LoadQuery<'q, PgConnection, R> + LoadQuery<'q, SqliteConnection, R>,
-    {
-        match conn {
-            DbConn::Pg(c) => RunQueryDsl::<PgConnection>::load(self, c),
-            DbConn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::load(self, c),
-        }
+        .optional()
     }
 }
 
